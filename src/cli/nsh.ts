@@ -1,0 +1,16 @@
+// `nsh`: the command tree. Later issues add the build hook, copy, doctor, jobs and cancel.
+import { defineCommand, runMain } from "citty";
+import { VERSION } from "../util/self.ts";
+import { sigstopCommand } from "./sigstop.ts";
+
+export const nshCommand = defineCommand({
+  meta: { name: "nsh", version: VERSION, description: "Nix on HPC clusters: a scheduler build hook, and nix-sigstop for busy evaluation hosts" },
+  subCommands: {
+    sigstop: { ...sigstopCommand, meta: { ...sigstopCommand.meta, name: "sigstop" } },
+  },
+});
+
+export async function runNsh(argv: string[]): Promise<number> {
+  await runMain(nshCommand, { rawArgs: argv });
+  return typeof process.exitCode === "number" ? process.exitCode : 0;
+}

@@ -1,0 +1,51 @@
+// `nix-sigstop [options] [--] <nix args>` and `nsh sigstop [options] -- <nix args>`.
+import { defineCommand, renderUsage } from "citty";
+import { UsageError, parseSigstopArgs } from "../sigstop/args.ts";
+import { runWrapper } from "../sigstop/wrapper.ts";
+import { makeLogger } from "../util/log.ts";
+import { VERSION } from "../util/self.ts";
+
+/** citty describes the options for --help; the wrapper parses its argv itself, as nix's must pass untouched. */
+export const sigstopCommand = defineCommand({
+  meta: {
+    name: "nix-sigstop",
+    version: VERSION,
+    description:
+      "Run nix, stopping it (SIGSTOP) while it only waits for import-from-derivation builds so the kernel can swap its memory out, and continuing it (SIGCONT) when they are done. Options come before the nix arguments; everything from the first other argument (or after --) goes to nix verbatim. Each option also has an environment variable.",
+  },
+  args: {
+    nix: { type: "string", description: "nix program to run (NIX_SIGSTOP_NIX)", default: "nix" },
+    report: { type: "string", description: "write a JSON report to this file at exit (NIX_SIGSTOP_REPORT)" },
+    verbose: { type: "boolean", description: "log each stop, continue and build (NIX_SIGSTOP_VERBOSE=1)" },
+    quiet: { type: "boolean", description: "no summary line at exit" },
+    "buffer-size": { type: "string", description: "bytes the daemon proxy holds per connection and direction before it stops reading (NIX_SIGSTOP_BUFFER)", default: "8M" },
+    "shared-dir": { type: "string", description: "directory where wrappers on this host take turns resuming (NIX_SIGSTOP_SHARED_DIR; default /run/nix-sigstop as root, else /tmp/nix-sigstop-shared)" },
+    "resume-margin": { type: "string", description: "memory that must stay free besides what a resumed nix brings back from swap (NIX_SIGSTOP_RESUME_MARGIN)", default: "256M" },
+    "resume-max-wait": { type: "string", description: "seconds a resumption waits for memory before it goes ahead anyway (NIX_SIGSTOP_RESUME_MAX_WAIT)", default: "600" },
+  },
+});
+
+export async function runSigstopCli(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseSigstopArgs(argv, env);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`nix-sigstop: ${e.message}\n(see nix-sigstop --help)\n`);
+    return 2;
+  }
+  if (parsed.options.help) {
+    process.stdout.write(`${await renderUsage(sigstopCommand)}\n`);
+    return 0;
+  }
+  if (parsed.options.version) {
+    process.stdout.write(`nix-sigstop (nsh) ${VERSION}\n`);
+    return 0;
+  }
+  if (parsed.nixArgs.length === 0) {
+    process.stderr.write("nix-sigstop: no nix arguments given, e.g. nix-sigstop eval --expr '1 + 1'\n");
+    return 2;
+  }
+  const log = makeLogger("nix-sigstop", parsed.options);
+  return runWrapper(parsed, env, log);
+}

@@ -1,0 +1,95 @@
+// The build hook protocol between Nix and a hook (nix-protocols.md section 1), as a pure codec.
+import { WireReader, concat, encodeString, encodeStrings, encodeU64 } from "./wire.ts";
+
+/** Settings as Nix sends them: name → textual value, in the order received. */
+export type Settings = Map<string, string>;
+
+export interface TryRequest {
+  amWilling: boolean;
+  system: string;
+  drvPath: string;
+  requiredFeatures: string[];
+}
+
+export interface AcceptedBuild {
+  inputs: string[];
+  wantedOutputs: string[];
+}
+
+export type HookReply = "accept" | "decline" | "decline-permanently" | "postpone";
+const replies: ReadonlySet<string> = new Set(["accept", "decline", "decline-permanently", "postpone"]);
+
+export async function readSettings(r: WireReader): Promise<Settings> {
+  const settings: Settings = new Map();
+  for (let i = 0; ; i++) {
+    const more = await r.u64(`settings record ${i} marker`);
+    if (more === 0) return settings;
+    if (more !== 1) throw new Error(`bad settings record marker ${more} (expected 0 or 1) in record ${i}`);
+    const name = await r.string(`setting name ${i}`);
+    settings.set(name, await r.string(`value of setting '${name}'`));
+  }
+}
+
+export function encodeSettings(settings: Settings): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const [name, value] of settings) parts.push(encodeU64(1), encodeString(name), encodeString(value));
+  parts.push(encodeU64(0));
+  return concat(parts);
+}
+
+/** Reads the next request; undefined when Nix closed the pipe (no more builds for this hook). */
+export async function readTry(r: WireReader): Promise<TryRequest | undefined> {
+  if (await r.atEnd()) return undefined;
+  const word = await r.string("request word", 64);
+  if (word !== "try") throw new Error(`unexpected request '${word}' from Nix (expected 'try')`);
+  return {
+    amWilling: await r.bool("amWilling"),
+    system: await r.string("system"),
+    drvPath: await r.string("drvPath"),
+    requiredFeatures: await r.strings("requiredFeatures"),
+  };
+}
+
+export function encodeTry(t: TryRequest): Uint8Array {
+  return concat([
+    encodeString("try"),
+    encodeU64(t.amWilling ? 1 : 0),
+    encodeString(t.system),
+    encodeString(t.drvPath),
+    encodeStrings(t.requiredFeatures),
+  ]);
+}
+
+export async function readAccepted(r: WireReader): Promise<AcceptedBuild> {
+  return { inputs: await r.strings("inputs"), wantedOutputs: await r.strings("wantedOutputs") };
+}
+
+export function encodeAccepted(a: AcceptedBuild): Uint8Array {
+  return concat([encodeStrings(a.inputs), encodeStrings(a.wantedOutputs)]);
+}
+
+/** `# accept` → "accept"; any other `# word` is returned as-is for the caller to reject. */
+export function parseReplyLine(line: string): string | undefined {
+  return line.startsWith("# ") ? line.slice(2).trim() : undefined;
+}
+
+export function isKnownReply(word: string): word is HookReply {
+  return replies.has(word);
+}
+
+/** Verbosity is always the last argv element across Nix versions (section 1.2). */
+export function verbosityFromArgv(args: readonly string[]): number {
+  const last = args.at(-1);
+  const v = last === undefined ? Number.NaN : Number(last);
+  if (!Number.isInteger(v) || v < 0 || v > 7) throw new Error(`expected the verbosity (0-7) as the last argument, got '${last ?? ""}'`);
+  return v;
+}
+
+/** A `@nix` JSON log line, as build-remote and Nix's JSON logger produce. */
+export function nixLogLine(msg: Record<string, unknown>): string {
+  return `@nix ${JSON.stringify(msg)}\n`;
+}
+
+export function nixMsg(level: number, text: string): string {
+  return nixLogLine({ action: "msg", level, msg: text });
+}

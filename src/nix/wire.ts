@@ -1,0 +1,138 @@
+// Nix's wire format: u64 little-endian integers and length-prefixed strings padded to 8 bytes.
+// Used by the hook protocol, the worker protocol handshake and (later) the serve protocol.
+
+export class WireError extends Error {}
+
+/** Default cap on one string: hook and serve strings are paths, names and settings, never megabytes. */
+export const DEFAULT_MAX_STRING = 1 << 20;
+/** Cap on list lengths, so a corrupt count cannot make us allocate forever. */
+export const DEFAULT_MAX_LIST = 1 << 20;
+
+export function encodeU64(n: number | bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
+  return out;
+}
+
+const pad = (len: number) => (8 - (len % 8)) % 8;
+
+export function encodeString(s: string | Uint8Array): Uint8Array {
+  const bytes = typeof s === "string" ? new TextEncoder().encode(s) : s;
+  const out = new Uint8Array(8 + bytes.length + pad(bytes.length));
+  new DataView(out.buffer).setBigUint64(0, BigInt(bytes.length), true);
+  out.set(bytes, 8);
+  return out;
+}
+
+export function encodeStrings(list: readonly string[]): Uint8Array {
+  return concat([encodeU64(list.length), ...list.map((s) => encodeString(s))]);
+}
+
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Where bytes come from: a stream reader, or a fixed buffer in tests. */
+export type ByteSource = AsyncIterator<Uint8Array> | ReadableStreamDefaultReader<Uint8Array>;
+
+/**
+ * Pull-based reader over a byte stream. Each read names what it reads, so a short or corrupt
+ * stream yields an error like "EOF while reading drvPath (got 3 of 8 bytes)".
+ */
+export class WireReader {
+  private buf: Uint8Array = new Uint8Array(0);
+  private off = 0;
+  private eof = false;
+  /** Total bytes consumed, for error messages with offsets. */
+  consumed = 0;
+
+  constructor(private readonly source: ByteSource) {}
+
+  static fromBytes(bytes: Uint8Array): WireReader {
+    let given = false;
+    return new WireReader({
+      next: async () => {
+        if (given) return { done: true, value: undefined };
+        given = true;
+        return { done: false, value: bytes };
+      },
+    } as AsyncIterator<Uint8Array>);
+  }
+
+  private async fill(need: number, what: string): Promise<void> {
+    while (this.buf.length - this.off < need) {
+      if (this.eof) throw new WireError(`unexpected end of stream while reading ${what} (got ${this.buf.length - this.off} of ${need} bytes)`);
+      const r = "read" in this.source ? await this.source.read() : await this.source.next();
+      if (r.done || r.value === undefined) {
+        this.eof = true;
+        continue;
+      }
+      const rest = this.buf.subarray(this.off);
+      const next = new Uint8Array(rest.length + r.value.length);
+      next.set(rest, 0);
+      next.set(r.value, rest.length);
+      this.buf = next;
+      this.off = 0;
+    }
+  }
+
+  /** True when the stream has ended with nothing left unread. */
+  async atEnd(): Promise<boolean> {
+    if (this.buf.length - this.off > 0) return false;
+    try {
+      await this.fill(1, "");
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  async bytes(n: number, what: string): Promise<Uint8Array> {
+    await this.fill(n, what);
+    const out = this.buf.slice(this.off, this.off + n);
+    this.off += n;
+    this.consumed += n;
+    return out;
+  }
+
+  async u64(what: string): Promise<number> {
+    const b = await this.bytes(8, what);
+    const v = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError(`${what}: value ${v} is too large`);
+    return Number(v);
+  }
+
+  async bool(what: string): Promise<boolean> {
+    return (await this.u64(what)) !== 0;
+  }
+
+  async stringBytes(what: string, max = DEFAULT_MAX_STRING): Promise<Uint8Array> {
+    const start = this.consumed;
+    const len = await this.u64(`length of ${what}`);
+    if (len > max) throw new WireError(`${what}: length ${len} at offset ${start} exceeds the limit of ${max} bytes`);
+    const body = await this.bytes(len, what);
+    const padding = await this.bytes(pad(len), `padding of ${what}`);
+    if (padding.some((b) => b !== 0)) throw new WireError(`${what}: non-zero padding at offset ${start + 8 + len}`);
+    return body;
+  }
+
+  async string(what: string, max = DEFAULT_MAX_STRING): Promise<string> {
+    return new TextDecoder().decode(await this.stringBytes(what, max));
+  }
+
+  async strings(what: string, max = DEFAULT_MAX_LIST): Promise<string[]> {
+    const n = await this.u64(`count of ${what}`);
+    if (n > max) throw new WireError(`${what}: count ${n} exceeds the limit of ${max}`);
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) out.push(await this.string(`${what}[${i}]`));
+    return out;
+  }
+}

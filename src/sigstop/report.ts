@@ -1,0 +1,33 @@
+// Pure: what the wrapper reports at exit, on stderr and as JSON (--report FILE).
+import { mib } from "./admission.ts";
+
+export interface BuildRecord {
+  drv: string;
+  reply: string;
+  ok?: boolean;
+  seconds?: number;
+}
+
+export interface SigstopReport {
+  exitCode: number;
+  /** Distinct derivations nix waited for while evaluating (import-from-derivation and other builds). */
+  ifdBuilds: number;
+  builds: BuildRecord[];
+  stops: number;
+  stoppedSeconds: number;
+  resumeWaitSeconds: number;
+  peakRssBytes: number;
+  peakSwapBytesWhileStopped: number;
+  proxy?: { connections: number; peakQueuedBytes: number; peakRssBytes: number };
+}
+
+export function formatReport(r: SigstopReport): string {
+  const parts = [
+    `${r.ifdBuilds} build${r.ifdBuilds === 1 ? "" : "s"} waited for`,
+    `nix stopped ${r.stops} time${r.stops === 1 ? "" : "s"} for ${r.stoppedSeconds.toFixed(1)} s`,
+    `peak RSS ${mib(r.peakRssBytes)}`,
+    `most in swap while stopped ${mib(r.peakSwapBytesWhileStopped)}`,
+  ];
+  if (r.resumeWaitSeconds > 0.05) parts.push(`waited ${r.resumeWaitSeconds.toFixed(1)} s for memory to resume`);
+  return `nix-sigstop: ${parts.join("; ")}`;
+}

@@ -1,0 +1,126 @@
+// Stops and continues the nix client as build events arrive, with admission on resume, and keeps
+// the numbers for the report. Signals only: the decisions come from BuildTracker.
+import type { ConsolaInstance } from "consola";
+import { isAlive, readProcStatus } from "../sys/proc.ts";
+import { admit, mib, type AdmissionPolicy } from "./admission.ts";
+import { BuildTracker, type BuildEvent } from "./events.ts";
+import type { BuildRecord } from "./report.ts";
+
+export class Stopper {
+  readonly tracker = new BuildTracker();
+  readonly builds = new Map<string, BuildRecord & { t0: number }>();
+  stopped = false;
+  stops = 0;
+  stoppedMs = 0;
+  resumeWaitMs = 0;
+  peakSwap = 0;
+  peakRss = 0;
+  private stoppedAt = 0;
+  private resuming = false;
+  private exited = false;
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly pid: number,
+    private readonly policy: AdmissionPolicy,
+    private readonly sharedDir: string,
+    private readonly log: ConsolaInstance,
+  ) {
+    // While builds are pending: sample memory, and notice notifiers that died without a word.
+    this.timer = setInterval(() => this.tick(), 500);
+  }
+
+  onEvent(e: BuildEvent): void {
+    const now = Date.now();
+    if (e.ev === "start") this.builds.set(e.id, { drv: e.drv, reply: e.reply, t0: now });
+    else {
+      const b = this.builds.get(e.id);
+      if (b && b.ok === undefined) Object.assign(b, { ok: e.ok, seconds: (now - b.t0) / 1000 });
+    }
+    const action = this.tracker.onEvent(e, now);
+    if (e.ev === "start") this.log.debug(`build started (${e.reply}): ${e.drv}`);
+    else this.log.debug(`build ${e.ok ? "finished" : "ended without its outputs"}: ${e.drv}`);
+    if (action === "stop") this.stop(e.drv);
+    else if (action === "resume") void this.resume();
+  }
+
+  private stop(drv: string): void {
+    if (this.stopped || this.exited) return;
+    try {
+      process.kill(this.pid, "SIGSTOP");
+    } catch {
+      return;
+    }
+    this.stopped = true;
+    this.stops++;
+    this.stoppedAt = Date.now();
+    this.sample();
+    this.log.info(`stopped nix (pid ${this.pid}, RSS ${mib(this.peakRssNow())}) while it waits for ${drv}`);
+  }
+
+  private async resume(): Promise<void> {
+    if (!this.stopped || this.resuming) return;
+    this.resuming = true;
+    try {
+      const adm = await admit(this.pid, this.sharedDir, this.policy, (m) => this.log.info(m), () => this.tracker.active.size > 0 || this.exited);
+      this.resumeWaitMs += adm.waitedMs;
+      if (this.tracker.active.size > 0 || this.exited) {
+        adm.release(); // a new build started meanwhile: stay stopped
+        return;
+      }
+      this.cont();
+      this.log.info(`continued nix (pid ${this.pid}) after ${((Date.now() - this.stoppedAt) / 1000).toFixed(1)} s`);
+      void this.settle(adm.release);
+    } finally {
+      this.resuming = false;
+    }
+  }
+
+  /** Holds the admission until nix has paged its memory back in, so the next resumer sees the truth. */
+  private async settle(release: () => void): Promise<void> {
+    const start = readProcStatus(this.pid)?.swapBytes ?? 0;
+    const t0 = Date.now();
+    while (!this.exited && !this.stopped && Date.now() - t0 < 5000) {
+      if ((readProcStatus(this.pid)?.swapBytes ?? 0) <= start / 4) break;
+      await Bun.sleep(200);
+    }
+    release();
+  }
+
+  /** SIGCONT now, whatever the admission says: for signals and exit. */
+  cont(): void {
+    if (!this.stopped) return;
+    try {
+      process.kill(this.pid, "SIGCONT");
+    } catch {}
+    this.stopped = false;
+    this.stoppedMs += Date.now() - this.stoppedAt;
+  }
+
+  private peakRssNow(): number {
+    return readProcStatus(this.pid)?.rssBytes ?? 0;
+  }
+
+  private sample(): void {
+    const st = readProcStatus(this.pid);
+    if (!st) return;
+    this.peakRss = Math.max(this.peakRss, st.hwmBytes);
+    if (this.stopped) this.peakSwap = Math.max(this.peakSwap, st.swapBytes);
+  }
+
+  private tick(): void {
+    this.sample();
+    if (this.tracker.active.size === 0) return;
+    for (const id of this.tracker.vanished(isAlive)) {
+      const b = this.tracker.active.get(id);
+      this.log.warn(`the notifier for ${b?.drv} is gone without a word; treating that build as finished`);
+      this.onEvent({ ev: "done", id, drv: b?.drv ?? "", ok: false });
+    }
+  }
+
+  finish(): void {
+    this.exited = true;
+    this.cont();
+    clearInterval(this.timer);
+  }
+}
