@@ -91,23 +91,23 @@ class Reader {
     const open = this.pos;
     this.expect('"');
     let out = "";
-    // indexOf keeps multi-megabyte env values (e.g. __json) fast.
-    let backslash = this.text.indexOf("\\", this.pos);
+    // Work segment by segment up to the next quote, so that large env values
+    // (e.g. __json) cost linear time and no search runs past the string's end.
     for (;;) {
       const quote = this.text.indexOf('"', this.pos);
       if (quote === -1) this.fail("'\"'", open, "unterminated string");
-      if (backslash !== -1 && backslash < quote) {
-        const esc = this.text[backslash + 1];
-        if (esc === undefined) this.fail("'\"'", open, "unterminated string");
-        out += this.text.slice(this.pos, backslash);
-        out += esc === "n" ? "\n" : esc === "r" ? "\r" : esc === "t" ? "\t" : esc;
-        this.pos = backslash + 2;
-        backslash = this.text.indexOf("\\", this.pos);
-        continue;
+      const segment = this.text.slice(this.pos, quote);
+      const backslash = segment.indexOf("\\");
+      if (backslash === -1) {
+        this.pos = quote + 1;
+        return out + segment;
       }
-      out += this.text.slice(this.pos, quote);
-      this.pos = quote + 1;
-      return out;
+      // The escaped character may be the quote we found; it never ends the string.
+      const esc = this.text[this.pos + backslash + 1];
+      if (esc === undefined) this.fail("'\"'", open, "unterminated string");
+      out += segment.slice(0, backslash);
+      out += esc === "n" ? "\n" : esc === "r" ? "\r" : esc === "t" ? "\t" : esc;
+      this.pos += backslash + 2;
     }
   }
 

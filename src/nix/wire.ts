@@ -41,7 +41,7 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Where bytes come from: a stream reader, or a fixed buffer in tests. */
-export type ByteSource = AsyncIterator<Uint8Array> | ReadableStreamDefaultReader<Uint8Array>;
+export type ByteSource = AsyncIterator<Uint8Array> | { read(): Promise<{ done: boolean; value?: Uint8Array }> };
 
 /**
  * Pull-based reader over a byte stream. Each read names what it reads, so a short or corrupt

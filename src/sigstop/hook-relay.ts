@@ -23,7 +23,7 @@ import { selfCommand } from "../util/self.ts";
 import { sendEvent } from "./notifier.ts";
 import { defaultHook, rewriteSettings, splitHookSetting, type HookConfig } from "./hook-config.ts";
 
-const toNix = (bytes: Uint8Array | string) => fs.writeSync(2, bytes);
+const toNix = (bytes: Uint8Array | string) => (typeof bytes === "string" ? fs.writeSync(2, bytes) : fs.writeSync(2, bytes));
 const text = (b: Uint8Array) => new TextDecoder().decode(b).replace(/\n$/, "");
 
 function fdOpen(fd: number): boolean {

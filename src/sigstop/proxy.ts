@@ -17,6 +17,8 @@ export interface ProxyStats {
   open: number;
   /** Most bytes ever queued in one direction of one connection. */
   peakQueued: number;
+  /** Bytes relayed from the store to nix. */
+  bytesToClient: number;
 }
 
 /** A queue towards one end; pauses the source above the bound, resumes it once drained. */
@@ -102,7 +104,7 @@ export interface Proxy {
 }
 
 export function startProxy(listenPath: string, upstream: Upstream, bound: number, daemonProgram = "nix-daemon"): Proxy {
-  const stats: ProxyStats = { connections: 0, open: 0, peakQueued: 0 };
+  const stats: ProxyStats = { connections: 0, open: 0, peakQueued: 0, bytesToClient: 0 };
   if (upstream.kind === "unsupported") throw new Error(upstream.reason);
 
   const server = Bun.listen<Conn>({
@@ -149,6 +151,7 @@ export function startProxy(listenPath: string, upstream: Upstream, bound: number
           conn.toUpstream.drain();
         },
         data(_up, data) {
+          stats.bytesToClient += data.length;
           conn.toClient.push(data);
         },
         drain() {
@@ -217,6 +220,7 @@ export function startProxy(listenPath: string, upstream: Upstream, bound: number
         if (paused) await paused.promise;
         const r = await reader.read();
         if (r.done) break;
+        stats.bytesToClient += r.value.length;
         conn.toClient.push(r.value);
       }
       finishToClient(conn);

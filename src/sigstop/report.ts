@@ -18,7 +18,7 @@ export interface SigstopReport {
   resumeWaitSeconds: number;
   peakRssBytes: number;
   peakSwapBytesWhileStopped: number;
-  proxy?: { connections: number; peakQueuedBytes: number; peakRssBytes: number };
+  proxy?: { connections: number; peakQueuedBytes: number; bytesToClient: number; peakRssBytes: number };
 }
 
 export function formatReport(r: SigstopReport): string {

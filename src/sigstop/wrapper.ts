@@ -1,6 +1,7 @@
 // The nix-sigstop wrapper: runs nix behind a daemon proxy with itself as build hook, stops nix while
 // it only waits for builds, continues it when they are done, and reports at exit.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type { Subprocess } from "bun";
 import type { ConsolaInstance } from "consola";
@@ -122,7 +123,7 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   fs.closeSync(fifoFd);
 
   const proxy = parseGuardStats(statsLine?.value);
-  let exitCode = nix.signalCode ? 128 + (signalNumber(nix.signalCode) ?? 0) : code;
+  let exitCode = exitStatus(nix, code);
   // Through a daemon a failed build is exit 1; the local store nix would have used says 100 (§1.5).
   if (upstream.kind === "stdio" && exitCode === 1 && stopper.tracker.failed > 0) exitCode = 100;
   const report: SigstopReport = {
@@ -143,8 +144,8 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
 
 function parseGuardStats(bytes: Uint8Array | undefined): SigstopReport["proxy"] {
   try {
-    const s = JSON.parse(new TextDecoder().decode(bytes)) as { connections: number; peakQueued: number; peakRssBytes: number };
-    return { connections: s.connections, peakQueuedBytes: s.peakQueued, peakRssBytes: s.peakRssBytes };
+    const s = JSON.parse(new TextDecoder().decode(bytes)) as { connections: number; peakQueued: number; bytesToClient: number; peakRssBytes: number };
+    return { connections: s.connections, peakQueuedBytes: s.peakQueued, bytesToClient: s.bytesToClient, peakRssBytes: s.peakRssBytes };
   } catch {
     return undefined;
   }
@@ -164,11 +165,14 @@ async function runPlain(nixPath: string, args: ParsedSigstopArgs, log: ConsolaIn
   for (const s of FORWARDED) process.on(s, fwd);
   const code = await nix.exited;
   for (const s of FORWARDED) process.off(s, fwd);
-  return nix.signalCode ? 128 + (signalNumber(nix.signalCode) ?? 0) : code;
+  return exitStatus(nix, code);
 }
 
-function signalNumber(name: string): number | undefined {
-  return (require("node:os") as typeof import("node:os")).constants.signals[name as NodeJS.Signals];
+/** Like a shell: killed by signal N is 128 + N. */
+function exitStatus(p: Subprocess, code: number): number {
+  const sig = p.signalCode;
+  if (sig === null || sig === undefined) return code;
+  return 128 + (typeof sig === "number" ? sig : (os.constants.signals[sig] ?? 0));
 }
 
 function writable(dir: string): boolean {

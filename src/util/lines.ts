@@ -2,10 +2,10 @@
 export class ByteLines {
   private buf = new Uint8Array(0);
   private done = false;
-  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private readonly reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> };
 
   constructor(stream: ReadableStream<Uint8Array>) {
-    this.reader = stream.getReader();
+    this.reader = stream.getReader() as never;
   }
 
   /** The next line with its "\n", the unterminated rest at EOF, or undefined when nothing is left. */
@@ -24,7 +24,7 @@ export class ByteLines {
         return rest;
       }
       const r = await this.reader.read();
-      if (r.done) this.done = true;
+      if (r.done || !r.value) this.done = true;
       else {
         const next = new Uint8Array(this.buf.length + r.value.length);
         next.set(this.buf);

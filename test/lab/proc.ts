@@ -1,0 +1,269 @@
+// Process helpers for the test lab: spawn in own process groups, run with a
+// timeout, and find/kill everything a lab started, always by PID.
+//
+// Why an environment marker sweep: nix-daemon's per-connection children and
+// every builder call setsid(), so killing the daemon's process group does not
+// reach them (checked on Nix 2.8). Every process a lab starts inherits an
+// environment entry that contains the lab's unique root path (lab.env, the
+// daemon env, sshd's SetEnv, or a builder's NIX_STORE=<root>/s), so scanning
+// /proc/<pid>/environ finds exactly the lab's processes, orphans included.
+import * as fs from "node:fs";
+import { spawnSync } from "node:child_process";
+
+export interface RunOptions {
+  env?: Record<string, string>;
+  stdin?: string;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  /** true when the process group was killed because timeoutMs elapsed */
+  timedOut: boolean;
+  durationMs: number;
+}
+
+export const DEFAULT_RUN_TIMEOUT_MS = 120_000;
+
+// Process-group leaders and marker roots to kill if the test process exits
+// without cleaning up (crash, failed beforeAll, Ctrl-C).
+const liveGroups = new Set<number>();
+const liveRoots = new Set<string>();
+const liveDirs = new Set<string>();
+let hooksInstalled = false;
+
+export function registerGroup(pid: number): void {
+  installExitHooks();
+  liveGroups.add(pid);
+}
+export function unregisterGroup(pid: number): void {
+  liveGroups.delete(pid);
+}
+/** Remember a marker root (swept on exit) and optionally a dir to remove. */
+export function registerRoot(root: string, removeDir: boolean): void {
+  installExitHooks();
+  liveRoots.add(root);
+  if (removeDir) liveDirs.add(root);
+}
+export function unregisterRoot(root: string): void {
+  liveRoots.delete(root);
+  liveDirs.delete(root);
+}
+
+function emergencyCleanup(): void {
+  for (const pid of liveGroups) killGroup(pid, "SIGKILL");
+  for (const root of liveRoots) for (const pid of findByMarker(root)) trySignal(pid, "SIGKILL");
+  for (const dir of liveDirs) removeTree(dir);
+  liveGroups.clear();
+  liveRoots.clear();
+  liveDirs.clear();
+}
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on("exit", emergencyCleanup);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    const handler = (): void => {
+      emergencyCleanup();
+      // Re-raise with the default action so the exit status stays honest.
+      process.removeListener(sig, handler);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, handler);
+  }
+}
+
+export function trySignal(pid: number, sig: NodeJS.Signals | number): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Signal a process group (leader pid) and the leader itself. */
+export function killGroup(pid: number, sig: NodeJS.Signals | number): void {
+  trySignal(-pid, sig);
+  trySignal(pid, sig);
+}
+
+/** Alive and not a zombie (PID 1 here does not always reap orphans). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+function envMatches(environ: string, root: string): boolean {
+  const withSlash = root + "/";
+  for (const entry of environ.split("\0")) {
+    if (entry.includes(withSlash) || entry.endsWith("=" + root)) return true;
+  }
+  return false;
+}
+
+/** PIDs (not us, not zombies) whose environment mentions `root`. */
+export function findByMarker(root: string): number[] {
+  const found: number[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync("/proc");
+  } catch {
+    return found;
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    let environ: string;
+    try {
+      environ = fs.readFileSync(`/proc/${pid}/environ`, "latin1");
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    if (envMatches(environ, root) && isAlive(pid)) found.push(pid);
+  }
+  return found;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** SIGTERM everything carrying the marker, then SIGKILL what is left. */
+export async function sweepMarker(root: string, graceMs = 2000): Promise<number[]> {
+  const first = findByMarker(root);
+  for (const pid of first) trySignal(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && findByMarker(root).length > 0) await sleep(50);
+  for (let round = 0; round < 20; round++) {
+    const left = findByMarker(root);
+    if (left.length === 0) break;
+    for (const pid of left) trySignal(pid, "SIGKILL");
+    await sleep(50);
+  }
+  return first;
+}
+
+/** Store paths are read-only: make the tree writable, then remove it. */
+export function removeTree(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  spawnSync("chmod", ["-R", "u+w", dir], { stdio: "ignore" });
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function tailFile(file: string, lines = 30): string {
+  try {
+    return fs.readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
+// Collect a stream's bytes so a partial result is available even if an
+// escaped grandchild keeps the pipe open after the process itself exited.
+function collect(stream: ReadableStream<Uint8Array>): { done: Promise<void>; text: () => string } {
+  const chunks: Uint8Array[] = [];
+  const done = (async () => {
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { done: end, value } = await reader.read();
+        if (end) break;
+        chunks.push(value);
+      }
+    } catch {
+      // stream torn down: keep what we have
+    }
+  })();
+  return { done, text: () => Buffer.concat(chunks).toString("utf8") };
+}
+
+/** Run argv in its own process group; the whole group is killed on timeout. */
+export async function runCommand(argv: string[], opts: RunOptions & { env: Record<string, string> }): Promise<RunResult> {
+  const started = Date.now();
+  const proc = Bun.spawn(argv, {
+    env: opts.env,
+    cwd: opts.cwd,
+    stdin: opts.stdin === undefined ? "ignore" : Buffer.from(opts.stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+    detached: true,
+  });
+  registerGroup(proc.pid);
+  const out = collect(proc.stdout);
+  const err = collect(proc.stderr);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup(proc.pid, "SIGKILL");
+  }, opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS);
+  try {
+    await proc.exited;
+    await Promise.race([Promise.all([out.done, err.done]), sleep(2000)]);
+  } finally {
+    clearTimeout(timer);
+    // Leftover members of the group (e.g. a backgrounded child) die with it.
+    killGroup(proc.pid, "SIGKILL");
+    unregisterGroup(proc.pid);
+  }
+  return {
+    code: proc.exitCode,
+    signal: proc.signalCode === null || proc.signalCode === undefined ? null : String(proc.signalCode),
+    stdout: out.text(),
+    stderr: err.text(),
+    timedOut,
+    durationMs: Date.now() - started,
+  };
+}
+
+export interface Background {
+  proc: Bun.Subprocess;
+  pid: number;
+  /** SIGTERM the group, SIGKILL after graceMs; resolves when the leader is gone. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Start a long-running service in its own session, output appended to logFile. */
+export function spawnBackground(argv: string[], env: Record<string, string>, logFile: string, cwd?: string): Background {
+  const fd = fs.openSync(logFile, "a");
+  let proc: Bun.Subprocess;
+  try {
+    proc = Bun.spawn(argv, { env, cwd, stdin: "ignore", stdout: fd, stderr: fd, detached: true });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const pid = proc.pid;
+  registerGroup(pid);
+  const stop = async (graceMs = 3000): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      killGroup(pid, "SIGTERM");
+      const exited = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)]);
+      if (!exited) {
+        killGroup(pid, "SIGKILL");
+        await proc.exited;
+      }
+    }
+    killGroup(pid, "SIGKILL"); // group members that ignored SIGTERM
+    unregisterGroup(pid);
+  };
+  return { proc, pid, stop };
+}
+
+/** Poll `check` until it returns true; false on timeout. */
+export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(stepMs);
+  }
+}
