@@ -16,7 +16,9 @@ export interface GuardConfig {
 export type GuardCommand = { watch: number; start: number } | { bye: true };
 
 export async function runGuard(config: GuardConfig): Promise<number> {
-  const proxy = startProxy(config.listen, config.upstream, config.bufferBytes, config.daemonProgram);
+  const proxy = startProxy(config.listen, config.upstream, config.bufferBytes, config.daemonProgram, (full) =>
+    process.stdout.write(`${JSON.stringify({ pressure: full })}\n`),
+  );
   process.stdout.write("ready\n");
   let nix: { pid: number; start: number } | undefined;
   let bye = false;
@@ -36,7 +38,7 @@ export async function runGuard(config: GuardConfig): Promise<number> {
   if (bye) {
     // The wrapper saw nix exit: report and go.
     const hwm = readProcStatus(process.pid)?.hwmBytes ?? 0;
-    process.stdout.write(`${JSON.stringify({ ...proxy.stats, peakRssBytes: hwm })}\n`);
+    process.stdout.write(`${JSON.stringify({ stats: { ...proxy.stats, peakRssBytes: hwm } })}\n`);
     proxy.stop();
     return 0;
   }

@@ -61,9 +61,17 @@ export async function runHookRelay(rundir: string, argv: string[]): Promise<numb
   fs.closeSync(outW);
   const hookName = hook.join(" ");
   const lines = new ByteLines(Bun.file(outR).stream());
-  const toHook = (bytes: Uint8Array) => {
-    child.stdin.write(bytes);
-    return child.stdin.flush();
+  // A hook that died takes its pipe with it: the missing reply below is what gets reported.
+  const toHook = async (bytes: Uint8Array) => {
+    try {
+      child.stdin.write(bytes);
+      await child.stdin.flush();
+    } catch {}
+  };
+  const endHook = async () => {
+    try {
+      await child.stdin.end();
+    } catch {}
   };
   await toHook(encodeSettings(settings));
 
@@ -72,7 +80,7 @@ export async function runHookRelay(rundir: string, argv: string[]): Promise<numb
     const req = await readTry(fromNix);
     if (!req) {
       // Nix has no more builds for this hook.
-      await child.stdin.end();
+      await endHook();
       await child.exited;
       return 0;
     }
@@ -98,7 +106,7 @@ export async function runHookRelay(rundir: string, argv: string[]): Promise<numb
         startNotifier(cfg, req, "accept", ++builds);
         toNix(concat([line, machine])); // one write: Nix reads the machine line right after `# accept`
         await toHook(encodeAccepted(await readAccepted(fromNix)));
-        await child.stdin.end();
+        await endHook();
         for (let l = await lines.next(); l; l = await lines.next()) toNix(l);
         return await child.exited;
       }

@@ -33,6 +33,8 @@ class Direction {
     private readonly source: () => End | undefined,
     private readonly bound: number,
     private readonly stats: ProxyStats,
+    /** Told when this direction fills up (true) and when it has drained again (false). */
+    private readonly onPressure: (full: boolean) => void = () => {},
   ) {}
 
   push(data: Uint8Array): void {
@@ -50,6 +52,7 @@ class Direction {
     if (this.queued > this.bound && !this.pausedSource) {
       this.pausedSource = true;
       this.source()?.pause();
+      this.onPressure(true);
     }
   }
 
@@ -71,6 +74,7 @@ class Direction {
     if (this.pausedSource && this.queued <= this.bound / 2) {
       this.pausedSource = false;
       this.source()?.resume();
+      this.onPressure(false);
     }
     if (this.queued === 0 && this.closing) sink.close();
     return this.queued === 0;
@@ -103,8 +107,18 @@ export interface Proxy {
   stop(): void;
 }
 
-export function startProxy(listenPath: string, upstream: Upstream, bound: number, daemonProgram = "nix-daemon"): Proxy {
+/**
+ * `onPressure(true)` says some connection's daemon→nix queue is full, so the daemon now waits for
+ * nix; a stopped nix must then run to drain it, or its builds would stall behind their own logs.
+ */
+export function startProxy(listenPath: string, upstream: Upstream, bound: number, daemonProgram = "nix-daemon", onPressure: (full: boolean) => void = () => {}): Proxy {
   const stats: ProxyStats = { connections: 0, open: 0, peakQueued: 0, bytesToClient: 0 };
+  let full = 0;
+  const pressure = (isFull: boolean) => {
+    const was = full;
+    full += isFull ? 1 : -1;
+    if ((was === 0) !== (full === 0)) onPressure(full > 0);
+  };
   if (upstream.kind === "unsupported") throw new Error(upstream.reason);
 
   const server = Bun.listen<Conn>({
@@ -115,7 +129,7 @@ export function startProxy(listenPath: string, upstream: Upstream, bound: number
         stats.open++;
         const conn: Conn = {
           client,
-          toClient: new Direction(() => socketEnd(client), () => conn.upstream, bound, stats),
+          toClient: new Direction(() => socketEnd(client), () => conn.upstream, bound, stats, pressure),
           toUpstream: new Direction(() => conn.upstream, () => socketEnd(client), bound, stats),
         };
         client.data = conn;

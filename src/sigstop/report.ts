@@ -14,6 +14,8 @@ export interface SigstopReport {
   ifdBuilds: number;
   builds: BuildRecord[];
   stops: number;
+  /** Times nix ran while builds were pending because the daemon's messages to it filled the proxy. */
+  drainResumes: number;
   stoppedSeconds: number;
   resumeWaitSeconds: number;
   peakRssBytes: number;
@@ -28,6 +30,7 @@ export function formatReport(r: SigstopReport): string {
     `peak RSS ${mib(r.peakRssBytes)}`,
     `most in swap while stopped ${mib(r.peakSwapBytesWhileStopped)}`,
   ];
+  if (r.drainResumes > 0) parts.push(`continued ${r.drainResumes} time${r.drainResumes === 1 ? "" : "s"} to read build logs`);
   if (r.resumeWaitSeconds > 0.05) parts.push(`waited ${r.resumeWaitSeconds.toFixed(1)} s for memory to resume`);
   return `nix-sigstop: ${parts.join("; ")}`;
 }

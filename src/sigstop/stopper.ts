@@ -15,6 +15,8 @@ export class Stopper {
   resumeWaitMs = 0;
   peakSwap = 0;
   peakRss = 0;
+  drainResumes = 0;
+  private draining = false;
   private stoppedAt = 0;
   private resuming = false;
   private exited = false;
@@ -40,11 +42,11 @@ export class Stopper {
     const action = this.tracker.onEvent(e, now);
     if (e.ev === "start") this.log.debug(`build started (${e.reply}): ${e.drv}`);
     else this.log.debug(`build ${e.ok ? "finished" : "ended without its outputs"}: ${e.drv}`);
-    if (action === "stop") this.stop(e.drv);
+    if (action === "stop" && !this.draining) this.stop(e.drv);
     else if (action === "resume") void this.resume();
   }
 
-  private stop(drv: string): void {
+  private stop(drv: string, afterDrain = false): void {
     if (this.stopped || this.exited) return;
     try {
       process.kill(this.pid, "SIGSTOP");
@@ -52,8 +54,9 @@ export class Stopper {
       return;
     }
     this.stopped = true;
-    this.stops++;
     this.stoppedAt = Date.now();
+    if (afterDrain) return;
+    this.stops++;
     this.sample();
     this.log.info(`stopped nix (pid ${this.pid}, RSS ${mib(this.peakRssNow())}) while it waits for ${drv}`);
   }
@@ -85,6 +88,22 @@ export class Stopper {
       await Bun.sleep(200);
     }
     release();
+  }
+
+  /**
+   * The proxy's queue towards nix is full: the daemon waits for nix, and with it the build nix
+   * waits for. Let nix run until the queue has drained, then stop it again if builds remain.
+   */
+  onPressure(full: boolean): void {
+    if (full && this.stopped) {
+      this.drainResumes++;
+      this.draining = true;
+      this.cont();
+      this.log.debug("continued nix to drain the daemon's messages");
+    } else if (!full && this.draining) {
+      this.draining = false;
+      if (this.tracker.active.size > 0) this.stop([...this.tracker.active.values()][0]!.drv, true);
+    }
   }
 
   /** SIGCONT now, whatever the admission says: for signals and exit. */

@@ -6,7 +6,6 @@ import path from "node:path";
 import type { Subprocess } from "bun";
 import type { ConsolaInstance } from "consola";
 import { loadNixConf } from "../config/nixconf.ts";
-import { readStartTime } from "../sys/proc.ts";
 import { LineSplitter, decodeEvent } from "./events.ts";
 import { defaultSharedDir } from "./admission.ts";
 import { nixCommandLine, type ParsedSigstopArgs } from "./args.ts";
@@ -15,7 +14,7 @@ import { formatReport, type SigstopReport } from "./report.ts";
 import { createRuntimeDir, writeHookConfig } from "./runtime-dir.ts";
 import { Stopper } from "./stopper.ts";
 import { resolveUpstream, stateDir, type Upstream } from "./store.ts";
-import { selfCommand } from "../util/self.ts";
+import { GuardLink } from "./guard-link.ts";
 
 type Env = Record<string, string | undefined>;
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -62,15 +61,8 @@ export async function runWrapper(args: ParsedSigstopArgs, env: Env, log: Consola
 async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnType<typeof createRuntimeDir>, upstream: Upstream, log: ConsolaInstance): Promise<number> {
   const opts = args.options;
   const daemonProgram = path.join(path.dirname(fs.realpathSync(nixPath)), "nix-daemon");
-  const guard = Bun.spawn([...selfCommand(), "__sigstop-guard", JSON.stringify({ listen: rd.socket, upstream, bufferBytes: opts.bufferBytes, daemonProgram: fs.existsSync(daemonProgram) ? daemonProgram : "nix-daemon" })], {
-    detached: true,
-    stdin: "pipe",
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const guardOut = guard.stdout.getReader();
-  const ready = await guardOut.read();
-  if (ready.done) {
+  const guard = await GuardLink.start({ listen: rd.socket, upstream, bufferBytes: opts.bufferBytes, daemonProgram: fs.existsSync(daemonProgram) ? daemonProgram : "nix-daemon" });
+  if (!guard) {
     log.error("the daemon proxy failed to start; running nix as is");
     return runPlain(nixPath, args, log);
   }
@@ -84,8 +76,7 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
     guard.kill();
     return 126;
   }
-  guard.stdin.write(`${JSON.stringify({ watch: nix.pid, start: readStartTime(nix.pid) ?? 0 })}\n`);
-  await guard.stdin.flush();
+  await guard.watch(nix.pid);
 
   const stopper = new Stopper(nix.pid, { marginBytes: opts.resumeMarginBytes, maxWaitMs: opts.resumeMaxWaitMs, fastPathBytes: 64 << 20 }, opts.sharedDir ?? defaultSharedDir(), log);
   const onSignal = (sig: NodeJS.Signals) => {
@@ -96,6 +87,7 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
     } catch {}
   };
   for (const s of FORWARDED) process.on(s, onSignal);
+  guard.onPressure = (full) => stopper.onPressure(full);
 
   const fifoReader = Bun.file(fifoFd).stream().getReader();
   const splitter = new LineSplitter();
@@ -115,14 +107,10 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   stopper.finish();
   for (const s of FORWARDED) process.off(s, onSignal);
   const usage = nix.resourceUsage();
-  guard.stdin.write(`${JSON.stringify({ bye: true })}\n`);
-  await guard.stdin.end();
-  const statsLine = await Promise.race([guardOut.read(), Bun.sleep(2000).then(() => undefined)]);
-  guard.kill();
+  const proxy = await guard.bye();
   fifoReader.cancel().catch(() => {});
   fs.closeSync(fifoFd);
 
-  const proxy = parseGuardStats(statsLine?.value);
   let exitCode = exitStatus(nix, code);
   // Through a daemon a failed build is exit 1; the local store nix would have used says 100 (§1.5).
   if (upstream.kind === "stdio" && exitCode === 1 && stopper.tracker.failed > 0) exitCode = 100;
@@ -131,6 +119,7 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
     ifdBuilds: stopper.tracker.seen.size,
     builds: [...stopper.builds.values()].map(({ t0: _t0, ...b }) => b),
     stops: stopper.stops,
+    drainResumes: stopper.drainResumes,
     stoppedSeconds: stopper.stoppedMs / 1000,
     resumeWaitSeconds: stopper.resumeWaitMs / 1000,
     peakRssBytes: Math.max(stopper.peakRss, usage?.maxRSS ?? 0),
@@ -140,15 +129,6 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   if (!opts.quiet) process.stderr.write(`${formatReport(report)}\n`);
   if (opts.report) fs.writeFileSync(opts.report, `${JSON.stringify(report, null, 2)}\n`);
   return report.exitCode;
-}
-
-function parseGuardStats(bytes: Uint8Array | undefined): SigstopReport["proxy"] {
-  try {
-    const s = JSON.parse(new TextDecoder().decode(bytes)) as { connections: number; peakQueued: number; bytesToClient: number; peakRssBytes: number };
-    return { connections: s.connections, peakQueuedBytes: s.peakQueued, bytesToClient: s.bytesToClient, peakRssBytes: s.peakRssBytes };
-  } catch {
-    return undefined;
-  }
 }
 
 /** nix without the wrapper's machinery, for stores it cannot stand in front of. */
