@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what nsh's tests and demo need on a fresh Debian 12 machine (as root), then builds nsh.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nix-store >/dev/null || need+=(nix-bin)
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v flock >/dev/null || need+=(util-linux)
+command -v ps >/dev/null || need+=(procps)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  for i in 1 2 3 4 5; do
+    if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then break; fi
+    echo "setup: apt-get failed (attempt $i), retrying"; sleep 5
+  done
+fi
+command -v nix-store >/dev/null || { echo "setup: nix-bin did not install" >&2; exit 1; }
+
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build
