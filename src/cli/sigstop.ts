@@ -35,7 +35,9 @@ export async function runSigstopCli(argv: string[], env: Record<string, string |
     return 2;
   }
   if (parsed.options.help) {
-    process.stdout.write(`${await renderUsage(sigstopCommand)}\n`);
+    // citty marks code with backticks (markdown); a terminal shows them literally.
+    const usage = (await renderUsage(sigstopCommand)).replaceAll("`", "").replace(/USAGE nix-sigstop \[OPTIONS\]\s*/, "USAGE nix-sigstop [OPTIONS] [--] <nix arguments>\n\n");
+    process.stdout.write(`${usage}\n`);
     return 0;
   }
   if (parsed.options.version) {
