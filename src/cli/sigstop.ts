@@ -21,6 +21,7 @@ export const sigstopCommand = defineCommand({
     "buffer-size": { type: "string", description: "bytes the daemon proxy holds per connection and direction before it stops reading (NIX_SIGSTOP_BUFFER)", default: "8M" },
     "shared-dir": { type: "string", description: "directory where wrappers on this host take turns resuming (NIX_SIGSTOP_SHARED_DIR; default /run/nix-sigstop as root, else /tmp/nix-sigstop-shared)" },
     "resume-margin": { type: "string", description: "memory that must stay free besides what a resumed nix brings back from swap (NIX_SIGSTOP_RESUME_MARGIN)", default: "256M" },
+    "resume-fast-path": { type: "string", description: "below this much in swap a resumption goes ahead without taking turns (NIX_SIGSTOP_RESUME_FAST_PATH)", default: "64M" },
     "resume-max-wait": { type: "string", description: "seconds a resumption waits for memory before it goes ahead anyway (NIX_SIGSTOP_RESUME_MAX_WAIT)", default: "600" },
   },
 });

@@ -51,7 +51,7 @@ export interface Admission {
 export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, onWait: (msg: string) => void, cancelled: () => boolean): Promise<Admission> {
   const t0 = Date.now();
   const swap = () => readProcStatus(pid)?.swapBytes ?? 0;
-  if (decide(swap(), Number.POSITIVE_INFINITY, 0, p) === "resume" && swap() < p.fastPathBytes) return { waitedMs: 0, release() {} };
+  if (swap() < p.fastPathBytes) return { waitedMs: 0, release() {} };
   let fd: number | undefined;
   try {
     fd = openSharedLock(sharedDir);
@@ -59,15 +59,20 @@ export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, 
     onWait(`cannot use the shared directory ${sharedDir} (${(e as Error).message}); resuming without turn-taking`);
   }
   let said = false;
-  // Poll rather than block: this runs on the wrapper's event loop, next to the proxy's relay.
+  // Poll rather than block: this runs on the wrapper's event loop. A holder keeps the lock at most
+  // its own memory wait plus a few seconds of settling; past a generous multiple of that, a holder
+  // is stuck (or hostile) and we go ahead without our turn.
+  const turnLimit = 3 * p.maxWaitMs + 10000;
   while (fd !== undefined && !flock(fd, LOCK_EX | LOCK_NB)) {
-    if (cancelled() || Date.now() - t0 >= p.maxWaitMs) break;
+    if (cancelled() || Date.now() - t0 >= turnLimit) break;
     if (!said) onWait(`waiting for another nix-sigstop to resume first (shared lock in ${sharedDir})`);
     said = true;
     await Bun.sleep(100);
   }
+  said = false;
+  const t1 = Date.now();
   for (;;) {
-    const waited = Date.now() - t0;
+    const waited = Date.now() - t1;
     if (cancelled() || decide(swap(), availableMemory(pid), waited, p) === "resume") break;
     if (!said) onWait(`waiting for memory: nix has ${mib(swap())} in swap, ${mib(availableMemory(pid))} available`);
     said = true;

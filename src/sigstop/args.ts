@@ -14,6 +14,8 @@ export interface SigstopOptions {
   resumeMarginBytes: number;
   /** Longest a resumption waits for memory before it goes ahead anyway (ms). */
   resumeMaxWaitMs: number;
+  /** Below this much in swap a resumption goes ahead without taking turns. */
+  resumeFastPathBytes: number;
   help: boolean;
   version: boolean;
 }
@@ -42,6 +44,7 @@ export function defaultOptions(env: Record<string, string | undefined> = {}): Si
     sharedDir: env.NIX_SIGSTOP_SHARED_DIR || undefined,
     resumeMarginBytes: sizeFromEnv(env.NIX_SIGSTOP_RESUME_MARGIN, 256 * MiB, "NIX_SIGSTOP_RESUME_MARGIN"),
     resumeMaxWaitMs: Number(env.NIX_SIGSTOP_RESUME_MAX_WAIT ?? 600) * 1000,
+    resumeFastPathBytes: sizeFromEnv(env.NIX_SIGSTOP_RESUME_FAST_PATH, 64 * MiB, "NIX_SIGSTOP_RESUME_FAST_PATH"),
     help: false,
     version: false,
   };
@@ -65,6 +68,7 @@ const valued: Record<string, (o: SigstopOptions, v: string) => void> = {
   "--buffer-size": (o, v) => (o.bufferBytes = parseSize(v, "--buffer-size")),
   "--shared-dir": (o, v) => (o.sharedDir = v),
   "--resume-margin": (o, v) => (o.resumeMarginBytes = parseSize(v, "--resume-margin")),
+  "--resume-fast-path": (o, v) => (o.resumeFastPathBytes = parseSize(v, "--resume-fast-path")),
   "--resume-max-wait": (o, v) => {
     const s = Number(v);
     if (!Number.isFinite(s) || s < 0) throw new UsageError(`--resume-max-wait: expected seconds, got '${v}'`);

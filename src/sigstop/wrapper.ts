@@ -78,7 +78,7 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   }
   await guard.watch(nix.pid);
 
-  const stopper = new Stopper(nix.pid, { marginBytes: opts.resumeMarginBytes, maxWaitMs: opts.resumeMaxWaitMs, fastPathBytes: 64 << 20 }, opts.sharedDir ?? defaultSharedDir(), log);
+  const stopper = new Stopper(nix.pid, { marginBytes: opts.resumeMarginBytes, maxWaitMs: opts.resumeMaxWaitMs, fastPathBytes: opts.resumeFastPathBytes }, opts.sharedDir ?? defaultSharedDir(), log);
   const onSignal = (sig: NodeJS.Signals) => {
     // A stopped nix would not act on the signal: continue it first.
     stopper.cont();

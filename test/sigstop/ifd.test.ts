@@ -78,6 +78,21 @@ describe("through the daemon", () => {
   });
 });
 
+describe("other ways of naming the daemon", () => {
+  test.each([
+    ["--store unix://<socket>", () => ["--store", `unix://${lab.socket}`], {}],
+    ["NIX_REMOTE=daemon", () => [], { NIX_REMOTE: "daemon" }],
+  ])("%s", async (_name, storeArgs, env) => {
+    const rep = path.join(lab.root, `named-${salt()}.json`);
+    const s = salt();
+    const r = await sigstop(lab, ["--report", rep, "eval", ...storeArgs(), "--impure", "--expr", ifdExpr(s)], env as Record<string, string>);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`ifd-${s}`);
+    expect(report(rep).stops).toBe(1);
+    expect(report(rep).proxy!.connections).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe("root with the default store", () => {
   test("resolves to the local store and still stops nix during the IFD", async () => {
     const rep = path.join(lab.root, "local.json");
