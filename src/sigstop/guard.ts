@@ -1,6 +1,8 @@
 // The guard: a detached process that hosts the daemon proxy and outlives the wrapper. If the
 // wrapper dies without saying goodbye (even by SIGKILL), the guard continues nix at once and keeps
 // relaying its daemon traffic until nix exits, so nix is never left stopped or cut off.
+import fs from "node:fs";
+import path from "node:path";
 import { readProcStatus, readStartTime } from "../sys/proc.ts";
 import { startProxy } from "./proxy.ts";
 import type { Upstream } from "./store.ts";
@@ -51,5 +53,7 @@ export async function runGuard(config: GuardConfig): Promise<number> {
     while (readStartTime(nix.pid) === nix.start && readProcStatus(nix.pid)?.state !== "Z") await Bun.sleep(500);
   }
   proxy.stop();
+  // The wrapper cannot clean up after itself any more: its runtime directory holds our socket.
+  fs.rmSync(path.dirname(config.listen), { recursive: true, force: true });
   return 0;
 }

@@ -242,6 +242,9 @@ export function spawnBackground(argv: string[], env: Record<string, string>, log
     fs.closeSync(fd);
   }
   const pid = proc.pid;
+  // A forgotten cleanup must not keep the test process alive forever: the
+  // exit hook kills the group instead.
+  proc.unref();
   registerGroup(pid);
   const stop = async (graceMs = 3000): Promise<void> => {
     if (proc.exitCode === null && proc.signalCode === null) {

@@ -15,6 +15,7 @@ afterAll(async () => {
 });
 
 test("SIGKILL of the wrapper while nix is stopped: nix continues and finishes", async () => {
+  const dirs0 = new Set(fs.readdirSync("/tmp"));
   const s = salt();
   const out = path.join(lab.root, "killed.out");
   const fd = fs.openSync(out, "w");
@@ -34,4 +35,7 @@ test("SIGKILL of the wrapper while nix is stopped: nix continues and finishes", 
   await waitFor(() => state(pid) === undefined || state(pid) === "Z", 20000, "nix to finish");
   fs.closeSync(fd);
   expect(fs.readFileSync(out, "utf8")).toContain(`value = "ifd-${s}"`);
+  // The guard leaves no runtime directory behind once nix is done.
+  const newDirs = () => fs.readdirSync("/tmp").filter((d) => d.startsWith("nix-sigstop-") && !dirs0.has(d));
+  await waitFor(() => newDirs().length === 0, 3000, "the runtime directory to be removed");
 });
