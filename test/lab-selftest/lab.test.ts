@@ -60,6 +60,24 @@ describe("nix lab", () => {
     expect(r.durationMs).toBeGreaterThanOrEqual(1000);
   });
 
+  test("run() kills the whole process group on timeout", async () => {
+    const r = await a.run(["sh", "-c", "sleep 30 & echo started; sleep 30"], { timeoutMs: 500 });
+    expect(r.timedOut).toBe(true);
+    expect(r.signal).toBe("SIGKILL");
+    expect(r.stdout).toBe("started\n");
+    expect(findByMarker(a.root).filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").startsWith("sleep"))).toEqual([]);
+  });
+
+  test("a daemon that cannot start gives an error with its log", async () => {
+    const c = await newLab({ name: "selfC" });
+    // a socket below a regular file: nix-daemon exits at once
+    const bad = path.join(c.confDir, "nix.conf", "socket");
+    await expect(c.startDaemon({ NIX_DAEMON_SOCKET_PATH: bad })).rejects.toThrow(/nix-daemon .* exited[\s\S]*log tail/);
+    expect(c.daemonPid).toBeUndefined();
+    await c.cleanup();
+    expect(fs.existsSync(c.root)).toBe(false);
+  });
+
   test("two labs side by side do not interfere; cleanup leaves nothing", async () => {
     const b = await newLab({ daemon: true, name: "selfB" });
     expect(b.root).not.toBe(a.root);

@@ -69,6 +69,8 @@ export interface NixLab {
   daemonLog: string;
   /** (re)start nix-daemon; `env` is added to its environment */
   startDaemon(env?: Record<string, string>): Promise<void>;
+  /** SIGTERM the daemon's group, SIGKILL after 3 s. Per-connection children
+   *  (own sessions) end with their clients; cleanup() sweeps any left over. */
   stopDaemon(): Promise<void>;
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
   /** absolute path of test/lab/expr/<name>(.nix) */

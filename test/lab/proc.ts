@@ -8,6 +8,7 @@
 // daemon env, sshd's SetEnv, or a builder's NIX_STORE=<root>/s), so scanning
 // /proc/<pid>/environ finds exactly the lab's processes, orphans included.
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 
 export interface RunOptions {
@@ -30,7 +31,9 @@ export interface RunResult {
 export const DEFAULT_RUN_TIMEOUT_MS = 120_000;
 
 // Process-group leaders and marker roots to kill if the test process exits
-// without cleaning up (crash, failed beforeAll, Ctrl-C).
+// without cleaning up (crash, failed beforeAll, Ctrl-C). Two mechanisms: an
+// in-process exit/signal hook, and a watchdog process (watchdog.ts), because
+// `bun test` exits without running process "exit" handlers.
 const liveGroups = new Set<number>();
 const liveRoots = new Set<string>();
 const liveDirs = new Set<string>();
@@ -39,19 +42,61 @@ let hooksInstalled = false;
 export function registerGroup(pid: number): void {
   installExitHooks();
   liveGroups.add(pid);
+  tellWatchdog({ op: "group", pid });
 }
 export function unregisterGroup(pid: number): void {
   liveGroups.delete(pid);
+  tellWatchdog({ op: "ungroup", pid });
 }
 /** Remember a marker root (swept on exit) and optionally a dir to remove. */
 export function registerRoot(root: string, removeDir: boolean): void {
   installExitHooks();
   liveRoots.add(root);
   if (removeDir) liveDirs.add(root);
+  tellWatchdog({ op: "root", root, rm: removeDir });
 }
 export function unregisterRoot(root: string): void {
   liveRoots.delete(root);
   liveDirs.delete(root);
+  tellWatchdog({ op: "unroot", root });
+}
+
+type Sink = { write(s: string): void };
+let watchdog: Sink | null | undefined;
+
+function startWatchdog(): Sink | null {
+  // process.execPath is bun itself when running .ts; a compiled binary is not.
+  const bun = /bun/.test(path.basename(process.execPath)) ? process.execPath : Bun.which("bun");
+  if (!bun) return null;
+  try {
+    const proc = Bun.spawn([bun, path.join(import.meta.dir, "watchdog.ts")], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      stdin: "pipe",
+      stdout: "ignore",
+      stderr: "ignore",
+      detached: true, // own session: a Ctrl-C to our group does not stop it first
+    });
+    proc.unref();
+    proc.stdin.unref();
+    return {
+      write: (s: string): void => {
+        proc.stdin.write(s);
+        void proc.stdin.flush();
+      },
+    };
+  } catch {
+    return null;
+  }
+}
+
+function tellWatchdog(msg: Record<string, unknown>): void {
+  if (process.env.NSH_LAB_WATCHDOG === "0") return;
+  if (watchdog === undefined) watchdog = startWatchdog();
+  try {
+    watchdog?.write(`${JSON.stringify(msg)}\n`);
+  } catch {
+    watchdog = null; // the in-process hooks remain
+  }
 }
 
 function emergencyCleanup(): void {
@@ -70,9 +115,10 @@ function installExitHooks(): void {
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     const handler = (): void => {
       emergencyCleanup();
-      // Re-raise with the default action so the exit status stays honest.
+      // Re-raise with the default action so the exit status stays honest,
+      // unless someone else handles the signal (they already got it).
       process.removeListener(sig, handler);
-      process.kill(process.pid, sig);
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
     };
     process.on(sig, handler);
   }
@@ -246,6 +292,9 @@ export function spawnBackground(argv: string[], env: Record<string, string>, log
   // exit hook kills the group instead.
   proc.unref();
   registerGroup(pid);
+  // Forget a leader that died on its own, so a reused PID is never signalled
+  // later (the marker sweep still finds what its group left behind).
+  void proc.exited.then(() => unregisterGroup(pid));
   const stop = async (graceMs = 3000): Promise<void> => {
     if (proc.exitCode === null && proc.signalCode === null) {
       killGroup(pid, "SIGTERM");
