@@ -45,11 +45,13 @@ export type ByteSource = AsyncIterator<Uint8Array> | { read(): Promise<{ done: b
 
 /**
  * Pull-based reader over a byte stream. Each read names what it reads, so a short or corrupt
- * stream yields an error like "EOF while reading drvPath (got 3 of 8 bytes)".
+ * stream yields an error like "EOF while reading drvPath (got 3 of 8 bytes)". Chunks are kept as
+ * received (no re-concatenation), and `stream()` hands large payloads on chunk by chunk, so
+ * memory stays bounded by the source's chunk size whatever the payload's size.
  */
 export class WireReader {
-  private buf: Uint8Array = new Uint8Array(0);
-  private off = 0;
+  private chunks: Uint8Array[] = [];
+  private available = 0;
   private eof = false;
   /** Total bytes consumed, for error messages with offsets. */
   consumed = 0;
@@ -67,40 +69,71 @@ export class WireReader {
     } as AsyncIterator<Uint8Array>);
   }
 
+  /** Pulls one more chunk from the source; false at end of stream. */
+  private async pull(): Promise<boolean> {
+    if (this.eof) return false;
+    const r = "read" in this.source ? await this.source.read() : await this.source.next();
+    if (r.done || r.value === undefined) {
+      this.eof = true;
+      return false;
+    }
+    if (r.value.length > 0) {
+      this.chunks.push(r.value);
+      this.available += r.value.length;
+    }
+    return true;
+  }
+
   private async fill(need: number, what: string): Promise<void> {
-    while (this.buf.length - this.off < need) {
-      if (this.eof) throw new WireError(`unexpected end of stream while reading ${what} (got ${this.buf.length - this.off} of ${need} bytes)`);
-      const r = "read" in this.source ? await this.source.read() : await this.source.next();
-      if (r.done || r.value === undefined) {
-        this.eof = true;
-        continue;
-      }
-      const rest = this.buf.subarray(this.off);
-      const next = new Uint8Array(rest.length + r.value.length);
-      next.set(rest, 0);
-      next.set(r.value, rest.length);
-      this.buf = next;
-      this.off = 0;
+    while (this.available < need) {
+      if (!(await this.pull())) throw new WireError(`unexpected end of stream while reading ${what} (got ${this.available} of ${need} bytes)`);
+    }
+  }
+
+  /** Removes up to `max` bytes from the front of the buffer (at least one chunk's worth if any). */
+  private take(max: number): Uint8Array {
+    const head = this.chunks[0]!;
+    if (head.length <= max) {
+      this.chunks.shift();
+      this.available -= head.length;
+      this.consumed += head.length;
+      return head;
+    }
+    this.chunks[0] = head.subarray(max);
+    this.available -= max;
+    this.consumed += max;
+    return head.subarray(0, max);
+  }
+
+  async bytes(n: number, what: string): Promise<Uint8Array> {
+    if (n === 0) return new Uint8Array(0);
+    await this.fill(n, what);
+    if (this.chunks[0]!.length >= n) return this.take(n).slice();
+    const out = new Uint8Array(n);
+    for (let off = 0; off < n; ) {
+      const part = this.take(n - off);
+      out.set(part, off);
+      off += part.length;
+    }
+    return out;
+  }
+
+  /** Yields exactly `n` bytes as they arrive, never holding more than one source chunk. */
+  async *stream(n: number, what: string): AsyncGenerator<Uint8Array> {
+    let left = n;
+    while (left > 0) {
+      if (this.available === 0 && !(await this.pull())) throw new WireError(`unexpected end of stream while reading ${what} (got ${n - left} of ${n} bytes)`);
+      if (this.available === 0) continue;
+      const part = this.take(left);
+      left -= part.length;
+      yield part;
     }
   }
 
   /** True when the stream has ended with nothing left unread. */
   async atEnd(): Promise<boolean> {
-    if (this.buf.length - this.off > 0) return false;
-    try {
-      await this.fill(1, "");
-      return false;
-    } catch {
-      return true;
-    }
-  }
-
-  async bytes(n: number, what: string): Promise<Uint8Array> {
-    await this.fill(n, what);
-    const out = this.buf.slice(this.off, this.off + n);
-    this.off += n;
-    this.consumed += n;
-    return out;
+    while (this.available === 0) if (!(await this.pull())) return true;
+    return false;
   }
 
   async u64(what: string): Promise<number> {

@@ -47,3 +47,20 @@ describe("reading", () => {
     await expect(WireReader.fromBytes(Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0x80])).u64("n")).rejects.toThrow(/too large/);
   });
 });
+
+describe("streaming reads", () => {
+  test("stream() yields exactly n bytes in source-sized pieces and leaves the rest", async () => {
+    const chunks = [Uint8Array.from([1, 2, 3]), Uint8Array.from([4, 5, 6, 7]), Uint8Array.from([8, 9])];
+    const r = new WireReader((async function* () { yield* chunks; })());
+    const parts: number[][] = [];
+    for await (const p of r.stream(6, "payload")) parts.push([...p]);
+    expect(parts).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect([...(await r.bytes(3, "rest"))]).toEqual([7, 8, 9]);
+    expect(r.consumed).toBe(9);
+  });
+  test("stream() names what was cut short", async () => {
+    const r = WireReader.fromBytes(Uint8Array.from([1, 2]));
+    const drain = async () => { for await (const _ of r.stream(5, "NAR contents")) { /* consume */ } };
+    await expect(drain()).rejects.toThrow(/NAR contents \(got 2 of 5 bytes\)/);
+  });
+});
