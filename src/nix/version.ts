@@ -1,0 +1,39 @@
+// Pure: which Nix we talk to, from its `--version` line, and what that implies.
+
+export interface NixVersion {
+  impl: "nix" | "lix";
+  major: number;
+  minor: number;
+  patch: number;
+  text: string;
+}
+
+/** "nix-store (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Nix) 2.35.2pre2026…" */
+export function parseNixVersion(line: string): NixVersion {
+  const m = /\((Nix|Lix[^)]*)\)\s+(\d+)\.(\d+)(?:\.(\d+))?/.exec(line);
+  if (!m) throw new Error(`cannot tell the Nix version from '${line.trim().slice(0, 120)}'`);
+  return {
+    impl: m[1]!.startsWith("Lix") ? "lix" : "nix",
+    major: Number(m[2]),
+    minor: Number(m[3]),
+    patch: Number(m[4] ?? 0),
+    text: line.trim(),
+  };
+}
+
+const atLeast = (v: NixVersion, major: number, minor: number) => v.major > major || (v.major === major && v.minor >= minor);
+
+/**
+ * NIX_HELD_LOCKS lets an import skip the output locks Nix holds for the build the hook runs
+ * (nix-protocols.md §1.6). Nix removed it in 2.29; Lix kept it.
+ */
+export function honoursHeldLocks(v: NixVersion): boolean {
+  return v.impl === "lix" || !atLeast(v, 2, 29);
+}
+
+/** How outputs get into a local store whose output locks Nix holds. */
+export type ImportMethod = "held-locks" | "restore-register";
+
+export function importMethod(v: NixVersion): ImportMethod {
+  return honoursHeldLocks(v) ? "held-locks" : "restore-register";
+}
