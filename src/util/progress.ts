@@ -88,7 +88,7 @@ export class NixActivitySink implements ProgressSink {
     this.emit({ action: "result", id: this.parent, type: ResultType.progress, fields: [this.c.done.paths, this.c.total.paths, this.c.perPath.size, ok ? 0 : 1] });
   }
 
-  end(): void {
+  end(_ok?: boolean): void {
     if (this.parent) this.emit({ action: "stop", id: this.parent });
     this.parent = 0;
   }
@@ -112,7 +112,7 @@ export class TerminalSink implements ProgressSink {
     if (ok) this.c.done.paths++;
     this.draw(false);
   }
-  end(): void {
+  end(_ok?: boolean): void {
     this.draw(true);
     this.write("\n");
   }

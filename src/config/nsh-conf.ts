@@ -1,0 +1,143 @@
+// nsh.conf: nix.conf syntax, the settings of the original NSH (seed 004) plus nsh's own, each with
+// its type and default. Pure: `parseNshConf` turns parsed settings into a typed config, collecting
+// errors that name file and line; `loadNshConf` reads the files.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { type ConfError, type Env, type NixConfSetting, nixConfDir, parseNixConf, settingBool, settingInt, settingList } from "./nixconf.ts";
+
+type Kind = "string" | "bool" | "int" | "list" | "size" | "json-object" | { enum: readonly string[] };
+
+interface Spec {
+  kind: Kind;
+  default: unknown;
+  doc: string;
+}
+
+export const NSH_SETTINGS = {
+  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs"] }, default: "slurm", doc: "which scheduler runs the jobs" },
+  system: { kind: "string", default: "x86_64-linux", doc: "the system type of the cluster" },
+  "system-features": { kind: "list", default: ["nsh"], doc: "optional features the cluster supports" },
+  "mandatory-system-features": { kind: "list", default: [], doc: "features a derivation must require to go to the cluster" },
+  "store-dir": { kind: "string", default: "/nix/store", doc: "the logical remote store directory" },
+  "remote-store": { kind: "string", default: "auto", doc: "the store URL on the remote machine" },
+  "remote-nix-bin-dir": { kind: "string", default: "", doc: "Nix's bin directory on the remote machine (clusters without Nix)" },
+  "collect-garbage": { kind: "bool", default: false, doc: "run nix-store --gc on the remote store after each job" },
+  trusted: { kind: "list", default: [], doc: "pinned host keys: HOSTS KEYTYPE BASE64 triples (HOSTS comma-separated)" },
+  "copy-budget": { kind: "size", default: 0, doc: "bytes in flight for all nsh copies on this machine (0: 1/8 of memory)" },
+  "state-dir": { kind: "string", default: "", doc: "nsh's state directory on this machine" },
+  "ssh-connect-timeout": { kind: "int", default: 15, doc: "seconds to connect and authenticate over ssh" },
+  "slurm-state-dir": { kind: "string", default: "", doc: "where jobs keep their files on the cluster" },
+  "slurm-api-host": { kind: "string", default: "localhost", doc: "slurmrestd host" },
+  "slurm-api-port": { kind: "int", default: 6820, doc: "slurmrestd port" },
+  "slurm-api-version": { kind: "string", default: "auto", doc: "REST API version (auto: ask the server)" },
+  "slurm-jwt-token": { kind: "string", default: "", doc: "JWT for slurmrestd (prefer slurm-jwt-token-file or SLURM_JWT)" },
+  "slurm-jwt-token-file": { kind: "string", default: "", doc: "file holding the JWT" },
+  "slurm-user": { kind: "string", default: "", doc: "user name for slurmrestd (default: the current user)" },
+  "slurm-extra-submission-params": { kind: "json-object", default: {}, doc: "JSON merged into the job of every submission" },
+  "slurm-conf": { kind: "string", default: "", doc: "slurm.conf for slurm-native" },
+  "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
+  "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
+} as const satisfies Record<string, Spec>;
+
+type Settings = typeof NSH_SETTINGS;
+type ValueOf<K extends Kind> = K extends "bool" ? boolean : K extends "int" | "size" ? number : K extends "list" ? string[] : K extends "json-object" ? Record<string, unknown> : string;
+export type NshConfig = { -readonly [K in keyof Settings]: ValueOf<Settings[K]["kind"]> };
+
+export interface LoadedNshConfig {
+  config: NshConfig;
+  /** Where each explicitly set value came from ("file:line"). */
+  origins: Map<string, string>;
+  files: string[];
+  warnings: string[];
+  errors: ConfError[];
+}
+
+const SIZE = /^(\d+)\s*([KMGT]?)$/i;
+
+function convert(name: string, spec: Spec, s: NixConfSetting): { ok: true; value: unknown } | { ok: false; error: ConfError } {
+  const { value, file, line } = s;
+  const fail = (what: string) => ({ ok: false as const, error: { file, line, message: `${file}:${line}: '${name}' expects ${what}, got '${value}'` } });
+  const k = spec.kind;
+  if (k === "bool") return settingBool(value, file, line, name);
+  if (k === "int") return settingInt(value, file, line, name, { min: 0 });
+  if (k === "list") return settingList(value, file, line, name);
+  if (k === "size") {
+    const m = SIZE.exec(value);
+    if (!m) return fail("a size such as 512M or 2G");
+    return { ok: true, value: Number(m[1]) * (({ "": 1, K: 1024, M: 1 << 20, G: 1 << 30, T: 2 ** 40 } as Record<string, number>)[m[2]!.toUpperCase()] ?? 1) };
+  }
+  if (k === "json-object") {
+    try {
+      const v = JSON.parse(value) as unknown;
+      if (v && typeof v === "object" && !Array.isArray(v)) return { ok: true, value: v };
+    } catch {}
+    return fail("a JSON object");
+  }
+  if (typeof k === "object" && !k.enum.includes(value)) return fail(`one of ${k.enum.join(", ")}`);
+  return { ok: true, value };
+}
+
+export function defaultNshConfig(): NshConfig {
+  const out: Record<string, unknown> = {};
+  for (const [k, spec] of Object.entries(NSH_SETTINGS)) out[k] = structuredClone(spec.default);
+  return out as NshConfig;
+}
+
+/** Typed config from parsed settings; unknown keys are warned about, bad values are errors. */
+export function parseNshConf(settings: Map<string, NixConfSetting>): Omit<LoadedNshConfig, "files"> {
+  const config = defaultNshConfig() as Record<string, unknown>;
+  const origins = new Map<string, string>();
+  const warnings: string[] = [];
+  const errors: ConfError[] = [];
+  for (const [name, s] of settings) {
+    const spec = (NSH_SETTINGS as Record<string, Spec>)[name];
+    if (!spec) {
+      warnings.push(`${s.file}:${s.line}: unknown setting '${name}' (ignored)`);
+      continue;
+    }
+    const r = convert(name, spec, s);
+    if (r.ok) {
+      config[name] = r.value;
+      origins.set(name, `${s.file}:${s.line}`);
+    } else errors.push(r.error);
+  }
+  return { config: config as NshConfig, origins, warnings, errors };
+}
+
+/** `$NSH_CONF` alone if set; else `$NIX_CONF_DIR/nsh.conf` then the user's (`$XDG_CONFIG_HOME/nix/nsh.conf`). */
+export function nshConfFiles(env: Env): string[] {
+  if (env.NSH_CONF) return [env.NSH_CONF];
+  const user = env.XDG_CONFIG_HOME || (env.HOME ? path.join(env.HOME, ".config") : undefined);
+  return [path.join(nixConfDir(env), "nsh.conf"), ...(user ? [path.join(user, "nix", "nsh.conf")] : [])];
+}
+
+export function loadNshConf(env: Env = process.env): LoadedNshConfig {
+  let settings = new Map<string, NixConfSetting>();
+  const warnings: string[] = [];
+  const errors: ConfError[] = [];
+  const read = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : undefined);
+  const files = nshConfFiles(env).filter((f) => existsSync(f) || f === env.NSH_CONF);
+  for (const f of files) {
+    const text = read(f);
+    if (text === undefined) {
+      errors.push({ file: f, line: 0, message: `${f}: no such file (named by NSH_CONF)` });
+      continue;
+    }
+    const r = parseNixConf(text, f, read, { into: settings });
+    settings = r.settings;
+    warnings.push(...r.warnings);
+    errors.push(...r.errors);
+  }
+  const typed = parseNshConf(settings);
+  return { ...typed, files, warnings: [...warnings, ...typed.warnings], errors: [...errors, ...typed.errors] };
+}
+
+/** `trusted` triples → host pattern → pinned keys ("ssh-ed25519 AAAA…"). */
+export function pinnedKeys(trusted: string[]): { pins: Map<string, string[]>; error?: string } {
+  const pins = new Map<string, string[]>();
+  if (trusted.length % 3 !== 0) return { pins, error: `'trusted' expects HOSTS KEYTYPE BASE64 triples, got ${trusted.length} words` };
+  for (let i = 0; i < trusted.length; i += 3) {
+    for (const host of trusted[i]!.split(",")) pins.set(host, [...(pins.get(host) ?? []), `${trusted[i + 1]} ${trusted[i + 2]}`]);
+  }
+  return { pins };
+}
