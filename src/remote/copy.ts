@@ -1,0 +1,135 @@
+// Copying closures between stores over the serve protocol, streaming every NAR from the source
+// session into the destination (one chunk in flight per copy, whatever the NAR's size), skipping
+// what the destination has (asked once, then remembered in the shared cache), dependencies first.
+import type { ServePathInfo } from "../nix/serve-protocol.ts";
+import type { ServeClient } from "../nix/serve-client.ts";
+import type { ImportMethod } from "../nix/version.ts";
+import type { ProgressSink } from "../util/progress.ts";
+import { planCopy } from "./copy-plan.ts";
+import { importPaths, type ImportItem, type LocalStore } from "./import-local.ts";
+
+/** Which paths a host is known to have; shared by all nsh processes (src/state). */
+export interface ValidityCache {
+  knownValid(host: string, paths: readonly string[]): Set<string>;
+  recordValid(host: string, paths: readonly string[]): void;
+  forget(host: string, paths: readonly string[]): void;
+}
+
+/** The host-wide budget of bytes in flight (src/state). */
+export interface ByteBudget {
+  acquire(bytes: number, opts: { onWait: (msg: string) => void }): Promise<{ release(): void }>;
+}
+
+export type CopyDestination =
+  | { kind: "serve"; client: ServeClient; cacheKey?: string }
+  /** The local store while Nix holds the outputs' locks (the build hook's copy-back). */
+  | { kind: "import"; name: string; store: LocalStore; method: ImportMethod; heldLocks: string[]; client: ServeClient };
+
+export interface CopyDeps {
+  progress: ProgressSink;
+  cache?: ValidityCache;
+  budget?: ByteBudget;
+  log?: (msg: string) => void;
+}
+
+export interface CopyResult {
+  sent: string[];
+  present: string[];
+  bytes: number;
+}
+
+/** Bytes one transfer may hold in buffers at once: what it books against the host-wide budget. */
+export const TRANSFER_WINDOW = 8 << 20;
+
+export class CopyError extends Error {}
+
+const destName = (d: CopyDestination) => (d.kind === "serve" ? d.client.name : d.name);
+
+export async function copyClosure(from: ServeClient, to: CopyDestination, paths: readonly string[], deps: CopyDeps): Promise<CopyResult> {
+  const closure = paths.length ? await from.queryClosure(paths) : [];
+  const infos = await from.queryPathInfos(closure);
+  const missingAtSource = closure.filter((p) => !infos.has(p));
+  if (missingAtSource.length) throw new CopyError(`${from.name}: not valid there: ${missingAtSource.slice(0, 3).join(", ")}${missingAtSource.length > 3 ? ", …" : ""}`);
+
+  const key = to.kind === "serve" ? to.cacheKey : undefined;
+  const cached = key && deps.cache ? deps.cache.knownValid(key, closure) : new Set<string>();
+  const asked = await to.client.queryValidPaths(closure.filter((p) => !cached.has(p)));
+  if (key && deps.cache && asked.size) deps.cache.recordValid(key, [...asked]);
+  const plan = planCopy(infos, new Set([...cached, ...asked]));
+
+  deps.progress.begin({ paths: plan.send.length, bytes: plan.bytes }, `copying ${plan.send.length} paths`);
+  try {
+    if (to.kind === "import") await importInto(from, to, plan.send, infos, deps);
+    else for (const p of plan.send) await sendOne(from, to, p, infos.get(p)!, deps);
+  } catch (e) {
+    // The cache may have said the destination had something it lacks: ask afresh next time.
+    if (key && deps.cache && cached.size) deps.cache.forget(key, [...cached]);
+    deps.progress.end(false);
+    throw e;
+  }
+  if (key && deps.cache && plan.send.length) deps.cache.recordValid(key, plan.send);
+  deps.progress.end(true);
+  return { sent: plan.send, present: plan.present, bytes: plan.bytes };
+}
+
+async function withBudget<T>(deps: CopyDeps, bytes: number, fn: () => Promise<T>): Promise<T> {
+  if (!deps.budget) return fn();
+  const lease = await deps.budget.acquire(Math.min(bytes, TRANSFER_WINDOW), { onWait: (m) => deps.log?.(m) });
+  try {
+    return await fn();
+  } finally {
+    lease.release();
+  }
+}
+
+async function sendOne(from: ServeClient, to: CopyDestination & { kind: "serve" }, path: string, info: ServePathInfo, deps: CopyDeps): Promise<void> {
+  deps.progress.pathStart(path, info.narSize, from.name, to.client.name);
+  let ok = false;
+  try {
+    await withBudget(deps, info.narSize, () =>
+      to.client.addToStoreNar(
+        { path, deriver: info.deriver, narHash: info.narHash, references: info.references, narSize: info.narSize, sigs: info.sigs, ca: info.ca },
+        (sink) =>
+          from.dumpStorePath(path, async (chunk) => {
+            await sink(chunk);
+            deps.progress.bytes(path, chunk.length);
+          }),
+      ),
+    );
+    ok = true;
+  } finally {
+    deps.progress.pathDone(path, ok);
+  }
+}
+
+async function importInto(from: ServeClient, to: CopyDestination & { kind: "import" }, send: string[], infos: Map<string, ServePathInfo>, deps: CopyDeps): Promise<void> {
+  const items: ImportItem[] = send.map((path) => {
+    const info = infos.get(path)!;
+    return {
+      path,
+      narHash: info.narHash,
+      narSize: info.narSize,
+      deriver: info.deriver,
+      references: info.references,
+      nar: async (sink) => {
+        deps.progress.pathStart(path, info.narSize, from.name, to.name);
+        let ok = false;
+        try {
+          const r = await withBudget(deps, info.narSize, () =>
+            from.dumpStorePath(path, async (chunk) => {
+              await sink(chunk);
+              deps.progress.bytes(path, chunk.length);
+            }),
+          );
+          ok = true;
+          return r;
+        } finally {
+          deps.progress.pathDone(path, ok);
+        }
+      },
+    };
+  });
+  await importPaths(items, to.store, to.method, to.heldLocks);
+}
+
+export { destName };

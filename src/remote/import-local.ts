@@ -1,0 +1,115 @@
+// Importing store paths into the local store while Nix holds their output locks (the build hook's
+// situation, nix-protocols.md §1.6). A plain import through the daemon would wait for those locks
+// forever. Two ways out, chosen by the local Nix's version:
+//  - held-locks (Nix ≤ 2.28, Lix): `nix-store --import` on the local store directly, with the
+//    locked outputs in NIX_HELD_LOCKS;
+//  - restore-register (Nix ≥ 2.29): unpack each NAR with `nix-store --restore`, then register the
+//    batch with `nix-store --register-validity --hash-given`, which takes no path locks.
+// Either way a path is registered only after all of its bytes arrived and its hash checked out.
+import fs from "node:fs";
+import path from "node:path";
+import { exportEnd, exportHeader, exportTrailer } from "../nix/export.ts";
+import { formatNarHash, parseNarHash } from "../nix/hash.ts";
+import type { ImportMethod } from "../nix/version.ts";
+
+export interface ImportItem {
+  path: string;
+  narHash: string;
+  narSize: number;
+  deriver?: string;
+  references: string[];
+  /** Streams the NAR into `sink`, returning what it streamed. */
+  nar: (sink: (chunk: Uint8Array) => Promise<void>) => Promise<{ narHash: Uint8Array; narSize: number }>;
+}
+
+export interface LocalStore {
+  /** Store URI for local commands: "local", "local?root=/x", a chroot path. */
+  store: string;
+  nixBinDir?: string;
+  env?: Record<string, string | undefined>;
+}
+
+export class ImportError extends Error {}
+
+const bin = (s: LocalStore, prog: string) => (s.nixBinDir ? path.join(s.nixBinDir, prog) : prog);
+
+/** Where a store path's files live on disk: under `root=` for a chroot store. */
+export function physicalPath(store: string, storePath: string): string {
+  const root = store.startsWith("/") ? store : /[?&]root=([^&]+)/.exec(store)?.[1];
+  return root ? path.join(decodeURIComponent(root), storePath) : storePath;
+}
+
+function checkHash(item: ImportItem, got: { narHash: Uint8Array; narSize: number }): void {
+  const want = parseNarHash(item.narHash);
+  if (got.narSize !== item.narSize || Buffer.compare(Buffer.from(want), Buffer.from(got.narHash)) !== 0)
+    throw new ImportError(`${item.path}: the NAR received (${got.narSize} bytes, ${formatNarHash(got.narHash)}) does not match its path info (${item.narSize} bytes, ${item.narHash})`);
+}
+
+async function runWithStdin(argv: string[], env: Record<string, string | undefined>, feed: (write: (b: Uint8Array) => Promise<void>) => Promise<void>, what: string): Promise<void> {
+  const proc = Bun.spawn(argv, { stdin: "pipe", stdout: "ignore", stderr: "pipe", env: env as Record<string, string> });
+  const stderr = new Response(proc.stderr).text();
+  const write = async (b: Uint8Array) => {
+    proc.stdin.write(b);
+    await proc.stdin.flush();
+  };
+  let fed: Error | undefined;
+  try {
+    await feed(write);
+  } catch (e) {
+    fed = e as Error;
+    proc.kill("SIGKILL");
+  }
+  try {
+    await proc.stdin.end();
+  } catch {}
+  const code = await proc.exited;
+  if (fed) throw fed;
+  if (code !== 0) throw new ImportError(`${what} failed (exit ${code}): ${(await stderr).trim().split("\n").slice(-3).join(" / ")}`);
+}
+
+export async function importPaths(items: ImportItem[], store: LocalStore, method: ImportMethod, heldLocks: string[]): Promise<void> {
+  if (items.length === 0) return;
+  const env = { ...(store.env ?? process.env), NIX_REMOTE: store.store };
+  if (method === "held-locks") {
+    await runWithStdin([bin(store, "nix-store"), "--import"], { ...env, NIX_HELD_LOCKS: heldLocks.join(" ") }, async (write) => {
+      for (const item of items) {
+        await write(exportHeader());
+        checkHash(item, await item.nar(write));
+        await write(exportTrailer({ path: item.path, references: item.references, deriver: item.deriver }));
+      }
+      await write(exportEnd());
+    }, `nix-store --import into ${store.store}`);
+    return;
+  }
+  const restored: string[] = [];
+  try {
+    for (const item of items) {
+      const target = physicalPath(store.store, item.path);
+      removeTree(target); // an invalid leftover from an interrupted copy
+      restored.push(target);
+      await runWithStdin([bin(store, "nix-store"), "--restore", target], env, async (write) => checkHash(item, await item.nar(write)), `nix-store --restore ${target}`);
+    }
+    const reg = items.map((i) => [i.path, i.narHash, String(i.narSize), i.deriver ?? "", String(i.references.length), ...i.references].join("\n")).join("\n");
+    await runWithStdin([bin(store, "nix-store"), "--register-validity", "--hash-given"], env, (write) => write(new TextEncoder().encode(`${reg}\n`)), `registering ${items.length} paths in ${store.store}`);
+  } catch (e) {
+    for (const t of restored) removeTree(t);
+    throw e;
+  }
+}
+
+function removeTree(p: string): void {
+  if (!fs.existsSync(p) && !isSymlink(p)) return;
+  // Restored files are read-only; make them writable so they can go.
+  try {
+    Bun.spawnSync(["chmod", "-R", "u+w", p]);
+  } catch {}
+  fs.rmSync(p, { recursive: true, force: true });
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
