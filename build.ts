@@ -7,7 +7,7 @@ fs.mkdirSync(outdir, { recursive: true });
 const outfile = path.join(outdir, "nsh");
 // --bytecode needs ESM output because consola and citty use import.meta (bun.md §3).
 const result = Bun.spawnSync(
-  [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--sourcemap=none", path.join(import.meta.dir, "src/main.ts"), "--outfile", outfile],
+  [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--sourcemap=none", "--external", "cpu-features", path.join(import.meta.dir, "src/main.ts"), "--outfile", outfile],
   { stdio: ["inherit", "inherit", "inherit"] },
 );
 if (result.exitCode !== 0) process.exit(result.exitCode ?? 1);

@@ -1,11 +1,13 @@
 // `nsh`: the command tree. Later issues add the build hook, copy, doctor, jobs and cancel.
 import { defineCommand, runMain } from "citty";
 import { VERSION } from "../util/self.ts";
+import { copyCommand } from "./copy.ts";
 import { sigstopCommand } from "./sigstop.ts";
 
 export const nshCommand = defineCommand({
   meta: { name: "nsh", version: VERSION, description: "Nix on HPC clusters: a scheduler build hook, and nix-sigstop for busy evaluation hosts" },
   subCommands: {
+    copy: copyCommand,
     sigstop: { ...sigstopCommand, meta: { ...sigstopCommand.meta, name: "sigstop" } },
   },
 });

@@ -10,9 +10,9 @@ import { importPaths, type ImportItem, type LocalStore } from "./import-local.ts
 
 /** Which paths a host is known to have; shared by all nsh processes (src/state). */
 export interface ValidityCache {
-  knownValid(host: string, paths: readonly string[]): Set<string>;
-  recordValid(host: string, paths: readonly string[]): void;
-  forget(host: string, paths: readonly string[]): void;
+  knownValid(host: string, paths: readonly string[]): Promise<Set<string>>;
+  recordValid(host: string, paths: readonly string[]): Promise<void>;
+  forget(host: string, paths: readonly string[]): Promise<void>;
 }
 
 /** The host-wide budget of bytes in flight (src/state). */
@@ -52,9 +52,9 @@ export async function copyClosure(from: ServeClient, to: CopyDestination, paths:
   if (missingAtSource.length) throw new CopyError(`${from.name}: not valid there: ${missingAtSource.slice(0, 3).join(", ")}${missingAtSource.length > 3 ? ", …" : ""}`);
 
   const key = to.kind === "serve" ? to.cacheKey : undefined;
-  const cached = key && deps.cache ? deps.cache.knownValid(key, closure) : new Set<string>();
+  const cached = key && deps.cache ? await deps.cache.knownValid(key, closure) : new Set<string>();
   const asked = await to.client.queryValidPaths(closure.filter((p) => !cached.has(p)));
-  if (key && deps.cache && asked.size) deps.cache.recordValid(key, [...asked]);
+  if (key && deps.cache && asked.size) await deps.cache.recordValid(key, [...asked]);
   const plan = planCopy(infos, new Set([...cached, ...asked]));
 
   deps.progress.begin({ paths: plan.send.length, bytes: plan.bytes }, `copying ${plan.send.length} paths`);
@@ -63,11 +63,11 @@ export async function copyClosure(from: ServeClient, to: CopyDestination, paths:
     else for (const p of plan.send) await sendOne(from, to, p, infos.get(p)!, deps);
   } catch (e) {
     // The cache may have said the destination had something it lacks: ask afresh next time.
-    if (key && deps.cache && cached.size) deps.cache.forget(key, [...cached]);
+    if (key && deps.cache && cached.size) await deps.cache.forget(key, [...cached]);
     deps.progress.end(false);
     throw e;
   }
-  if (key && deps.cache && plan.send.length) deps.cache.recordValid(key, plan.send);
+  if (key && deps.cache && plan.send.length) await deps.cache.recordValid(key, plan.send);
   deps.progress.end(true);
   return { sent: plan.send, present: plan.present, bytes: plan.bytes };
 }

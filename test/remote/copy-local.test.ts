@@ -23,13 +23,13 @@ const session = (store?: string) => ServeClient.open(spawnDuplex(["nix-store", "
 
 class MemoryCache implements ValidityCache {
   readonly m = new Map<string, Set<string>>();
-  knownValid(h: string, ps: readonly string[]) {
+  async knownValid(h: string, ps: readonly string[]) {
     return new Set(ps.filter((p) => this.m.get(h)?.has(p)));
   }
-  recordValid(h: string, ps: readonly string[]) {
+  async recordValid(h: string, ps: readonly string[]) {
     this.m.set(h, new Set([...(this.m.get(h) ?? []), ...ps]));
   }
-  forget(h: string, ps: readonly string[]) {
+  async forget(h: string, ps: readonly string[]) {
     for (const p of ps) this.m.get(h)?.delete(p);
   }
 }

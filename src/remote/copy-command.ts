@@ -1,0 +1,88 @@
+// The runner behind `nsh copy`: configuration, ssh, the two sessions, cache, budget and progress.
+import path from "node:path";
+import { loadNshConf, pinnedKeys } from "../config/nsh-conf.ts";
+import type { ServeClient } from "../nix/serve-client.ts";
+import { makeLogger } from "../util/log.ts";
+import { JsonSink, TerminalSink, nullSink, type ProgressSink } from "../util/progress.ts";
+import { copyClosure } from "./copy.ts";
+import { DestinationError, parseDestinations } from "./destination.ts";
+import { openLocalServe, openRemoteServe } from "./open-store.ts";
+import { SshPool } from "./ssh.ts";
+import { openCopyState } from "./copy-state.ts";
+
+export interface CopyArgs {
+  to: string[];
+  from: string[];
+  paths: string[];
+  remoteStore?: string;
+  remoteNixBinDir?: string;
+  store?: string;
+  json: boolean;
+  sshConfig?: string;
+}
+
+export async function runCopy(a: CopyArgs): Promise<number> {
+  const log = makeLogger("nsh copy");
+  if ((a.to.length > 0) === (a.from.length > 0)) {
+    log.error("give either --to HOST or --from HOST (see nsh copy --help)");
+    return 2;
+  }
+  if (a.paths.length === 0) {
+    log.error("no store paths given");
+    return 2;
+  }
+  let dests;
+  try {
+    dests = parseDestinations(a.to.length ? a.to : a.from);
+  } catch (e) {
+    if (e instanceof DestinationError) {
+      log.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  const conf = loadNshConf();
+  for (const w of conf.warnings) log.warn(w);
+  if (conf.errors.length) {
+    for (const e of conf.errors) log.error(e.message);
+    return 1;
+  }
+  const c = conf.config;
+  const { pins, error } = pinnedKeys(c.trusted);
+  if (error) {
+    log.error(error);
+    return 1;
+  }
+  const paths = a.paths.map((p) => path.resolve(p));
+  const progress: ProgressSink = a.json ? new JsonSink() : process.stderr.isTTY ? new TerminalSink() : nullSink;
+  const state = openCopyState(c["state-dir"] || undefined, c["copy-budget"], (m) => log.warn(m));
+  const pool = new SshPool({ configFile: a.sshConfig, trusted: Object.fromEntries(pins), warn: (m) => log.warn(m) });
+  let local: ServeClient | undefined;
+  let remote: ServeClient | undefined;
+  try {
+    local = await openLocalServe({ store: a.store });
+    const opened = await openRemoteServe(pool, dests, {
+      remoteStore: a.remoteStore ?? c["remote-store"],
+      nixBinDir: a.remoteNixBinDir ?? (c["remote-nix-bin-dir"] || undefined),
+      storeDir: local.storeDir,
+    });
+    remote = opened.client;
+    const [src, dst, cacheKey] = a.to.length ? [local, remote, opened.cacheKey] : [remote, local, undefined];
+    const t0 = Date.now();
+    const r = await copyClosure(src, { kind: "serve", client: dst, cacheKey }, paths, {
+      progress,
+      cache: state.cache,
+      budget: state.budget,
+      log: (m) => log.info(m),
+    });
+    if (!a.json) log.info(`copied ${r.sent.length} paths (${(r.bytes / 1048576).toFixed(1)} MiB) ${a.to.length ? "to" : "from"} ${opened.destination.text} in ${((Date.now() - t0) / 1000).toFixed(2)} s; ${r.present.length} were there already`);
+    return 0;
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  } finally {
+    await Promise.allSettled([local?.close(), remote?.close()]);
+    pool.close();
+    state.close();
+  }
+}

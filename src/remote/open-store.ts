@@ -1,0 +1,53 @@
+// Opening serve protocol sessions: on the local store (a child `nix-store --serve --write`) or on
+// the first of several ssh hosts that works, where "works" includes the remote Nix answering the
+// handshake, so a host without nix (or with a broken store) falls over to the next one.
+import path from "node:path";
+import { ServeClient } from "../nix/serve-client.ts";
+import type { Destination } from "./destination.ts";
+import { spawnDuplex } from "./local-process.ts";
+import { remoteCommand, SshError, type SshPool } from "./ssh.ts";
+
+export interface RemoteStoreOptions {
+  remoteStore?: string;
+  nixBinDir?: string;
+  storeDir?: string;
+}
+
+export async function openLocalServe(opts: { store?: string; nixBinDir?: string; env?: Record<string, string | undefined>; storeDir?: string } = {}): Promise<ServeClient> {
+  const prog = opts.nixBinDir ? path.join(opts.nixBinDir, "nix-store") : "nix-store";
+  const argv = [prog, "--serve", "--write", ...(opts.store ? ["--store", opts.store] : [])];
+  return ServeClient.open(spawnDuplex(argv, { env: opts.env, describe: opts.store ? `local store ${opts.store}` : "local store" }), opts.storeDir ?? process.env.NIX_STORE_DIR ?? "/nix/store");
+}
+
+export interface OpenedRemote {
+  client: ServeClient;
+  destination: Destination;
+  /** Key for the validity cache: the host and the store on it. */
+  cacheKey: string;
+}
+
+export async function openRemoteServe(pool: SshPool, destinations: readonly Destination[], opts: RemoteStoreOptions = {}): Promise<OpenedRemote> {
+  const store = opts.remoteStore && opts.remoteStore !== "auto" ? opts.remoteStore : undefined;
+  const command = remoteCommand({ nixBinDir: opts.nixBinDir, program: "nix-store", args: ["--serve", "--write"], store });
+  const failures: string[] = [];
+  for (const d of destinations) {
+    try {
+      const duplex = await pool.exec([d], command);
+      const client = await ServeClient.open(duplex, opts.storeDir ?? "/nix/store");
+      return { client, destination: d, cacheKey: `${d.text}?store=${store ?? "auto"}` };
+    } catch (e) {
+      failures.push(`${d.text}: ${explainServeFailure((e as Error).message, opts)}`);
+    }
+  }
+  if (destinations.length === 1) throw new SshError(`cannot open the Nix store on ${failures[0]}`, failures);
+  throw new SshError(`cannot open the Nix store on any of ${destinations.length} hosts (each was tried in order):\n${failures.map((f) => `  - ${f}`).join("\n")}`, failures);
+}
+
+/** Adds the fix to the usual remote failures. */
+export function explainServeFailure(message: string, opts: RemoteStoreOptions): string {
+  if (/exit 127|not found/i.test(message) && !/ssh-keyscan|known_hosts/.test(message))
+    return `${message} (nix-store is not on the remote PATH: set remote-nix-bin-dir${opts.nixBinDir ? `; ${opts.nixBinDir}/nix-store was tried` : ""})`;
+  if (/Permission denied|read-only file system|cannot open connection to remote store/i.test(message))
+    return `${message} (the remote store${opts.remoteStore ? ` ${opts.remoteStore}` : ""} is not writable by this user: check remote-store)`;
+  return message;
+}

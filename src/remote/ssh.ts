@@ -1,0 +1,344 @@
+// SSH transport over ssh2: one authenticated connection per host, shared by many exec channels in a
+// process (a new ssh connection costs ~350 ms; a channel on an open one costs one round trip). Hosts
+// are tried in order, and when all fail the error names each host and why, with a way to fix it.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Client, OpenSSHAgent, utils, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey } from "ssh2";
+import { type Destination, formatDestination, parseDestinations } from "./destination.ts";
+import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
+import { checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts, parsePublicKey, preferredHostKeyAlgorithms } from "./known-hosts.ts";
+import { loadSshConfig, type ResolvedHost, resolveHost, type SshConfig } from "./ssh-config.ts";
+
+export { SshError };
+export type { SshDuplex } from "./ssh-channel.ts";
+
+export interface SshPoolOptions {
+  /** Parsed ssh config; otherwise read from configFile (like ssh -F) or ~/.ssh/config + /etc/ssh/ssh_config. */
+  config?: SshConfig;
+  configFile?: string;
+  /** Pinned host keys ("ssh-ed25519 AAAA..."), from nsh.conf `trusted`, by alias or host name; they pin exclusively. */
+  trusted?: Record<string, readonly string[]> | ((host: ResolvedHost) => readonly string[] | undefined);
+  /** Agent socket; default IdentityAgent or SSH_AUTH_SOCK; null disables the agent. */
+  agentSocket?: string | null;
+  /** Warnings (an unknown host key accepted because StrictHostKeyChecking says so). */
+  warn?: (message: string) => void;
+  /** Channels per connection before another is opened (OpenSSH's MaxSessions default is 10). */
+  maxChannelsPerConnection?: number;
+}
+
+type SshErr = Error & { level?: string; code?: string };
+
+interface Conn extends ChannelConn {
+  client: Client;
+  ready: Promise<void>;
+  capacity: number;
+  dead: boolean;
+}
+
+const hostLabel = (h: ResolvedHost) => {
+  const addr = formatDestination({ user: h.user, host: h.hostname, port: h.port });
+  return h.alias === h.hostname ? addr : `${h.alias} (${addr})`;
+};
+
+/** Single-quotes for sh when the word is not plainly safe. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_\-.,:/@%+=]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `<dir>/nix-store --serve --write --store '<store>'`: remote-nix-bin-dir and remote-store apply to every remote command. */
+export function remoteCommand(parts: { nixBinDir?: string; program: string; args: string[]; store?: string }): string {
+  const dir = parts.nixBinDir?.replace(/\/+$/, "");
+  const program = dir ? `${dir}/${parts.program}` : parts.program;
+  const args = parts.store !== undefined ? [...parts.args, "--store", parts.store] : parts.args;
+  return [program, ...args].map(shellQuote).join(" ");
+}
+
+export class SshPool {
+  readonly config: SshConfig;
+  /** Connections opened so far (tests check reuse). */
+  connectionsOpened = 0;
+  private readonly conns = new Map<string, Conn[]>();
+  private closed = false;
+
+  constructor(private readonly opts: SshPoolOptions = {}) {
+    this.config = opts.config ?? loadSshConfig({ file: opts.configFile });
+  }
+
+  /** Runs `command` on the first destination that accepts it; failover in the given order. */
+  async exec(destinations: readonly Destination[] | readonly string[], command: string): Promise<SshDuplex> {
+    const dests = destinations.map((d) => (typeof d === "string" ? parseDestinations(d) : [d])).flat();
+    if (dests.length === 0) throw new SshError(`no ssh host given to run ${command}`);
+    const failures: string[] = [];
+    for (const dest of dests) {
+      let host: ResolvedHost;
+      try {
+        host = resolveHost(this.config, dest);
+      } catch (e) {
+        failures.push(`${dest.text}: ${(e as Error).message}`);
+        continue;
+      }
+      try {
+        return await this.execOn(host, command);
+      } catch (e) {
+        failures.push(`${hostLabel(host)}: ${(e as Error).message}`);
+      }
+    }
+    const head = dests.length === 1 ? `cannot run \`${command}\` over ssh on` : `cannot run \`${command}\` on any of ${dests.length} ssh hosts (each was tried in order):`;
+    throw new SshError(dests.length === 1 ? `${head} ${failures[0]}` : `${head}\n${failures.map((f) => `  - ${f}`).join("\n")}`, failures);
+  }
+
+  /** Runs a command to completion; exit 127 throws like a Duplex read ("<program> not found"). */
+  async runCommand(dest: Destination | string, command: string, stdin?: Uint8Array | string): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
+    const d = await this.exec([dest] as Destination[] | string[], command);
+    try {
+      if (stdin !== undefined) await d.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
+      await d.end();
+      const chunks: Uint8Array[] = [];
+      for (;;) {
+        const r = await (d.stdout as { read(): Promise<{ done: boolean; value?: Uint8Array }> }).read();
+        if (r.done || !r.value) break;
+        chunks.push(r.value);
+      }
+      const status = await d.exited;
+      return { code: status.code, signal: status.signal, stdout: Buffer.concat(chunks).toString("utf8"), stderr: d.stderrTail() };
+    } finally {
+      d.close();
+    }
+  }
+
+  /** Ends every connection (channels on them fail). */
+  close(): void {
+    this.closed = true;
+    for (const list of this.conns.values()) for (const c of list) c.client.end();
+    this.conns.clear();
+  }
+
+  private async execOn(host: ResolvedHost, command: string): Promise<SshDuplex> {
+    for (let attempt = 0; ; attempt++) {
+      const conn = this.connection(host);
+      conn.channels++;
+      let connected = false;
+      try {
+        await conn.ready;
+        connected = true;
+        const channel = await new Promise<ClientChannel>((resolve, reject) => {
+          conn.client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
+        });
+        return channelDuplex(conn, channel, command);
+      } catch (e) {
+        conn.channels--;
+        if (!connected) throw e; // already explained by connect()
+        // The server refused another session on this connection (MaxSessions): it is full.
+        const full = !conn.dead && /open fail/i.test((e as Error).message);
+        if (full) conn.capacity = Math.max(1, conn.channels);
+        // A pooled connection may have died since its last use, or be full: one more try on a new one.
+        if (attempt === 0 && (conn.dead || full)) continue;
+        throw new SshError(`cannot start the command: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private connection(host: ResolvedHost): Conn {
+    if (this.closed) throw new SshError("the ssh connection pool is closed");
+    const key = `${host.alias}|${host.user}@${host.hostname}:${host.port}`;
+    const list = (this.conns.get(key) ?? []).filter((c) => !c.dead);
+    this.conns.set(key, list);
+    const limit = this.opts.maxChannelsPerConnection ?? 10;
+    const free = list.find((c) => c.channels < Math.min(c.capacity, limit));
+    if (free) return free;
+    const conn = this.connect(host);
+    list.push(conn);
+    conn.ready.catch(() => {
+      const l = this.conns.get(key);
+      if (l) this.conns.set(key, l.filter((c) => c !== conn));
+    });
+    return conn;
+  }
+
+  private connect(host: ResolvedHost): Conn {
+    this.connectionsOpened++;
+    const client = new Client();
+    const conn: Conn = { label: hostLabel(host), client, ready: Promise.resolve(), channels: 0, capacity: Infinity, live: new Set(), dead: false };
+    const notes: string[] = [];
+    const tried: string[] = [];
+    let serverMethods: AuthenticationType[] | null = null;
+    let hostKeyProblem: string | undefined;
+    let isReady = false;
+
+    const pins = this.pinsFor(host);
+    const known = this.readKnownHosts(host);
+    const lookupHost = host.hostKeyAlias ?? host.hostname;
+    const lookupPort = host.hostKeyAlias !== undefined ? 22 : host.port;
+    const keys = loadIdentities(host.identityFiles, notes);
+    const agentPath = this.opts.agentSocket === null || host.identityAgent === "none"
+      ? undefined
+      : this.opts.agentSocket ?? host.identityAgent ?? this.config.local.env.SSH_AUTH_SOCK;
+    const methods: ({ type: "agent"; username: string; agent: OpenSSHAgent } | { type: "publickey"; username: string; key: ParsedKey; label: string })[] = [];
+    // IdentitiesOnly: only agent keys that belong to a configured identity (its key or its .pub file).
+    const only = host.identitiesOnly ? [...keys.map((k) => k.key.getPublicSSH()), ...publicKeysOf(host.identityFiles)] : undefined;
+    if (agentPath) methods.push({ type: "agent", username: host.user, agent: new RecordingAgent(agentPath, only, tried) });
+    for (const k of keys) methods.push({ type: "publickey", username: host.user, key: k.key, label: k.label });
+
+    conn.ready = new Promise<void>((resolve, reject) => {
+      const fail = (err: SshErr) => {
+        if (conn.dead) return;
+        conn.dead = true;
+        if (!isReady) {
+          reject(new SshError(explainConnectError(err, host, { hostKeyProblem, tried, notes, serverMethods, agentPath })));
+          client.end();
+          return;
+        }
+        // Every channel still open learns which host dropped, instead of seeing a clean EOF.
+        const lost = new SshError(`ssh connection to ${conn.label} lost: ${err.message}`);
+        for (const f of conn.live) f(lost);
+      };
+      client.on("ready", () => {
+        isReady = true;
+        resolve();
+      });
+      client.on("error", (err: SshErr) => {
+        // Agent trouble and a key that cannot sign are not fatal: ssh2 goes on with the next method.
+        if (err.level === "agent") return void notes.push(`ssh-agent ${agentPath}: ${err.message}`);
+        if (!isReady && /^Error while signing/.test(err.message)) return void notes.push(err.message);
+        fail(err);
+      });
+      client.on("close", () => fail(Object.assign(new Error(isReady ? "connection closed" : "connection closed during the SSH handshake"), { level: "closed" })));
+      client.connect({
+        host: host.hostname,
+        port: host.port,
+        username: host.user,
+        readyTimeout: host.connectTimeoutMs,
+        keepaliveInterval: host.keepaliveIntervalMs,
+        keepaliveCountMax: host.keepaliveCountMax,
+        algorithms: { serverHostKey: { prepend: preferredHostKeyAlgorithms(known, lookupHost, lookupPort, pins) } as never },
+        hostVerifier: (key: Buffer): boolean => {
+          const keyType = keyTypeOfBlob(key) ?? "unknown";
+          const res = checkHostKey(known, lookupHost, lookupPort, keyType, key, pins);
+          if (res.ok) return true;
+          if (res.reason === "unknown-host" && host.strictHostKeyChecking !== "yes") {
+            this.acceptNew(host, lookupHost, lookupPort, keyType, key);
+            return true;
+          }
+          hostKeyProblem = res.message;
+          return false;
+        },
+        authHandler: (authsLeft: AuthenticationType[] | null, _partial: boolean, next: NextAuthHandler) => {
+          if (authsLeft) serverMethods = authsLeft;
+          // Skip what the server does not offer; ssh2 ends with "All configured authentication methods failed".
+          if (authsLeft && !authsLeft.includes("publickey")) return next(false as never);
+          const m = methods.shift();
+          if (!m) return next(false as never);
+          if (m.type === "publickey") tried.push(m.label);
+          next(m.type === "agent" ? { type: "agent", username: m.username, agent: m.agent } : { type: "publickey", username: m.username, key: m.key });
+        },
+      });
+    });
+    conn.ready.catch(() => {});
+    return conn;
+  }
+
+  private pinsFor(host: ResolvedHost): string[] {
+    const t = this.opts.trusted;
+    const pins = (typeof t === "function" ? t(host) : t?.[host.alias] ?? t?.[host.hostname]) ?? [];
+    for (const p of pins) parsePublicKey(p); // a malformed pin is a configuration error, reported as this host's failure
+    return [...pins];
+  }
+
+  private readKnownHosts(host: ResolvedHost): KnownHostEntry[] {
+    return host.knownHostsFiles.flatMap((f) => {
+      try {
+        return parseKnownHosts(fs.readFileSync(f, "utf8"), f).entries;
+      } catch {
+        return []; // missing files are normal (no global file, fresh user)
+      }
+    });
+  }
+
+  private acceptNew(host: ResolvedHost, name: string, port: number, keyType: string, key: Buffer): void {
+    const what = `${keyTypeLabel(keyType)} key ${fingerprintSha256(key)} of ${hostLabel(host)}`;
+    const file = host.userKnownHostsFiles[0];
+    if (host.strictHostKeyChecking === "accept-new" && file) {
+      try {
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        fs.appendFileSync(file, `${knownHostsLine(name, port, keyType, key)}\n`);
+        return this.warn(`added the unknown host key ${what} to ${file} (StrictHostKeyChecking accept-new)`);
+      } catch (e) {
+        return this.warn(`accepted the unknown host key ${what} (StrictHostKeyChecking accept-new) but could not add it to ${file}: ${(e as Error).message}`);
+      }
+    }
+    this.warn(`accepting the unknown host key ${what} without verification because StrictHostKeyChecking is "no"`);
+  }
+
+  private warn(message: string): void {
+    (this.opts.warn ?? ((m: string) => process.stderr.write(`nsh: warning: ${m}\n`)))(message);
+  }
+}
+
+/** Wraps the agent to record (and with IdentitiesOnly, restrict) the keys it offers. */
+class RecordingAgent extends OpenSSHAgent {
+  constructor(socket: string, private readonly only: Buffer[] | undefined, private readonly tried: string[]) {
+    super(socket);
+  }
+  override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
+    super.getIdentities((err, found) => {
+      const keys = (found ?? []) as ParsedKey[]; // OpenSSHAgent hands out parsed keys
+      const allowed = keys.filter((k) => !this.only || this.only.some((o) => o.equals(k.getPublicSSH())));
+      for (const k of allowed) this.tried.push(`agent key ${keyTypeLabel(k.type)} ${fingerprintSha256(k.getPublicSSH())}${k.comment ? ` (${k.comment})` : ""}`);
+      cb(err ?? undefined, allowed);
+    });
+  }
+}
+
+function publicKeysOf(files: readonly string[]): Buffer[] {
+  return files.flatMap((f) => {
+    try {
+      return [parsePublicKey(fs.readFileSync(`${f}.pub`, "utf8")).keyBlob];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function loadIdentities(files: readonly string[], notes: string[]): { key: ParsedKey; label: string }[] {
+  const out: { key: ParsedKey; label: string }[] = [];
+  const missing: string[] = [];
+  for (const file of files) {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(file);
+    } catch (e) {
+      if ((e as SshErr).code === "ENOENT") missing.push(file);
+      else notes.push(`${file} is unreadable (${(e as SshErr).code ?? (e as Error).message})`);
+      continue;
+    }
+    const parsed = utils.parseKey(data);
+    const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
+    if (!key || key instanceof Error) {
+      const msg = key instanceof Error ? key.message : "no key";
+      notes.push(/encrypted|passphrase/i.test(msg) ? `${file} is encrypted (nsh cannot ask for a passphrase: load it into ssh-agent)` : `${file} is not a usable private key (${msg})`);
+    } else if (!key.isPrivateKey()) notes.push(`${file} holds no private key`);
+    else out.push({ key, label: `${file} (${keyTypeLabel(key.type)} ${fingerprintSha256(key.getPublicSSH())})` });
+  }
+  if (missing.length > 0) notes.push(`not found: ${missing.join(", ")}`);
+  return out;
+}
+
+function explainConnectError(err: SshErr, host: ResolvedHost, st: { hostKeyProblem?: string; tried: string[]; notes: string[]; serverMethods: AuthenticationType[] | null; agentPath?: string }): string {
+  const addr = `${host.hostname}:${host.port}`;
+  const notes = st.notes.length > 0 ? `; ${st.notes.join("; ")}` : "";
+  if (st.hostKeyProblem) return st.hostKeyProblem;
+  if (err.level === "client-authentication") {
+    const offered = st.serverMethods && !st.serverMethods.includes("publickey") ? ` (the server only offers ${st.serverMethods.join(", ")}; nsh uses keys)` : "";
+    const agent = st.agentPath ? "" : "; no ssh-agent used (SSH_AUTH_SOCK unset or IdentityAgent none)";
+    return `authentication failed for user ${host.user}${offered}: tried ${st.tried.length > 0 ? st.tried.join(", ") : "no keys"}${agent}${notes}`;
+  }
+  switch (err.code) {
+    case "ECONNREFUSED": return `connection refused by ${addr} (is sshd running there, on that port?)`;
+    case "ENOTFOUND": case "EAI_AGAIN": case "EAI_NONAME": return `cannot resolve host name ${host.hostname} (DNS: ${err.code})`;
+    case "ETIMEDOUT": return `timed out connecting to ${addr}`;
+    case "EHOSTUNREACH": case "ENETUNREACH": return `${addr} is unreachable (${err.code})`;
+  }
+  if (err.level === "client-timeout") return `no SSH handshake with ${addr} within ${host.connectTimeoutMs / 1000} s (ConnectTimeout)`;
+  if (err.code === "ECONNRESET" || /before handshake|during the SSH handshake/.test(err.message)) return `${addr} closed the connection before the SSH handshake finished (${err.message}; is it an SSH server?)`;
+  return `${err.message}${notes}`;
+}
