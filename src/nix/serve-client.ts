@@ -30,6 +30,20 @@ import { WireReader } from "./wire.ts";
 
 export class ServeError extends Error {}
 
+/**
+ * A failure of whatever received the bytes we streamed (the other store of a copy). It passes
+ * through this session, which it leaves broken mid-NAR, and is explained by the receiving side.
+ */
+export class SinkError extends Error {
+  constructor(
+    readonly inner: unknown,
+    /** The session whose NAR stream the failure interrupted. */
+    readonly source: ServeClient,
+  ) {
+    super((inner as Error)?.message ?? String(inner));
+  }
+}
+
 /** Streams a NAR into the given sink and reports what it streamed. */
 export type NarProducer = (sink: (chunk: Uint8Array) => Promise<void>) => Promise<{ narHash: Uint8Array; narSize: number }>;
 
@@ -66,7 +80,13 @@ export class ServeClient {
       try {
         return await fn();
       } catch (e) {
-        this.broken = await failure(this.duplex, what, e);
+        if (e instanceof SinkError && e.source === this) {
+          // Our NAR stream stopped halfway because the receiver failed: unusable, but not our fault.
+          this.broken = new ServeError(`${this.name}: ${what} interrupted because the receiving store failed`);
+          this.duplex.close();
+          throw e;
+        }
+        this.broken = await failure(this.duplex, what, e instanceof SinkError ? e.inner : e);
         this.duplex.close();
         throw this.broken;
       }
@@ -103,7 +123,13 @@ export class ServeClient {
   dumpStorePath(path: string, sink: NarSink): Promise<{ narHash: Uint8Array; narSize: number }> {
     return this.op(`DumpStorePath ${path}`, async () => {
       await this.duplex.write(encodeDumpStorePath(path));
-      return readNar(this.r, sink);
+      return readNar(this.r, async (chunk) => {
+        try {
+          await sink(chunk);
+        } catch (e) {
+          throw e instanceof SinkError ? e : new SinkError(e, this);
+        }
+      });
     });
   }
 

@@ -33,10 +33,19 @@ export class ImportError extends Error {}
 
 const bin = (s: LocalStore, prog: string) => (s.nixBinDir ? path.join(s.nixBinDir, prog) : prog);
 
-/** Where a store path's files live on disk: under `root=` for a chroot store. */
+/**
+ * Where a store path's files live on disk. A chroot store (`local?root=R`, or a bare path R) keeps
+ * them in `R/nix/store` whatever its logical store directory, unless `real=` says otherwise.
+ */
 export function physicalPath(store: string, storePath: string): string {
-  const root = store.startsWith("/") ? store : /[?&]root=([^&]+)/.exec(store)?.[1];
-  return root ? path.join(decodeURIComponent(root), storePath) : storePath;
+  const param = (name: string) => {
+    const v = new RegExp(`[?&]${name}=([^&]+)`).exec(store)?.[1];
+    return v === undefined ? undefined : decodeURIComponent(v);
+  };
+  const real = param("real");
+  if (real) return path.join(real, path.basename(storePath));
+  const root = store.startsWith("/") ? store.split("?")[0] : param("root");
+  return root ? path.join(root, "nix", "store", path.basename(storePath)) : storePath;
 }
 
 function checkHash(item: ImportItem, got: { narHash: Uint8Array; narSize: number }): void {
@@ -57,14 +66,17 @@ async function runWithStdin(argv: string[], env: Record<string, string | undefin
     await feed(write);
   } catch (e) {
     fed = e as Error;
-    proc.kill("SIGKILL");
   }
   try {
     await proc.stdin.end();
   } catch {}
-  const code = await proc.exited;
+  // A writer that failed usually failed because the command did (disk full, say): its words first.
+  const code = await Promise.race([proc.exited, Bun.sleep(2000).then(() => undefined)]);
+  if (code === undefined) proc.kill("SIGKILL");
+  const said = (await stderr).trim().split("\n").slice(-3).join(" / ");
+  if (code !== 0 && code !== undefined && said) throw new ImportError(`${what} failed (exit ${code}): ${said}`);
   if (fed) throw fed;
-  if (code !== 0) throw new ImportError(`${what} failed (exit ${code}): ${(await stderr).trim().split("\n").slice(-3).join(" / ")}`);
+  if (code !== 0) throw new ImportError(`${what} failed (exit ${code ?? "killed"}): ${said}`);
 }
 
 export async function importPaths(items: ImportItem[], store: LocalStore, method: ImportMethod, heldLocks: string[]): Promise<void> {
