@@ -16,7 +16,7 @@ export interface RemoteStoreOptions {
 export async function openLocalServe(opts: { store?: string; nixBinDir?: string; env?: Record<string, string | undefined>; storeDir?: string } = {}): Promise<ServeClient> {
   const prog = opts.nixBinDir ? path.join(opts.nixBinDir, "nix-store") : "nix-store";
   const argv = [prog, "--serve", "--write", ...(opts.store ? ["--store", opts.store] : [])];
-  return ServeClient.open(spawnDuplex(argv, { env: opts.env, describe: opts.store ? `local store ${opts.store}` : "local store" }), opts.storeDir ?? process.env.NIX_STORE_DIR ?? "/nix/store");
+  return ServeClient.open(spawnDuplex(argv, { env: opts.env ?? process.env, describe: opts.store ? `local store ${opts.store}` : "local store" }), opts.storeDir ?? process.env.NIX_STORE_DIR ?? "/nix/store");
 }
 
 export interface OpenedRemote {

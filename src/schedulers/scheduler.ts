@@ -1,0 +1,117 @@
+// The interface every job scheduler implements (slurm REST now; slurm-native and pbs are one module
+// each later). A build becomes one job: submit a shell script, poll its status, cancel it when the
+// build is abandoned. Pure: types, the normalised states, and the JSON merge of extra parameters.
+
+/** Normalised job states; each scheduler maps its own words onto these. */
+export type JobState =
+  | "pending"
+  | "running"
+  | "completing"
+  | "completed"
+  | "failed"
+  | "cancelled"
+  | "timeout"
+  | "node_fail"
+  | "out_of_memory"
+  | "unknown";
+
+/** States a job never leaves; "unknown" is one because a job the scheduler forgot will not come back. */
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set<JobState>([
+  "completed",
+  "failed",
+  "cancelled",
+  "timeout",
+  "node_fail",
+  "out_of_memory",
+  "unknown",
+]);
+
+export const isTerminal = (state: JobState): boolean => TERMINAL_STATES.has(state);
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export interface JobSpec {
+  name: string;
+  /** the batch script's text (with its #! line) */
+  script: string;
+  workingDirectory: string;
+  /** the job's whole environment: schedulers do not add the submitter's */
+  environment: Record<string, string>;
+  stdout?: string;
+  stderr?: string;
+  timeLimitMinutes?: number;
+  /**
+   * Scheduler-specific parameters from the derivation (extraSlurmParams, pbsResources), already
+   * one merged JSON object; the scheduler's own setting (slurm-extra-submission-params) is merged
+   * over it, so the setting wins.
+   */
+  extra?: JsonObject;
+}
+
+export interface JobHandle {
+  /** the scheduler's job id as text (PBS ids are not numbers) */
+  id: string;
+}
+
+export interface JobStatus {
+  id: string;
+  state: JobState;
+  /** the scheduler's own state words, e.g. ["RUNNING", "COMPLETING"], for messages */
+  rawState: string[];
+  /** why the job is pending or failed (Slurm's state_reason), null when there is none */
+  reason: string | null;
+  /** allocated nodes (a Slurm hostlist such as "node[1-3]"), null before allocation */
+  nodes: string | null;
+  /** exit status of the batch script, null while it runs or when a signal ended it */
+  exitCode: number | null;
+  /** the signal that ended the script, null otherwise */
+  signal: number | null;
+  /** unix seconds; null while only an estimate exists (pending: expected start, running: expected end) */
+  startTime: number | null;
+  endTime: number | null;
+}
+
+export interface Scheduler {
+  readonly kind: "slurm" | "slurm-native" | "pbs";
+  submit(job: JobSpec): Promise<JobHandle>;
+  status(id: string): Promise<JobStatus>;
+  /** Ends the job; a job that already finished is not an error. */
+  cancel(id: string): Promise<void>;
+  /** one line for logs: where the scheduler is and what it speaks (never credentials) */
+  describe(): string;
+}
+
+export type SchedulerErrorKind = "config" | "unreachable" | "timeout" | "auth" | "rejected" | "protocol" | "version";
+
+/** Errors a caller can act on by kind; `details` holds the scheduler's own messages. */
+export class SchedulerError extends Error {
+  override readonly name = "SchedulerError";
+  constructor(
+    readonly kind: SchedulerErrorKind,
+    message: string,
+    readonly details: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+const isObject = (v: JsonValue | undefined): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Deep merge, later layers win: objects merge key by key, anything else (arrays included) replaces,
+ * and null deletes the key (as in a JSON merge patch), so a setting can drop a default.
+ */
+export function mergeParams(...layers: (JsonObject | undefined)[]): JsonObject {
+  const out: JsonObject = {};
+  for (const layer of layers) {
+    if (!layer) continue;
+    for (const [key, value] of Object.entries(layer)) {
+      const prev = out[key];
+      if (value === null) delete out[key];
+      else if (isObject(value)) out[key] = mergeParams(isObject(prev) ? prev : {}, value);
+      else out[key] = structuredClone(value);
+    }
+  }
+  return out;
+}

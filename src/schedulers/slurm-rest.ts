@@ -1,0 +1,335 @@
+// Slurm through slurmrestd (REST, JWT): the runner. It finds the API versions the server speaks,
+// picks the newest one nsh knows (or the forced one), checks the token with a ping, then submits,
+// polls and cancels jobs. Request bodies and reply parsing live in slurm-rest-shapes.ts.
+//
+// The JWT never leaves this module except in the X-SLURM-USER-TOKEN header: it is not a field of
+// the scheduler object (so it cannot be logged or serialised with it), and every message built
+// from remote or fetch text is passed through `redact` first.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import type { NshConfig } from "../config/nsh-conf.ts";
+import {
+  type ApiVersion,
+  apiPath,
+  chooseVersion,
+  buildSubmitRequest,
+  formatErrors,
+  jwtClaims,
+  jwtProblem,
+  looksLikeRejectedToken,
+  parseErrors,
+  parseJobResponse,
+  parseSubmitResponse,
+  servedVersions,
+  SUPPORTED_VERSIONS,
+} from "./slurm-rest-shapes.ts";
+import {
+  type JobHandle,
+  type JobSpec,
+  type JobStatus,
+  type JsonObject,
+  type Scheduler,
+  SchedulerError,
+  type SchedulerErrorKind,
+} from "./scheduler.ts";
+
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+export interface SlurmRestOptions {
+  host: string;
+  port: number;
+  token: string;
+  /** where the token came from, for messages ("slurm-jwt-token", "SLURM_JWT", …) */
+  tokenSource?: string;
+  /** X-SLURM-USER-NAME (22.05 needs it); default the token's user (`sun`), else the current user */
+  user?: string;
+  /** "auto" (default): the newest version both sides know; or one version to force */
+  apiVersion?: string;
+  /** slurm-extra-submission-params: merged over each job's own extra params, so it wins */
+  extraParams?: JsonObject;
+  /** bound for each HTTP request; default 20 s, above Slurm's MessageTimeout (10 s) so Slurm's own error arrives first */
+  requestTimeoutMs?: number;
+  fetch?: FetchLike;
+  /** one line per request (method, path, status, ms); never headers */
+  log?: (line: string) => void;
+}
+
+interface Reply {
+  status: number;
+  json: unknown;
+  text: string;
+  ms: number;
+}
+
+export interface Negotiated {
+  version: ApiVersion;
+  /** versions the server named (all of them via /openapi/v3; only the one found when probing pings) */
+  served: string[];
+  via: "openapi" | "ping-probe" | "forced";
+  release: string | null;
+  discoveryMs: number;
+  pingMs: number;
+}
+
+const tokens = new WeakMap<SlurmRestScheduler, string>();
+const ALREADY_DONE = 2021; // ESLURM_ALREADY_DONE: cancelling a finished job is not an error
+const SLOW_PING_MS = 5000; // a refused token fails in ms; a dead slurmctld only after its MessageTimeout
+
+export class SlurmRestScheduler implements Scheduler {
+  readonly kind = "slurm" as const;
+  readonly baseUrl: string;
+  readonly user: string;
+  private readonly where: string;
+  private readonly wanted: string;
+  private readonly tokenSource: string;
+  private readonly extraParams: JsonObject;
+  private readonly timeoutMs: number;
+  private readonly fetchFn: FetchLike;
+  private readonly log: (line: string) => void;
+  private negotiation: Promise<Negotiated> | null = null;
+  private result: Negotiated | null = null;
+
+  constructor(opts: SlurmRestOptions) {
+    tokens.set(this, opts.token);
+    this.where = `${opts.host}:${opts.port}`;
+    this.baseUrl = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`;
+    this.user = opts.user || jwtClaims(opts.token)?.sun || safeUserName();
+    this.wanted = opts.apiVersion?.trim() || "auto";
+    this.tokenSource = opts.tokenSource ?? "slurm-jwt-token";
+    this.extraParams = opts.extraParams ?? {};
+    this.timeoutMs = opts.requestTimeoutMs ?? 20_000;
+    this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Settings of nsh.conf: slurm-api-host/port/version, slurm-user, slurm-extra-submission-params and the JWT. */
+  static fromConfig(config: NshConfig, env: Record<string, string | undefined> = process.env, more: Partial<SlurmRestOptions> = {}): SlurmRestScheduler {
+    const jwt = jwtToken(config, env);
+    for (const w of jwt.warnings) (more.log ?? ((l: string) => process.stderr.write(`nsh: warning: ${l}\n`)))(w);
+    return new SlurmRestScheduler({
+      host: config["slurm-api-host"],
+      port: config["slurm-api-port"],
+      token: jwt.token,
+      tokenSource: jwt.source,
+      user: config["slurm-user"] || undefined,
+      apiVersion: config["slurm-api-version"],
+      extraParams: config["slurm-extra-submission-params"] as JsonObject,
+      ...more,
+    });
+  }
+
+  describe(): string {
+    const api = this.result ? `API ${this.result.version}${this.result.release ? ` (Slurm ${this.result.release})` : ""}` : `API ${this.wanted} (not negotiated yet)`;
+    return `slurm REST at ${this.baseUrl}, ${api}, user ${this.user}`;
+  }
+
+  /** The version in use (negotiated once, then cached), after a ping proved the token works. */
+  negotiate(): Promise<Negotiated> {
+    this.negotiation ??= this.doNegotiate().then(
+      (r) => (this.result = r),
+      (e: unknown) => {
+        this.negotiation = null; // a later call may succeed (slurmrestd restarted, token renewed)
+        throw e;
+      },
+    );
+    return this.negotiation;
+  }
+
+  async submit(job: JobSpec): Promise<JobHandle> {
+    const { version } = await this.negotiate();
+    const path = apiPath.submit(version);
+    const reply = await this.request("POST", path, buildSubmitRequest(version, job, this.extraParams));
+    const parsed = parseSubmitResponse(version, this.expectJson(reply, "POST", path));
+    if (!parsed.ok) throw this.failure(reply, parsed.message, parsed.errors.map((e) => e.message));
+    for (const w of parsed.warnings) this.log(`slurm: job ${parsed.jobId}: ${this.redact(w)}`);
+    return { id: parsed.jobId };
+  }
+
+  async status(id: string): Promise<JobStatus> {
+    const { version } = await this.negotiate();
+    const path = apiPath.job(version, id);
+    const reply = await this.request("GET", path);
+    const parsed = parseJobResponse(version, this.expectJson(reply, "GET", path), id);
+    if (parsed.ok) return parsed.status;
+    if (parsed.notFound) {
+      // Finished jobs vanish after MinJobAge; a poller must stop waiting for it.
+      const reason = `slurmctld does not know job ${id} (${formatErrors(parsed.errors)})`;
+      return { id, state: "unknown", rawState: [], reason, nodes: null, exitCode: null, signal: null, startTime: null, endTime: null };
+    }
+    throw this.failure(reply, parsed.message, parsed.errors.map((e) => e.message));
+  }
+
+  async cancel(id: string): Promise<void> {
+    const { version } = await this.negotiate();
+    const path = apiPath.job(version, id);
+    const reply = await this.request("DELETE", path);
+    const json = this.expectJson(reply, "DELETE", path, true);
+    const errors = parseErrors(json);
+    if (reply.status === 200 && errors.length === 0) return;
+    if (errors.length > 0 && errors.every((e) => e.code === ALREADY_DONE)) return;
+    throw this.failure(reply, `cancelling job ${id} failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
+  }
+
+  private async doNegotiate(): Promise<Negotiated> {
+    const problem = jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000));
+    if (problem) throw this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}: ${problem})`);
+    const t0 = performance.now();
+    let served: string[] = [];
+    let via: Negotiated["via"] = "forced";
+    let version: ApiVersion;
+    if (this.wanted === "auto") {
+      ({ served, via } = await this.discover());
+      const choice = chooseVersion(served, "auto");
+      if (!choice.ok) throw this.error("version", choice.error);
+      version = choice.version;
+    } else {
+      const choice = chooseVersion([], this.wanted);
+      if (!choice.ok) throw this.error("version", choice.error);
+      version = choice.version;
+    }
+    const discoveryMs = performance.now() - t0;
+    const ping = await this.request("GET", apiPath.ping(version));
+    if (ping.status === 404 && via === "forced") {
+      const found = await this.discover().catch(() => ({ served: [] as string[] }));
+      const choice = chooseVersion(found.served.length > 0 ? found.served : ["(unknown)"], this.wanted);
+      throw this.error("version", choice.ok ? `slurmrestd at ${this.where} has no ${apiPath.ping(version)}` : choice.error);
+    }
+    const json = this.expectJson(ping, "GET", apiPath.ping(version));
+    const errors = parseErrors(json);
+    if (ping.status !== 200 || errors.length > 0) {
+      if (ping.ms >= SLOW_PING_MS) {
+        throw this.error("unreachable", `slurmctld did not answer slurmrestd at ${this.where} (ping took ${Math.round(ping.ms)} ms): ${formatErrors(errors) || `HTTP ${ping.status}`}`);
+      }
+      throw this.authError(errors, ping.status);
+    }
+    const meta = (json as { meta?: { Slurm?: { release?: unknown }; slurm?: { release?: unknown } } }).meta;
+    const release = meta?.slurm?.release ?? meta?.Slurm?.release;
+    return { version, served, via, release: typeof release === "string" ? release : null, discoveryMs, pingMs: ping.ms };
+  }
+
+  /** Served versions: the OpenAPI document (22.05 … 25.11 serve /openapi/v3), else ping probes newest first. */
+  private async discover(): Promise<{ served: string[]; via: "openapi" | "ping-probe" }> {
+    const doc = await this.request("GET", "/openapi/v3");
+    if (doc.status === 401 || doc.status === 403) throw this.authError([], doc.status);
+    const served = doc.status === 200 && doc.json !== undefined ? servedVersions(doc.json) : [];
+    if (served.length > 0) return { served, via: "openapi" };
+    for (const v of [...SUPPORTED_VERSIONS].reverse()) {
+      const r = await this.request("GET", apiPath.ping(v));
+      if (r.status !== 404) return { served: [v], via: "ping-probe" };
+    }
+    return { served: [], via: "ping-probe" };
+  }
+
+  private async request(method: string, path: string, body?: JsonObject): Promise<Reply> {
+    const headers: Record<string, string> = {
+      Accept: "application/json",
+      "X-SLURM-USER-NAME": this.user,
+      "X-SLURM-USER-TOKEN": tokens.get(this)!,
+    };
+    if (body) headers["Content-Type"] = "application/json";
+    const t0 = performance.now();
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.fetchFn(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      text = await res.text();
+    } catch (e) {
+      const err = e as { name?: string; code?: string; message?: string };
+      if (err.name === "TimeoutError" || err.name === "AbortError") {
+        throw this.error("timeout", `slurmrestd at ${this.where} did not answer ${method} ${path} within ${this.timeoutMs} ms`);
+      }
+      throw this.error("unreachable", `slurmrestd not reachable at ${this.where} (${err.code ?? err.message ?? String(e)})`);
+    }
+    const ms = performance.now() - t0;
+    this.log(`slurm: ${method} ${path} -> ${res.status} in ${ms.toFixed(1)} ms`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (res.status === 401 || res.status === 403) throw this.authError(parseErrors(json), res.status);
+    return { status: res.status, json, text, ms };
+  }
+
+  /** The reply's JSON; a clear error for 404s and for replies that are not JSON (proxies, wrong port). */
+  private expectJson(reply: Reply, method: string, path: string, emptyOk = false): unknown {
+    if (reply.status === 404) throw this.error("version", `slurmrestd at ${this.where} has no ${method} ${path} (HTTP 404): ${this.redact(reply.text.trim().slice(0, 200))}`);
+    if (reply.json !== undefined || (emptyOk && reply.text.trim() === "")) return reply.json ?? {};
+    const snippet = reply.text.trim().slice(0, 200) || "(empty body)";
+    throw this.error("protocol", `slurmrestd at ${this.where} sent a non-JSON reply to ${method} ${path} (HTTP ${reply.status}): ${this.redact(snippet)}`);
+  }
+
+  private failure(reply: Reply, message: string, details: string[]): SchedulerError {
+    const errors = parseErrors(reply.json);
+    if (reply.status >= 500 && looksLikeRejectedToken(errors)) return this.authError(errors, reply.status);
+    return this.error("rejected", message, details);
+  }
+
+  private authError(errors: { message: string }[], status: number): SchedulerError {
+    const why =
+      status === 401 || status === 403
+        ? `slurmrestd answered HTTP ${status}`
+        : `slurmctld refused the request (HTTP ${status}: ${errors.map((e) => e.message).join("; ") || "no error text"}); ` +
+          "slurmrestd passes the token on unchecked, so a wrong, expired or foreign token looks like this";
+    return this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}, user ${this.user}: ${why})`, errors.map((e) => e.message));
+  }
+
+  private error(kind: SchedulerErrorKind, message: string, details: string[] = []): SchedulerError {
+    return new SchedulerError(kind, this.redact(message), details.map((d) => this.redact(d)));
+  }
+
+  private redact(text: string): string {
+    const token = tokens.get(this);
+    return token ? text.split(token).join("<redacted>") : text;
+  }
+}
+
+function safeUserName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? "nobody";
+  }
+}
+
+export interface JwtToken {
+  token: string;
+  source: string;
+  warnings: string[];
+}
+
+/**
+ * The JWT from slurm-jwt-token, else the file named by slurm-jwt-token-file (warning when group
+ * or others may read it), else $SLURM_JWT. A file may hold `scontrol token`'s "SLURM_JWT=…" line.
+ */
+export function jwtToken(config: Pick<NshConfig, "slurm-jwt-token" | "slurm-jwt-token-file">, env: Record<string, string | undefined> = process.env): JwtToken {
+  const inline = config["slurm-jwt-token"].trim();
+  if (inline) return { token: inline, source: "slurm-jwt-token", warnings: [] };
+  const file = config["slurm-jwt-token-file"].trim();
+  if (file) {
+    let text: string;
+    let mode: number;
+    try {
+      mode = fs.statSync(file).mode;
+      text = fs.readFileSync(file, "utf8");
+    } catch (e) {
+      throw new SchedulerError("config", `slurm-jwt-token-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+    const token = text.trim().replace(/^SLURM_JWT=/, "").trim();
+    if (!token) throw new SchedulerError("config", `slurm-jwt-token-file ${file} is empty`);
+    const warnings =
+      (mode & 0o044) !== 0
+        ? [`slurm-jwt-token-file ${file} is readable by ${(mode & 0o040 ? ["group"] : []).concat(mode & 0o004 ? ["others"] : []).join(" and ")} (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); chmod 600 it`]
+        : [];
+    return { token, source: `slurm-jwt-token-file ${file}`, warnings };
+  }
+  const fromEnv = env.SLURM_JWT?.trim();
+  if (fromEnv) return { token: fromEnv, source: "SLURM_JWT", warnings: [] };
+  throw new SchedulerError("config", "no JWT for slurmrestd: set slurm-jwt-token or slurm-jwt-token-file in nsh.conf, or SLURM_JWT in the environment");
+}
