@@ -1,0 +1,80 @@
+// `nsh __agent-connect JOBDIR MODE`, run over ssh on the job's node: joins the hook's ssh channel
+// (stdin/stdout) to the agent's unix socket. The agent may not be listening yet when the job has
+// just started: we watch the job directory for its socket (inotify, not a polling loop).
+import fs from "node:fs";
+import path from "node:path";
+import { AGENT_SOCKET, parseHello } from "./protocol.ts";
+
+async function waitForSocket(dir: string, timeoutMs: number): Promise<string> {
+  const sock = path.join(dir, AGENT_SOCKET);
+  if (fs.existsSync(sock)) return sock;
+  const appeared = Promise.withResolvers<void>();
+  const watcher = fs.watch(dir, (_ev, name) => {
+    if (name === AGENT_SOCKET && fs.existsSync(sock)) appeared.resolve();
+  });
+  // It may have appeared between the first look and the watch.
+  if (fs.existsSync(sock)) appeared.resolve();
+  const timer = setTimeout(() => appeared.reject(new Error(`no agent socket in ${dir} after ${timeoutMs / 1000} s (did the job start nsh's agent?)`)), timeoutMs);
+  try {
+    await appeared.promise;
+    return sock;
+  } finally {
+    clearTimeout(timer);
+    watcher.close();
+  }
+}
+
+export async function runAgentConnect(argv: readonly string[]): Promise<number> {
+  const [dir, mode] = argv;
+  if (!dir || !mode || !parseHello(mode)) {
+    process.stderr.write("usage: nsh __agent-connect JOBDIR serve|log\n");
+    return 2;
+  }
+  let sockPath: string;
+  try {
+    sockPath = await waitForSocket(dir, 60000);
+  } catch (e) {
+    process.stderr.write(`nsh: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const closed = Promise.withResolvers<void>();
+  let drained: PromiseWithResolvers<void> | undefined;
+  const sock = await Bun.connect({
+    unix: sockPath,
+    socket: {
+      data(s, data) {
+        // The ssh channel behind stdout may be slower than the agent: hold the agent back meanwhile.
+        if (!process.stdout.write(data)) {
+          s.pause();
+          process.stdout.once("drain", () => s.resume());
+        }
+      },
+      drain() {
+        drained?.resolve();
+      },
+      close() {
+        drained?.resolve();
+        closed.resolve();
+      },
+      error() {
+        closed.resolve();
+      },
+    },
+  });
+  sock.write(`${mode}\n`);
+  void (async () => {
+    for await (const chunk of Bun.stdin.stream()) {
+      let off = 0;
+      while (off < chunk.length) {
+        off += Math.max(0, sock.write(chunk.subarray(off)));
+        if (off < chunk.length) {
+          drained = Promise.withResolvers<void>();
+          await drained.promise;
+        }
+      }
+    }
+    sock.end();
+  })().catch(() => sock.end());
+  await closed.promise;
+  return 0;
+}

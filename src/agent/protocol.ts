@@ -1,0 +1,59 @@
+// Pure: how the hook and the job's agent talk. A client connects to the agent's unix socket in the
+// job directory and sends one line saying what it wants:
+//   "serve"  the connection becomes a serve protocol session with a `nix-store --serve --write`
+//            the agent runs inside the job (so the build runs in the job's allocation);
+//   "log"    the agent streams every line those sessions write on stderr (the build log), and
+//            the client may send "done" on it: the hook has what it came for, the agent may go.
+
+export const AGENT_SOCKET = "agent.sock";
+export const AGENT_LOG = "build.log";
+
+export type AgentMode = "serve" | "log";
+
+export function parseHello(line: string): AgentMode | undefined {
+  const w = line.trim();
+  return w === "serve" || w === "log" ? w : undefined;
+}
+
+export interface AgentOptions {
+  jobDir: string;
+  remoteStore?: string;
+  nixBinDir?: string;
+  collectGarbage: boolean;
+  /** With no client connected for this long after the first one came, the hook is gone: end the job. */
+  orphanGraceMs: number;
+  /** If no client ever connects within this long, give the allocation back. */
+  firstContactTimeoutMs: number;
+}
+
+export function parseAgentArgs(argv: readonly string[]): AgentOptions {
+  const [jobDir, ...rest] = argv;
+  if (!jobDir) throw new Error("usage: nsh __agent JOBDIR [--remote-store S] [--nix-bin-dir D] [--collect-garbage]");
+  const o: AgentOptions = { jobDir, collectGarbage: false, orphanGraceMs: 15000, firstContactTimeoutMs: 600000 };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    const val = () => {
+      const v = rest[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--remote-store") o.remoteStore = val();
+    else if (a === "--nix-bin-dir") o.nixBinDir = val();
+    else if (a === "--collect-garbage") o.collectGarbage = true;
+    else if (a === "--orphan-grace") o.orphanGraceMs = Number(val()) * 1000;
+    else if (a === "--first-contact-timeout") o.firstContactTimeoutMs = Number(val()) * 1000;
+    else throw new Error(`unknown agent argument '${a}'`);
+  }
+  return o;
+}
+
+/** The agent's command line, as the job script runs it (shell-quoted by the caller). */
+export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage">): string[] {
+  return [
+    "__agent",
+    o.jobDir,
+    ...(o.remoteStore && o.remoteStore !== "auto" ? ["--remote-store", o.remoteStore] : []),
+    ...(o.nixBinDir ? ["--nix-bin-dir", o.nixBinDir] : []),
+    ...(o.collectGarbage ? ["--collect-garbage"] : []),
+  ];
+}
