@@ -4,6 +4,7 @@
 import { runAgent } from "../agent/agent.ts";
 import { runAgentConnect } from "../agent/connect.ts";
 import { parseAgentArgs } from "../agent/protocol.ts";
+import { runReaper } from "../hook/reaper.ts";
 import { runGuard, type GuardConfig } from "../sigstop/guard.ts";
 import { runHookRelay } from "../sigstop/hook-relay.ts";
 import { runNotifier, type NotifyArgs } from "../sigstop/notifier.ts";
@@ -14,4 +15,5 @@ export const internalCommands: Record<string, (args: string[]) => Promise<number
   "__sigstop-guard": ([json]) => runGuard(JSON.parse(json ?? "{}") as GuardConfig),
   "__agent": (args) => runAgent(parseAgentArgs(args)),
   "__agent-connect": (args) => runAgentConnect(args),
+  "__job-reaper": () => runReaper(),
 };

@@ -25,6 +25,7 @@ export const NSH_SETTINGS = {
   trusted: { kind: "list", default: [], doc: "pinned host keys: HOSTS KEYTYPE BASE64 triples (HOSTS comma-separated)" },
   "copy-budget": { kind: "size", default: 0, doc: "bytes in flight for all nsh copies on this machine (0: 1/8 of memory)" },
   "state-dir": { kind: "string", default: "", doc: "nsh's state directory on this machine" },
+  "login-host": { kind: "string", default: "", doc: "ssh destination that sees slurm-state-dir before a job runs (default: slurm-api-host)" },
   "ssh-connect-timeout": { kind: "int", default: 15, doc: "seconds to connect and authenticate over ssh" },
   "slurm-state-dir": { kind: "string", default: "", doc: "where jobs keep their files on the cluster" },
   "slurm-api-host": { kind: "string", default: "localhost", doc: "slurmrestd host" },

@@ -312,6 +312,6 @@ export function jwtClaims(token: string): { exp?: number; sun?: string } | null 
 export function jwtProblem(token: string, nowSec: number): string | null {
   const claims = jwtClaims(token);
   if (!claims) return "it is not a JWT (three base64url parts with a JSON payload)";
-  if (claims.exp !== undefined && claims.exp <= nowSec) return `it expired at ${new Date(claims.exp * 1000).toISOString()}`;
+  if (claims.exp !== undefined && claims.exp < nowSec) return `it expired at ${new Date(claims.exp * 1000).toISOString()}`;
   return null;
 }

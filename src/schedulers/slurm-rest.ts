@@ -267,6 +267,10 @@ export class SlurmRestScheduler implements Scheduler {
 
   private failure(reply: Reply, message: string, details: string[]): SchedulerError {
     const errors = parseErrors(reply.json);
+    // Tokens expire during long builds (scontrol token's default is 30 min); on 22.05 slurmctld
+    // then answers a job query with a misleading "Unable to find JobId", so check locally first.
+    const problem = jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000));
+    if (problem) return this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}: ${problem})`, details);
     if (reply.status >= 500 && looksLikeRejectedToken(errors)) return this.authError(errors, reply.status);
     return this.error("rejected", message, details);
   }

@@ -1,0 +1,96 @@
+// Pure: what a build's job looks like — its directory, script, spec, the agent's place — and the
+// small parsers the job's life needs (hostlists, derivation attributes, Nix's own time limits).
+import path from "node:path";
+import type { Derivation } from "../nix/derivation.ts";
+import { agentArgs } from "../agent/protocol.ts";
+import type { JobSpec, JsonObject } from "../schedulers/scheduler.ts";
+import { shellQuote } from "../remote/ssh.ts";
+
+export class DerivationAttrError extends Error {}
+
+/** `/nix/store/<hash>-hello-2.12.drv` → `hello-2.12` */
+export function drvName(drvPath: string): string {
+  return path.basename(drvPath).replace(/^[0-9a-z]{32}-/, "").replace(/\.drv$/, "");
+}
+
+/** The agent binary's place in the shared state directory, keyed by the binary's hash. */
+export function agentBinaryPath(stateDir: string, hash: string): string {
+  return path.posix.join(stateDir, "bin", `nsh-${hash.slice(0, 16)}`);
+}
+
+export function jobDir(stateDir: string, key: string): string {
+  return path.posix.join(stateDir, "jobs", key);
+}
+
+export interface JobPlanInput {
+  drvPath: string;
+  drv: Derivation;
+  stateDir: string;
+  key: string;
+  agentPath: string;
+  remoteStore: string;
+  nixBinDir: string;
+  collectGarbage: boolean;
+  /** Nix's `timeout` setting (seconds, 0 = none): becomes the job's time limit. */
+  buildTimeout: number;
+  /** The derivation-level parameters attribute, e.g. extraSlurmParams. */
+  paramsAttr: string;
+}
+
+/** A derivation attribute that holds a JSON object (extraSlurmParams, pbsResources). */
+export function jsonObjectAttr(drv: Derivation, drvPath: string, attr: string): JsonObject | undefined {
+  const text = drv.env.get(attr);
+  if (text === undefined || text.trim() === "") return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new DerivationAttrError(`${drvPath}: attribute ${attr} is not valid JSON (${(e as Error).message}): ${text.slice(0, 80)}`);
+  }
+  if (!v || typeof v !== "object" || Array.isArray(v)) throw new DerivationAttrError(`${drvPath}: attribute ${attr} must be a JSON object, got ${text.slice(0, 80)}`);
+  return v as JsonObject;
+}
+
+export function jobScript(agentPath: string, args: readonly string[]): string {
+  return [
+    "#!/bin/sh",
+    "# nsh build job: nsh's agent receives the inputs, builds inside this job and hands back the outputs.",
+    `exec ${[agentPath, ...args].map(shellQuote).join(" ")}`,
+    "",
+  ].join("\n");
+}
+
+export function jobSpec(p: JobPlanInput): JobSpec {
+  const dir = jobDir(p.stateDir, p.key);
+  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage });
+  return {
+    name: `nsh-${drvName(p.drvPath)}`.slice(0, 200),
+    script: jobScript(p.agentPath, args),
+    workingDirectory: dir,
+    environment: { PATH: "/usr/local/bin:/usr/bin:/bin", NSH_JOB_DRV: p.drvPath },
+    stdout: path.posix.join(dir, "job.out"),
+    stderr: path.posix.join(dir, "job.out"),
+    ...(p.buildTimeout > 0 ? { timeLimitMinutes: Math.ceil(p.buildTimeout / 60) } : {}),
+    ...(() => {
+      const extra = jsonObjectAttr(p.drv, p.drvPath, p.paramsAttr);
+      return extra ? { extra } : {};
+    })(),
+  };
+}
+
+/** First host of a Slurm hostlist: "node[3-5,9],gpu1" → "node3". */
+export function firstHost(list: string): string | undefined {
+  const m = /^([^,[]+)(?:\[([^\]]+)\])?/.exec(list.trim());
+  if (!m) return undefined;
+  const range = m[2]?.split(",")[0]?.split("-")[0];
+  return range === undefined ? m[1] : `${m[1]}${range}`;
+}
+
+/** Nix's settings that bound a build, from the hook's settings blob. */
+export function buildLimits(settings: ReadonlyMap<string, string>): { maxSilentTime: number; buildTimeout: number; maxLogSize: number } {
+  const n = (k: string) => {
+    const v = Number(settings.get(k) ?? 0);
+    return Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+  };
+  return { maxSilentTime: n("max-silent-time"), buildTimeout: n("timeout"), maxLogSize: n("max-build-log-size") };
+}
