@@ -50,14 +50,14 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const key = `${Date.now().toString(36)}-${process.pid}`;
   const dir = jobDir(clusterState, key);
   const scheduler = schedulerFor(conf, env);
-  const pool = new SshPool({ warn: (m) => ctx.log(1, `nsh: ${m}`) });
+  const pool = new SshPool({ warn: (m) => ctx.log(1, `nsh: ${m}`), ...(conf["ssh-config"] ? { configFile: conf["ssh-config"] } : {}) });
   const record = new JobLog(localState, { key, drv: req.drvPath, scheduler: scheduler.describe(), state: "submitting", submittedAt: Date.now(), phases: {}, hookPid: process.pid });
   let reaper: ReturnType<typeof startReaper> | undefined;
   try {
     const login = parseDestination(conf["login-host"] || conf["slurm-api-host"]);
     const agentPath = await ensureAgent(pool, login, clusterState, localState, dir);
     const limits = buildLimits(ctx.settings);
-    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr: PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams" });
+    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr: PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams", environment: conf["job-environment"], storeDir: conf["store-dir"] });
     const { id } = await scheduler.submit(spec);
     record.update({ jobId: id, state: "pending" });
     reaper = startReaper(conf, env, id);

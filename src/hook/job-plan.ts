@@ -35,6 +35,21 @@ export interface JobPlanInput {
   buildTimeout: number;
   /** The derivation-level parameters attribute, e.g. extraSlurmParams. */
   paramsAttr: string;
+  /** job-environment: NAME=VALUE words. */
+  environment?: readonly string[];
+  /** store-dir: the logical store directory on the cluster. */
+  storeDir?: string;
+}
+
+/** job-environment words → a map; a word without '=' is an error naming it. */
+export function parseJobEnvironment(words: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const w of words) {
+    const eq = w.indexOf("=");
+    if (eq <= 0) throw new Error(`nsh.conf: job-environment expects NAME=VALUE words, got '${w}'`);
+    out[w.slice(0, eq)] = w.slice(eq + 1);
+  }
+  return out;
 }
 
 /** A derivation attribute that holds a JSON object (extraSlurmParams, pbsResources). */
@@ -67,7 +82,12 @@ export function jobSpec(p: JobPlanInput): JobSpec {
     name: `nsh-${drvName(p.drvPath)}`.slice(0, 200),
     script: jobScript(p.agentPath, args),
     workingDirectory: dir,
-    environment: { PATH: "/usr/local/bin:/usr/bin:/bin", NSH_JOB_DRV: p.drvPath },
+    environment: {
+      PATH: "/usr/local/bin:/usr/bin:/bin",
+      ...(p.storeDir && p.storeDir !== "/nix/store" ? { NIX_STORE_DIR: p.storeDir } : {}),
+      ...parseJobEnvironment(p.environment ?? []),
+      NSH_JOB_DRV: p.drvPath,
+    },
     stdout: path.posix.join(dir, "job.out"),
     stderr: path.posix.join(dir, "job.out"),
     ...(p.buildTimeout > 0 ? { timeLimitMinutes: Math.ceil(p.buildTimeout / 60) } : {}),

@@ -19,14 +19,7 @@ export function splitHookSetting(value: string): string[] {
   return value.split(/\s+/).filter((s) => s.length > 0);
 }
 
-/**
- * Nix's default hook given the directory of the nix binary: 2.8 ships `libexec/nix/build-remote`
- * (argv[0]'s basename picks the personality); 2.18 and later run `nix __build-remote`.
- */
-export function defaultHook(nixBinDir: string, exists: (p: string) => boolean): string[] {
-  const legacy = path.join(path.dirname(nixBinDir), "libexec", "nix", "build-remote");
-  return exists(legacy) ? [legacy] : [path.join(nixBinDir, "nix"), "__build-remote"];
-}
+export { defaultHook } from "../nix/hook-child.ts";
 
 /** Settings the actual hook must see differently from what Nix sent us. */
 export function rewriteSettings(settings: Map<string, string>, cfg: HookConfig): Map<string, string> {

@@ -4,46 +4,14 @@
 import fs from "node:fs";
 import path from "node:path";
 import { outputLockPaths, parseDerivation } from "../nix/derivation.ts";
-import {
-  encodeAccepted,
-  encodeSettings,
-  encodeTry,
-  nixMsg,
-  parseReplyLine,
-  readAccepted,
-  readSettings,
-  readTry,
-  verbosityFromArgv,
-  type TryRequest,
-} from "../nix/hook-protocol.ts";
-import { WireReader, concat } from "../nix/wire.ts";
-import { pipe } from "../sys/libc.ts";
-import { ByteLines } from "../util/lines.ts";
+import { HookChild, acceptBytes, nixBinDir, writeAll } from "../nix/hook-child.ts";
+import { encodeAccepted, encodeSettings, encodeTry, nixMsg, readAccepted, readSettings, readTry, verbosityFromArgv, type TryRequest } from "../nix/hook-protocol.ts";
+import { WireReader } from "../nix/wire.ts";
 import { selfCommand } from "../util/self.ts";
 import { sendEvent } from "./notifier.ts";
-import { defaultHook, rewriteSettings, splitHookSetting, type HookConfig } from "./hook-config.ts";
+import { defaultHook, rewriteSettings, type HookConfig } from "./hook-config.ts";
 
-const toNix = (bytes: Uint8Array | string) => (typeof bytes === "string" ? fs.writeSync(2, bytes) : fs.writeSync(2, bytes));
-const text = (b: Uint8Array) => new TextDecoder().decode(b).replace(/\n$/, "");
-
-function fdOpen(fd: number): boolean {
-  try {
-    fs.fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function nixBinDir(): string {
-  // Nix (the daemon or the client that builds) is our parent: use its own installation.
-  try {
-    const exe = fs.readlinkSync(`/proc/${process.ppid}/exe`);
-    if (/^nix/.test(path.basename(exe))) return path.dirname(exe);
-  } catch {}
-  const nix = Bun.which("nix");
-  return nix ? path.dirname(fs.realpathSync(nix)) : "/usr/bin";
-}
+const toNix = (bytes: Uint8Array | string) => writeAll(2, bytes);
 
 export async function runHookRelay(rundir: string, argv: string[]): Promise<number> {
   const verbosity = verbosityFromArgv(argv);
@@ -52,70 +20,40 @@ export async function runHookRelay(rundir: string, argv: string[]): Promise<numb
   const fromNix = new WireReader(Bun.stdin.stream().getReader());
   const settings = rewriteSettings(await readSettings(fromNix), cfg);
 
-  // Like Nix: the hook's stdout and stderr are one pipe; fds 4 and 5 are Nix's own log pipe.
-  const [outR, outW] = pipe();
-  const child = Bun.spawn([...hook, String(verbosity)], {
-    stdio: ["pipe", outW, outW, "ignore", fdOpen(4) ? 4 : "ignore", fdOpen(5) ? 5 : "ignore"],
-    cwd: "/",
-  });
-  fs.closeSync(outW);
-  const hookName = hook.join(" ");
-  const lines = new ByteLines(Bun.file(outR).stream());
-  // A hook that died takes its pipe with it: the missing reply below is what gets reported.
-  const toHook = async (bytes: Uint8Array) => {
-    try {
-      child.stdin.write(bytes);
-      await child.stdin.flush();
-    } catch {}
-  };
-  const endHook = async () => {
-    try {
-      await child.stdin.end();
-    } catch {}
-  };
-  await toHook(encodeSettings(settings));
+  const child = new HookChild({ hook, verbosity });
+  await child.send(encodeSettings(settings));
 
   let builds = 0;
   for (;;) {
     const req = await readTry(fromNix);
     if (!req) {
       // Nix has no more builds for this hook.
-      await endHook();
+      await child.end();
       await child.exited;
       return 0;
     }
-    await toHook(encodeTry(req));
-    for (;;) {
-      const line = await lines.next();
-      if (!line) {
-        const code = await child.exited;
-        toNix(nixMsg(0, `nix-sigstop: the build hook '${hookName}' exited (status ${code}) without answering for '${req.drvPath}'`));
+    await child.send(encodeTry(req));
+    const r = await child.reply(toNix);
+    if (r.kind === "eof") {
+      toNix(nixMsg(0, `nix-sigstop: the build hook '${child.name}' exited (status ${r.code}) without answering for '${req.drvPath}'`));
+      return 1;
+    }
+    const { word: reply, line } = r;
+    if (reply === "accept") {
+      const machine = await child.nextLine();
+      if (!machine) {
+        toNix(nixMsg(0, `nix-sigstop: the build hook '${child.name}' accepted '${req.drvPath}' but named no machine`));
         return 1;
       }
-      const reply = parseReplyLine(text(line));
-      if (reply === undefined) {
-        toNix(line);
-        continue;
-      }
-      if (reply === "accept") {
-        const machine = await lines.next();
-        if (!machine) {
-          toNix(nixMsg(0, `nix-sigstop: the build hook '${hookName}' accepted '${req.drvPath}' but named no machine`));
-          return 1;
-        }
-        startNotifier(cfg, req, "accept", ++builds);
-        toNix(concat([line, machine])); // one write: Nix reads the machine line right after `# accept`
-        await toHook(encodeAccepted(await readAccepted(fromNix)));
-        await endHook();
-        for (let l = await lines.next(); l; l = await lines.next()) toNix(l);
-        return await child.exited;
-      }
-      if (reply === "decline" || reply === "decline-permanently") startNotifier(cfg, req, reply, ++builds);
-      else if (reply !== "postpone")
-        toNix(nixMsg(0, `nix-sigstop: the build hook '${hookName}' gave the reply '${reply}', which Nix does not know`));
-      toNix(line);
-      break;
+      startNotifier(cfg, req, "accept", ++builds);
+      toNix(acceptBytes(line, machine)); // one write: Nix reads the machine line right after `# accept`
+      await child.send(encodeAccepted(await readAccepted(fromNix)));
+      await child.end();
+      return await child.relayToEnd(toNix);
     }
+    if (reply === "decline" || reply === "decline-permanently") startNotifier(cfg, req, reply, ++builds);
+    else if (reply !== "postpone") toNix(nixMsg(0, `nix-sigstop: the build hook '${child.name}' gave the reply '${reply}', which Nix does not know`));
+    toNix(line);
   }
 }
 

@@ -41,3 +41,9 @@ test.each([
 
 test("limits from the settings blob", () =>
   expect(buildLimits(new Map([["max-silent-time", "30"], ["timeout", "0"], ["max-build-log-size", "x"]]))).toEqual({ maxSilentTime: 30, buildTimeout: 0, maxLogSize: 0 }));
+
+test("job-environment words", async () => {
+  const { parseJobEnvironment } = await import("../../src/hook/job-plan.ts");
+  expect(parseJobEnvironment(["NIX_CONF_DIR=/etc/nix", "A=b=c"])).toEqual({ NIX_CONF_DIR: "/etc/nix", A: "b=c" });
+  expect(() => parseJobEnvironment(["oops"])).toThrow(/job-environment expects NAME=VALUE words, got 'oops'/);
+});
