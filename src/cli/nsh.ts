@@ -2,12 +2,17 @@
 import { defineCommand, runMain } from "citty";
 import { VERSION } from "../util/self.ts";
 import { copyCommand } from "./copy.ts";
+import { doctorCommand } from "./doctor.ts";
+import { cancelCommand, jobsCommand } from "./jobs.ts";
 import { sigstopCommand } from "./sigstop.ts";
 
 export const nshCommand = defineCommand({
   meta: { name: "nsh", version: VERSION, description: "Nix on HPC clusters: a scheduler build hook, and nix-sigstop for busy evaluation hosts" },
   subCommands: {
     copy: copyCommand,
+    doctor: doctorCommand,
+    jobs: jobsCommand,
+    cancel: cancelCommand,
     sigstop: { ...sigstopCommand, meta: { ...sigstopCommand.meta, name: "sigstop" } },
   },
 });

@@ -1,0 +1,57 @@
+// `nsh doctor`: checks what a build through nsh needs, in the order a build needs it, and says
+// what to fix: the config, the JWT, slurmrestd and its API version, ssh to the login host, the
+// cluster state directory, and Nix and the store on the remote side.
+import { defineCommand } from "citty";
+import { loadNshConf } from "../config/nsh-conf.ts";
+import { schedulerFor } from "../hook/schedulers.ts";
+import { parseDestination } from "../remote/destination.ts";
+import { openRemoteServe } from "../remote/open-store.ts";
+import { SshPool, shellQuote } from "../remote/ssh.ts";
+import { SlurmRestScheduler, jwtToken } from "../schedulers/slurm-rest.ts";
+
+type Check = { name: string; ok: boolean; detail: string };
+
+export const doctorCommand = defineCommand({
+  meta: { name: "doctor", description: "Check nsh.conf, the JWT, slurmrestd and its API version, ssh, the cluster state directory and the remote Nix store; say what to fix." },
+  async run() {
+    const checks: Check[] = [];
+    const add = (name: string, ok: boolean, detail: string) => {
+      checks.push({ name, ok, detail });
+      process.stdout.write(`${ok ? "ok  " : "FAIL"}  ${name}: ${detail}\n`);
+    };
+    const loaded = loadNshConf();
+    add("nsh.conf", loaded.errors.length === 0, loaded.errors.length ? loaded.errors.map((e) => e.message).join("; ") : `${loaded.files.join(", ") || "no nsh.conf found: defaults"}${loaded.warnings.length ? ` (${loaded.warnings.join("; ")})` : ""}`);
+    const c = loaded.config;
+    if (c["job-scheduler"] === "slurm") {
+      try {
+        const t = jwtToken(c);
+        add("JWT", true, `from ${t.source}${t.warnings.length ? `; ${t.warnings.join("; ")}` : ""}`);
+        const s = schedulerFor(c) as SlurmRestScheduler;
+        const n = await s.negotiate();
+        add("slurmrestd", true, `${s.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})`);
+      } catch (e) {
+        add("slurmrestd", false, (e as Error).message);
+      }
+    }
+    const pool = new SshPool(c["ssh-config"] ? { configFile: c["ssh-config"] } : {});
+    try {
+      const login = parseDestination(c["login-host"] || c["slurm-api-host"]);
+      const dir = c["slurm-state-dir"];
+      if (!dir) add("slurm-state-dir", false, "not set: set it to a directory on the cluster's shared file system (e.g. ~/.nsh)");
+      else {
+        const r = await pool.runCommand(login, `mkdir -p ${shellQuote(dir)} && test -w ${shellQuote(dir)} && echo writable`);
+        add("slurm-state-dir", r.stdout.includes("writable"), r.stdout.includes("writable") ? `${dir} on ${login.text}` : `${dir} on ${login.text}: ${r.stderr.trim() || "not writable"}`);
+      }
+      const remote = await openRemoteServe(pool, [login], { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined });
+      add("remote Nix store", true, `${remote.client.name} answers the serve protocol (2.${remote.client.minor})`);
+      await remote.client.close();
+    } catch (e) {
+      add("ssh and remote Nix", false, (e as Error).message);
+    } finally {
+      pool.close();
+    }
+    const bad = checks.filter((x) => !x.ok).length;
+    process.stdout.write(bad ? `${bad} problem${bad === 1 ? "" : "s"} found\n` : "everything nsh needs is in place\n");
+    process.exitCode = bad ? 1 : 0;
+  },
+});
