@@ -25,6 +25,29 @@ export interface Bench {
   run(): Promise<BenchResult>;
 }
 
+// ---------- the binary under test ----------
+
+let snapshot: string | undefined;
+
+/**
+ * Copies dist/nsh to a private directory (as nsh, with the nix-sigstop link) so that a rebuild
+ * during a long benchmark cannot mix two binaries in one measurement. Removed at exit.
+ */
+export function snapshotSigstop(): { path: string; bytes: number; mtime: string } {
+  const real = fs.realpathSync(SIGSTOP);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-bench-bin-"));
+  onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.copyFileSync(real, path.join(dir, "nsh"));
+  fs.chmodSync(path.join(dir, "nsh"), 0o755);
+  fs.symlinkSync("nsh", path.join(dir, "nix-sigstop"));
+  snapshot = path.join(dir, "nix-sigstop");
+  const st = fs.statSync(real);
+  return { path: real, bytes: st.size, mtime: st.mtime.toISOString() };
+}
+
+/** nix-sigstop as measured: the snapshot if one was taken, else dist/nix-sigstop. */
+export const sigstopBin = (): string => snapshot ?? SIGSTOP;
+
 // ---------- statistics and formatting ----------
 
 export function median(xs: readonly number[]): number {

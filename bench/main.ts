@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { RESULTS, SIGSTOP, machine, runCleanups, type Bench } from "./lib.ts";
+import { RESULTS, SIGSTOP, machine, runCleanups, snapshotSigstop, type Bench } from "./lib.ts";
 import { overhead } from "./sigstop-overhead.ts";
 import { memory } from "./sigstop-memory.ts";
 
@@ -48,11 +48,12 @@ for (const [sig, n] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const)
   });
 }
 
+const binary = snapshotSigstop();
 const nixVersion = spawnSync("nix", ["--version"], { encoding: "utf8" }).stdout?.trim() ?? "?";
 const host = machine();
 fs.mkdirSync(RESULTS, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-console.log(`nsh benchmarks, ${new Date().toISOString()}: ${host.distro}, ${host.cores} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, kernel ${host.kernel}; ${nixVersion}`);
+console.log(`nsh benchmarks, ${new Date().toISOString()}: ${host.distro}, ${host.cores} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, kernel ${host.kernel}; ${nixVersion}; dist/nsh built ${binary.mtime}`);
 
 let failed = 0;
 for (const b of selected) {
@@ -63,7 +64,7 @@ for (const b of selected) {
     for (const t of r.tables) console.log(`${t}\n`);
     for (const n of r.notes) console.log(n);
     const file = path.join(RESULTS, `${stamp}-${b.name}.json`);
-    const json = { name: b.name, title: b.title, date: new Date().toISOString(), seconds: (Date.now() - started) / 1000, machine: host, nix: nixVersion, tables: r.tables, notes: r.notes, data: r.data };
+    const json = { name: b.name, title: b.title, date: new Date().toISOString(), seconds: (Date.now() - started) / 1000, machine: host, nix: nixVersion, binary, tables: r.tables, notes: r.notes, data: r.data };
     fs.writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
     console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s; results in ${path.relative(process.cwd(), file)})`);
   } catch (e) {

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { startNixLab } from "../test/lab/nix.ts";
 import { createMemCgroup, ensureSwap, memoryCgroupVersion, type CgroupCounters, type MemCgroup } from "./cgroup.ts";
-import { EXPR, SIGSTOP, envNumber, envSize, envString, fmtBytes, onCleanup, readJson, salt, table, tail, timed, type Bench, type BenchResult, type Outcome } from "./lib.ts";
+import { EXPR, sigstopBin, envNumber, envSize, envString, fmtBytes, onCleanup, readJson, salt, table, tail, timed, type Bench, type BenchResult, type Outcome } from "./lib.ts";
 
 interface Settings {
   k: number;
@@ -17,11 +17,29 @@ interface Settings {
   limit: number;
   memsw?: number;
   swapFile: number;
-  margin: string;
-  maxWait: number;
   fastPath?: string;
   timeoutMs: number;
-  variants: string[];
+  variants: Variant[];
+  rounds: number;
+}
+
+/** plain, or nix-sigstop with its resumption options: "sigstop:<margin>:<max-wait seconds>". */
+interface Variant {
+  id: string;
+  label: string;
+  margin?: string;
+  maxWait?: number;
+}
+
+const DEFAULT_VARIANTS = "plain,sigstop:768M:60";
+
+function parseVariant(token: string): Variant {
+  if (token === "plain") return { id: "plain", label: "plain nix" };
+  const m = /^sigstop(?::([0-9.]+[KMGT]?))?(?::(\d+))?$/i.exec(token);
+  if (!m) throw new Error(`NSH_BENCH_VARIANTS: expected plain or sigstop[:MARGIN[:MAX_WAIT]], got '${token}'`);
+  const margin = m[1] ?? "256M";
+  const maxWait = Number(m[2] ?? 600);
+  return { id: token.replace(/[^A-Za-z0-9]/g, "_"), label: `nix-sigstop (margin ${margin}, max-wait ${maxWait} s)`, margin, maxWait };
 }
 
 function settings(): Settings {
@@ -34,11 +52,10 @@ function settings(): Settings {
     limit: envSize("NSH_BENCH_LIMIT", "1.75G"),
     memsw: memsw === "none" ? undefined : envSize("NSH_BENCH_MEMSW", memsw),
     swapFile: envSize("NSH_BENCH_SWAP", "6G"),
-    margin: envString("NSH_BENCH_MARGIN", "64M"),
-    maxWait: envNumber("NSH_BENCH_MAX_WAIT", 300),
     fastPath: process.env.NSH_BENCH_FAST_PATH || undefined,
     timeoutMs: envNumber("NSH_BENCH_TIMEOUT", 600) * 1000,
-    variants: envString("NSH_BENCH_VARIANTS", "plain,sigstop").split(","),
+    variants: envString("NSH_BENCH_VARIANTS", DEFAULT_VARIANTS).split(",").map(parseVariant),
+    rounds: envNumber("NSH_BENCH_ROUNDS", 1),
   };
 }
 
@@ -50,7 +67,8 @@ function expected(n: number, growth: number): string {
 }
 
 interface VariantResult {
-  variant: string;
+  variant: Variant;
+  round: number;
   completed: number;
   oomKilled: number;
   otherFailures: number;
@@ -100,23 +118,25 @@ export const memory: Bench = {
     const results: VariantResult[] = [];
     try {
       const shared = path.join(lab.root, "shared");
-      const sigstopOpts = ["--shared-dir", shared, "--resume-margin", s.margin, "--resume-max-wait", String(s.maxWait), ...(s.fastPath ? ["--resume-fast-path", s.fastPath] : [])];
+      const sigstopOpts = (v: Variant) => ["--shared-dir", shared, "--resume-margin", v.margin!, "--resume-max-wait", String(v.maxWait), ...(s.fastPath ? ["--resume-fast-path", s.fastPath] : [])];
       const evalArgs = (x: string) => ["eval", "--store", "daemon", "--impure", "--json", "--expr",
         `import ${path.join(EXPR, "mem2.nix")} { salt = "${x}"; sleep = "${s.sleep}"; listSize = ${s.listSize}; growth = ${s.growth}; }`];
-      for (const variant of s.variants) {
+      // Rounds alternate the order, so neither variant always runs on a fresher machine.
+      const plan = Array.from({ length: s.rounds }, (_, r) => (r % 2 === 0 ? s.variants : [...s.variants].reverse()).map((v) => [r + 1, v] as const)).flat();
+      for (const [round, variant] of plan) {
         const argv = (x: string, rep: string): string[] =>
-          variant === "plain" ? ["nix", ...evalArgs(x)] : [SIGSTOP, "--verbose", ...sigstopOpts, "--report", rep, ...evalArgs(x)];
-        const cg = createMemCgroup(`nsh-bench-${process.pid}-${variant}`, s.limit, s.memsw);
+          variant.id === "plain" ? ["nix", ...evalArgs(x)] : [sigstopBin(), "--verbose", ...sigstopOpts(variant), "--report", rep, ...evalArgs(x)];
+        const cg = createMemCgroup(`nsh-bench-${process.pid}-${variant.id}-${round}`, s.limit, s.memsw);
         const dropCg = onCleanup(() => cg.remove());
         try {
-          process.stderr.write(`  ${variant}: ${s.k} evaluations in ${cg.dir}\n`);
+          process.stderr.write(`  round ${round}, ${variant.label}: ${s.k} evaluations in ${cg.dir}\n`);
           const t0 = performance.now();
           const sample = sampler(cg, t0);
           const outcomes = await Promise.all(
             Array.from({ length: s.k }, async (_, i): Promise<[Outcome, string]> => {
-              const rep = path.join(lab.root, `report-${variant}-${i}.json`);
+              const rep = path.join(lab.root, `report-${variant.id}-${round}-${i}.json`);
               const o = await timed(cg.wrap(argv(`${salt()}${i}`, rep)), lab.env, { timeoutMs: s.timeoutMs, cwd: lab.root });
-              process.stderr.write(`    ${variant} #${i}: exit ${o.code ?? o.signal} after ${(o.ms / 1000).toFixed(1)} s\n`);
+              process.stderr.write(`    ${variant.id} #${i}: exit ${o.code ?? o.signal} after ${(o.ms / 1000).toFixed(1)} s\n`);
               return [o, rep];
             }),
           );
@@ -129,11 +149,12 @@ export const memory: Bench = {
             timedOut: o.timedOut,
             ok: o.code === 0 && o.stdout.trim() === want,
             stderr: tail(o.stderr, 3000),
-            report: variant === "plain" ? undefined : readJson(rep),
+            report: variant.id === "plain" ? undefined : readJson(rep),
           }));
           const killed = (r: (typeof runs)[number]) => !r.timedOut && (r.signal === "SIGKILL" || r.code === 137);
           results.push({
             variant,
+            round,
             completed: runs.filter((r) => r.ok).length,
             oomKilled: runs.filter(killed).length,
             otherFailures: runs.filter((r) => !r.ok && !killed(r)).length,
@@ -155,11 +176,11 @@ export const memory: Bench = {
 };
 
 function report(s: Settings, version: 1 | 2, swapNote: string, results: VariantResult[]): BenchResult {
-  const name = (v: string) => (v === "plain" ? "plain nix" : "nix-sigstop");
+  const name = (r: VariantResult) => `${r.variant.label}${s.rounds > 1 ? `, round ${r.round}` : ""}`;
   const sum = (r: VariantResult, key: string) => r.runs.reduce((n, x) => n + Number(x.report?.[key] ?? 0), 0);
   const maxOf = (r: VariantResult, key: string) => Math.max(0, ...r.runs.map((x) => Number(x.report?.[key] ?? 0)));
   const rows = results.map((r) => [
-    name(r.variant),
+    name(r),
     `${r.completed} / ${s.k}`,
     r.oomKilled,
     r.otherFailures,
@@ -172,30 +193,33 @@ function report(s: Settings, version: 1 | 2, swapNote: string, results: VariantR
   const tables = [
     table(["variant", "completed", "OOM-killed", "other failures", "wall s", "peak RAM", "peak RAM+swap", "kernel OOM kills", "limit hits (failcnt)"], rows),
   ];
-  const sig = results.find((r) => r.variant !== "plain");
-  if (sig) {
+  const sig = results.filter((r) => r.variant.id !== "plain");
+  if (sig.length > 0) {
     tables.push(
       table(
-        ["nix-sigstop, summed over its runs", "value"],
+        ["nix-sigstop, summed over its K runs", ...sig.map((r) => name(r))],
         [
-          ["times nix was stopped", sum(sig, "stops")],
-          ["seconds stopped", sum(sig, "stoppedSeconds").toFixed(1)],
-          ["seconds waited for memory to resume", sum(sig, "resumeWaitSeconds").toFixed(1)],
-          ["most one nix had in swap while stopped", fmtBytes(maxOf(sig, "peakSwapBytesWhileStopped"))],
-          ["drain resumes", sum(sig, "drainResumes")],
+          ["times nix was stopped", ...sig.map((r) => sum(r, "stops"))],
+          ["seconds stopped", ...sig.map((r) => sum(r, "stoppedSeconds").toFixed(1))],
+          ["seconds waited for memory to resume", ...sig.map((r) => sum(r, "resumeWaitSeconds").toFixed(1))],
+          ["longest single wait to resume, s", ...sig.map((r) => maxOf(r, "resumeWaitSeconds").toFixed(1))],
+          ["most one nix had in swap while stopped", ...sig.map((r) => fmtBytes(maxOf(r, "peakSwapBytesWhileStopped")))],
         ],
       ),
     );
   }
-  const plain = results.find((r) => r.variant === "plain");
+  const plain = results.filter((r) => r.variant.id === "plain");
   const notes = [
-    `Setup: K = ${s.k} concurrent \`nix eval --store daemon --impure --expr 'import bench/expr/mem2.nix { listSize = ${s.listSize}; growth = ${s.growth}; sleep = "${s.sleep}"; … }'\`, two IFD builds of ${s.sleep} s each; cgroup v${version} with RAM limit ${fmtBytes(s.limit)}${s.memsw ? `, RAM+swap limit ${fmtBytes(s.memsw)}` : ", no RAM+swap limit"}; ${swapNote}; nix-daemon ${"and builds outside the cgroup"}.`,
-    `nix-sigstop options: --resume-margin ${s.margin} --resume-max-wait ${s.maxWait}${s.fastPath ? ` --resume-fast-path ${s.fastPath}` : ""} --shared-dir <lab>/shared.`,
+    `Setup: K = ${s.k} concurrent \`nix eval --store daemon --impure --expr 'import bench/expr/mem2.nix { listSize = ${s.listSize}; growth = ${s.growth}; sleep = "${s.sleep}"; … }'\` (two IFD builds of ${s.sleep} s each), cgroup v${version} with a RAM limit of ${fmtBytes(s.limit)}${s.memsw ? ` and a RAM+swap limit of ${fmtBytes(s.memsw)}` : " and no RAM+swap limit"}; ${swapNote}; the lab's nix-daemon and the builds run outside the cgroup.`,
+    `nix-sigstop runs with --verbose --shared-dir <lab>/shared${s.fastPath ? ` --resume-fast-path ${s.fastPath}` : ""} and the --resume-margin and --resume-max-wait shown.`,
   ];
-  if (plain && sig) {
-    const k = plain.completed;
-    const goal = 2 * k;
-    notes.push(`Goal: plain nix completed k = ${k} of ${s.k}; nix-sigstop should complete at least 2k = ${goal}: it completed ${sig.completed} (${sig.completed >= goal && k < s.k ? "met" : "not met"}).`);
+  if (plain.length > 0 && sig.length > 0) {
+    const k = Math.max(...plain.map((r) => r.completed));
+    for (const label of [...new Set(sig.map((r) => r.variant.label))]) {
+      const worst = Math.min(...sig.filter((r) => r.variant.label === label).map((r) => r.completed));
+      const met = k < s.k && worst >= 2 * k;
+      notes.push(`Goal: plain nix completed at most k = ${k} of ${s.k}; nix-sigstop should complete at least 2k = ${2 * k}. ${label}: ${worst}${s.rounds > 1 ? " in its worst round" : ""}, goal ${met ? "met" : "not met"}.`);
+    }
   }
   return { tables, notes, data: { settings: s, cgroupVersion: version, swap: swapNote, expected: expected(s.listSize, s.growth), results } };
 }
