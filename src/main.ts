@@ -1,17 +1,31 @@
-// Entry point. The name nsh is invoked by picks its personality (multi-call, like busybox).
+// Entry point. The name nsh is invoked by picks its personality (multi-call, like busybox). Each
+// personality is imported when chosen: the build hook runs once per build and must start fast.
 import path from "node:path";
-import { internalCommands } from "./cli/internal.ts";
-import { runNsh } from "./cli/nsh.ts";
-import { runSigstopCli } from "./cli/sigstop.ts";
+import { isatty } from "node:tty";
+
+const isVerbosity = (s: string | undefined) => s !== undefined && /^[0-7]$/.test(s);
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  const internal = internalCommands[argv[0] ?? ""];
-  if (internal) return internal(argv.slice(1));
+  if (argv[0]?.startsWith("__")) {
+    const { internalCommands } = await import("./cli/internal.ts");
+    const internal = internalCommands[argv[0]];
+    if (internal) return internal(argv.slice(1));
+  }
   const personality = path.basename(process.argv0);
-  if (personality === "nix-sigstop") return runSigstopCli(argv, process.env);
-  if (argv[0] === "sigstop") return runSigstopCli(argv.slice(1), process.env);
-  return runNsh(argv);
+  if (personality === "nix-sigstop" || argv[0] === "sigstop") {
+    const { runSigstopCli } = await import("./cli/sigstop.ts");
+    return personality === "nix-sigstop" ? runSigstopCli(argv, process.env) : runSigstopCli(argv.slice(1), process.env);
+  }
+  if (argv[0] === "hook") return (await import("./cli/hook.ts")).runHookCli(argv.slice(1));
+  // Nix runs build-hook as `<hook> [<extra args>…] <verbosity>` with stdin a pipe (Nix ≤ 2.16 and
+  // a plain `build-hook = /path/to/nsh`: the verbosity alone).
+  if (!isatty(0) && isVerbosity(argv.at(-1))) {
+    const { isHookInvocation } = await import("./cli/hook.ts");
+    const subcommands = argv.length === 1 ? [] : Object.keys((await import("./cli/nsh.ts")).nshCommand.subCommands ?? {});
+    if (isHookInvocation(argv, false, subcommands)) return (await import("./hook/runner.ts")).runHookProcess(argv);
+  }
+  return (await import("./cli/nsh.ts")).runNsh(argv);
 }
 
 main().then(

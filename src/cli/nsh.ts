@@ -2,6 +2,7 @@
 import { defineCommand, runMain } from "citty";
 import { VERSION } from "../util/self.ts";
 import { copyCommand } from "./copy.ts";
+import { hookCommand } from "./hook.ts";
 import { doctorCommand } from "./doctor.ts";
 import { cancelCommand, jobsCommand } from "./jobs.ts";
 import { sigstopCommand } from "./sigstop.ts";
@@ -10,6 +11,7 @@ export const nshCommand = defineCommand({
   meta: { name: "nsh", version: VERSION, description: "Nix on HPC clusters: a scheduler build hook, and nix-sigstop for busy evaluation hosts" },
   subCommands: {
     copy: copyCommand,
+    hook: hookCommand,
     doctor: doctorCommand,
     jobs: jobsCommand,
     cancel: cancelCommand,

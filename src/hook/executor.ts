@@ -6,7 +6,7 @@ import type { NshConfig } from "../config/nsh-conf.ts";
 import type { Settings, TryRequest } from "../nix/hook-protocol.ts";
 import type { HookLog } from "./hook-log.ts";
 
-export type SchedulerKind = NshConfig["job-scheduler"];
+export type SchedulerKind = "slurm" | "slurm-native" | "pbs";
 
 export interface BuildContext {
   req: TryRequest;
@@ -17,8 +17,13 @@ export interface BuildContext {
   /** the settings blob Nix sent, decoded */
   settings: Settings;
   conf: NshConfig;
-  /** `@nix` messages (fd 2) and the build log (fd 4) */
-  log: HookLog;
+  /** A message for the user: an `@nix` msg at this level (0 error … 7 vomit), dropped above the verbosity. */
+  log: (level: number, msg: string) => void;
+  /** A line of the build's own log (fd 4: shown live, kept for `nix log`). */
+  buildLog: (line: string) => void;
+  /** the same two channels with helpers (warn, info, raw build output) */
+  hookLog: HookLog;
+  env: Record<string, string | undefined>;
   /** the machine name Nix was given (`building '…' on '<machine>'`) */
   machine: string;
   /** verbosity from argv */
@@ -36,6 +41,8 @@ export const executors: Record<SchedulerKind, BuildExecutor | undefined> = {
   pbs: undefined,
 };
 
+export const isSchedulerKind = (s: string): s is SchedulerKind => s in executors;
+
 /** What Nix shows as the machine: `building '…drv' on 'slurm:login1'`. */
 export function machineName(conf: NshConfig): string {
   switch (conf["job-scheduler"]) {
@@ -45,5 +52,7 @@ export function machineName(conf: NshConfig): string {
       return "slurm-native";
     case "pbs":
       return conf["pbs-host"] ? `pbs:${conf["pbs-host"]}` : "pbs";
+    default:
+      return conf["job-scheduler"];
   }
 }

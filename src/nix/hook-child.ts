@@ -55,9 +55,10 @@ export function defaultHook(binDir: string, exists: (p: string) => boolean): str
 
 /**
  * Reads the settings blob and keeps its exact bytes, so a child hook can be fed a byte-exact copy
- * (Lix 2.92–2.93 send only some settings; whatever came is what the child gets).
+ * (Lix 2.92–2.93 send only some settings; whatever came is what the child gets). Undefined when
+ * the stream ends before its first byte.
  */
-export async function readSettingsExact(source: ByteSource): Promise<{ reader: WireReader; settings: Settings; blob: Uint8Array }> {
+export async function readSettingsExact(source: ByteSource): Promise<{ reader: WireReader; settings: Settings; blob: Uint8Array } | undefined> {
   const seen: Uint8Array[] = [];
   let recording = true;
   const tee = {
@@ -68,6 +69,7 @@ export async function readSettingsExact(source: ByteSource): Promise<{ reader: W
     },
   };
   const reader = new WireReader(tee);
+  if (await reader.atEnd()) return undefined;
   const settings = await readSettings(reader);
   recording = false;
   return { reader, settings, blob: concat(seen).slice(0, reader.consumed) };

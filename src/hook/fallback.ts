@@ -1,0 +1,144 @@
+// Builds nsh declines go to Nix's own build hook (nix-protocols.md §1.9): nsh impersonates Nix
+// towards a child build-remote. The child is started on the first declined `try` and kept for later
+// ones; it gets a byte-exact copy of the settings blob, then each `try`. Its reply goes to Nix as it
+// is, except `# decline-permanently` (no builders), which becomes `# decline` while nsh may still
+// take a later build itself. When it accepts, nsh relays the machine line, the inputs and wanted
+// outputs, its messages until EOF, and exits with its status; its build log reaches Nix directly on
+// the inherited fd 4.
+import fs from "node:fs";
+import type { NshConfig } from "../config/nsh-conf.ts";
+import { HookChild, acceptBytes, defaultHook, lineText, nixBinDir } from "../nix/hook-child.ts";
+import { type TryRequest, encodeAccepted, encodeTry, readAccepted } from "../nix/hook-protocol.ts";
+import type { WireReader } from "../nix/wire.ts";
+import { compiled } from "../util/self.ts";
+import type { HookLog, Sink } from "./hook-log.ts";
+
+/** The hook to fall back to: `fallback-build-hook` split like Nix ≥ 2.17 splits `build-hook`, else Nix's default. */
+export function fallbackHook(conf: Pick<NshConfig, "fallback-build-hook"> | undefined, binDir: () => string = nixBinDir, exists: (p: string) => boolean = fs.existsSync): string[] {
+  const set = (conf?.["fallback-build-hook"] ?? "").split(/\s+/).filter(Boolean);
+  return set.length > 0 ? set : defaultHook(binDir(), exists);
+}
+
+function isSelf(program: string): boolean {
+  if (!compiled) return false;
+  try {
+    return fs.realpathSync(program) === fs.realpathSync(process.execPath);
+  } catch {
+    return false;
+  }
+}
+
+export interface FallbackOptions {
+  hook: string[];
+  verbosity: number;
+  /** the settings blob exactly as Nix sent it */
+  settingsBlob: Uint8Array;
+  /** our fd 2 towards Nix */
+  toNix: Sink;
+  log: HookLog;
+  /** nsh will take nothing in this process (bad nsh.conf, no executor): pass decline-permanently on */
+  neverTakes: boolean;
+  /** give the child Nix's fds 4 and 5 (default true; in-process tests have none) */
+  logFds?: boolean;
+  env?: Record<string, string | undefined>;
+}
+
+/** What became of a `try` the fallback handled. */
+export type FallbackResult = { kind: "answered"; reply: string } | { kind: "built"; status: number };
+
+export class Fallback {
+  private child: HookChild | undefined;
+  /** Why no child is asked any more; then every `try` is declined straight away. */
+  private gone: string | undefined;
+  private relaying = false;
+
+  constructor(private readonly o: FallbackOptions) {}
+
+  get name(): string {
+    return this.o.hook.join(" ");
+  }
+
+  /** Answers `req` through the child; after an accept, runs the whole build and returns its status. */
+  async offer(req: TryRequest, fromNix: WireReader): Promise<FallbackResult> {
+    const child = this.gone ? undefined : await this.start();
+    if (!child) return this.decline();
+    await child.send(encodeTry(req));
+    const r = await child.reply(this.o.toNix);
+    if (r.kind === "eof") return this.lost(`exited (status ${r.code}) without answering for '${req.drvPath}'`);
+    const { word, line } = r;
+    if (word === "decline" || word === "postpone") {
+      this.o.toNix(line);
+      return { kind: "answered", reply: word };
+    }
+    if (word === "decline-permanently") {
+      this.gone = "it has no machines to build on";
+      this.o.log.debug(`'${this.name}' declined permanently (no builders)`);
+      await this.close();
+      return this.decline(line);
+    }
+    if (word !== "accept") return this.lost(`gave the reply '${word}', which Nix does not know`);
+    const machine = await child.nextLine();
+    if (!machine) return this.lost(`accepted '${req.drvPath}' but named no machine`);
+    this.o.log.debug(`'${this.name}' builds '${req.drvPath}' on '${lineText(machine)}'`);
+    this.relaying = true;
+    this.o.toNix(acceptBytes(line, machine));
+    await child.send(encodeAccepted(await readAccepted(fromNix)));
+    await child.end();
+    return { kind: "built", status: await child.relayToEnd(this.o.toNix) };
+  }
+
+  /** Ends an idle child (before nsh takes a build itself, or when Nix is done with us). */
+  async close(): Promise<void> {
+    const child = this.child;
+    if (!child || this.relaying) return;
+    this.child = undefined;
+    await child.close();
+  }
+
+  /** SIGTERM from Nix: a running build gets it too (it is in our process group anyway). */
+  async terminate(): Promise<void> {
+    if (this.relaying) this.child?.kill("SIGTERM");
+    else await this.close();
+  }
+
+  private async start(): Promise<HookChild | undefined> {
+    if (this.child) return this.child;
+    const [program] = this.o.hook;
+    if (program && isSelf(program)) {
+      this.gone = "it is nsh itself";
+      this.o.log.error(`fallback-build-hook '${this.name}' is nsh itself; declined builds are built locally instead`);
+      return undefined;
+    }
+    let child: HookChild;
+    try {
+      child = new HookChild({ hook: this.o.hook, verbosity: this.o.verbosity, logFds: this.o.logFds, env: this.o.env });
+    } catch (e) {
+      this.gone = "it cannot be started";
+      this.o.log.error(`cannot start Nix's build hook '${this.name}': ${(e as Error).message}; declined builds are built locally if possible`);
+      return undefined;
+    }
+    this.o.log.debug(`started '${this.name}' (pid ${child.pid}) for the builds nsh declines`);
+    await child.send(this.o.settingsBlob);
+    this.child = child;
+    return child;
+  }
+
+  /** The child misbehaved: never break the build over it, let Nix build locally if it can. */
+  private async lost(what: string): Promise<FallbackResult> {
+    this.gone = "it failed";
+    this.o.log.warn(`Nix's build hook '${this.name}' ${what}; declined builds are built locally if possible`);
+    const child = this.child;
+    this.child = undefined;
+    child?.kill("SIGKILL");
+    return this.decline();
+  }
+
+  private decline(permanently?: Uint8Array): FallbackResult {
+    if (this.o.neverTakes) {
+      this.o.toNix(permanently ?? "# decline-permanently\n");
+      return { kind: "answered", reply: "decline-permanently" };
+    }
+    this.o.toNix("# decline\n");
+    return { kind: "answered", reply: "decline" };
+  }
+}

@@ -1,0 +1,163 @@
+// The build hook personality: Nix runs `nsh <verbosity>` and talks the hook protocol on fds 0 and 2
+// (nix-protocols.md §1). Per `try`, decision.ts says whether the build is the cluster's; if so nsh
+// answers `# accept\n<machine>\n`, reads the inputs and wanted outputs and hands the build to the
+// scheduler's executor, whose status is our exit status. Everything else goes to Nix's own hook
+// (fallback.ts). A broken nsh.conf never breaks a build: it is reported, and every build goes to
+// the fallback. EOF while idle means Nix has nothing more for us: exit 0 at once.
+import { isatty } from "node:tty";
+import { type LoadedNshConfig, type NshConfig, loadNshConf } from "../config/nsh-conf.ts";
+import type { Env } from "../config/nixconf.ts";
+import { fdOpen, readSettingsExact, writeAll } from "../nix/hook-child.ts";
+import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
+import type { ByteSource } from "../nix/wire.ts";
+import { type Decision, decide } from "./decision.ts";
+import { type BuildExecutor, type SchedulerKind, executors as registry, machineName } from "./executor.ts";
+import { Fallback, fallbackHook } from "./fallback.ts";
+import { HookLog, type Level, type Sink } from "./hook-log.ts";
+
+export interface HookIo {
+  /** Nix → hook (fd 0) */
+  stdin: ByteSource;
+  /** hook → Nix (fd 2; Nix made fd 1 the same pipe) */
+  toNix: Sink;
+  /** the build log (fd 4) */
+  toBuildLog: Sink;
+  /** hand Nix's fds 4 and 5 on to the fallback hook */
+  logFds: boolean;
+}
+
+export interface RunHookOptions {
+  /** the arguments after the program name; the verbosity is the last */
+  argv: string[];
+  io?: Partial<HookIo>;
+  env?: Env;
+  loadConf?: (env: Env) => LoadedNshConfig;
+  executors?: Partial<Record<SchedulerKind, BuildExecutor | undefined>>;
+  /** the fallback hook (default: fallback-build-hook, else Nix's own) */
+  fallbackHook?: string[];
+  /** aborted when Nix sends SIGTERM */
+  terminate?: AbortSignal;
+}
+
+function realIo(): HookIo {
+  const log4 = fdOpen(4);
+  return {
+    stdin: Bun.stdin.stream().getReader(),
+    toNix: (b) => writeAll(2, b),
+    toBuildLog: log4 ? (b) => writeAll(4, b) : () => {},
+    logFds: true,
+  };
+}
+
+/** The config, or undefined when nsh.conf has errors (reported); `partial` keeps the values that were valid. */
+function loadConfSafely(load: (env: Env) => LoadedNshConfig, env: Env, log: HookLog): { conf?: NshConfig; partial?: NshConfig } {
+  let loaded: LoadedNshConfig;
+  try {
+    loaded = load(env);
+  } catch (e) {
+    log.error(`cannot read nsh.conf: ${(e as Error).message}; nsh builds nothing on the cluster, every build goes to Nix's own build hook or is built locally`);
+    return {};
+  }
+  for (const w of loaded.warnings) log.warn(w);
+  if (loaded.errors.length === 0) return { conf: loaded.config, partial: loaded.config };
+  const byPlace = [...loaded.errors].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+  for (const e of byPlace) log.error(e.message);
+  log.error("nsh builds nothing on the cluster until nsh.conf is fixed: every build goes to Nix's own build hook or is built locally");
+  return { partial: loaded.config };
+}
+
+const describe = (req: TryRequest) =>
+  `'${req.drvPath}' (system ${req.system}${req.requiredFeatures.length ? `, features ${req.requiredFeatures.join(" ")}` : ""}${req.amWilling ? "" : ", no local slot"})`;
+
+export async function runHook(opts: RunHookOptions): Promise<number> {
+  const io = { ...(opts.io && "stdin" in opts.io ? {} : realIo()), ...opts.io } as HookIo;
+  const env = opts.env ?? process.env;
+  const verbosity = verbosityFromArgv(opts.argv);
+  const log = new HookLog(verbosity, io.toNix, io.toBuildLog);
+  const terminate = opts.terminate ?? new AbortController().signal;
+
+  const start = await readSettingsExact(io.stdin);
+  if (!start) return 0;
+  const { reader, settings, blob } = start;
+
+  const { conf, partial } = loadConfSafely(opts.loadConf ?? loadNshConf, env, log);
+  const scheduler = conf?.["job-scheduler"] as SchedulerKind | undefined;
+  const executor = scheduler ? (opts.executors ?? registry)[scheduler] : undefined;
+  const fallback = new Fallback({
+    hook: opts.fallbackHook ?? fallbackHook(partial),
+    verbosity,
+    settingsBlob: blob,
+    toNix: io.toNix,
+    log,
+    neverTakes: !executor,
+    logFds: io.logFds,
+    env,
+  });
+
+  let phase: "idle" | "fallback" | "building" = "idle";
+  const terminated = new Promise<undefined>((resolve) => {
+    const onTerm = () => {
+      if (phase === "fallback") void fallback.terminate();
+      resolve(undefined);
+    };
+    if (terminate.aborted) onTerm();
+    else terminate.addEventListener("abort", onTerm, { once: true });
+  });
+
+  for (;;) {
+    phase = "idle";
+    const req = await Promise.race([readTry(reader), terminated]);
+    if (!req) {
+      // EOF: Nix is done with this hook (it kills the process group right after); SIGTERM: likewise.
+      await fallback.close();
+      return 0;
+    }
+    log.debug(`asked about ${describe(req)}`);
+    let d: Decision = conf ? decide(req, conf) : { take: false, reason: "nsh.conf has errors" };
+    if (d.take && !executor) {
+      d = { take: false, reason: `this nsh has no executor for job-scheduler '${scheduler}'` };
+      log.warn(`'${req.drvPath}' is for the cluster, but ${d.reason}; handing it to Nix's own build hook`);
+    } else if (!d.take && conf) log.talkative(`not building '${req.drvPath}' on the cluster: ${d.reason}; handing it to Nix's own build hook`);
+
+    if (d.take && executor && conf) {
+      await fallback.close();
+      const machine = machineName(conf);
+      io.toNix(`# accept\n${machine}\n`); // one write: Nix reads the machine line right after the reply
+      const { inputs, wantedOutputs } = await readAccepted(reader);
+      phase = "building";
+      try {
+        const ctx = { req, inputs, wantedOutputs, settings, conf, machine, verbosity, signal: terminate, env, hookLog: log };
+        return await executor({ ...ctx, log: (level, msg) => log.msg(level as Level, msg), buildLog: (line) => log.buildLine(line) });
+      } catch (e) {
+        log.error(`building '${req.drvPath}' on '${machine}' failed: ${(e as Error).message}`);
+        return 1;
+      }
+    }
+    phase = "fallback";
+    const r = await fallback.offer(req, reader);
+    if (r.kind === "built") return r.status;
+  }
+}
+
+/** The process entry: real fds, and SIGTERM (Nix ≥ 2.35, 500 ms before SIGKILL) lets a running build clean up. */
+export async function runHookProcess(argv: string[]): Promise<number> {
+  const ac = new AbortController();
+  let terms = 0;
+  process.on("SIGTERM", () => {
+    if (++terms > 1) process.exit(143);
+    ac.abort();
+  });
+  // stdin is a pipe from Nix; a TTY here means someone typed `nsh hook 3` by hand.
+  if (isatty(0)) {
+    process.stderr.write("nsh hook: this is Nix's build hook; set build-hook = <path to nsh> in nix.conf\n");
+    return 2;
+  }
+  try {
+    return await runHook({ argv, terminate: ac.signal });
+  } catch (e) {
+    // Plain stderr lines never reach a daemon's client: say it as Nix's own message.
+    writeAll(2, nixMsg(0, `nsh: error: ${(e as Error).message}`));
+    if (process.env.NSH_DEBUG) writeAll(2, nixMsg(0, `${(e as Error).stack}`));
+    return 1;
+  }
+}
