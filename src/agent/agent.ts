@@ -10,7 +10,7 @@ import { AGENT_LOG, AGENT_SOCKET, parseHello, type AgentOptions } from "./protoc
 
 interface Client {
   mode?: "serve" | "log";
-  hello: string;
+  hello: Uint8Array;
   child?: Subprocess<"pipe", "pipe", "pipe">;
   /** Resolved when the socket can take more (nix-store's output waits for it). */
   drained?: PromiseWithResolvers<void>;
@@ -65,7 +65,7 @@ export async function runAgent(o: AgentOptions): Promise<number> {
     unix: sockPath,
     socket: {
       open(s) {
-        s.data = { hello: "", pending: 0 };
+        s.data = { hello: new Uint8Array(0), pending: 0 };
         open++;
         everConnected = true;
       },
@@ -76,12 +76,16 @@ export async function runAgent(o: AgentOptions): Promise<number> {
           if (new TextDecoder().decode(data).includes("done")) finished.resolve(0);
           return;
         }
-        c.hello += new TextDecoder().decode(data);
-        const nl = c.hello.indexOf("\n");
-        if (nl < 0) return;
-        const mode = parseHello(c.hello.slice(0, nl));
-        const rest = new TextEncoder().encode(c.hello.slice(nl + 1));
-        if (!mode) return void s.end(`nsh agent: unknown request '${c.hello.slice(0, nl)}'\n`);
+        // The request line may share a packet with the first serve protocol bytes: split as bytes.
+        const buf = new Uint8Array(c.hello.length + data.length);
+        buf.set(c.hello);
+        buf.set(data, c.hello.length);
+        const nl = buf.indexOf(10);
+        if (nl < 0) return void (c.hello = buf);
+        const line = new TextDecoder().decode(buf.subarray(0, nl));
+        const mode = parseHello(line);
+        const rest = buf.slice(nl + 1);
+        if (!mode) return void s.end(`nsh agent: unknown request '${line}'\n`);
         c.mode = mode;
         if (mode === "log") return void logs.add(s);
         c.child = startServe(s, rest);
@@ -101,7 +105,9 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   });
 
   function startServe(s: Socket<Client>, first: Uint8Array): Subprocess<"pipe", "pipe", "pipe"> {
-    const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : [])], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    // nsh accepted the build because the cluster offers its features: the node's Nix must agree.
+    const features = o.systemFeatures.length ? ["--option", "extra-system-features", o.systemFeatures.join(" ")] : [];
+    const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     children.add(child);
     if (first.length) child.stdin.write(first);
     void (async () => {

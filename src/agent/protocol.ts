@@ -20,6 +20,8 @@ export interface AgentOptions {
   remoteStore?: string;
   nixBinDir?: string;
   collectGarbage: boolean;
+  /** Features the cluster offers (nsh.conf system-features): the node's Nix must accept them too. */
+  systemFeatures: string[];
   /** With no client connected for this long after the first one came, the hook is gone: end the job. */
   orphanGraceMs: number;
   /** If no client ever connects within this long, give the allocation back. */
@@ -29,7 +31,7 @@ export interface AgentOptions {
 export function parseAgentArgs(argv: readonly string[]): AgentOptions {
   const [jobDir, ...rest] = argv;
   if (!jobDir) throw new Error("usage: nsh __agent JOBDIR [--remote-store S] [--nix-bin-dir D] [--collect-garbage]");
-  const o: AgentOptions = { jobDir, collectGarbage: false, orphanGraceMs: 15000, firstContactTimeoutMs: 600000 };
+  const o: AgentOptions = { jobDir, collectGarbage: false, systemFeatures: [], orphanGraceMs: 15000, firstContactTimeoutMs: 600000 };
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     const val = () => {
@@ -40,6 +42,7 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
     if (a === "--remote-store") o.remoteStore = val();
     else if (a === "--nix-bin-dir") o.nixBinDir = val();
     else if (a === "--collect-garbage") o.collectGarbage = true;
+    else if (a === "--system-features") o.systemFeatures = val().split(/\s+/).filter(Boolean);
     else if (a === "--orphan-grace") o.orphanGraceMs = Number(val()) * 1000;
     else if (a === "--first-contact-timeout") o.firstContactTimeoutMs = Number(val()) * 1000;
     else throw new Error(`unknown agent argument '${a}'`);
@@ -48,12 +51,13 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
 }
 
 /** The agent's command line, as the job script runs it (shell-quoted by the caller). */
-export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage">): string[] {
+export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage"> & { systemFeatures?: string[] }): string[] {
   return [
     "__agent",
     o.jobDir,
     ...(o.remoteStore && o.remoteStore !== "auto" ? ["--remote-store", o.remoteStore] : []),
     ...(o.nixBinDir ? ["--nix-bin-dir", o.nixBinDir] : []),
     ...(o.collectGarbage ? ["--collect-garbage"] : []),
+    ...(o.systemFeatures?.length ? ["--system-features", o.systemFeatures.join(" ")] : []),
   ];
 }

@@ -5,7 +5,6 @@
 import fs from "node:fs";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { parseDerivation } from "../nix/derivation.ts";
-import type { TryRequest } from "../nix/hook-protocol.ts";
 import { ServeClient } from "../nix/serve-client.ts";
 import { DEFAULT_BUILD_OPTIONS, basicDerivation } from "../nix/serve-protocol.ts";
 import { importMethod, parseNixVersion } from "../nix/version.ts";
@@ -18,23 +17,10 @@ import { ensureStateDir } from "../state/dir.ts";
 import { NixActivitySink } from "../util/progress.ts";
 import { selfCommand } from "../util/self.ts";
 import { ensureAgent } from "./agent-binary.ts";
+import type { BuildContext } from "./executor.ts";
 import { JobLog } from "./job-record.ts";
 import { buildLimits, firstHost, jobDir, jobSpec } from "./job-plan.ts";
 import { PARAMS_ATTR, schedulerFor } from "./schedulers.ts";
-
-export interface BuildContext {
-  req: TryRequest;
-  inputs: string[];
-  wantedOutputs: string[];
-  settings: ReadonlyMap<string, string>;
-  conf: NshConfig;
-  /** A message for the user (an `@nix` msg at this level). */
-  log: (level: number, msg: string) => void;
-  /** A line of the build's own log (fd 4: shown live, kept for `nix log`). */
-  buildLog: (line: string) => void;
-  signal: AbortSignal;
-  env?: Record<string, string | undefined>;
-}
 
 const INFO = 3;
 const ERROR = 0;
@@ -57,7 +43,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     const login = parseDestination(conf["login-host"] || conf["slurm-api-host"]);
     const agentPath = await ensureAgent(pool, login, clusterState, localState, dir);
     const limits = buildLimits(ctx.settings);
-    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr: PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams", environment: conf["job-environment"], storeDir: conf["store-dir"] });
+    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr: PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams", environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
     const { id } = await scheduler.submit(spec);
     record.update({ jobId: id, state: "pending" });
     reaper = startReaper(conf, env, id);

@@ -36,7 +36,7 @@ export type BuildExecutor = (ctx: BuildContext) => Promise<number>;
 
 /** Filled by the scheduler modules; a scheduler without one sends every build to the fallback. */
 export const executors: Record<SchedulerKind, BuildExecutor | undefined> = {
-  slurm: undefined,
+  slurm: (ctx) => import("./build-job.ts").then((m) => m.runJobBuild(ctx)),
   "slurm-native": undefined,
   pbs: undefined,
 };

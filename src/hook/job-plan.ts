@@ -39,6 +39,8 @@ export interface JobPlanInput {
   environment?: readonly string[];
   /** store-dir: the logical store directory on the cluster. */
   storeDir?: string;
+  /** system-features and mandatory-system-features: what the node's Nix must accept. */
+  systemFeatures?: string[];
 }
 
 /** job-environment words → a map; a word without '=' is an error naming it. */
@@ -77,7 +79,7 @@ export function jobScript(agentPath: string, args: readonly string[]): string {
 
 export function jobSpec(p: JobPlanInput): JobSpec {
   const dir = jobDir(p.stateDir, p.key);
-  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage });
+  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures });
   return {
     name: `nsh-${drvName(p.drvPath)}`.slice(0, 200),
     script: jobScript(p.agentPath, args),

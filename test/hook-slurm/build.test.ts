@@ -1,0 +1,40 @@
+// End to end on the lab cluster (real Nix 2.8 daemon with nsh as build hook, real Slurm 22.05 with
+// slurmrestd and JWT, real sshd standing for the node): a chain of derivations that require the
+// `nsh` feature is built as Slurm jobs, the build log reaches nix-build's output and `nix log`,
+// extraSlurmParams reach the job, and `nsh jobs` shows the phases.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import fs from "node:fs";
+import path from "node:path";
+import { startClusterLab, NSH_BIN, type ClusterLab } from "../lab/cluster.ts";
+
+let lab: ClusterLab;
+beforeAll(async () => {
+  lab = await startClusterLab("e2e");
+}, 120000);
+afterAll(async () => {
+  await lab?.cleanup();
+});
+
+const salt = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+test("a chain of two derivations is built as two Slurm jobs", async () => {
+  const s = salt();
+  const r = await lab.nixBuild([lab.nix.expr("chain"), "--argstr", "salt", s]);
+  if (r.code !== 0) console.log(r.stderr);
+  expect(r.code).toBe(0);
+  const out = r.stdout.trim();
+  expect(fs.readFileSync(out, "utf8").trim()).toBe(`top dep-${s}`);
+  expect(r.stderr).toContain("on 'slurm:127.0.0.1'");
+  // The builder's own output streamed back from the job.
+  expect(r.stderr).toContain(`building top`);
+  const drv = (await lab.nix.run(["nix-store", "-q", "--deriver", out])).stdout.trim();
+  const log = await lab.nix.run(["nix-store", "--store", "daemon", "-l", drv]);
+  expect(log.stdout).toContain("building top");
+  // Built on the node's store, not locally.
+  expect((await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", out])).code).toBe(0);
+  const jobs = Bun.spawnSync([NSH_BIN, "jobs", "--all", "--json"], { env: { ...lab.nix.env, NSH_CONF: lab.nshConf } });
+  const recs = jobs.stdout.toString().trim().split("\n").map((l) => JSON.parse(l));
+  const mine = recs.filter((j) => j.drv.includes(s));
+  expect(mine.map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
+  for (const j of mine) for (const p of ["queue", "upload", "build", "download"]) expect(typeof j.phases[p]).toBe("number");
+}, 180000);
