@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock } from "../sys/libc.ts";
-import { availableMemory, readProcStatus } from "../sys/proc.ts";
+import { availableMemory, readProcStatus, swapRoom } from "../sys/proc.ts";
 
 export interface AdmissionPolicy {
   /** Memory that must remain free besides what the resumed process brings back. */
@@ -29,11 +29,14 @@ export function defaultSharedDir(): string {
 }
 
 /** The shared lock file; the directory is sticky and world-writable so every user's wrappers coordinate. */
+function ensureShared(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.chmodSync(dir, 0o1777);
+}
+
 function openSharedLock(dir: string): number {
-  if (!fs.existsSync(dir)) {
-    fs.mkdirSync(dir, { recursive: true });
-    fs.chmodSync(dir, 0o1777);
-  }
+  ensureShared(dir);
   const file = path.join(dir, "resume.lock");
   const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o666);
   try {
@@ -44,14 +47,59 @@ function openSharedLock(dir: string): number {
 
 export interface Admission {
   waitedMs: number;
-  /** Call once the resumed process has its memory back (or after a while) to let the next one go. */
+  /** Ends this evaluation's turn: when it stops for its next build, or exits. */
   release(): void;
 }
 
+/**
+ * Stopped evaluations register here so others can count their memory as reclaimable: the kernel
+ * swaps a stopped process out on demand, as far as swap has room.
+ */
+function registryDir(sharedDir: string): string {
+  return path.join(sharedDir, "stopped");
+}
+
+export function markStopped(sharedDir: string, nixPid: number): void {
+  try {
+    ensureShared(sharedDir);
+    ensureShared(registryDir(sharedDir));
+    fs.writeFileSync(path.join(registryDir(sharedDir), String(nixPid)), "", { mode: 0o666 });
+  } catch {}
+}
+
+export function markRunning(sharedDir: string, nixPid: number): void {
+  fs.rmSync(path.join(registryDir(sharedDir), String(nixPid)), { force: true });
+}
+
+/** Resident memory of the other stopped evaluations, as far as swap can take it. */
+export function reclaimable(sharedDir: string, selfPid: number): number {
+  let sum = 0;
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(registryDir(sharedDir));
+  } catch {}
+  for (const n of names) {
+    const pid = Number(n);
+    if (pid === selfPid) continue;
+    const st = readProcStatus(pid);
+    if (!st) markRunning(sharedDir, pid); // gone: forget it
+    else if (st.state === "T") sum += st.rssBytes;
+  }
+  return Math.min(sum, swapRoom(selfPid));
+}
+
+/**
+ * Waits until this evaluation may run again. When memory is plentiful it goes at once. Otherwise
+ * it takes its turn on the shared lock — one resumed evaluation at a time — and waits until the
+ * memory it will touch fits (free memory plus what the stopped ones can give up), at most
+ * `maxWaitMs`. The returned release ends the turn: the caller holds it while nix runs, and
+ * releases it when nix stops for its next build or exits.
+ */
 export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, onWait: (msg: string) => void, cancelled: () => boolean): Promise<Admission> {
   const t0 = Date.now();
   const swap = () => readProcStatus(pid)?.swapBytes ?? 0;
-  if (swap() < p.fastPathBytes) return { waitedMs: 0, release() {} };
+  const free = () => availableMemory(pid);
+  if (swap() < p.fastPathBytes && free() >= swap() + p.marginBytes) return { waitedMs: 0, release() {} };
   let fd: number | undefined;
   try {
     fd = openSharedLock(sharedDir);
@@ -59,9 +107,8 @@ export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, 
     onWait(`cannot use the shared directory ${sharedDir} (${(e as Error).message}); resuming without turn-taking`);
   }
   let said = false;
-  // Poll rather than block: this runs on the wrapper's event loop. A holder keeps the lock at most
-  // its own memory wait plus a few seconds of settling; past a generous multiple of that, a holder
-  // is stuck (or hostile) and we go ahead without our turn.
+  // Poll rather than block: this runs on the wrapper's event loop. A turn lasts until its holder
+  // stops again or exits; past a generous limit the holder is stuck or hostile and we go anyway.
   const turnLimit = 3 * p.maxWaitMs + 10000;
   while (fd !== undefined && !flock(fd, LOCK_EX | LOCK_NB)) {
     if (cancelled() || Date.now() - t0 >= turnLimit) break;
@@ -72,9 +119,9 @@ export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, 
   said = false;
   const t1 = Date.now();
   for (;;) {
-    const waited = Date.now() - t1;
-    if (cancelled() || decide(swap(), availableMemory(pid), waited, p) === "resume") break;
-    if (!said) onWait(`waiting for memory: nix has ${mib(swap())} in swap, ${mib(availableMemory(pid))} available`);
+    const avail = free() + reclaimable(sharedDir, pid);
+    if (cancelled() || decide(swap(), avail, Date.now() - t1, p) === "resume") break;
+    if (!said) onWait(`waiting for memory: nix has ${mib(swap())} in swap, ${mib(avail)} available or reclaimable`);
     said = true;
     await Bun.sleep(250);
   }

@@ -2,7 +2,7 @@
 // the numbers for the report. Signals only: the decisions come from BuildTracker.
 import type { ConsolaInstance } from "consola";
 import { isAlive, readProcStatus } from "../sys/proc.ts";
-import { admit, mib, type AdmissionPolicy } from "./admission.ts";
+import { admit, markRunning, markStopped, mib, type AdmissionPolicy } from "./admission.ts";
 import { BuildTracker, type BuildEvent } from "./events.ts";
 import type { BuildRecord } from "./report.ts";
 
@@ -19,6 +19,8 @@ export class Stopper {
   private draining = false;
   private stoppedAt = 0;
   private resuming = false;
+  /** Ends the turn this evaluation took to resume (see admission.ts). */
+  private endTurn: () => void = () => {};
   private exited = false;
   private readonly timer: ReturnType<typeof setInterval>;
 
@@ -55,7 +57,11 @@ export class Stopper {
     }
     this.stopped = true;
     this.stoppedAt = Date.now();
+    markStopped(this.sharedDir, this.pid);
     if (afterDrain) return;
+    // Stopped again: the next evaluation may have its turn.
+    this.endTurn();
+    this.endTurn = () => {};
     this.stops++;
     this.sample();
     this.log.info(`stopped nix (pid ${this.pid}, RSS ${mib(this.peakRssNow())}) while it waits for ${drv}`);
@@ -73,21 +79,10 @@ export class Stopper {
       }
       this.cont();
       this.log.info(`continued nix (pid ${this.pid}) after ${((Date.now() - this.stoppedAt) / 1000).toFixed(1)} s`);
-      void this.settle(adm.release);
+      this.endTurn = adm.release;
     } finally {
       this.resuming = false;
     }
-  }
-
-  /** Holds the admission until nix has paged its memory back in, so the next resumer sees the truth. */
-  private async settle(release: () => void): Promise<void> {
-    const start = readProcStatus(this.pid)?.swapBytes ?? 0;
-    const t0 = Date.now();
-    while (!this.exited && !this.stopped && Date.now() - t0 < 5000) {
-      if ((readProcStatus(this.pid)?.swapBytes ?? 0) <= start / 4) break;
-      await Bun.sleep(200);
-    }
-    release();
   }
 
   /**
@@ -114,6 +109,7 @@ export class Stopper {
     } catch {}
     this.stopped = false;
     this.stoppedMs += Date.now() - this.stoppedAt;
+    markRunning(this.sharedDir, this.pid);
   }
 
   private peakRssNow(): number {
@@ -140,6 +136,8 @@ export class Stopper {
   finish(): void {
     this.exited = true;
     this.cont();
+    this.endTurn();
+    markRunning(this.sharedDir, this.pid);
     clearInterval(this.timer);
   }
 }

@@ -93,6 +93,26 @@ export function availableMemory(pid: number | "self" = "self"): number {
   return Math.max(0, avail);
 }
 
+/** Swap still free for a process: the host's, and its memory cgroup's swap allowance if it has one. */
+export function swapRoom(pid: number | "self" = "self"): number {
+  let room = Number(/^SwapFree:\s+(\d+) kB/m.exec(safeRead("/proc/meminfo"))?.[1] ?? 0) * 1024;
+  const cg = parseMemoryCgroup(safeRead(`/proc/${pid}/cgroup`));
+  if (cg.v1 !== undefined) {
+    const dir = `/sys/fs/cgroup/memory${cg.v1}`;
+    const limit = readNum(`${dir}/memory.memsw.limit_in_bytes`);
+    const usage = readNum(`${dir}/memory.memsw.usage_in_bytes`);
+    if (limit !== undefined && usage !== undefined && limit < 2 ** 60) room = Math.min(room, limit - usage);
+  }
+  if (cg.v2 !== undefined) {
+    for (const root of ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]) {
+      const max = readNum(`${root}${cg.v2}/memory.swap.max`);
+      const cur = readNum(`${root}${cg.v2}/memory.swap.current`);
+      if (max !== undefined && cur !== undefined && Number.isFinite(max)) room = Math.min(room, max - cur);
+    }
+  }
+  return Math.max(0, room);
+}
+
 function safeRead(p: string): string {
   try {
     return fs.readFileSync(p, "utf8");
