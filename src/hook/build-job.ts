@@ -58,7 +58,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     const nodeDest = parseDestination(node);
     const log = await pool.exec([nodeDest], bridge("log"));
     const logDone = pumpLines(log.stdout, (l) => (l === "bye" ? undefined : ctx.buildLog(l)));
-    const remote = await ServeClient.open(await pool.exec([nodeDest], bridge("serve")), storeDirOf(req.drvPath));
+    const remote = await ServeClient.open(await pool.exec([nodeDest], bridge("serve")), storeDirOf(req.drvPath), `job ${id} on ${node}`);
     const local = await openLocalServe({ env });
     const progress = new NixActivitySink();
     await copyClosure(local, { kind: "serve", client: remote }, ctx.inputs, { progress, log: (m) => ctx.log(INFO, `nsh: ${m}`) });

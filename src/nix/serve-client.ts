@@ -56,21 +56,23 @@ export class ServeClient {
     private readonly r: WireReader,
     readonly minor: number,
     readonly storeDir: string,
+    private readonly label?: string,
   ) {}
 
-  static async open(duplex: Duplex, storeDir = "/nix/store"): Promise<ServeClient> {
+  /** `label` names the store in progress messages; errors name the full command. */
+  static async open(duplex: Duplex, storeDir = "/nix/store", label?: string): Promise<ServeClient> {
     const r = new WireReader(duplex.stdout);
     try {
       await duplex.write(encodeHello());
       const version = await readHello(r);
-      return new ServeClient(duplex, r, negotiatedMinor(version), storeDir);
+      return new ServeClient(duplex, r, negotiatedMinor(version), storeDir, label);
     } catch (e) {
       throw await failure(duplex, "the handshake", e);
     }
   }
 
   get name(): string {
-    return this.duplex.describe;
+    return this.label ?? this.duplex.describe;
   }
 
   /** Runs one request/response exchange at a time; a failure poisons the session. */
