@@ -104,6 +104,8 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   })().catch(() => {});
 
   const code = await nix.exited;
+  // Builds nix waited for end with it: let their notifiers report (their locks are free now).
+  for (let i = 0; i < 20 && stopper.tracker.active.size > 0; i++) await Bun.sleep(50);
   stopper.finish();
   for (const s of FORWARDED) process.off(s, onSignal);
   const usage = nix.resourceUsage();
