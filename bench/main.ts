@@ -8,8 +8,9 @@ import { spawnSync } from "node:child_process";
 import { RESULTS, SIGSTOP, machine, runCleanups, snapshotSigstop, type Bench } from "./lib.ts";
 import { overhead } from "./sigstop-overhead.ts";
 import { memory } from "./sigstop-memory.ts";
+import { copy } from "./copy.ts";
 
-const BENCHES: Bench[] = [overhead, memory];
+const BENCHES: Bench[] = [overhead, memory, copy];
 
 function usage(): string {
   return [
