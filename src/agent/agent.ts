@@ -1,12 +1,16 @@
 // The job's agent: nsh itself, run by the job script on the node. It waits for the hook on a unix
 // socket in the job directory (no polling: the allocation idles until the hook connects), runs
 // `nix-store --serve --write` inside the job for the hook's serve sessions, streams their stderr
-// (the build log) to the hook, and stays until the hook says it has the outputs. If the hook goes
-// away (its connections close and none comes back), it ends the job rather than hold the allocation.
+// (the build log) to the hook, and stays until the hook says it has the outputs. It checks first
+// that it can run nix-store (remote-nix-bin-dir, else the job's PATH) and answers every log client
+// with that status, so a node without Nix fails the build at once, saying so. If the hook goes away
+// (its connections close and none comes back), it ends the job rather than hold the allocation.
+// With collect-garbage it collects after its goodbye: the hook need not wait for that.
 import type { Socket, Subprocess } from "bun";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { AGENT_LOG, AGENT_SOCKET, parseHello, type AgentOptions } from "./protocol.ts";
+import { AGENT_LOG, AGENT_SOCKET, parseHello, statusLine, type AgentOptions } from "./protocol.ts";
 
 interface Client {
   mode?: "serve" | "log";
@@ -45,6 +49,36 @@ function feed(s: Socket<Client>, child: Subprocess<"pipe", "pipe", "pipe">, data
   });
 }
 
+/**
+ * Why this job cannot run nix-store (undefined when it can): the one in remote-nix-bin-dir, else
+ * one on the job's PATH. Said to the hook first thing, so a cluster without Nix on the compute
+ * nodes' PATH is one clear message instead of a serve protocol that never starts.
+ */
+export function nixStoreProblem(nixStore: string, nixBinDir: string | undefined, env: Record<string, string | undefined> = process.env): string | undefined {
+  const node = os.hostname();
+  const fix = "set remote-nix-bin-dir in nsh.conf to the directory that holds nix-store on the cluster (a shared Nix installation)";
+  let exe: string | null = null;
+  if (nixBinDir) {
+    try {
+      fs.accessSync(nixStore, fs.constants.X_OK);
+      exe = nixStore;
+    } catch {
+      return `there is no executable ${nixStore} on node ${node} (remote-nix-bin-dir = ${nixBinDir}): ${fix}`;
+    }
+  } else {
+    exe = Bun.which("nix-store", { PATH: env.PATH ?? "" });
+    if (!exe) return `nix-store is not on the job's PATH on node ${node} (PATH=${env.PATH ?? ""}): ${fix}`;
+  }
+  try {
+    const r = Bun.spawnSync([exe, "--version"], { stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode === 0) return undefined;
+    const why = r.stderr.toString().trim().split("\n").pop() ?? "";
+    return `${exe} --version failed on node ${node} (exit ${r.exitCode}${why ? `: ${why}` : ""}): ${fix}`;
+  } catch (e) {
+    return `cannot run ${exe} on node ${node} (${(e as Error).message}): ${fix}`;
+  }
+}
+
 export async function runAgent(o: AgentOptions): Promise<number> {
   const sockPath = path.join(o.jobDir, AGENT_SOCKET);
   const logFile = fs.openSync(path.join(o.jobDir, AGENT_LOG), "a");
@@ -55,6 +89,10 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   let everConnected = false;
   let lonelySince = Date.now();
   const nixStore = o.nixBinDir ? path.join(o.nixBinDir, "nix-store") : "nix-store";
+  // nix-store's own children (builders, hooks) find the same Nix first.
+  const childEnv = o.nixBinDir ? { ...process.env, PATH: `${o.nixBinDir}:${process.env.PATH ?? ""}` } : process.env;
+  const problem = nixStoreProblem(nixStore, o.nixBinDir);
+  if (problem) fs.writeSync(logFile, `nsh agent: error: ${problem}\n`);
   const say = (line: string) => {
     fs.writeSync(logFile, line);
     for (const l of logs) l.write(line);
@@ -87,8 +125,17 @@ export async function runAgent(o: AgentOptions): Promise<number> {
         const rest = buf.slice(nl + 1);
         if (!mode) return void s.end(`nsh agent: unknown request '${line}'\n`);
         c.mode = mode;
-        if (mode === "log") return void logs.add(s);
-        c.child = startServe(s, rest);
+        if (mode === "log") {
+          s.write(statusLine(problem));
+          return void logs.add(s);
+        }
+        if (problem) return void s.end();
+        try {
+          c.child = startServe(s, rest);
+        } catch (e) {
+          say(`nsh agent: error: cannot start ${nixStore} on ${os.hostname()}: ${(e as Error).message}\n`);
+          s.end();
+        }
       },
       drain(s) {
         s.data.drained?.resolve();
@@ -107,7 +154,7 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   function startServe(s: Socket<Client>, first: Uint8Array): Subprocess<"pipe", "pipe", "pipe"> {
     // nsh accepted the build because the cluster offers its features: the node's Nix must agree.
     const features = o.systemFeatures.length ? ["--option", "extra-system-features", o.systemFeatures.join(" ")] : [];
-    const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv });
     children.add(child);
     if (first.length) child.stdin.write(first);
     void (async () => {
@@ -142,13 +189,17 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   for (const c of children) c.kill("SIGTERM");
   if (code === 3) fs.writeSync(logFile, "nsh agent: the hook went away; ending the job\n");
   if (code === 4) fs.writeSync(logFile, "nsh agent: no hook connected in time; ending the job\n");
-  if (code === 0 && o.collectGarbage) {
-    const gc = Bun.spawnSync([nixStore, "--gc", ...(o.remoteStore ? ["--store", o.remoteStore] : [])], { stdout: "ignore", stderr: "pipe" });
-    fs.writeSync(logFile, `nsh agent: collect-garbage: exit ${gc.exitCode}\n`);
-  }
+  // The hook may go now: whatever follows (collecting garbage) is the job's own business.
   for (const l of logs) l.end("bye\n");
   server.stop(true);
   fs.rmSync(sockPath, { force: true });
+  if (code === 0 && o.collectGarbage) {
+    // A serve session still alive holds temporary roots on what it built: let it end first.
+    await Promise.race([Promise.allSettled([...children].map((c) => c.exited)), Bun.sleep(5000)]);
+    const gc = Bun.spawn([nixStore, "--gc", ...(o.remoteStore ? ["--store", o.remoteStore] : [])], { stdout: "ignore", stderr: "pipe", env: childEnv });
+    const [status, err] = await Promise.all([gc.exited, new Response(gc.stderr).text()]);
+    fs.writeSync(logFile, `nsh agent: collect-garbage: exit ${status}${status !== 0 ? `: ${err.trim().split("\n").slice(-3).join(" / ")}` : ""}\n`);
+  }
   fs.closeSync(logFile);
   return code;
 }

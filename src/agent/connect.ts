@@ -24,6 +24,22 @@ async function waitForSocket(dir: string, timeoutMs: number): Promise<string> {
   }
 }
 
+/**
+ * Connects to the agent's socket. The file appears when the agent binds it, a moment before it
+ * listens: a refusal right then is retried for a short while.
+ */
+async function connectSoon(sockPath: string, handlers: Parameters<typeof Bun.connect>[0]["socket"], withinMs = 5000): ReturnType<typeof Bun.connect> {
+  const end = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await Bun.connect({ unix: sockPath, socket: handlers });
+    } catch (e) {
+      if (Date.now() > end) throw e;
+      await Bun.sleep(50);
+    }
+  }
+}
+
 export async function runAgentConnect(argv: readonly string[]): Promise<number> {
   const [dir, mode] = argv;
   if (!dir || !mode || !parseHello(mode)) {
@@ -39,28 +55,29 @@ export async function runAgentConnect(argv: readonly string[]): Promise<number> 
   }
   const closed = Promise.withResolvers<void>();
   let drained: PromiseWithResolvers<void> | undefined;
-  const sock = await Bun.connect({
-    unix: sockPath,
-    socket: {
-      data(s, data) {
-        // The ssh channel behind stdout may be slower than the agent: hold the agent back meanwhile.
-        if (!process.stdout.write(data)) {
-          s.pause();
-          process.stdout.once("drain", () => s.resume());
-        }
-      },
-      drain() {
-        drained?.resolve();
-      },
-      close() {
-        drained?.resolve();
-        closed.resolve();
-      },
-      error() {
-        closed.resolve();
-      },
+  const sock = await connectSoon(sockPath, {
+    data(s, data) {
+      // The ssh channel behind stdout may be slower than the agent: hold the agent back meanwhile.
+      if (!process.stdout.write(data)) {
+        s.pause();
+        process.stdout.once("drain", () => s.resume());
+      }
     },
+    drain() {
+      drained?.resolve();
+    },
+    close() {
+      drained?.resolve();
+      closed.resolve();
+    },
+    error() {
+      closed.resolve();
+    },
+  }).catch((e: Error) => {
+    process.stderr.write(`nsh: cannot connect to the agent's socket ${sockPath}: ${e.message}\n`);
+    return undefined;
   });
+  if (!sock) return 1;
   sock.write(`${mode}\n`);
   void (async () => {
     for await (const chunk of Bun.stdin.stream()) {

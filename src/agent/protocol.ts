@@ -2,13 +2,28 @@
 // job directory and sends one line saying what it wants:
 //   "serve"  the connection becomes a serve protocol session with a `nix-store --serve --write`
 //            the agent runs inside the job (so the build runs in the job's allocation);
-//   "log"    the agent streams every line those sessions write on stderr (the build log), and
-//            the client may send "done" on it: the hook has what it came for, the agent may go.
+//   "log"    the agent first answers one status line, `nsh-agent ready` or `nsh-agent error
+//            <message>` (it cannot build: no nix-store in the job), then streams every line those
+//            sessions write on stderr (the build log); the client may send "done" on it: the
+//            hook has what it came for, the agent may go. The agent ends with the line "bye".
 
 export const AGENT_SOCKET = "agent.sock";
 export const AGENT_LOG = "build.log";
 
 export type AgentMode = "serve" | "log";
+
+export const READY_PREFIX = "nsh-agent ";
+
+/** Pure: the agent's status line (the first on a log connection). */
+export function parseStatusLine(line: string): { ok: true } | { ok: false; error: string } | undefined {
+  if (!line.startsWith(READY_PREFIX)) return undefined;
+  const rest = line.slice(READY_PREFIX.length);
+  if (rest.trim() === "ready") return { ok: true };
+  if (rest.startsWith("error ")) return { ok: false, error: rest.slice("error ".length) };
+  return undefined;
+}
+
+export const statusLine = (error?: string) => `${READY_PREFIX}${error === undefined ? "ready" : `error ${error.replace(/\n/g, " ")}`}\n`;
 
 export function parseHello(line: string): AgentMode | undefined {
   const w = line.trim();

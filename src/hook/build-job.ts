@@ -1,30 +1,45 @@
 // One accepted build as a scheduler job: place the agent, submit, follow the job (pending reason,
 // node), send the inputs to the node, build inside the job with the log streaming to Nix, bring the
-// outputs home under Nix's held output locks, let the agent go. A reaper outside the hook's process
-// group cancels the job if the hook is killed first.
+// outputs home under Nix's held output locks, let the agent go.
+//
+// The job must never outlive the build. Three guards, from the quickest:
+//   - a failure here cancels the job before the hook reports it;
+//   - SIGTERM (Nix ≥ 2.35, 500 ms before its SIGKILL) interrupts whatever step runs, then the same;
+//   - a reaper outside the hook's process group, started before the submit, cancels the job when
+//     the hook dies without saying it is done (Nix ≤ 2.34 SIGKILLs the group at once, §1.7);
+// and last, the agent in the job ends it when no hook has been connected for a while.
+import type { Subprocess } from "bun";
 import fs from "node:fs";
 import type { NshConfig } from "../config/nsh-conf.ts";
+import { parseStatusLine } from "../agent/protocol.ts";
 import { parseDerivation } from "../nix/derivation.ts";
 import { ServeClient } from "../nix/serve-client.ts";
 import { DEFAULT_BUILD_OPTIONS, basicDerivation } from "../nix/serve-protocol.ts";
 import { importMethod, parseNixVersion } from "../nix/version.ts";
 import { copyClosure } from "../remote/copy.ts";
-import { parseDestination } from "../remote/destination.ts";
+import { parseDestination, type Destination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
 import { SshPool, shellQuote } from "../remote/ssh.ts";
-import { isTerminal, type Scheduler } from "../schedulers/scheduler.ts";
+import { isTerminal, type JobStatus, type Scheduler } from "../schedulers/scheduler.ts";
+import { SlurmRestScheduler } from "../schedulers/slurm-rest.ts";
 import { ensureStateDir } from "../state/dir.ts";
-import { NixActivitySink } from "../util/progress.ts";
+import { NixActivitySink, type ProgressSink } from "../util/progress.ts";
 import { selfCommand } from "../util/self.ts";
 import { ensureAgent } from "./agent-binary.ts";
 import type { BuildContext } from "./executor.ts";
 import { JobLog } from "./job-record.ts";
-import { buildLimits, firstHost, jobDir, jobSpec } from "./job-plan.ts";
+import { buildLimits, firstHost, jobDir, jobSpec, jsonObjectAttr } from "./job-plan.ts";
 import { PARAMS_ATTR, schedulerFor } from "./schedulers.ts";
 
 const INFO = 3;
 const ERROR = 0;
 export const TIMED_OUT = 101;
+
+/** The build was interrupted (SIGTERM): the job is being cancelled, nothing else to report. */
+class Interrupted extends Error {}
+
+/** A failure whose message already says all (no "job N:" prefix needed). */
+class JobFailure extends Error {}
 
 export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const { conf, req } = ctx;
@@ -33,62 +48,137 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   if (!clusterState) throw new Error("nsh.conf: slurm-state-dir is not set (where jobs keep their files on the cluster)");
   const localState = conf["state-dir"] || ensureStateDir(env);
   const drv = parseDerivation(fs.readFileSync(req.drvPath, "utf8"));
+  const paramsAttr = PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams";
+  // A malformed parameters attribute is the derivation's fault: say so before anything is submitted.
+  jsonObjectAttr(drv, req.drvPath, paramsAttr);
   const key = `${Date.now().toString(36)}-${process.pid}`;
   const dir = jobDir(clusterState, key);
-  const scheduler = schedulerFor(conf, env);
+  // The scheduler's request lines are for debugging; its other lines (token file readable by
+  // others, Slurm's submit warnings) are warnings.
+  const scheduler = schedulerFor(conf, env, (line) => (/^slurm: [A-Z]+ \//.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`)));
   const pool = new SshPool({ warn: (m) => ctx.log(1, `nsh: ${m}`), ...(conf["ssh-config"] ? { configFile: conf["ssh-config"] } : {}) });
   const record = new JobLog(localState, { key, drv: req.drvPath, scheduler: scheduler.describe(), state: "submitting", submittedAt: Date.now(), phases: {}, hookPid: process.pid });
-  let reaper: ReturnType<typeof startReaper> | undefined;
+  const reaper = startReaper(conf, env, { stateDir: localState, key }, (m) => ctx.log(1, `nsh: warning: ${m}`));
+
+  // Every step races SIGTERM: the build is abandoned at once, whatever it waits for.
+  const interrupted = Promise.withResolvers<never>();
+  interrupted.promise.catch(() => {});
+  const onAbort = () => interrupted.reject(new Interrupted("the build was interrupted"));
+  if (ctx.signal.aborted) onAbort();
+  else ctx.signal.addEventListener("abort", onAbort, { once: true });
+  const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted.promise]);
+
+  let jobId: string | undefined;
+  let submitting: Promise<{ id: string }> | undefined;
+  let node: string | undefined;
   try {
     const login = parseDestination(conf["login-host"] || conf["slurm-api-host"]);
-    const agentPath = await ensureAgent(pool, login, clusterState, localState, dir);
+    // A wrong token or an unreachable slurmrestd is said at once, not after the agent's upload.
+    const agentPlaced = ensureAgent(pool, login, clusterState, localState, dir);
+    agentPlaced.catch(() => {});
+    if (scheduler instanceof SlurmRestScheduler) await step(scheduler.negotiate());
+    const agentPath = await step(agentPlaced);
     const limits = buildLimits(ctx.settings);
-    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr: PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams", environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
-    const { id } = await scheduler.submit(spec);
+    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr, environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
+    submitting = scheduler.submit(spec);
+    const { id } = await step(submitting);
+    jobId = id;
+    reaper.job(id);
     record.update({ jobId: id, state: "pending" });
-    reaper = startReaper(conf, env, id);
     ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
-    const node = await waitUntilRunning(scheduler, id, ctx);
+    node = await step(waitUntilRunning(scheduler, id, ctx));
     record.phaseDone("queue");
     record.update({ state: "running", node });
     ctx.log(INFO, `nsh: job ${id} running on ${node}`);
 
     // Two channels to the agent on the job's node: the build log, and a serve protocol session.
-    const bridge = (mode: string) => `${[agentPath, "__agent-connect", dir, mode].map(shellQuote).join(" ")}`;
     const nodeDest = parseDestination(node);
-    const log = await pool.exec([nodeDest], bridge("log"));
-    const logDone = pumpLines(log.stdout, (l) => (l === "bye" ? undefined : ctx.buildLog(l)));
-    const remote = await ServeClient.open(await pool.exec([nodeDest], bridge("serve")), storeDirOf(req.drvPath), `job ${id} on ${node}`);
-    const local = await openLocalServe({ env });
-    const progress = new NixActivitySink();
-    await copyClosure(local, { kind: "serve", client: remote }, ctx.inputs, { progress, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
+    const bridge = (mode: string) => `${[agentPath, "__agent-connect", dir, mode].map(shellQuote).join(" ")}`;
+    const open = (mode: string) => step(pool.exec([nodeDest], bridge(mode))).catch((e: Error) => failOnNode(e, node!));
+    const log = await open("log");
+    const lines = lineReader(log.stdout);
+    // The agent's first line says whether it can build here; if the job died first, say why.
+    const ended = watchEnd(scheduler, id);
+    const status = await step(Promise.race([lines.next(), ended.promise])).finally(ended.stop);
+    if (status !== undefined && typeof status !== "string") throw new JobFailure(await endedMessage(pool, login, dir, id, status));
+    if (status === undefined) throw new JobFailure(`the agent of job ${id} on ${node} did not answer: ${log.stderrTail().trim() || "its channel closed"}`);
+    const hello = parseStatusLine(status);
+    if (!hello) throw new JobFailure(`the agent of job ${id} on ${node} did not answer (${status.trim() || log.stderrTail().trim() || "no output"})`);
+    if (!hello.ok) throw new JobFailure(`job ${id} on ${node} cannot build: ${hello.error}`);
+    // Resolves true when the agent says goodbye (it ends the job itself), false if the channel just ends.
+    const logDone = (async () => {
+      for (let l = await lines.next(); l !== undefined; l = await lines.next()) {
+        if (l === "bye") return true;
+        ctx.buildLog(l);
+      }
+      return false;
+    })();
+    const remote = await step(open("serve").then((d) => ServeClient.open(d, storeDirOf(req.drvPath))));
+    const local = await step(openLocalServe({ env }));
+    const progress = copyProgress();
+    await step(copyClosure(local, { kind: "serve", client: remote }, ctx.inputs, { progress, log: (m) => ctx.log(INFO, `nsh: ${m}`) }));
     record.phaseDone("upload");
 
-    const result = await remote.buildDerivation(req.drvPath, basicDerivation(drv, ctx.inputs), { ...DEFAULT_BUILD_OPTIONS, maxSilentTime: limits.maxSilentTime, buildTimeout: limits.buildTimeout, maxLogSize: limits.maxLogSize });
+    const result = await step(remote.buildDerivation(req.drvPath, basicDerivation(drv, ctx.inputs), { ...DEFAULT_BUILD_OPTIONS, maxSilentTime: limits.maxSilentTime, buildTimeout: limits.buildTimeout, maxLogSize: limits.maxLogSize }));
     record.phaseDone("build");
     if (result.status > 2 && result.status !== 13) {
       ctx.log(ERROR, `nsh: job ${id} on ${node}: build of ${req.drvPath} failed: ${result.statusName}: ${result.errorMsg}`);
-      await finish(log, remote, local, logDone);
+      const bye = await finish(log, remote, local, logDone);
       record.update({ state: "failed", message: result.errorMsg });
-      reaper.done();
+      if (bye) await reaper.done();
+      else await settleJob(scheduler, id, reaper);
       return result.statusName === "TimedOut" ? TIMED_OUT : 1;
     }
     const outputs = ctx.wantedOutputs.map((o) => drv.outputs.get(o)?.path).filter((p): p is string => !!p);
     const method = importMethod(parseNixVersion(Bun.spawnSync(["nix-store", "--version"], { env: env as Record<string, string> }).stdout.toString()));
-    await copyClosure(remote, { kind: "import", name: "local store", store: { store: "local", env }, method, heldLocks: outputs, client: local }, outputs, { progress });
+    await step(copyClosure(remote, { kind: "import", name: "local store", store: { store: "local", env }, method, heldLocks: outputs, client: local }, outputs, { progress }));
     record.phaseDone("download");
-    await finish(log, remote, local, logDone);
+    const bye = await finish(log, remote, local, logDone);
     record.update({ state: "succeeded" });
-    reaper.done();
+    // The agent ends the job by itself once it has said goodbye; otherwise end it here.
+    if (bye) await reaper.done();
+    else await settleJob(scheduler, id, reaper);
     return 0;
   } catch (e) {
-    record.update({ state: ctx.signal.aborted ? "cancelled" : "failed", message: (e as Error).message });
-    if (record.record.jobId) await scheduler.cancel(record.record.jobId).catch(() => {});
-    reaper?.done();
-    throw e;
+    const aborted = e instanceof Interrupted || ctx.signal.aborted;
+    let message = (e as Error).message;
+    // A job that died under the build (time limit, node failure, scancel) explains the failure.
+    if (jobId && !aborted && !(e instanceof JobFailure)) {
+      const st = await endingJob(scheduler, jobId);
+      if (st) message = `job ${jobId} ${st.state === "completing" ? "is ending" : "ended"} (${describeEnd(st)}) while nsh built in it: ${message}`;
+    }
+    // Interrupted while the submit was on its way: the job may exist a moment later.
+    if (!jobId && submitting) jobId = (await Promise.race([submitting.catch(() => undefined), Bun.sleep(2000)]))?.id;
+    record.update({ state: aborted ? "cancelled" : "failed", message, ...(jobId ? { jobId } : {}) });
+    let cancelled = false;
+    if (jobId) {
+      reaper.job(jobId);
+      cancelled = await settleJob(scheduler, jobId, reaper);
+      if (!cancelled && !aborted) ctx.log(1, `nsh: warning: could not cancel job ${jobId}; nsh's reaper keeps trying after the hook exits`);
+    } else await reaper.done();
+    if (aborted) throw new Error(`interrupted; ${!jobId ? "no job was submitted" : cancelled ? `job ${jobId} cancelled` : `cancelling job ${jobId} failed, nsh's reaper keeps trying`}`);
+    throw e instanceof JobFailure || message !== (e as Error).message ? new JobFailure(message) : e;
   } finally {
+    ctx.signal.removeEventListener("abort", onAbort);
     pool.close();
   }
+}
+
+/** Cancels the job (a finished one is no error); the reaper stands down only when that worked. */
+async function settleJob(scheduler: Scheduler, id: string, reaper: Reaper): Promise<boolean> {
+  try {
+    await scheduler.cancel(id);
+    await reaper.done();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** An ssh failure on the job's node, said as such: the job is what the user looks for. */
+function failOnNode(e: Error, node: string): never {
+  if (e instanceof Interrupted) throw e;
+  throw new Error(`cannot reach the job's node ${node} over ssh (check ssh-config and that the compute nodes accept ssh from here): ${e.message}`);
 }
 
 /** Follows the job until it runs; says why it waits whenever the reason changes. */
@@ -96,13 +186,13 @@ async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext): Pr
   let delay = 100;
   let said = "";
   for (;;) {
-    if (ctx.signal.aborted) throw new Error(`job ${id} cancelled: the build was interrupted`);
+    if (ctx.signal.aborted) throw new Interrupted(`job ${id} cancelled: the build was interrupted`);
     const st = await s.status(id);
     if (st.state === "running" || st.state === "completing") {
       const node = st.nodes ? firstHost(st.nodes) : undefined;
       if (node) return node;
     }
-    if (isTerminal(st.state)) throw new Error(`job ${id} ended (${st.rawState.join(",")}${st.reason ? `: ${st.reason}` : ""}) before nsh could build in it`);
+    if (isTerminal(st.state)) throw new Error(`job ${id} ended (${describeEnd(st)}) before nsh could build in it`);
     const now = `${st.state}${st.reason && st.reason !== "None" ? ` (${st.reason})` : ""}`;
     if (now !== said) ctx.log(INFO, `nsh: job ${id} ${now}`);
     said = now;
@@ -112,46 +202,142 @@ async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext): Pr
   }
 }
 
+const describeEnd = (st: JobStatus) => `${st.rawState.join(",") || st.state}${st.reason && st.reason !== "None" ? `: ${st.reason}` : ""}`;
+
+/**
+ * The job's status if it ended or is ending (undefined while it runs on): a build whose channels
+ * broke because the job was cancelled, timed out or lost its node says that. Slurm shows such a
+ * job as COMPLETING for a moment (22.05 hides the base state meanwhile): wait a little for it.
+ */
+async function endingJob(s: Scheduler, id: string, withinMs = 3000): Promise<JobStatus | undefined> {
+  const end = Date.now() + withinMs;
+  for (;;) {
+    const st = await s.status(id).catch(() => undefined);
+    if (!st || st.state === "unknown") return undefined;
+    if (isTerminal(st.state)) return st;
+    if (st.state !== "completing") return undefined;
+    if (Date.now() > end) return st;
+    await Bun.sleep(200);
+  }
+}
+
+/** `promise` resolves with the job's status once it has ended (never, while it runs) until stop(). */
+function watchEnd(s: Scheduler, id: string): { promise: Promise<JobStatus>; stop: () => void } {
+  let stopped = false;
+  const promise = (async () => {
+    for (;;) {
+      await Bun.sleep(1000);
+      if (stopped) return new Promise<never>(() => {});
+      const st = await s.status(id).catch(() => undefined);
+      if (st && isTerminal(st.state)) return st;
+    }
+  })();
+  return { promise, stop: () => void (stopped = true) };
+}
+
+/** The job ended before its agent answered: its output file says why. */
+async function endedMessage(pool: SshPool, login: Destination, dir: string, id: string, st: JobStatus): Promise<string> {
+  const out = await pool.runCommand(login, `tail -c 2000 ${shellQuote(`${dir}/job.out`)}`).catch(() => undefined);
+  const text = out?.stdout.trim();
+  return `job ${id} ended (${describeEnd(st)}) before its agent answered${text ? `; the job's output:\n${text}` : ""}`;
+}
+
+/** Copies as Nix activities, without a "copying 0 paths" when the other side has everything. */
+function copyProgress(): ProgressSink {
+  const inner = new NixActivitySink();
+  let shown = false;
+  return {
+    begin(t, label) {
+      shown = t.paths > 0;
+      if (shown) inner.begin(t, label);
+    },
+    pathStart: (path, bytes, from, to) => inner.pathStart(path, bytes, from, to),
+    bytes: (path, n) => inner.bytes(path, n),
+    pathDone: (path, ok) => inner.pathDone(path, ok),
+    end(ok) {
+      if (shown) inner.end(ok);
+      shown = false;
+    },
+  };
+}
+
 function storeDirOf(drvPath: string): string {
   return drvPath.slice(0, drvPath.lastIndexOf("/"));
 }
 
-/** Hands lines of a stream to `each` as they arrive. */
-async function pumpLines(src: unknown, each: (line: string) => void): Promise<void> {
+/** Whole lines of a stream, one at a time; undefined at the end. */
+function lineReader(src: unknown): { next(): Promise<string | undefined> } {
   const reader = src as { read(): Promise<{ done: boolean; value?: Uint8Array }> };
   const dec = new TextDecoder();
   let partial = "";
-  for (;;) {
-    const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
-    if (r.done || !r.value) break;
-    const lines = (partial + dec.decode(r.value)).split("\n");
-    partial = lines.pop() ?? "";
-    for (const l of lines) each(l);
-  }
-  if (partial) each(partial);
+  const ready: string[] = [];
+  let ended = false;
+  return {
+    async next() {
+      while (ready.length === 0 && !ended) {
+        const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
+        if (r.done || !r.value) {
+          ended = true;
+          if (partial) ready.push(partial);
+          break;
+        }
+        const lines = (partial + dec.decode(r.value, { stream: true })).split("\n");
+        partial = lines.pop() ?? "";
+        ready.push(...lines);
+      }
+      return ready.shift();
+    },
+  };
 }
 
-/** The agent may go: the outputs are home. */
-async function finish(log: { write(b: Uint8Array): Promise<void>; close(): void }, remote: ServeClient, local: ServeClient, logDone: Promise<void>): Promise<void> {
+/** The agent may go: the outputs are home. True when it said goodbye (it ends the job itself). */
+async function finish(log: { write(b: Uint8Array): Promise<void>; close(): void }, remote: ServeClient, local: ServeClient, logDone: Promise<boolean>): Promise<boolean> {
   await Promise.allSettled([remote.close(), local.close()]);
   await log.write(new TextEncoder().encode("done\n")).catch(() => {});
-  await Promise.race([logDone, Bun.sleep(3000)]);
+  const bye = await Promise.race([logDone, Bun.sleep(3000).then(() => false)]);
   log.close();
+  return bye;
 }
 
-function startReaper(conf: NshConfig, env: Record<string, string | undefined>, jobId: string) {
-  const proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+interface Reaper {
+  /** The scheduler named the job: cancel this one if the hook dies. */
+  job(id: string): void;
+  /** The hook has finished with the job: stand down. Resolves once the reaper heard it (the hook may exit). */
+  done(): Promise<void>;
+}
+
+function startReaper(conf: NshConfig, env: Record<string, string | undefined>, record: { stateDir: string; key: string }, warn: (m: string) => void): Reaper {
+  let proc: Subprocess<"pipe", "ignore", "ignore">;
+  try {
+    proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+  } catch (e) {
+    // Build anyway: without a reaper only a killed hook leaves its job to the agent's own timeout.
+    warn(`cannot start the job reaper (${(e as Error).message}); if this build is interrupted, its job ends only when its agent notices`);
+    return { job() {}, done: async () => {} };
+  }
   const secrets: Record<string, string> = {};
   if (env.SLURM_JWT) secrets.SLURM_JWT = env.SLURM_JWT;
-  proc.stdin.write(`${JSON.stringify({ conf, env: secrets, jobId })}\n`);
-  void proc.stdin.flush();
+  let finished = false;
+  const send = (line: string) => {
+    if (finished) return;
+    try {
+      proc.stdin.write(`${line}\n`);
+      void Promise.resolve(proc.stdin.flush()).catch(() => {});
+    } catch {}
+  };
+  send(JSON.stringify({ conf, env: secrets, record }));
   proc.unref();
   return {
-    done() {
+    job: (id) => send(JSON.stringify({ jobId: id })),
+    async done() {
+      if (finished) return;
+      send("done");
+      finished = true;
       try {
-        proc.stdin.write("done\n");
-        void proc.stdin.end();
+        await Promise.resolve(proc.stdin.end()).catch(() => {});
       } catch {}
+      // The hook exits right after: make sure the word arrived (the reaper exits on it at once).
+      await Promise.race([proc.exited, Bun.sleep(1000)]);
     },
   };
 }

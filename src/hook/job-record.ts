@@ -83,3 +83,17 @@ export function formatJobs(records: readonly JobRecord[], now = Date.now()): str
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n") + "\n";
 }
+
+/**
+ * Patches a record another process wrote (the reaper, after the hook died); a record that already
+ * says how the job ended is left alone.
+ */
+export function markRecord(stateDir: string, key: string, patch: Partial<JobRecord>): void {
+  const file = path.join(stateDir, "jobs", `${key}.json`);
+  try {
+    const rec = JSON.parse(fs.readFileSync(file, "utf8")) as JobRecord;
+    if (rec.state === "succeeded" || rec.state === "failed" || rec.state === "cancelled") return;
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify({ ...rec, ...patch }));
+    fs.renameSync(`${file}.tmp`, file);
+  } catch {}
+}

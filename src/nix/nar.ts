@@ -23,6 +23,8 @@ export interface ReadNarOptions {
   maxDepth?: number;
   /** Called for each file, symlink and directory, in NAR order; `path` is relative ("" for the root). */
   onEntry?: (event: NarEntryEvent) => void;
+  /** Skip the SHA-256 (narHash comes back empty) when the receiver checks the hash itself. */
+  noHash?: boolean;
 }
 
 export interface NarResult {
@@ -72,7 +74,7 @@ interface Dir {
 
 class NarParser {
   private readonly start: number;
-  private readonly hasher = new Bun.CryptoHasher("sha256");
+  private readonly hasher: Bun.CryptoHasher | undefined;
   private size = 0;
   private pending: Uint8Array[] = [];
   private pendingLen = 0;
@@ -83,6 +85,7 @@ class NarParser {
     private readonly opts: ReadNarOptions,
   ) {
     this.start = r.consumed;
+    this.hasher = opts.noHash ? undefined : new Bun.CryptoHasher("sha256");
   }
 
   private offset(): number {
@@ -95,7 +98,7 @@ class NarParser {
 
   private async emit(bytes: Uint8Array): Promise<void> {
     if (bytes.length === 0) return;
-    this.hasher.update(bytes);
+    this.hasher?.update(bytes);
     this.size += bytes.length;
     this.pending.push(bytes);
     this.pendingLen += bytes.length;
@@ -170,7 +173,7 @@ class NarParser {
     await this.emit(raw);
     await this.flush();
     for await (const chunk of this.r.stream(len, `${what} at NAR offset ${at}`)) {
-      this.hasher.update(chunk);
+      this.hasher?.update(chunk);
       this.size += chunk.length;
       await this.sink(chunk);
     }
@@ -251,7 +254,7 @@ class NarParser {
       next = { path, depth: dir.depth + 1 };
     }
     await this.flush();
-    return { narSize: this.size, narHash: new Uint8Array(this.hasher.digest()) };
+    return { narSize: this.size, narHash: this.hasher ? new Uint8Array(this.hasher.digest()) : new Uint8Array(0) };
   }
 }
 

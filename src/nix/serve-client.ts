@@ -121,17 +121,24 @@ export class ServeClient {
     });
   }
 
-  /** Streams one path's NAR into `sink` (bounded memory: one chunk at a time). */
-  dumpStorePath(path: string, sink: NarSink): Promise<{ narHash: Uint8Array; narSize: number }> {
+  /**
+   * Streams one path's NAR into `sink` (bounded memory: one chunk at a time). `noHash` when the
+   * receiver checks the hash itself (another serve session does; a restore here would not).
+   */
+  dumpStorePath(path: string, sink: NarSink, opts: { noHash?: boolean } = {}): Promise<{ narHash: Uint8Array; narSize: number }> {
     return this.op(`DumpStorePath ${path}`, async () => {
       await this.duplex.write(encodeDumpStorePath(path));
-      return readNar(this.r, async (chunk) => {
-        try {
-          await sink(chunk);
-        } catch (e) {
-          throw e instanceof SinkError ? e : new SinkError(e, this);
-        }
-      });
+      return readNar(
+        this.r,
+        async (chunk) => {
+          try {
+            await sink(chunk);
+          } catch (e) {
+            throw e instanceof SinkError ? e : new SinkError(e, this);
+          }
+        },
+        { noHash: opts.noHash },
+      );
     });
   }
 
