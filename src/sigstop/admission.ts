@@ -71,9 +71,10 @@ export function markRunning(sharedDir: string, nixPid: number): void {
   fs.rmSync(path.join(registryDir(sharedDir), String(nixPid)), { force: true });
 }
 
-/** Resident memory of the other stopped evaluations, as far as swap can take it. */
-export function reclaimable(sharedDir: string, selfPid: number): number {
+/** The other stopped evaluations: how many, and their resident memory as far as swap can take it. */
+export function stoppedPeers(sharedDir: string, selfPid: number): { count: number; reclaimable: number } {
   let sum = 0;
+  let count = 0;
   let names: string[] = [];
   try {
     names = fs.readdirSync(registryDir(sharedDir));
@@ -83,9 +84,12 @@ export function reclaimable(sharedDir: string, selfPid: number): number {
     if (pid === selfPid) continue;
     const st = readProcStatus(pid);
     if (!st) markRunning(sharedDir, pid); // gone: forget it
-    else if (st.state === "T") sum += st.rssBytes;
+    else if (st.state === "T") {
+      count++;
+      sum += st.rssBytes;
+    }
   }
-  return Math.min(sum, swapRoom(selfPid));
+  return { count, reclaimable: Math.min(sum, swapRoom(selfPid)) };
 }
 
 /**
@@ -99,7 +103,10 @@ export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, 
   const t0 = Date.now();
   const swap = () => readProcStatus(pid)?.swapBytes ?? 0;
   const free = () => availableMemory(pid);
-  if (swap() < p.fastPathBytes && free() >= swap() + p.marginBytes) return { waitedMs: 0, release() {} };
+  // Plentiful: enough for us and for every stopped peer to grow by the margin once it resumes
+  // too. Checked without the lock, so it must hold whoever else checks at the same moment.
+  const peers = stoppedPeers(sharedDir, pid);
+  if (swap() < p.fastPathBytes && free() >= swap() + p.marginBytes * (1 + peers.count)) return { waitedMs: 0, release() {} };
   let fd: number | undefined;
   try {
     fd = openSharedLock(sharedDir);
@@ -119,7 +126,7 @@ export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, 
   said = false;
   const t1 = Date.now();
   for (;;) {
-    const avail = free() + reclaimable(sharedDir, pid);
+    const avail = free() + stoppedPeers(sharedDir, pid).reclaimable;
     if (cancelled() || decide(swap(), avail, Date.now() - t1, p) === "resume") break;
     if (!said) onWait(`waiting for memory: nix has ${mib(swap())} in swap, ${mib(avail)} available or reclaimable`);
     said = true;
