@@ -38,3 +38,33 @@ test("a chain of two derivations is built as two Slurm jobs", async () => {
   expect(mine.map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
   for (const j of mine) for (const p of ["queue", "upload", "build", "download"]) expect(typeof j.phases[p]).toBe("number");
 }, 180000);
+
+test("nix build (the new CLI) through the hook as well", async () => {
+  const s = salt();
+  const r = await lab.nix.run(["nix", "build", "--store", "daemon", "--option", "build-hook", NSH_BIN, "--no-link", "--json", "-f", lab.nix.expr("chain"), "--argstr", "salt", s], { timeoutMs: 120000 });
+  if (r.code !== 0) console.log(r.stderr);
+  expect(r.code).toBe(0);
+  const out = JSON.parse(r.stdout)[0].outputs.out as string;
+  expect(fs.readFileSync(out, "utf8").trim()).toBe(`top dep-${s}`);
+}, 180000);
+
+test("nsh doctor checks the whole setup and says it is in place", async () => {
+  const p = Bun.spawn([NSH_BIN, "doctor"], { env: { ...lab.nix.env, NSH_CONF: lab.nshConf }, stdio: ["ignore", "pipe", "pipe"] });
+  const [out, code] = [await new Response(p.stdout).text(), await p.exited];
+  expect(out).toContain("API v0.0.38");
+  expect(out).toContain("answers the serve protocol");
+  expect(out).toContain("everything nsh needs is in place");
+  expect(code).toBe(0);
+});
+
+test("nsh doctor names what is wrong: a bad token", async () => {
+  const bad = path.join(lab.nix.root, "bad.jwt");
+  fs.writeFileSync(bad, "not-a-token\n", { mode: 0o600 });
+  const conf = path.join(lab.nix.root, "doctor-bad.conf");
+  fs.writeFileSync(conf, fs.readFileSync(lab.nshConf, "utf8").replace(/slurm-jwt-token-file = .*/, `slurm-jwt-token-file = ${bad}`));
+  const p = Bun.spawn([NSH_BIN, "doctor"], { env: { ...lab.nix.env, NSH_CONF: conf }, stdio: ["ignore", "pipe", "pipe"] });
+  const [out, code] = [await new Response(p.stdout).text(), await p.exited];
+  expect(code).toBe(1);
+  expect(out).toMatch(/FAIL\s+slurmrestd: .*(token|JWT)/i);
+  expect(out).not.toContain("not-a-token");
+});
