@@ -19,6 +19,7 @@ import { startNixLab, type NixLab } from "../test/lab/nix.ts";
 import { builderUri, startSshd, type SshdLab } from "../test/lab/sshd.ts";
 import { killGroup, registerGroup, unregisterGroup } from "../test/lab/proc.ts";
 import { envNumber, envString, max, median, min, onCleanup, salt, sigstopBin, table, tail, type Bench, type BenchResult } from "./lib.ts";
+import { commOf, descendants, load1, statusKiB } from "./proc.ts";
 
 const GOAL = 1.0;
 
@@ -66,58 +67,6 @@ interface Run extends Measured {
   load1: number;
 }
 
-const load1 = (): number => {
-  try {
-    return Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
-  } catch {
-    return Number.NaN;
-  }
-};
-
-// ---------- /proc sampling ----------
-
-function statusKiB(pid: number, field: "VmHWM" | "VmRSS"): number | undefined {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function commOf(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-  } catch {
-    return "?";
-  }
-}
-
-/** Descendants of `root` (this kernel has no /proc/PID/task/TID/children, so scan /proc/PID/stat). */
-function descendants(root: number): number[] {
-  const parent = new Map<number, number[]>();
-  for (const name of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = parent.get(ppid) ?? [];
-      list.push(Number(name));
-      parent.set(ppid, list);
-    } catch {}
-  }
-  const out: number[] = [];
-  const todo = [root];
-  while (todo.length) {
-    for (const c of parent.get(todo.pop()!) ?? []) {
-      out.push(c);
-      todo.push(c);
-    }
-  }
-  return out;
-}
-
-/** Runs argv in its own process group, sampling the memory of it and its descendants. */
 async function measured(argv: string[], env: Record<string, string>, timeoutMs: number, keepLines: boolean): Promise<Measured> {
   const t0 = performance.now();
   const proc = Bun.spawn(argv, { env, stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true });
