@@ -158,6 +158,41 @@ export class ServeClient {
     });
   }
 
+  /**
+   * Adds several paths without waiting for each acknowledgement before sending the next (the
+   * server answers in order): for closures of many small paths the round trips overlap instead of
+   * adding up. At most `window` acknowledgements are outstanding.
+   */
+  addManyToStoreNar(items: readonly { info: AddToStoreNarInfo; nar: NarProducer }[], window = 32, onAck: (path: string) => void = () => {}): Promise<void> {
+    if (this.minor < 5) return items.reduce((p, it) => p.then(() => this.addToStoreNar(it.info, it.nar)), Promise.resolve());
+    return this.op(`AddToStoreNar of ${items.length} paths`, async () => {
+      let acked = 0;
+      let ackError: unknown;
+      const waiters: (() => void)[] = [];
+      const reader = (async () => {
+        for (const it of items) {
+          await readAck(this.r, `AddToStoreNar ${it.info.path}`);
+          acked++;
+          onAck(it.info.path);
+          waiters.shift()?.();
+        }
+      })().catch((e) => {
+        ackError = e;
+        for (const w of waiters.splice(0)) w();
+      });
+      for (let i = 0; i < items.length; i++) {
+        while (i - acked >= window && ackError === undefined) await new Promise<void>((res) => waiters.push(res));
+        if (ackError !== undefined) break;
+        const { info, nar } = items[i]!;
+        await this.duplex.write(encodeAddToStoreNar(info));
+        const got = await nar((chunk) => this.duplex.write(chunk));
+        if (got.narSize !== info.narSize) throw new ServeError(`${info.path}: sent ${got.narSize} NAR bytes but announced ${info.narSize}`);
+      }
+      await reader;
+      if (ackError !== undefined) throw ackError;
+    });
+  }
+
   /** ImportPaths: only for servers older than AddToStoreNar (serve protocol < 2.5). */
   private async importOne(info: AddToStoreNarInfo, nar: NarProducer): Promise<void> {
     await this.duplex.write(encodeImportPaths());

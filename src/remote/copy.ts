@@ -60,7 +60,7 @@ export async function copyClosure(from: ServeClient, to: CopyDestination, paths:
   deps.progress.begin({ paths: plan.send.length, bytes: plan.bytes }, `copying ${plan.send.length} paths`);
   try {
     if (to.kind === "import") await importInto(from, to, plan.send, infos, deps);
-    else for (const p of plan.send) await sendOne(from, to, p, infos.get(p)!, deps);
+    else await sendAll(from, to, plan.send, infos, deps);
   } catch (e) {
     // The cache may have said the destination had something it lacks: ask afresh next time.
     if (key && deps.cache && cached.size) await deps.cache.forget(key, [...cached]);
@@ -99,6 +99,50 @@ async function withBudget<T>(deps: CopyDeps, bytes: number, fn: () => Promise<T>
   } finally {
     lease.release();
   }
+}
+
+/** Small paths go in pipelined batches (their round trips overlap); large ones one by one. */
+async function sendAll(from: ServeClient, to: CopyDestination & { kind: "serve" }, send: string[], infos: Map<string, ServePathInfo>, deps: CopyDeps): Promise<void> {
+  let batch: string[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const paths = batch;
+    batch = [];
+    for (const p of paths) deps.progress.pathStart(p, infos.get(p)!.narSize, from.name, to.client.name);
+    const pending = new Set(paths);
+    try {
+      await to.client.addManyToStoreNar(
+        paths.map((path) => {
+          const info = infos.get(path)!;
+          return {
+            info: { path, deriver: info.deriver, narHash: info.narHash, references: info.references, narSize: info.narSize, sigs: info.sigs, ca: info.ca },
+            nar: (sink: (chunk: Uint8Array) => Promise<void>) =>
+              from.dumpStorePath(path, async (chunk) => {
+                await sink(chunk);
+                deps.progress.bytes(path, chunk.length);
+              }, { noHash: true }),
+          };
+        }),
+        32,
+        (p) => {
+          pending.delete(p);
+          deps.progress.pathDone(p, true);
+        },
+      );
+    } finally {
+      for (const p of pending) deps.progress.pathDone(p, false);
+    }
+  };
+  for (const p of send) {
+    const info = infos.get(p)!;
+    if (info.narSize < SMALL_NAR) {
+      batch.push(p);
+      continue;
+    }
+    await flush();
+    await sendOne(from, to, p, info, deps);
+  }
+  await flush();
 }
 
 async function sendOne(from: ServeClient, to: CopyDestination & { kind: "serve" }, path: string, info: ServePathInfo, deps: CopyDeps): Promise<void> {
