@@ -9,8 +9,9 @@ import { RESULTS, SIGSTOP, machine, runCleanups, snapshotSigstop, type Bench } f
 import { overhead } from "./sigstop-overhead.ts";
 import { memory } from "./sigstop-memory.ts";
 import { copy } from "./copy.ts";
+import { hook } from "./hook.ts";
 
-const BENCHES: Bench[] = [overhead, memory, copy];
+const BENCHES: Bench[] = [overhead, memory, copy, hook];
 
 function usage(): string {
   return [
