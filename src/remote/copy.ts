@@ -1,8 +1,8 @@
 // Copying closures between stores over the serve protocol, streaming every NAR from the source
 // session into the destination (one chunk in flight per copy, whatever the NAR's size), skipping
 // what the destination has (asked once, then remembered in the shared cache), dependencies first.
-import type { ServePathInfo } from "../nix/serve-protocol.ts";
-import type { ServeClient } from "../nix/serve-client.ts";
+import type { AddToStoreNarInfo, ServePathInfo } from "../nix/serve-protocol.ts";
+import type { NarProducer, ServeClient } from "../nix/serve-client.ts";
 import type { ImportMethod } from "../nix/version.ts";
 import type { ProgressSink } from "../util/progress.ts";
 import { planCopy } from "./copy-plan.ts";
@@ -43,7 +43,6 @@ export const TRANSFER_WINDOW = 8 << 20;
 
 export class CopyError extends Error {}
 
-const destName = (d: CopyDestination) => (d.kind === "serve" ? d.client.name : d.name);
 
 export async function copyClosure(from: ServeClient, to: CopyDestination, paths: readonly string[], deps: CopyDeps): Promise<CopyResult> {
   const closure = paths.length ? await from.queryClosure(paths) : [];
@@ -101,6 +100,27 @@ async function withBudget<T>(deps: CopyDeps, bytes: number, fn: () => Promise<T>
   }
 }
 
+/** A path's NAR from `from`, relayed chunk by chunk with progress (and GC pressure) counted. */
+function relayNar(from: ServeClient, path: string, deps: CopyDeps, opts: { noHash?: boolean } = {}): NarProducer {
+  return (sink) =>
+    from.dumpStorePath(
+      path,
+      async (chunk) => {
+        await sink(chunk);
+        deps.progress.bytes(path, chunk.length);
+        countForGc(chunk.length);
+      },
+      opts,
+    );
+}
+
+function addInfo(path: string, info: ServePathInfo): AddToStoreNarInfo {
+  return { path, deriver: info.deriver, narHash: info.narHash, references: info.references, narSize: info.narSize, sigs: info.sigs, ca: info.ca };
+}
+
+/** The receiving nix-store hashes each NAR and refuses a mismatch itself: no need to hash it here. */
+const TO_SERVE = { noHash: true };
+
 /** Small paths go in pipelined batches (their round trips overlap); large ones one by one. */
 async function sendAll(from: ServeClient, to: CopyDestination & { kind: "serve" }, send: string[], infos: Map<string, ServePathInfo>, deps: CopyDeps): Promise<void> {
   let batch: string[] = [];
@@ -114,14 +134,7 @@ async function sendAll(from: ServeClient, to: CopyDestination & { kind: "serve" 
       await to.client.addManyToStoreNar(
         paths.map((path) => {
           const info = infos.get(path)!;
-          return {
-            info: { path, deriver: info.deriver, narHash: info.narHash, references: info.references, narSize: info.narSize, sigs: info.sigs, ca: info.ca },
-            nar: (sink: (chunk: Uint8Array) => Promise<void>) =>
-              from.dumpStorePath(path, async (chunk) => {
-                await sink(chunk);
-                deps.progress.bytes(path, chunk.length);
-              }, { noHash: true }),
-          };
+          return { info: addInfo(path, info), nar: relayNar(from, path, deps, TO_SERVE) };
         }),
         32,
         (p) => {
@@ -149,22 +162,7 @@ async function sendOne(from: ServeClient, to: CopyDestination & { kind: "serve" 
   deps.progress.pathStart(path, info.narSize, from.name, to.client.name);
   let ok = false;
   try {
-    await withBudget(deps, info.narSize, () =>
-      to.client.addToStoreNar(
-        { path, deriver: info.deriver, narHash: info.narHash, references: info.references, narSize: info.narSize, sigs: info.sigs, ca: info.ca },
-        (sink) =>
-          from.dumpStorePath(
-            path,
-            async (chunk) => {
-              await sink(chunk);
-              deps.progress.bytes(path, chunk.length);
-              countForGc(chunk.length);
-            },
-            // The receiving nix-store hashes the NAR and refuses a mismatch itself.
-            { noHash: true },
-          ),
-      ),
-    );
+    await withBudget(deps, info.narSize, () => to.client.addToStoreNar(addInfo(path, info), relayNar(from, path, deps, TO_SERVE)));
     ok = true;
   } finally {
     deps.progress.pathDone(path, ok);
@@ -184,13 +182,8 @@ async function importInto(from: ServeClient, to: CopyDestination & { kind: "impo
         deps.progress.pathStart(path, info.narSize, from.name, to.name);
         let ok = false;
         try {
-          const r = await withBudget(deps, info.narSize, () =>
-            from.dumpStorePath(path, async (chunk) => {
-              await sink(chunk);
-              deps.progress.bytes(path, chunk.length);
-              countForGc(chunk.length);
-            }),
-          );
+          // Hashed here: a restore with --hash-given trusts the hash it is told.
+          const r = await withBudget(deps, info.narSize, () => relayNar(from, path, deps)(sink));
           ok = true;
           return r;
         } finally {
@@ -202,4 +195,3 @@ async function importInto(from: ServeClient, to: CopyDestination & { kind: "impo
   await importPaths(items, to.store, to.method, to.heldLocks);
 }
 
-export { destName };

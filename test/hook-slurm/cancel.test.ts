@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { NSH_BIN, startClusterLab, type ClusterLab } from "../lab/cluster.ts";
 import { isAlive } from "../lab/proc.ts";
-import { jobState, jobsOf, salt, until } from "./helpers.ts";
+import { jobState, jobsOf, salt, until, jobInState } from "./helpers.ts";
 
 let lab: ClusterLab;
 beforeAll(async () => {
@@ -35,10 +35,7 @@ async function interruptAt(want: "RUNNING" | "PENDING", args: string[], s: strin
   const p = startBuild(args);
   const stderr = new Response(p.stderr).text();
   try {
-    const id = await until(async () => {
-      const rec = jobsOf(lab, s)[0];
-      return rec?.jobId && (await jobState(lab, rec.jobId)) === want ? rec.jobId : undefined;
-    }, 30000);
+    const id = await jobInState(lab, s, want);
     if (!id) console.log(await Promise.race([stderr, Bun.sleep(100).then(() => "(nix-build still running)")]));
     expect(id).toBeDefined();
     // The build really is under way in that state (not merely submitted).
@@ -113,10 +110,7 @@ test("scancel of the RUNNING job fails the build, saying the job was cancelled",
   const p = startBuild([lab.nix.expr("slurm-job"), "--argstr", "salt", s, "--argstr", "sleep", "60"]);
   const stderr = new Response(p.stderr).text();
   try {
-    const id = await until(async () => {
-      const rec = jobsOf(lab, s)[0];
-      return rec?.jobId && (await jobState(lab, rec.jobId)) === "RUNNING" ? rec.jobId : undefined;
-    }, 30000);
+    const id = await jobInState(lab, s, "RUNNING");
     expect(id).toBeDefined();
     await Bun.sleep(1000);
     const t0 = performance.now();

@@ -100,3 +100,11 @@ export function confWith(lab: ClusterLab, values: Record<string, string>): void 
   for (const [k, v] of left) out.push(`${k} = ${v}`);
   fs.writeFileSync(lab.nshConf, `${out.join("\n")}\n`);
 }
+
+/** The id of the job nsh submitted for the build salted `s`, once Slurm shows it in `state`. */
+export function jobInState(lab: ClusterLab, s: string, state: string, timeoutMs = 30000): Promise<string | undefined> {
+  return until(async () => {
+    const rec = jobsOf(lab, s)[0];
+    return rec?.jobId && (await jobState(lab, rec.jobId)) === state ? rec.jobId : undefined;
+  }, timeoutMs);
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { NSH_BIN, startClusterLab, type ClusterLab } from "../lab/cluster.ts";
-import { jobState, jobsOf, salt, until } from "./helpers.ts";
+import { jobState, jobsOf, salt, until, jobInState } from "./helpers.ts";
 
 const SIGSTOP = path.join(path.dirname(NSH_BIN), "nix-sigstop");
 
@@ -63,10 +63,7 @@ test("SIGINT to nix-sigstop while the IFD job runs cancels the job", async () =>
   });
   const stderr = new Response(p.stderr).text();
   try {
-    const id = await until(async () => {
-      const rec = jobsOf(lab, s)[0];
-      return rec?.jobId && (await jobState(lab, rec.jobId)) === "RUNNING" ? rec.jobId : undefined;
-    }, 30000);
+    const id = await jobInState(lab, s, "RUNNING");
     expect(id).toBeDefined();
     await Bun.sleep(1000);
     const t0 = performance.now();

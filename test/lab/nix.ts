@@ -9,11 +9,11 @@
 //   <root>/home  HOME, XDG dirs  <root>/tmp  TMPDIR (build dirs land here)
 //   <root>/daemon.log            nix-daemon stdout/stderr
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { aptInstall } from "./apt.ts";
 import {
+  accepts,
   type Background,
   registerRoot,
   removeTree,
@@ -104,17 +104,7 @@ export function exprPath(name: string): string {
 
 /** True once something accepts a connection on the unix socket. */
 export function socketAccepts(socketPath: string, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.createConnection({ path: socketPath });
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.once("connect", () => done(true));
-    sock.once("error", () => done(false));
-  });
+  return accepts({ path: socketPath }, timeoutMs);
 }
 
 export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {

@@ -7,6 +7,7 @@
 // environment entry that contains the lab's unique root path (lab.env, the
 // daemon env, sshd's SetEnv, or a builder's NIX_STORE=<root>/s), so scanning
 // /proc/<pid>/environ finds exactly the lab's processes, orphans included.
+import * as net from "node:net";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -318,4 +319,19 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
     if (Date.now() >= deadline) return false;
     await sleep(stepMs);
   }
+}
+
+/** True once something accepts a connection there (a unix socket path, or host and port). */
+export function accepts(where: { path: string } | { host: string; port: number }, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.createConnection(where);
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
 }

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { aptInstall } from "./apt.ts";
-import { findByMarker, isAlive } from "./proc.ts";
+import { accepts, findByMarker, isAlive } from "./proc.ts";
 import type { RestOptions, RestResponse } from "./slurm-types.ts";
 
 export const SYS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -60,17 +60,7 @@ export function freePort(host: string): Promise<number> {
 }
 
 export function tcpAccepts(port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.createConnection({ host: "127.0.0.1", port });
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.once("connect", () => done(true));
-    sock.once("error", () => done(false));
-  });
+  return accepts({ host: "127.0.0.1", port }, timeoutMs);
 }
 
 export function lookupUser(name: string): { uid: number; gid: number } {
