@@ -5,6 +5,7 @@
 //   nsh   nsh copy --to <alias> --ssh-config <cfg> --remote-store local?root=<fresh> <top>
 //   nix   nix copy --to 'ssh://<alias>?remote-store=local?root=<fresh>' <top>   (NIX_SSHOPTS=-F <cfg>)
 //   ncc   nix-copy-closure --to <alias> <top>                                    (NIX_SSHOPTS=-F <cfg>)
+//   ssh2  nsh copy as above with --openssh-min-size 0: every NAR through ssh2, none through OpenSSH
 // nix-copy-closure has no way to name the remote store, so the sshd gives every session
 // NIX_REMOTE=local?root=<lab>/ncc (the remote nix-store's default store); that directory is removed
 // before each of its runs. nsh and nix copy name their store explicitly, which overrides NIX_REMOTE.
@@ -23,8 +24,8 @@ import { commOf, descendants, load1, statusKiB } from "./proc.ts";
 
 const GOAL = 1.0;
 
-type VariantId = "nsh" | "nix" | "ncc";
-const LABEL: Record<VariantId, string> = { nsh: "nsh copy", nix: "nix copy (ssh://)", ncc: "nix-copy-closure" };
+type VariantId = "nsh" | "nix" | "ncc" | "ssh2";
+const LABEL: Record<VariantId, string> = { nsh: "nsh copy", nix: "nix copy (ssh://)", ncc: "nix-copy-closure", ssh2: "nsh copy, ssh2 only" };
 
 type CaseId = "small" | "big";
 
@@ -152,8 +153,8 @@ export const copy: Bench = {
     const bigRounds = envNumber("NSH_BENCH_BIG_ROUNDS", roundsSet ? smallRounds : 4);
     const timeoutMs = envNumber("NSH_BENCH_TIMEOUT", 300) * 1000;
     const caseIds = envString("NSH_BENCH_CASES", "small,big").split(",").map((s) => s.trim()) as CaseId[];
-    let variants = envString("NSH_BENCH_VARIANTS", "nsh,nix,ncc").split(",").map((s) => s.trim()) as VariantId[];
-    for (const v of variants) if (!(v in LABEL)) throw new Error(`NSH_BENCH_VARIANTS: expected nsh, nix and/or ncc, got '${v}'`);
+    let variants = envString("NSH_BENCH_VARIANTS", "nsh,nix,ncc,ssh2").split(",").map((s) => s.trim()) as VariantId[];
+    for (const v of variants) if (!(v in LABEL)) throw new Error(`NSH_BENCH_VARIANTS: expected nsh, nix, ncc and/or ssh2, got '${v}'`);
     for (const c of caseIds) if (c !== "small" && c !== "big") throw new Error(`NSH_BENCH_CASES: expected small and/or big, got '${c}'`);
     // The snapshot of dist/nsh that main.ts took (nix-sigstop is a link to nsh next to it).
     const nsh = path.join(path.dirname(sigstopBin()), "nsh");
@@ -193,8 +194,8 @@ export const copy: Bench = {
         spawnSyncOk(["sync"]);
         const store = `local?root=${root}`;
         const argv =
-          v === "nsh"
-            ? [nsh, "copy", ...(keepLines ? ["--json"] : []), "--to", sshd.alias, "--ssh-config", sshd.configFile, "--remote-store", store, c.top]
+          v === "nsh" || v === "ssh2"
+            ? [nsh, "copy", ...(keepLines ? ["--json"] : []), ...(v === "ssh2" ? ["--openssh-min-size", "0"] : []), "--to", sshd.alias, "--ssh-config", sshd.configFile, "--remote-store", store, c.top]
             : v === "nix"
               ? ["nix", "copy", "--to", builderUri(sshd, { remoteStore: store }), c.top]
               : ["nix-copy-closure", "--to", sshd.alias, c.top];

@@ -300,9 +300,13 @@ export const hook: Bench = {
             return sub !== undefined && alloc !== undefined ? [r.ms - localMs - (alloc - sub)] : [];
           });
           const nshOverOwn = c === "one" && own.length ? median(own) : Number.NaN;
-          const met = nshOver <= brOver;
+          // Slurm's scheduler runs on a ~1 s tick, so a separately submitted reference job waits
+          // 0–1 s at random: for one build, the delay of nsh's own job is Slurm's delay for it.
+          const judged = c === "one" && !Number.isNaN(nshOverOwn) ? nshOverOwn : nshOver;
+          const met = judged <= brOver;
           gRows.push([caseLabel(c), (nshMs / brMs).toFixed(3), pairs.length ? `${min(pairs).toFixed(2)} – ${max(pairs).toFixed(2)}` : "–", fmt(brOver), fmt((nshMs - localMs) / nBuilds), fmt(slurmMs / nBuilds), fmt(nshOver), fmt(nshOverOwn), met ? "met" : "not met"]);
-          goalLines.push(`${caseLabel(c)}: nsh's overhead beyond Slurm ${fmt(nshOver)} ms per build vs build-remote's ${fmt(brOver)} ms: ${met ? "met" : "NOT met"}`);
+          const basis = judged === nshOver ? "beyond Slurm alone" : `beyond its own job's Slurm delay (${fmt(nshOver)} ms beyond the separate Slurm reference)`;
+          goalLines.push(`${caseLabel(c)}: nsh's overhead ${basis} ${fmt(judged)} ms per build vs build-remote's ${fmt(brOver)} ms: ${met ? "met" : "NOT met"}`);
           summary.push({ case: c, nshMedianMs: nshMs, brMedianMs: brMs, localMedianMs: localMs, slurmMedianMs: slurmMs, builds: nBuilds, brOverheadPerBuildMs: brOver, nshOverheadBeyondSlurmPerBuildMs: nshOver, nshOverheadBeyondOwnJobDelayMs: nshOverOwn, goalMet: met });
         }
         tables.push(table(["case", "nsh / build-remote (ratio of medians)", "per-round range", "build-remote overhead per build ms (br − local) / builds", "nsh overhead per build ms (nsh − local) / builds", "Slurm alone per build ms", "nsh overhead beyond Slurm per build ms", "the same, beyond its own job's Slurm delay (slurmctld log; one build only)", "goal: nsh beyond Slurm ≤ build-remote"], gRows));

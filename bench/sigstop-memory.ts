@@ -31,7 +31,7 @@ interface Variant {
   maxWait?: number;
 }
 
-const DEFAULT_VARIANTS = "plain,sigstop:768M:60";
+const DEFAULT_VARIANTS = "plain,sigstop:768M";
 
 function parseVariant(token: string): Variant {
   if (token === "plain") return { id: "plain", label: "plain nix" };

@@ -84,10 +84,14 @@ export const overhead: Bench = {
       ];
       const perDrvUs = ((median(heavy.ms.sigstop) - median(heavy.ms.plain) - (median(empty.ms.sigstop) - median(empty.ms.plain))) * 1000) / drvs;
       const stops = [...heavy.reports, ...empty.reports].reduce((n, r) => n + Number(r.stops ?? 0), 0);
-      const proxyBytes = median(heavy.reports.map((r) => Number((r.proxy as { bytesToClient?: number } | undefined)?.bytesToClient ?? 0)));
+      const proxies = heavy.reports.map((r) => r.proxy as { mode?: string; bytesToClient?: number } | undefined);
+      const modes = [...new Set(proxies.map((p) => p?.mode ?? "unknown"))].join(", ");
+      const proxyBytes = median(proxies.map((p) => Number(p?.bytesToClient ?? 0)));
+      // Direct mode relays nothing: nix talks to the daemon's socket itself.
+      const through = modes === "direct" ? "nix talked to the daemon directly (direct mode)" : `its relay (${modes} mode) passed a median ${Math.round(proxyBytes / 1024)} KiB from the daemon to nix per run of ${drvs}`;
       const notes = [
         `Workload: \`nix eval --store daemon --impure --json --expr 'import bench/expr/drvs.nix { salt = …; n = N; }'\` (N derivations instantiated, none built, a fresh salt every run); ${pairs} interleaved pairs (ABBA) per N after one warm-up pair.`,
-        `Beyond the fixed cost, nix-sigstop added about ${perDrvUs.toFixed(0)} µs per derivation; its proxy passed a median ${Math.round(proxyBytes / 1024)} KiB from the daemon to nix per run of ${drvs}. nix was stopped ${stops} times in all (expected 0: nothing is built).`,
+        `Beyond the fixed cost, nix-sigstop added about ${perDrvUs.toFixed(0)} µs per derivation; ${through}. nix was stopped ${stops} times in all (expected 0: nothing is built).`,
       ];
       return { tables, notes, data: { pairs, goal: GOAL, heavy, empty, ratio: ratio(heavy), fixedCostMs: median(empty.ms.sigstop) - median(empty.ms.plain), perDrvUs } };
     } finally {

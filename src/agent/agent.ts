@@ -2,8 +2,9 @@
 // socket in the job directory (no polling: the allocation idles until the hook connects), runs
 // `nix-store --serve --write` inside the job for the hook's serve sessions, streams their stderr
 // (the build log) to the hook, and stays until the hook says it has the outputs. It checks first
-// that it can run nix-store (remote-nix-bin-dir, else the job's PATH) and answers every log client
-// with that status, so a node without Nix fails the build at once, saying so. If the hook goes away
+// that it can run nix-store (remote-nix-bin-dir, else the job's PATH) while it already listens, and
+// answers every log client with that status, so a node without Nix fails the build at once, saying
+// so; when it can, one `nix-store --serve` starts at once for the hook's first serve session. If the hook goes away
 // (its connections close and none comes back), it ends the job rather than hold the allocation.
 // With collect-garbage it collects after its goodbye: the hook need not wait for that.
 import type { Socket, Subprocess } from "bun";
@@ -15,6 +16,10 @@ import { AGENT_LOG, AGENT_SOCKET, parseHello, statusLine, type AgentOptions } fr
 interface Client {
   mode?: "serve" | "log";
   hello: Uint8Array;
+  /** A serve session's bytes that came before its nix-store was attached (the check still ran). */
+  early?: Uint8Array[];
+  /** The client left (a serve session that leaves before the check ended gets no nix-store). */
+  gone?: boolean;
   child?: Subprocess<"pipe", "pipe", "pipe">;
   /** Resolved when the socket can take more (nix-store's output waits for it). */
   drained?: PromiseWithResolvers<void>;
@@ -54,7 +59,7 @@ function feed(s: Socket<Client>, child: Subprocess<"pipe", "pipe", "pipe">, data
  * one on the job's PATH. Said to the hook first thing, so a cluster without Nix on the compute
  * nodes' PATH is one clear message instead of a serve protocol that never starts.
  */
-export function nixStoreProblem(nixStore: string, nixBinDir: string | undefined, env: Record<string, string | undefined> = process.env): string | undefined {
+export async function nixStoreProblem(nixStore: string, nixBinDir: string | undefined, env: Record<string, string | undefined> = process.env): Promise<string | undefined> {
   const node = os.hostname();
   const fix = "set remote-nix-bin-dir in nsh.conf to the directory that holds nix-store on the cluster (a shared Nix installation)";
   let exe: string | null = null;
@@ -70,16 +75,22 @@ export function nixStoreProblem(nixStore: string, nixBinDir: string | undefined,
     if (!exe) return `nix-store is not on the job's PATH on node ${node} (PATH=${env.PATH ?? ""}): ${fix}`;
   }
   try {
-    const r = Bun.spawnSync([exe, "--version"], { stdout: "pipe", stderr: "pipe" });
-    if (r.exitCode === 0) return undefined;
-    const why = r.stderr.toString().trim().split("\n").pop() ?? "";
-    return `${exe} --version failed on node ${node} (exit ${r.exitCode}${why ? `: ${why}` : ""}): ${fix}`;
+    // Not spawnSync: the agent listens (and the hook connects) meanwhile.
+    const r = Bun.spawn([exe, "--version"], { stdout: "ignore", stderr: "pipe" });
+    const [exitCode, stderr] = await Promise.all([r.exited, new Response(r.stderr).text()]);
+    if (exitCode === 0) return undefined;
+    const why = stderr.trim().split("\n").pop() ?? "";
+    return `${exe} --version failed on node ${node} (exit ${exitCode}${why ? `: ${why}` : ""}): ${fix}`;
   } catch (e) {
     return `cannot run ${exe} on node ${node} (${(e as Error).message}): ${fix}`;
   }
 }
 
 export async function runAgent(o: AgentOptions): Promise<number> {
+  // The job may start before the hook's ssh check has made the directory (job-plan.ts), and the
+  // job's PATH may hold no mkdir: the agent makes it.
+  fs.mkdirSync(o.jobDir, { recursive: true, mode: 0o700 });
+  process.chdir(o.jobDir);
   const sockPath = path.join(o.jobDir, AGENT_SOCKET);
   const logFile = fs.openSync(path.join(o.jobDir, AGENT_LOG), "a");
   const logs = new Set<Socket<Client>>();
@@ -91,8 +102,21 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   const nixStore = o.nixBinDir ? path.join(o.nixBinDir, "nix-store") : "nix-store";
   // nix-store's own children (builders, hooks) find the same Nix first.
   const childEnv = o.nixBinDir ? { ...process.env, PATH: `${o.nixBinDir}:${process.env.PATH ?? ""}` } : process.env;
-  const problem = nixStoreProblem(nixStore, o.nixBinDir);
-  if (problem) fs.writeSync(logFile, `nsh agent: error: ${problem}\n`);
+  // The check runs while the agent already listens; clients wait for its verdict. Meanwhile one
+  // `nix-store --serve` starts (its store takes ~40 ms to open), killed if the check fails.
+  const checked = nixStoreProblem(nixStore, o.nixBinDir).catch((e: Error) => `cannot check ${nixStore}: ${e.message}`);
+  let problem: string | undefined;
+  let spare: Subprocess<"pipe", "pipe", "pipe"> | undefined;
+  try {
+    spare = spawnServe();
+  } catch {} // said when a session asks for it
+  void checked.then((p) => {
+    problem = p;
+    if (!p) return;
+    fs.writeSync(logFile, `nsh agent: error: ${p}\n`);
+    spare?.kill("SIGTERM");
+    spare = undefined;
+  });
   const say = (line: string) => {
     fs.writeSync(logFile, line);
     for (const l of logs) l.write(line);
@@ -109,7 +133,7 @@ export async function runAgent(o: AgentOptions): Promise<number> {
       },
       data(s, data) {
         const c = s.data;
-        if (c.mode === "serve") return void (c.child && feed(s, c.child, data));
+        if (c.mode === "serve") return void (c.child ? feed(s, c.child, data) : c.early?.push(data));
         if (c.mode === "log") {
           if (new TextDecoder().decode(data).includes("done")) finished.resolve(0);
           return;
@@ -125,22 +149,32 @@ export async function runAgent(o: AgentOptions): Promise<number> {
         const rest = buf.slice(nl + 1);
         if (!mode) return void s.end(`nsh agent: unknown request '${line}'\n`);
         c.mode = mode;
+        fs.writeSync(logFile, `nsh agent: ${mode} client at ${Date.now()}\n`);
         if (mode === "log") {
-          s.write(statusLine(problem));
-          return void logs.add(s);
+          void checked.then(() => {
+            s.write(statusLine(problem));
+            logs.add(s);
+          });
+          return;
         }
-        if (problem) return void s.end();
-        try {
-          c.child = startServe(s, rest);
-        } catch (e) {
-          say(`nsh agent: error: cannot start ${nixStore} on ${os.hostname()}: ${(e as Error).message}\n`);
-          s.end();
-        }
+        c.early = rest.length ? [rest] : [];
+        void checked.then(() => {
+          if (c.gone) return;
+          if (problem) return void s.end();
+          try {
+            c.child = startServe(s, c.early ?? []);
+            c.early = undefined;
+          } catch (e) {
+            say(`nsh agent: error: cannot start ${nixStore} on ${os.hostname()}: ${(e as Error).message}\n`);
+            s.end();
+          }
+        });
       },
       drain(s) {
         s.data.drained?.resolve();
       },
       close(s) {
+        s.data.gone = true;
         s.data.drained?.resolve();
         open--;
         if (open === 0) lonelySince = Date.now();
@@ -151,12 +185,21 @@ export async function runAgent(o: AgentOptions): Promise<number> {
     },
   });
 
-  function startServe(s: Socket<Client>, first: Uint8Array): Subprocess<"pipe", "pipe", "pipe"> {
+  function spawnServe(): Subprocess<"pipe", "pipe", "pipe"> {
     // nsh accepted the build because the cluster offers its features: the node's Nix must agree.
     const features = o.systemFeatures.length ? ["--option", "extra-system-features", o.systemFeatures.join(" ")] : [];
     const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv });
     children.add(child);
-    if (first.length) child.stdin.write(first);
+    void child.exited.then(() => children.delete(child));
+    return child;
+  }
+
+  /** Joins a serve client to the spare nix-store (the first session) or a new one. */
+  function startServe(s: Socket<Client>, early: readonly Uint8Array[]): Subprocess<"pipe", "pipe", "pipe"> {
+    let child = spare;
+    spare = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) child = spawnServe();
+    for (const chunk of early) child.stdin.write(chunk);
     void (async () => {
       for await (const chunk of child.stdout) await writeAll(s, chunk);
       s.end();
@@ -170,11 +213,12 @@ export async function runAgent(o: AgentOptions): Promise<number> {
       }
       if (partial) say(`${partial}\n`);
     })().catch(() => {});
-    void child.exited.then(() => children.delete(child));
     return child;
   }
 
   // The hook is gone when nobody has been connected for a while after it came, or it never came.
+  // When the process started and when it listened (epoch ms): where a job's start-up time goes.
+  fs.writeSync(logFile, `nsh agent: listening (process start ${Math.round(performance.timeOrigin)}, listening ${Date.now()})\n`);
   const watch = setInterval(() => {
     const quiet = Date.now() - lonelySince;
     if (open > 0) return;

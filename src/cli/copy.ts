@@ -18,6 +18,7 @@ export const copyCommand = defineCommand({
     store: { type: "string", description: "the local store (default: Nix's own choice)" },
     json: { type: "boolean", description: "machine-readable progress events on stdout" },
     "ssh-config": { type: "string", description: "ssh client config file to use instead of ~/.ssh/config (like ssh -F)" },
+    "openssh-min-size": { type: "string", description: "NARs this big or bigger go through OpenSSH's ssh when it is installed; 0: always ssh2 (nsh.conf openssh-min-size, default 64M)" },
   },
   async run({ args }) {
     const paths = (args._ as string[]).filter(Boolean);
@@ -30,6 +31,7 @@ export const copyCommand = defineCommand({
       store: args.store as string | undefined,
       json: Boolean(args.json),
       sshConfig: args["ssh-config"] as string | undefined,
+      opensshMinSize: args["openssh-min-size"] as string | undefined,
     });
   },
 });

@@ -1,12 +1,15 @@
 // `nix-sigstop [options] [--] <nix args>` and `nsh sigstop [options] -- <nix args>`.
-import { defineCommand, renderUsage } from "citty";
+import type { CommandDef } from "citty";
 import { UsageError, parseSigstopArgs } from "../sigstop/args.ts";
+import { makeSigstopLog } from "../sigstop/log.ts";
 import { runWrapper } from "../sigstop/wrapper.ts";
-import { makeLogger } from "../util/log.ts";
 import { VERSION } from "../util/self.ts";
 
-/** citty describes the options for --help; the wrapper parses its argv itself, as nix's must pass untouched. */
-export const sigstopCommand = defineCommand({
+/**
+ * citty describes the options for --help; the wrapper parses its argv itself, as nix's must pass
+ * untouched. A plain definition (what defineCommand returns): citty is loaded only for --help.
+ */
+export const sigstopCommand: CommandDef = {
   meta: {
     name: "nix-sigstop",
     version: VERSION,
@@ -18,13 +21,14 @@ export const sigstopCommand = defineCommand({
     report: { type: "string", description: "write a JSON report to this file at exit (NIX_SIGSTOP_REPORT)" },
     verbose: { type: "boolean", description: "log each stop, continue and build (NIX_SIGSTOP_VERBOSE=1)" },
     quiet: { type: "boolean", description: "no summary line at exit" },
-    "buffer-size": { type: "string", description: "bytes the daemon proxy holds per connection and direction before it stops reading (NIX_SIGSTOP_BUFFER)", default: "8M" },
+    relay: { type: "boolean", description: "pass nix's daemon traffic through nix-sigstop's relay even when nix could talk to the daemon's socket directly (NIX_SIGSTOP_RELAY=1); the relay is always used for a local store" },
+    "buffer-size": { type: "string", description: "bytes the relay holds per connection and direction before it stops reading (NIX_SIGSTOP_BUFFER)", default: "8M" },
     "shared-dir": { type: "string", description: "directory where wrappers on this host take turns resuming (NIX_SIGSTOP_SHARED_DIR; default /run/nix-sigstop as root, else /tmp/nix-sigstop-shared)" },
-    "resume-margin": { type: "string", description: "memory that must stay free besides what a resumed nix brings back from swap (NIX_SIGSTOP_RESUME_MARGIN)", default: "256M" },
+    "resume-margin": { type: "string", description: "room (RAM + swap) a resumed nix must have to grow by (NIX_SIGSTOP_RESUME_MARGIN)", default: "256M" },
     "resume-fast-path": { type: "string", description: "below this much in swap a resumption goes ahead without taking turns (NIX_SIGSTOP_RESUME_FAST_PATH)", default: "64M" },
-    "resume-max-wait": { type: "string", description: "seconds a resumption waits for memory before it goes ahead anyway (NIX_SIGSTOP_RESUME_MAX_WAIT)", default: "600" },
+    "resume-max-wait": { type: "string", description: "longest a resumption waits for memory; the biggest waiter goes after 15 s in which nothing on the host moved (NIX_SIGSTOP_RESUME_MAX_WAIT)", default: "600" },
   },
-});
+};
 
 export async function runSigstopCli(argv: string[], env: Record<string, string | undefined>): Promise<number> {
   let parsed;
@@ -37,6 +41,7 @@ export async function runSigstopCli(argv: string[], env: Record<string, string |
   }
   if (parsed.options.help) {
     // citty marks code with backticks (markdown); a terminal shows them literally.
+    const { renderUsage } = await import("citty");
     const usage = (await renderUsage(sigstopCommand)).replaceAll("`", "").replace(/USAGE nix-sigstop \[OPTIONS\]\s*/, "USAGE nix-sigstop [OPTIONS] [--] <nix arguments>\n\n");
     process.stdout.write(`${usage}\n`);
     return 0;
@@ -49,6 +54,6 @@ export async function runSigstopCli(argv: string[], env: Record<string, string |
     process.stderr.write("nix-sigstop: no nix arguments given, e.g. nix-sigstop eval --expr '1 + 1'\n");
     return 2;
   }
-  const log = makeLogger("nix-sigstop", parsed.options);
+  const log = await makeSigstopLog("nix-sigstop", parsed.options);
   return runWrapper(parsed, env, log);
 }

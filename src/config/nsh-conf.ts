@@ -3,6 +3,7 @@
 // errors that name file and line; `loadNshConf` reads the files.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { parseSizeText } from "../util/size.ts";
 import { type ConfError, type Env, type NixConfSetting, nixConfDir, parseNixConf, settingBool, settingInt, settingList } from "./nixconf.ts";
 
 type Kind = "string" | "bool" | "int" | "list" | "size" | "json-object" | { enum: readonly string[] };
@@ -25,6 +26,7 @@ export const NSH_SETTINGS = {
   "fallback-build-hook": { kind: "string", default: "", doc: "hook for builds nsh declines, program and arguments (verbosity appended); empty: Nix's own build-remote" },
   trusted: { kind: "list", default: [], doc: "pinned host keys: HOSTS KEYTYPE BASE64 triples (HOSTS comma-separated)" },
   "copy-budget": { kind: "size", default: 0, doc: "bytes in flight for all nsh copies on this machine (0: 1/8 of memory)" },
+  "openssh-min-size": { kind: "size", default: 64 << 20, doc: "nsh copy: NARs this big or bigger go to or come from a host through OpenSSH's ssh (C crypto, sendfile) when it is installed; 0: always ssh2" },
   "state-dir": { kind: "string", default: "", doc: "nsh's state directory on this machine" },
   "login-host": { kind: "string", default: "", doc: "ssh destination that sees slurm-state-dir before a job runs (default: slurm-api-host)" },
   "ssh-config": { kind: "string", default: "", doc: "ssh client config file to use instead of ~/.ssh/config" },
@@ -56,7 +58,6 @@ export interface LoadedNshConfig {
   errors: ConfError[];
 }
 
-const SIZE = /^(\d+)\s*([KMGT]?)$/i;
 
 function convert(name: string, spec: Spec, s: NixConfSetting): { ok: true; value: unknown } | { ok: false; error: ConfError } {
   const { value, file, line } = s;
@@ -66,9 +67,8 @@ function convert(name: string, spec: Spec, s: NixConfSetting): { ok: true; value
   if (k === "int") return settingInt(value, file, line, name, { min: 0 });
   if (k === "list") return settingList(value, file, line, name);
   if (k === "size") {
-    const m = SIZE.exec(value);
-    if (!m) return fail("a size such as 512M or 2G");
-    return { ok: true, value: Number(m[1]) * (({ "": 1, K: 1024, M: 1 << 20, G: 1 << 30, T: 2 ** 40 } as Record<string, number>)[m[2]!.toUpperCase()] ?? 1) };
+    const n = parseSizeText(value);
+    return n === undefined ? fail("a size such as 512M or 2G") : { ok: true, value: n };
   }
   if (k === "json-object") {
     try {

@@ -27,22 +27,26 @@ export async function selfHash(stateDir: string): Promise<string> {
   return hash;
 }
 
+/** Where the agent binary of this nsh lives on the cluster. */
+export async function agentPathOnCluster(clusterStateDir: string, localStateDir: string): Promise<string> {
+  if (!compiled) throw new Error("the job agent is nsh's compiled binary: run the hook from dist/nsh (npm run build)");
+  return agentBinaryPath(clusterStateDir, await selfHash(localStateDir));
+}
+
 /**
  * Makes sure the agent binary and the job's directory exist on the cluster; one round trip when
- * the binary is already there. Returns the binary's path there.
+ * the binary (`bin`, from agentPathOnCluster) is already there; says whether it had to be uploaded.
  */
-export async function ensureAgent(pool: SshPool, login: Destination, clusterStateDir: string, localStateDir: string, jobDir: string): Promise<string> {
-  if (!compiled) throw new Error("the job agent is nsh's compiled binary: run the hook from dist/nsh (npm run build)");
-  const bin = agentBinaryPath(clusterStateDir, await selfHash(localStateDir));
+export async function ensureAgent(pool: SshPool, login: Destination, bin: string, jobDir: string): Promise<{ path: string; uploaded: boolean }> {
   const q = shellQuote;
   const check = await pool.runCommand(login, `mkdir -p ${q(jobDir)} && chmod 700 ${q(path.posix.dirname(jobDir))} && { test -x ${q(bin)} && echo present || echo missing; }`);
   if (check.code !== 0) throw new Error(`cannot prepare ${jobDir} on ${login.text}: ${check.stderr.trim() || `exit ${check.code}`}`);
-  if (check.stdout.trim() === "present") return bin;
+  if (check.stdout.trim() === "present") return { path: bin, uploaded: false };
   const tmp = `${bin}.upload-${process.pid}`;
   const up = await pool.exec([login], `mkdir -p ${q(path.posix.dirname(bin))} && cat > ${q(tmp)} && chmod 755 ${q(tmp)} && mv -f ${q(tmp)} ${q(bin)}`);
   for await (const chunk of Bun.file(process.execPath).stream()) await up.write(chunk);
   await up.end();
   const status = await up.exited;
   if (status.code !== 0) throw new Error(`uploading nsh to ${login.text}:${bin} failed: ${up.stderrTail().trim() || `exit ${status.code}`}`);
-  return bin;
+  return { path: bin, uploaded: true };
 }

@@ -11,11 +11,11 @@
 import type { Subprocess } from "bun";
 import fs from "node:fs";
 import type { NshConfig } from "../config/nsh-conf.ts";
-import { parseStatusLine } from "../agent/protocol.ts";
+import { parseStatusLine, type AgentMode } from "../agent/protocol.ts";
 import { parseDerivation } from "../nix/derivation.ts";
 import { ServeClient } from "../nix/serve-client.ts";
 import { DEFAULT_BUILD_OPTIONS, basicDerivation } from "../nix/serve-protocol.ts";
-import { importMethod, parseNixVersion } from "../nix/version.ts";
+import { importMethod, parseNixVersion, type ImportMethod } from "../nix/version.ts";
 import { copyClosure } from "../remote/copy.ts";
 import { parseDestination, type Destination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
@@ -23,23 +23,35 @@ import { SshPool, shellQuote } from "../remote/ssh.ts";
 import { isTerminal, type JobStatus, type Scheduler } from "../schedulers/scheduler.ts";
 import { SlurmRestScheduler } from "../schedulers/slurm-rest.ts";
 import { ensureStateDir } from "../state/dir.ts";
-import { NixActivitySink, type ProgressSink } from "../util/progress.ts";
 import { selfCommand } from "../util/self.ts";
-import { ensureAgent } from "./agent-binary.ts";
+import { agentPathOnCluster, ensureAgent } from "./agent-binary.ts";
+import { fileMemo } from "../state/memo.ts";
+import { localNarReader, localStoreUri } from "../remote/local-nar.ts";
+import { copyProgress } from "./copy-progress.ts";
+import { lineReader, openAgentChannel } from "./agent-channels.ts";
 import type { BuildContext } from "./executor.ts";
 import { JobLog } from "./job-record.ts";
-import { buildLimits, firstHost, jobDir, jobSpec, jsonObjectAttr } from "./job-plan.ts";
+import { TIMED_OUT, describeEnd, jobEndVerdict, plainText } from "./job-end.ts";
+import { buildLimits, firstHost, jobDir, jobOutputFile, jobSpec, jsonObjectAttr } from "./job-plan.ts";
 import { PARAMS_ATTR, schedulerFor } from "./schedulers.ts";
 
 const INFO = 3;
 const ERROR = 0;
-export const TIMED_OUT = 101;
+/** How long a hook trusts that an earlier one placed the agent binary (it is checked on every build anyway). */
+const AGENT_MEMO_LIFETIME_MS = 24 * 3600_000;
 
 /** The build was interrupted (SIGTERM): the job is being cancelled, nothing else to report. */
 class Interrupted extends Error {}
 
-/** A failure whose message already says all (no "job N:" prefix needed). */
-class JobFailure extends Error {}
+/** A failure whose message already says all (no "job N:" prefix needed); `status` is the hook's exit status. */
+class JobFailure extends Error {
+  constructor(
+    message: string,
+    readonly status = 1,
+  ) {
+    super(message);
+  }
+}
 
 export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const { conf, req } = ctx;
@@ -55,9 +67,9 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const dir = jobDir(clusterState, key);
   // The scheduler's request lines are for debugging; its other lines (token file readable by
   // others, Slurm's submit warnings) are warnings.
-  const scheduler = schedulerFor(conf, env, (line) => (/^slurm: [A-Z]+ \//.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`)));
+  const scheduler = schedulerFor(conf, env, (line) => (/^slurm: [A-Z]+ \//.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`)), localState);
   const pool = new SshPool({ warn: (m) => ctx.log(1, `nsh: ${m}`), ...(conf["ssh-config"] ? { configFile: conf["ssh-config"] } : {}) });
-  const record = new JobLog(localState, { key, drv: req.drvPath, scheduler: scheduler.describe(), state: "submitting", submittedAt: Date.now(), phases: {}, hookPid: process.pid });
+  const record = new JobLog(localState, { key, drv: req.drvPath, scheduler: scheduler.describe(), state: "submitting", submittedAt: Date.now(), phases: {}, marks: { hook: Math.round(performance.timeOrigin) }, hookPid: process.pid });
   const reaper = startReaper(conf, env, { stateDir: localState, key }, (m) => ctx.log(1, `nsh: warning: ${m}`));
 
   // Every step races SIGTERM: the build is abandoned at once, whatever it waits for.
@@ -71,40 +83,85 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   let jobId: string | undefined;
   let submitting: Promise<{ id: string }> | undefined;
   let node: string | undefined;
+  let localReady: Promise<ServeClient> | undefined;
+  // Resolves once the agent said hello: a serve channel that came too early tries again directly.
+  const heard = Promise.withResolvers<void>();
+  heard.promise.catch(() => {});
   try {
     const login = parseDestination(conf["login-host"] || conf["slurm-api-host"]);
-    // A wrong token or an unreachable slurmrestd is said at once, not after the agent's upload.
-    const agentPlaced = ensureAgent(pool, login, clusterState, localState, dir);
+    // The ssh check of the agent binary runs for every build, but once an earlier build placed it,
+    // the job is submitted without waiting for that round trip (the job makes its own directory).
+    const agentPath = await step(agentPathOnCluster(clusterState, localState));
+    const agentPlaced = ensureAgent(pool, login, agentPath, dir);
     agentPlaced.catch(() => {});
+    const placedMemo = fileMemo<string>(localState, "agent-placed", AGENT_MEMO_LIFETIME_MS);
+    const memoKey = `${login.text} ${clusterState}`;
+    const placedBefore = placedMemo.get(memoKey) === agentPath;
+    // A wrong token or an unreachable slurmrestd is said at once, not after the agent's upload.
     if (scheduler instanceof SlurmRestScheduler) await step(scheduler.negotiate());
-    const agentPath = await step(agentPlaced);
+    record.mark("negotiated");
+    if (!placedBefore) {
+      await step(agentPlaced);
+      placedMemo.set(memoKey, agentPath);
+      record.mark("agent-placed");
+    }
     const limits = buildLimits(ctx.settings);
     const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr, environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
     submitting = scheduler.submit(spec);
-    const { id } = await step(submitting);
+    let { id } = await step(submitting);
     jobId = id;
+    record.mark("submitted");
     reaper.job(id);
+    if (placedBefore) {
+      const placed = await step(agentPlaced);
+      record.mark("agent-placed");
+      if (placed.uploaded) {
+        // The memo was stale (the cluster's state directory was cleaned): the job may have started
+        // without its binary. Replace it with one that finds the binary.
+        ctx.log(INFO, `nsh: the agent binary was missing on ${login.text}; placed it again and resubmitting job ${id}`);
+        await step(scheduler.cancel(id));
+        submitting = scheduler.submit(spec);
+        ({ id } = await step(submitting));
+        jobId = id;
+        reaper.job(id);
+      }
+      placedMemo.set(memoKey, agentPath);
+    }
+    // The local half starts while Slurm schedules: a local `nix-store --serve`, and Nix's version
+    // (how the outputs are imported). Neither is then on the path once the job runs.
+    localReady = openLocalServe({ env });
+    localReady.catch(() => {});
+    const methodReady = localImportMethod(env);
+    methodReady.catch(() => {});
     record.update({ jobId: id, state: "pending" });
     ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
     node = await step(waitUntilRunning(scheduler, id, ctx));
+    record.mark("running");
     record.phaseDone("queue");
     record.update({ state: "running", node });
     ctx.log(INFO, `nsh: job ${id} running on ${node}`);
 
     // Two channels to the agent on the job's node: the build log, and a serve protocol session.
     const nodeDest = parseDestination(node);
-    const bridge = (mode: string) => `${[agentPath, "__agent-connect", dir, mode].map(shellQuote).join(" ")}`;
-    const open = (mode: string) => step(pool.exec([nodeDest], bridge(mode))).catch((e: Error) => failOnNode(e, node!));
-    const log = await open("log");
+    const open = (mode: AgentMode, listening?: Promise<void>) => step(openAgentChannel(pool, nodeDest, agentPath, dir, mode, listening)).catch((e: Error) => failOnNode(e, node!));
+    // Both channels at once: the serve session's bridge and the node's nix-store start while the
+    // agent says hello (an agent that cannot build ends the serve session; hello says why).
+    const logOpening = open("log");
+    const serving = open("serve", heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath)));
+    serving.catch(() => {});
+    const log = await logOpening;
+    record.mark("log-channel");
     const lines = lineReader(log.stdout);
     // The agent's first line says whether it can build here; if the job died first, say why.
     const ended = watchEnd(scheduler, id);
     const status = await step(Promise.race([lines.next(), ended.promise])).finally(ended.stop);
-    if (status !== undefined && typeof status !== "string") throw new JobFailure(await endedMessage(pool, login, dir, id, status));
+    if (status !== undefined && typeof status !== "string") throw await endedFailure(pool, login, dir, id, status);
     if (status === undefined) throw new JobFailure(`the agent of job ${id} on ${node} did not answer: ${log.stderrTail().trim() || "its channel closed"}`);
     const hello = parseStatusLine(status);
     if (!hello) throw new JobFailure(`the agent of job ${id} on ${node} did not answer (${status.trim() || log.stderrTail().trim() || "no output"})`);
     if (!hello.ok) throw new JobFailure(`job ${id} on ${node} cannot build: ${hello.error}`);
+    record.mark("hello");
+    heard.resolve();
     // Resolves true when the agent says goodbye (it ends the job itself), false if the channel just ends.
     const logDone = (async () => {
       for (let l = await lines.next(); l !== undefined; l = await lines.next()) {
@@ -113,10 +170,15 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
       }
       return false;
     })();
-    const remote = await step(open("serve").then((d) => ServeClient.open(d, storeDirOf(req.drvPath))));
-    const local = await step(openLocalServe({ env }));
+    const remote = await step(serving);
+    record.mark("remote-serve");
+    const local = await step(localReady);
+    record.mark("local-serve");
     const progress = copyProgress();
-    await step(copyClosure(local, { kind: "serve", client: remote }, ctx.inputs, { progress, log: (m) => ctx.log(INFO, `nsh: ${m}`) }));
+    // Inputs are read from the local store's files when we can (no pipe from a local nix-store).
+    const readLocalNar = localNarReader(localStoreUri(undefined, env));
+    await step(copyClosure(local, { kind: "serve", client: remote }, ctx.inputs, { progress, readLocalNar, log: (m) => ctx.log(INFO, `nsh: ${m}`) }));
+    record.mark("uploaded");
     record.phaseDone("upload");
 
     const result = await step(remote.buildDerivation(req.drvPath, basicDerivation(drv, ctx.inputs), { ...DEFAULT_BUILD_OPTIONS, maxSilentTime: limits.maxSilentTime, buildTimeout: limits.buildTimeout, maxLogSize: limits.maxLogSize }));
@@ -124,28 +186,35 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     if (result.status > 2 && result.status !== 13) {
       ctx.log(ERROR, `nsh: job ${id} on ${node}: build of ${req.drvPath} failed: ${result.statusName}: ${result.errorMsg}`);
       const bye = await finish(log, remote, local, logDone);
-      record.update({ state: "failed", message: result.errorMsg });
+      record.update({ state: "failed", message: plainText(result.errorMsg) });
       if (bye) await reaper.done();
       else await settleJob(scheduler, id, reaper);
       return result.statusName === "TimedOut" ? TIMED_OUT : 1;
     }
     const outputs = ctx.wantedOutputs.map((o) => drv.outputs.get(o)?.path).filter((p): p is string => !!p);
-    const method = importMethod(parseNixVersion(Bun.spawnSync(["nix-store", "--version"], { env: env as Record<string, string> }).stdout.toString()));
+    record.mark("built");
+    const method = await step(methodReady);
+    record.mark("import-method");
     await step(copyClosure(remote, { kind: "import", name: "local store", store: { store: "local", env }, method, heldLocks: outputs, client: local }, outputs, { progress }));
+    record.mark("imported");
     record.phaseDone("download");
     const bye = await finish(log, remote, local, logDone);
+    record.mark("bye");
     record.update({ state: "succeeded" });
     // The agent ends the job by itself once it has said goodbye; otherwise end it here.
     if (bye) await reaper.done();
     else await settleJob(scheduler, id, reaper);
+    record.mark("settled");
+    record.update({});
     return 0;
   } catch (e) {
     const aborted = e instanceof Interrupted || ctx.signal.aborted;
     let message = (e as Error).message;
+    let status = e instanceof JobFailure ? e.status : 1;
     // A job that died under the build (time limit, node failure, scancel) explains the failure.
     if (jobId && !aborted && !(e instanceof JobFailure)) {
       const st = await endingJob(scheduler, jobId);
-      if (st) message = `job ${jobId} ${st.state === "completing" ? "is ending" : "ended"} (${describeEnd(st)}) while nsh built in it: ${message}`;
+      if (st) ({ message, status } = jobEndVerdict(jobId, st, "while nsh built in it", message));
     }
     // Interrupted while the submit was on its way: the job may exist a moment later.
     if (!jobId && submitting) jobId = (await Promise.race([submitting.catch(() => undefined), Bun.sleep(2000)]))?.id;
@@ -157,11 +226,24 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
       if (!cancelled && !aborted) ctx.log(1, `nsh: warning: could not cancel job ${jobId}; nsh's reaper keeps trying after the hook exits`);
     } else await reaper.done();
     if (aborted) throw new Error(`interrupted; ${!jobId ? "no job was submitted" : cancelled ? `job ${jobId} cancelled` : `cancelling job ${jobId} failed, nsh's reaper keeps trying`}`);
+    // Out of time (the job's limit): a timed-out build to Nix, not just a failed one.
+    if (status === TIMED_OUT) {
+      ctx.log(ERROR, `nsh: error: building '${req.drvPath}' on '${ctx.machine}' failed: ${message}`);
+      return TIMED_OUT;
+    }
     throw e instanceof JobFailure || message !== (e as Error).message ? new JobFailure(message) : e;
   } finally {
+    heard.reject(new Error("the agent never said hello"));
     ctx.signal.removeEventListener("abort", onAbort);
+    void localReady?.then((c) => c.close(), () => {});
     pool.close();
   }
+}
+
+/** How outputs are imported into the local store, from the local Nix's version. */
+async function localImportMethod(env: Record<string, string | undefined>): Promise<ImportMethod> {
+  const p = Bun.spawn(["nix-store", "--version"], { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
+  return importMethod(parseNixVersion(await new Response(p.stdout).text()));
 }
 
 /** Cancels the job (a finished one is no error); the reaper stands down only when that worked. */
@@ -204,8 +286,6 @@ async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext): Pr
   }
 }
 
-const describeEnd = (st: JobStatus) => `${st.rawState.join(",") || st.state}${st.reason && st.reason !== "None" ? `: ${st.reason}` : ""}`;
-
 /**
  * The job's status if it ended or is ending (undefined while it runs on): a build whose channels
  * broke because the job was cancelled, timed out or lost its node says that. Slurm shows such a
@@ -238,58 +318,15 @@ function watchEnd(s: Scheduler, id: string): { promise: Promise<JobStatus>; stop
 }
 
 /** The job ended before its agent answered: its output file says why. */
-async function endedMessage(pool: SshPool, login: Destination, dir: string, id: string, st: JobStatus): Promise<string> {
-  const out = await pool.runCommand(login, `tail -c 2000 ${shellQuote(`${dir}/job.out`)}`).catch(() => undefined);
+async function endedFailure(pool: SshPool, login: Destination, dir: string, id: string, st: JobStatus): Promise<JobFailure> {
+  const out = await pool.runCommand(login, `tail -c 2000 ${shellQuote(jobOutputFile(dir))}`).catch(() => undefined);
   const text = out?.stdout.trim();
-  return `job ${id} ended (${describeEnd(st)}) before its agent answered${text ? `; the job's output:\n${text}` : ""}`;
-}
-
-/** Copies as Nix activities, without a "copying 0 paths" when the other side has everything. */
-function copyProgress(): ProgressSink {
-  const inner = new NixActivitySink();
-  let shown = false;
-  return {
-    begin(t, label) {
-      shown = t.paths > 0;
-      if (shown) inner.begin(t, label);
-    },
-    pathStart: (path, bytes, from, to) => inner.pathStart(path, bytes, from, to),
-    bytes: (path, n) => inner.bytes(path, n),
-    pathDone: (path, ok) => inner.pathDone(path, ok),
-    end(ok) {
-      if (shown) inner.end(ok);
-      shown = false;
-    },
-  };
+  const v = jobEndVerdict(id, st, "before its agent answered");
+  return new JobFailure(`${v.message}${text ? `; the job's output:\n${text}` : ""}`, v.status);
 }
 
 function storeDirOf(drvPath: string): string {
   return drvPath.slice(0, drvPath.lastIndexOf("/"));
-}
-
-/** Whole lines of a stream, one at a time; undefined at the end. */
-function lineReader(src: unknown): { next(): Promise<string | undefined> } {
-  const reader = src as { read(): Promise<{ done: boolean; value?: Uint8Array }> };
-  const dec = new TextDecoder();
-  let partial = "";
-  const ready: string[] = [];
-  let ended = false;
-  return {
-    async next() {
-      while (ready.length === 0 && !ended) {
-        const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
-        if (r.done || !r.value) {
-          ended = true;
-          if (partial) ready.push(partial);
-          break;
-        }
-        const lines = (partial + dec.decode(r.value, { stream: true })).split("\n");
-        partial = lines.pop() ?? "";
-        ready.push(...lines);
-      }
-      return ready.shift();
-    },
-  };
 }
 
 /** The agent may go: the outputs are home. True when it said goodbye (it ends the job itself). */

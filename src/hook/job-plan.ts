@@ -5,6 +5,7 @@ import type { Derivation } from "../nix/derivation.ts";
 import { agentArgs } from "../agent/protocol.ts";
 import type { JobSpec, JsonObject } from "../schedulers/scheduler.ts";
 import { shellQuote } from "../remote/ssh.ts";
+import { jobTimeLimitMinutes } from "./job-end.ts";
 
 export class DerivationAttrError extends Error {}
 
@@ -31,7 +32,7 @@ export interface JobPlanInput {
   remoteStore: string;
   nixBinDir: string;
   collectGarbage: boolean;
-  /** Nix's `timeout` setting (seconds, 0 = none): becomes the job's time limit. */
+  /** Nix's `timeout` setting (seconds, 0 = none): the job's time limit is that plus a margin (job-end.ts). */
   buildTimeout: number;
   /** The derivation-level parameters attribute, e.g. extraSlurmParams. */
   paramsAttr: string;
@@ -68,6 +69,7 @@ export function jsonObjectAttr(drv: Derivation, drvPath: string, attr: string): 
   return v as JsonObject;
 }
 
+/** The batch script: nothing but the agent (the job's PATH may hold no tools at all). */
 export function jobScript(agentPath: string, args: readonly string[]): string {
   return [
     "#!/bin/sh",
@@ -77,22 +79,34 @@ export function jobScript(agentPath: string, args: readonly string[]): string {
   ].join("\n");
 }
 
+/** The mark a build's job carries (JobSpec.tag), from its record key: how a reaper finds it. */
+export const jobTag = (key: string) => `nsh:${key}`;
+
+/** Slurm's output file of a job: next to its directory, in a directory that exists before the job. */
+export const jobOutputFile = (jobDir: string) => `${jobDir}.out`;
+
 export function jobSpec(p: JobPlanInput): JobSpec {
   const dir = jobDir(p.stateDir, p.key);
   const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures });
   return {
     name: `nsh-${drvName(p.drvPath)}`.slice(0, 200),
+    tag: jobTag(p.key),
     script: jobScript(p.agentPath, args),
-    workingDirectory: dir,
+    // The agent makes its own directory (a hook that knows the agent is in place submits before
+    // its ssh check has made it), so the job starts in the parent and Slurm writes beside it.
+    workingDirectory: path.posix.dirname(dir),
     environment: {
       PATH: "/usr/local/bin:/usr/bin:/bin",
       ...(p.storeDir && p.storeDir !== "/nix/store" ? { NIX_STORE_DIR: p.storeDir } : {}),
       ...parseJobEnvironment(p.environment ?? []),
       NSH_JOB_DRV: p.drvPath,
     },
-    stdout: path.posix.join(dir, "job.out"),
-    stderr: path.posix.join(dir, "job.out"),
-    ...(p.buildTimeout > 0 ? { timeLimitMinutes: Math.ceil(p.buildTimeout / 60) } : {}),
+    stdout: jobOutputFile(dir),
+    stderr: jobOutputFile(dir),
+    ...(() => {
+      const minutes = jobTimeLimitMinutes(p.buildTimeout);
+      return minutes === undefined ? {} : { timeLimitMinutes: minutes };
+    })(),
     ...(() => {
       const extra = jsonObjectAttr(p.drv, p.drvPath, p.paramsAttr);
       return extra ? { extra } : {};

@@ -15,6 +15,8 @@ export interface JobRecord {
   submittedAt: number;
   /** Seconds each phase took, as it finishes. */
   phases: Partial<Record<Phase, number>>;
+  /** When each step of the hook ended (epoch ms; `hook` is the process start): where one build's time goes. */
+  marks?: Record<string, number>;
   message?: string;
   hookPid: number;
 }
@@ -35,6 +37,11 @@ export class JobLog {
   update(patch: Partial<JobRecord>): void {
     Object.assign(this.record, patch);
     this.save();
+  }
+
+  /** Notes when a step ended; written with the next update (no extra file write per step). */
+  mark(step: string): void {
+    (this.record.marks ??= {})[step] = Date.now();
   }
 
   /** Ends the running phase (timed since the previous one ended) and starts the next. */

@@ -10,6 +10,8 @@
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { markRecord } from "./job-record.ts";
 import { schedulerFor } from "./schedulers.ts";
+import { jobTag } from "./job-plan.ts";
+import type { Scheduler } from "../schedulers/scheduler.ts";
 
 export interface ReaperOrder {
   conf: NshConfig;
@@ -49,15 +51,35 @@ export async function runReaper(): Promise<number> {
     return 2;
   }
   if (said.done || !said.order) return 0;
-  const { order, jobId } = said;
-  // The hook is gone without a word: the job must go too.
-  if (!jobId) {
-    // Killed before the scheduler named a job: nothing to cancel (a submit cut short in flight is
-    // ended by its agent, which gives the allocation back when no hook comes).
-    if (order.record) markRecord(order.record.stateDir, order.record.key, { state: "cancelled", message: "the hook was killed before the job was submitted" });
-    return 0;
-  }
+  const { order } = said;
   const scheduler = schedulerFor(order.conf, order.env, () => {});
+  let jobIds = said.jobId ? [said.jobId] : [];
+  if (jobIds.length === 0) {
+    // Killed before the scheduler named a job. A submit request may still have been on its way:
+    // look for the job by its tag for a few seconds (slurmctld may register it a moment later).
+    jobIds = order.record ? await findInFlight(scheduler, jobTag(order.record.key)) : [];
+    if (jobIds.length === 0) {
+      if (order.record) markRecord(order.record.stateDir, order.record.key, { state: "cancelled", message: "the hook was killed before the job was submitted" });
+      return 0;
+    }
+  }
+  let failed = 0;
+  for (const id of jobIds) failed += await cancelWithRetries(scheduler, id, order);
+  return failed > 0 ? 1 : 0;
+}
+
+/** Polls for jobs carrying `tag` for up to ~5 s; empty when none appeared. */
+async function findInFlight(scheduler: Scheduler, tag: string): Promise<string[]> {
+  if (!scheduler.findTagged) return [];
+  for (const wait of [0, 250, 500, 1000, 1500, 2000]) {
+    await Bun.sleep(wait);
+    const found = await scheduler.findTagged(tag).catch(() => []);
+    if (found.length > 0) return found;
+  }
+  return [];
+}
+
+async function cancelWithRetries(scheduler: Scheduler, jobId: string, order: ReaperOrder): Promise<number> {
   let lastError = "";
   for (let attempt = 0; attempt < 6; attempt++) {
     try {

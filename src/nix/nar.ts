@@ -35,6 +35,14 @@ export interface NarResult {
 
 export type NarSink = (chunk: Uint8Array) => Promise<void> | void;
 
+/**
+ * Where a NAR producer writes: bytes, and, when the transport can take a file's bytes without nsh
+ * reading them (sendfile(2) into a pipe), `fromFile` for the contents of large regular files.
+ */
+export type NarOutput = ((chunk: Uint8Array) => Promise<void>) & {
+  fromFile?: (fd: number, offset: number, length: number, onBytes?: (n: number) => void) => Promise<void>;
+};
+
 const NAR_MAGIC = "nix-archive-1";
 /** Keywords are at most 13 bytes; a longer string where one is expected is reported by length. */
 const MAX_KEYWORD = 32;

@@ -2,7 +2,7 @@
 // remote store or a local child process. Requests run one at a time; a dead server turns into an
 // error that names where it ran and what it said on stderr (the protocol has no error framing).
 import type { Duplex } from "../remote/duplex.ts";
-import { readNar, type NarSink } from "./nar.ts";
+import { readNar, type NarOutput, type NarSink } from "./nar.ts";
 import {
   type AddToStoreNarInfo,
   type BasicDerivation,
@@ -45,7 +45,7 @@ export class SinkError extends Error {
 }
 
 /** Streams a NAR into the given sink and reports what it streamed. */
-export type NarProducer = (sink: (chunk: Uint8Array) => Promise<void>) => Promise<{ narHash: Uint8Array; narSize: number }>;
+export type NarProducer = (sink: NarOutput) => Promise<{ narHash: Uint8Array; narSize: number }>;
 
 export class ServeClient {
   private queue: Promise<unknown> = Promise.resolve();
@@ -147,12 +147,20 @@ export class ServeClient {
     return (sink) => this.dumpStorePath(path, sink);
   }
 
+  /** The session's stdin as a NAR output, with the transport's file shortcut when it has one. */
+  private narOutput(): NarOutput {
+    const d = this.duplex;
+    const out: NarOutput = (chunk) => d.write(chunk);
+    if (d.writeFromFile) out.fromFile = (fd, offset, length, onBytes) => d.writeFromFile!(fd, offset, length, onBytes);
+    return out;
+  }
+
   /** Adds one path whose NAR `nar` streams; the server registers it only once all bytes arrived. */
   addToStoreNar(info: AddToStoreNarInfo, nar: NarProducer): Promise<void> {
     return this.op(`AddToStoreNar ${info.path}`, async () => {
       if (this.minor < 5) return this.importOne(info, nar);
       await this.duplex.write(encodeAddToStoreNar(info));
-      const got = await nar((chunk) => this.duplex.write(chunk));
+      const got = await nar(this.narOutput());
       if (got.narSize !== info.narSize) throw new ServeError(`${info.path}: sent ${got.narSize} NAR bytes but announced ${info.narSize}`);
       await readAck(this.r, `AddToStoreNar ${info.path}`);
     });
@@ -185,7 +193,7 @@ export class ServeClient {
         if (ackError !== undefined) break;
         const { info, nar } = items[i]!;
         await this.duplex.write(encodeAddToStoreNar(info));
-        const got = await nar((chunk) => this.duplex.write(chunk));
+        const got = await nar(this.narOutput());
         if (got.narSize !== info.narSize) throw new ServeError(`${info.path}: sent ${got.narSize} NAR bytes but announced ${info.narSize}`);
       }
       await reader;

@@ -15,6 +15,8 @@ export interface Duplex {
   readonly stdout: ByteSource;
   /** Writes to the command's stdin; resolves when the bytes are accepted (backpressure). */
   write(bytes: Uint8Array): Promise<void>;
+  /** Where the transport can take a file's bytes without nsh reading them (a pipe: sendfile(2)). */
+  writeFromFile?(fd: number, offset: number, length: number, onBytes?: (n: number) => void): Promise<void>;
   /** Closes the command's stdin. */
   end(): Promise<void>;
   /** The last few KiB of the command's stderr, for error messages. */

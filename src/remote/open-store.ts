@@ -26,9 +26,15 @@ export interface OpenedRemote {
   cacheKey: string;
 }
 
+/** `nix-store --serve --write` on the remote, with remote-nix-bin-dir and remote-store applied. */
+export function remoteServeCommand(opts: RemoteStoreOptions): string {
+  const store = opts.remoteStore && opts.remoteStore !== "auto" ? opts.remoteStore : undefined;
+  return remoteCommand({ nixBinDir: opts.nixBinDir, program: "nix-store", args: ["--serve", "--write"], store });
+}
+
 export async function openRemoteServe(pool: SshPool, destinations: readonly Destination[], opts: RemoteStoreOptions = {}): Promise<OpenedRemote> {
   const store = opts.remoteStore && opts.remoteStore !== "auto" ? opts.remoteStore : undefined;
-  const command = remoteCommand({ nixBinDir: opts.nixBinDir, program: "nix-store", args: ["--serve", "--write"], store });
+  const command = remoteServeCommand(opts);
   const failures: string[] = [];
   for (const d of destinations) {
     try {

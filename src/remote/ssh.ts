@@ -7,6 +7,7 @@ import { Client, OpenSSHAgent, utils, type AuthenticationType, type ClientChanne
 import { type Destination, formatDestination, parseDestinations } from "./destination.ts";
 import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
 import { checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts, parsePublicKey, preferredHostKeyAlgorithms } from "./known-hosts.ts";
+import { coalesceWrites } from "./write-coalescer.ts";
 import { loadSshConfig, type ResolvedHost, resolveHost, type SshConfig } from "./ssh-config.ts";
 
 export { SshError };
@@ -33,6 +34,8 @@ interface Conn extends ChannelConn {
   ready: Promise<void>;
   capacity: number;
   dead: boolean;
+  /** The host key this connection verified (for a second transport to the same host). */
+  hostKey?: { type: string; blob: Buffer };
 }
 
 const hostLabel = (h: ResolvedHost) => {
@@ -87,6 +90,28 @@ export class SshPool {
     throw new SshError(dests.length === 1 ? `${head} ${failures[0]}` : `${head}\n${failures.map((f) => `  - ${f}`).join("\n")}`, failures);
   }
 
+  /**
+   * A stream to a unix socket on the host (OpenSSH's direct-streamlocal: no process runs there).
+   * Fails when the socket is not there (yet) or sshd forbids forwarding: callers fall back to a command.
+   */
+  async connectUnix(dest: Destination, socketPath: string): Promise<SshDuplex> {
+    const conn = this.connection(resolveHost(this.config, dest));
+    conn.channels++;
+    try {
+      await conn.ready;
+      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+        conn.client.openssh_forwardOutStreamLocal(socketPath, (err, ch) => (err ? reject(err) : resolve(ch)));
+      });
+      // No exit status here: the stream is done when the peer's EOF is seen, even with nobody
+      // reading (read(0) consumes nothing, it only lets the stream end and ssh2 say "close").
+      channel.on("readable", () => void (channel.readableLength === 0 && channel.read(0)));
+      return channelDuplex(conn, channel, `unix socket ${socketPath}`);
+    } catch (e) {
+      conn.channels--;
+      throw new SshError(`cannot connect to ${socketPath} on ${conn.label}: ${(e as Error).message}`);
+    }
+  }
+
   /** Runs a command to completion; exit 127 throws like a Duplex read ("<program> not found"). */
   async runCommand(dest: Destination | string, command: string, stdin?: Uint8Array | string): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
     const d = await this.exec([dest] as Destination[] | string[], command);
@@ -104,6 +129,15 @@ export class SshPool {
     } finally {
       d.close();
     }
+  }
+
+  /** What a second transport to the host (OpenSSH's ssh, for bulk data) needs: its settings and the key verified here. */
+  async verifiedHost(dest: Destination): Promise<{ host: ResolvedHost; keyType: string; key: Buffer; configFile?: string }> {
+    const host = resolveHost(this.config, dest);
+    const conn = this.connection(host);
+    await conn.ready;
+    if (!conn.hostKey) throw new SshError(`${conn.label}: no verified host key`);
+    return { host, keyType: conn.hostKey.type, key: conn.hostKey.blob, configFile: this.opts.configFile };
   }
 
   /** Ends every connection (channels on them fail). */
@@ -214,11 +248,13 @@ export class SshPool {
         hostVerifier: (key: Buffer): boolean => {
           const keyType = keyTypeOfBlob(key) ?? "unknown";
           const res = checkHostKey(known, lookupHost, lookupPort, keyType, key, pins);
+          conn.hostKey = { type: keyType, blob: key };
           if (res.ok) return true;
           if (res.reason === "unknown-host" && host.strictHostKeyChecking !== "yes") {
             this.acceptNew(host, lookupHost, lookupPort, keyType, key);
             return true;
           }
+          conn.hostKey = undefined;
           hostKeyProblem = res.message;
           return false;
         },
@@ -232,6 +268,10 @@ export class SshPool {
           next(m.type === "agent" ? { type: "agent", username: m.username, agent: m.agent } : { type: "publickey", username: m.username, key: m.key });
         },
       });
+      // ssh2 keeps its socket in a private field; it exists from connect() on and is written only
+      // once the TCP connection is up, so patching it here catches every write.
+      const sock = (client as unknown as { _sock?: { write(d: Uint8Array | string, ...r: unknown[]): boolean } })._sock;
+      if (sock) coalesceWrites(sock);
     });
     conn.ready.catch(() => {});
     return conn;

@@ -42,6 +42,11 @@ export interface JobSpec {
   stderr?: string;
   timeLimitMinutes?: number;
   /**
+   * A mark only this submission carries (Slurm: in the job's comment), so a reaper whose hook was
+   * killed while the submit request was in flight, before it learnt the job's id, can find the job.
+   */
+  tag?: string;
+  /**
    * Scheduler-specific parameters from the derivation (extraSlurmParams, pbsResources), already
    * one merged JSON object; the scheduler's own setting (slurm-extra-submission-params) is merged
    * over it, so the setting wins.
@@ -70,6 +75,8 @@ export interface JobStatus {
   /** unix seconds; null while only an estimate exists (pending: expected start, running: expected end) */
   startTime: number | null;
   endTime: number | null;
+  /** the job's time limit in minutes; null when unlimited, absent when the scheduler does not say */
+  timeLimitMinutes?: number | null;
 }
 
 export interface Scheduler {
@@ -78,6 +85,8 @@ export interface Scheduler {
   status(id: string): Promise<JobStatus>;
   /** Ends the job; a job that already finished is not an error. */
   cancel(id: string): Promise<void>;
+  /** Ids of the unfinished jobs submitted with `tag` (see JobSpec.tag). */
+  findTagged?(tag: string): Promise<string[]>;
   /** one line for logs: where the scheduler is and what it speaks (never credentials) */
   describe(): string;
 }

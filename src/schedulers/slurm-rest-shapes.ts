@@ -55,6 +55,7 @@ export const apiPath = {
   ping: (v: string): string => `/slurm/${v}/ping`,
   submit: (v: string): string => `/slurm/${v}/job/submit`,
   job: (v: string, id: string): string => `/slurm/${v}/job/${encodeURIComponent(id)}`,
+  jobs: (v: string): string => `/slurm/${v}/jobs`,
 };
 
 // Job description fields that take {set, infinite, number} from this version on (from each
@@ -125,6 +126,11 @@ export function buildSubmitRequest(version: ApiVersion, spec: JobSpec, extraPara
   for (const layer of [envD, envS]) env = layer === null ? {} : { ...env, ...envMap(layer) };
   if (Object.keys(env).length === 0) env = { ...FALLBACK_ENV };
   const job = adaptNumbers(version, mergeParams(base, fromDrv, fromSetting));
+  // The tag goes into the comment whatever the parameters say; a comment of the user's is kept.
+  if (spec.tag) {
+    const mine = typeof job.comment === "string" ? job.comment.trim() : "";
+    job.comment = mine === "" ? spec.tag : mine.split(/\s+/).includes(spec.tag) ? mine : `${mine} ${spec.tag}`;
+  }
   job.environment = minor(version) <= 38 ? env : Object.entries(env).map(([k, val]) => `${k}=${val}`);
   if (minor(version) <= 40) return { script: spec.script, job };
   return { job: { ...job, script: spec.script } };
@@ -246,6 +252,12 @@ export type JobResult =
   | { ok: true; status: JobStatus; warnings: string[] }
   | { ok: false; notFound: boolean; message: string; errors: SlurmApiError[] };
 
+/** time_limit in minutes; none: null on 22.05 (measured), {infinite} later, INFINITE/NO_VAL as raw numbers. */
+function timeLimit(v: unknown): number | null {
+  const n = noVal(v);
+  return n !== null && n > 0 && n < 0xfffffffe ? n : null;
+}
+
 const INVALID_JOB_ID = 2017; // ESLURM_INVALID_JOB_ID: slurmctld does not (or no longer) know the job
 
 /** A GET /job/{id} reply → the job's normalised status (the entry with job id `id` if given). */
@@ -282,8 +294,21 @@ export function parseJobResponse(version: ApiVersion, json: unknown, id?: string
       signal: exit.signal,
       startTime: state === "pending" ? null : time(job.start_time),
       endTime: finished ? time(job.end_time) : null,
+      timeLimitMinutes: timeLimit(job.time_limit),
     },
   };
+}
+
+/** A GET /jobs reply → ids of the unfinished jobs whose comment carries `tag`. */
+export function taggedJobs(json: unknown, tag: string): string[] {
+  const jobs = isObj(json) && Array.isArray(json.jobs) ? json.jobs.filter(isObj) : [];
+  return jobs
+    .filter((j) => typeof j.comment === "string" && j.comment.split(/\s+/).includes(tag))
+    .filter((j) => {
+      const words = Array.isArray(j.job_state) ? j.job_state.map(String) : typeof j.job_state === "string" ? [j.job_state] : [];
+      return !isTerminal(normaliseState(words));
+    })
+    .map((j) => String(j.job_id));
 }
 
 /**

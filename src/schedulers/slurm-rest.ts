@@ -21,6 +21,7 @@ import {
   parseJobResponse,
   parseSubmitResponse,
   servedVersions,
+  taggedJobs,
   SUPPORTED_VERSIONS,
 } from "./slurm-rest-shapes.ts";
 import {
@@ -52,6 +53,11 @@ export interface SlurmRestOptions {
   fetch?: FetchLike;
   /** one line per request (method, path, status, ms); never headers */
   log?: (line: string) => void;
+  /**
+   * The version an earlier negotiation with this server chose (the hook keeps it in its state
+   * directory): with it, negotiating is one ping instead of fetching the OpenAPI document first.
+   */
+  rememberedVersion?: { get(): string | undefined; set(v: ApiVersion): void; forget(): void };
 }
 
 interface Reply {
@@ -65,7 +71,7 @@ export interface Negotiated {
   version: ApiVersion;
   /** versions the server named (all of them via /openapi/v3; only the one found when probing pings) */
   served: string[];
-  via: "openapi" | "ping-probe" | "forced";
+  via: "openapi" | "ping-probe" | "forced" | "remembered";
   release: string | null;
   discoveryMs: number;
   pingMs: number;
@@ -86,6 +92,7 @@ export class SlurmRestScheduler implements Scheduler {
   private readonly timeoutMs: number;
   private readonly fetchFn: FetchLike;
   private readonly log: (line: string) => void;
+  private readonly remembered: SlurmRestOptions["rememberedVersion"];
   private negotiation: Promise<Negotiated> | null = null;
   private result: Negotiated | null = null;
 
@@ -100,6 +107,7 @@ export class SlurmRestScheduler implements Scheduler {
     this.timeoutMs = opts.requestTimeoutMs ?? 20_000;
     this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
     this.log = opts.log ?? (() => {});
+    this.remembered = opts.rememberedVersion;
   }
 
   /** Settings of nsh.conf: slurm-api-host/port/version, slurm-user, slurm-extra-submission-params and the JWT. */
@@ -170,14 +178,29 @@ export class SlurmRestScheduler implements Scheduler {
     throw this.failure(reply, `cancelling job ${id} failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
   }
 
-  private async doNegotiate(): Promise<Negotiated> {
+  async findTagged(tag: string): Promise<string[]> {
+    const { version } = await this.negotiate();
+    const path = apiPath.jobs(version);
+    const reply = await this.request("GET", path);
+    const json = this.expectJson(reply, "GET", path);
+    const errors = parseErrors(json);
+    if (reply.status !== 200 || errors.length > 0) throw this.failure(reply, `listing jobs failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
+    return taggedJobs(json, tag);
+  }
+
+  private async doNegotiate(ignoreRemembered = false): Promise<Negotiated> {
     const problem = jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000));
     if (problem) throw this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}: ${problem})`);
     const t0 = performance.now();
     let served: string[] = [];
     let via: Negotiated["via"] = "forced";
     let version: ApiVersion;
-    if (this.wanted === "auto") {
+    const remembered = this.wanted === "auto" && !ignoreRemembered ? this.remembered?.get() : undefined;
+    const known = remembered ? chooseVersion([remembered], "auto") : undefined;
+    if (known?.ok) {
+      version = known.version;
+      via = "remembered";
+    } else if (this.wanted === "auto") {
       ({ served, via } = await this.discover());
       const choice = chooseVersion(served, "auto");
       if (!choice.ok) throw this.error("version", choice.error);
@@ -189,6 +212,11 @@ export class SlurmRestScheduler implements Scheduler {
     }
     const discoveryMs = performance.now() - t0;
     const ping = await this.request("GET", apiPath.ping(version));
+    if (ping.status === 404 && via === "remembered") {
+      // slurmrestd was upgraded or reconfigured since: find out again.
+      this.remembered?.forget();
+      return this.doNegotiate(true);
+    }
     if (ping.status === 404 && via === "forced") {
       const found = await this.discover().catch(() => ({ served: [] as string[] }));
       const choice = chooseVersion(found.served.length > 0 ? found.served : ["(unknown)"], this.wanted);
@@ -202,6 +230,7 @@ export class SlurmRestScheduler implements Scheduler {
       }
       throw this.authError(errors, ping.status);
     }
+    if (via === "openapi" || via === "ping-probe") this.remembered?.set(version);
     const meta = (json as { meta?: { Slurm?: { release?: unknown }; slurm?: { release?: unknown } } }).meta;
     const release = meta?.slurm?.release ?? meta?.Slurm?.release;
     return { version, served, via, release: typeof release === "string" ? release : null, discoveryMs, pingMs: ping.ms };

@@ -1,4 +1,5 @@
 // Pure: the wrapper's own options and the nix command line it runs.
+import { parseSizeText } from "../util/size.ts";
 
 export interface SigstopOptions {
   /** The nix program to run (`nix` unless --nix says otherwise). */
@@ -6,8 +7,10 @@ export interface SigstopOptions {
   report?: string;
   verbose: boolean;
   quiet: boolean;
-  /** Max bytes the proxy holds per direction and connection before it stops reading. */
+  /** Max bytes the relay holds per direction and connection before it stops reading. */
   bufferBytes: number;
+  /** Relay nix's daemon traffic through the guard even where nix could talk to the daemon directly. */
+  relay: boolean;
   /** Shared directory where concurrent wrappers coordinate resumption. */
   sharedDir?: string;
   /** Extra memory (bytes) that must stay free beyond what the resumed nix brings back in. */
@@ -41,6 +44,7 @@ export function defaultOptions(env: Record<string, string | undefined> = {}): Si
     verbose: env.NIX_SIGSTOP_VERBOSE === "1",
     quiet: false,
     bufferBytes: sizeFromEnv(env.NIX_SIGSTOP_BUFFER, 8 * MiB, "NIX_SIGSTOP_BUFFER"),
+    relay: env.NIX_SIGSTOP_RELAY === "1",
     sharedDir: env.NIX_SIGSTOP_SHARED_DIR || undefined,
     resumeMarginBytes: sizeFromEnv(env.NIX_SIGSTOP_RESUME_MARGIN, 256 * MiB, "NIX_SIGSTOP_RESUME_MARGIN"),
     resumeMaxWaitMs: Number(env.NIX_SIGSTOP_RESUME_MAX_WAIT ?? 600) * 1000,
@@ -50,12 +54,11 @@ export function defaultOptions(env: Record<string, string | undefined> = {}): Si
   };
 }
 
-/** "64M", "1G", "4096" → bytes. */
+/** "64M", "1G", "4096" → bytes; anything else is a usage error naming `what`. */
 export function parseSize(text: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
-  if (!m) throw new UsageError(`${what}: expected a size such as 64M or 1G, got '${text}'`);
-  const unit = { "": 1, K: 1024, M: MiB, G: 1024 * MiB, T: 1024 * 1024 * MiB }[m[2]!.toUpperCase()] ?? 1;
-  return Math.round(Number(m[1]) * unit);
+  const n = parseSizeText(text);
+  if (n === undefined) throw new UsageError(`${what}: expected a size such as 64M or 1G, got '${text}'`);
+  return n;
 }
 
 function sizeFromEnv(v: string | undefined, dflt: number, name: string): number {
@@ -99,6 +102,7 @@ export function parseSigstopArgs(argv: readonly string[], env: Record<string, st
       setter(options, value);
     } else if (a === "--verbose") options.verbose = true;
     else if (a === "--quiet") options.quiet = true;
+    else if (a === "--relay") options.relay = true;
     else if ((a === "--help" || a === "-h") && i === 0) options.help = true;
     else if (a === "--version" && i === 0) options.version = true;
     else break;

@@ -9,7 +9,7 @@ export interface HookConfig {
   actualHook?: string[];
   /** The store the actual hook should open: the real local store, never our proxy (§1.6 deadlock). */
   hookStore: string;
-  /** The store URI nix was pointed at (our proxy). */
+  /** The store URI nix was pointed at (our relay, or in direct mode the daemon's socket). */
   proxyStore: string;
   /** Our hook script, as it appears in the settings blob. */
   hookScript: string;

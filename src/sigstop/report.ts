@@ -20,8 +20,22 @@ export interface SigstopReport {
   resumeWaitSeconds: number;
   peakRssBytes: number;
   peakSwapBytesWhileStopped: number;
-  proxy?: { connections: number; peakQueuedBytes: number; bytesToClient: number; peakRssBytes: number };
+  proxy?: ProxyReport;
 }
+
+/**
+ * How nix reached the daemon. peakRssBytes and cpuSeconds are the guard's (CPU: user + system,
+ * start-up included); absent in direct mode if the guard did not answer at the end.
+ */
+export type ProxyReport =
+  /** Through the guard's relay: connections relayed, most bytes queued in one, bytes to nix. */
+  | { mode: "relay"; connections: number; peakQueuedBytes: number; bytesToClient: number; peakRssBytes: number; cpuSeconds: number }
+  /**
+   * Straight to the daemon's socket; the numbers come from watching nix's daemon connections while
+   * it was stopped: most bytes waiting for nix in one, most of the daemon's send buffer in use and
+   * that buffer's size, and how many times the queues were read.
+   */
+  | { mode: "direct"; connections: number; peakQueuedBytes: number; peakDaemonSendBytes: number; daemonSendBufferBytes: number; polls: number; peakRssBytes?: number; cpuSeconds?: number };
 
 export function formatReport(r: SigstopReport): string {
   const parts = [

@@ -1,6 +1,6 @@
 // Stops and continues the nix client as build events arrive, with admission on resume, and keeps
 // the numbers for the report. Signals only: the decisions come from BuildTracker.
-import type { ConsolaInstance } from "consola";
+import type { SigstopLog } from "./log.ts";
 import { isAlive, readProcStatus } from "../sys/proc.ts";
 import { admit, markRunning, markStopped, mib, type AdmissionPolicy } from "./admission.ts";
 import { BuildTracker, type BuildEvent } from "./events.ts";
@@ -16,6 +16,8 @@ export class Stopper {
   peakSwap = 0;
   peakRss = 0;
   drainResumes = 0;
+  /** Called after every SIGSTOP (direct mode watches nix's sockets from then on). */
+  onStopped: () => void = () => {};
   private draining = false;
   private stoppedAt = 0;
   private resuming = false;
@@ -28,7 +30,7 @@ export class Stopper {
     private readonly pid: number,
     private readonly policy: AdmissionPolicy,
     private readonly sharedDir: string,
-    private readonly log: ConsolaInstance,
+    private readonly log: SigstopLog,
   ) {
     // While builds are pending: sample memory, and notice notifiers that died without a word.
     this.timer = setInterval(() => this.tick(), 500);
@@ -58,6 +60,7 @@ export class Stopper {
     this.stopped = true;
     this.stoppedAt = Date.now();
     markStopped(this.sharedDir, this.pid);
+    this.onStopped();
     if (afterDrain) return;
     // Stopped again: the next evaluation may have its turn.
     this.endTurn();
@@ -86,8 +89,9 @@ export class Stopper {
   }
 
   /**
-   * The proxy's queue towards nix is full: the daemon waits for nix, and with it the build nix
-   * waits for. Let nix run until the queue has drained, then stop it again if builds remain.
+   * The daemon's messages to nix fill the relay's queue (relay mode) or the daemon's send buffer
+   * (direct mode): the daemon waits for nix, and with it the build nix waits for. Let nix run
+   * until the backlog has drained, then stop it again if builds remain.
    */
   onPressure(full: boolean): void {
     if (full && this.stopped) {

@@ -1,18 +1,37 @@
-// The libc calls Node and Bun lack (BSD flock, mkfifo, pipe2), through bun:ffi.
-// One FFI module per native library: the symbol table below is all we bind from libc.
+// The libc calls Node and Bun lack (BSD flock, mkfifo, pipe2; raw unix sockets and poll(2) for the
+// daemon relay in sock.ts; write and sendfile for pipe-writer.ts; waitpid), through bun:ffi. One
+// FFI module per native library: the symbol table below is all we bind from libc, and only this
+// module opens it.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 
+const { i32, i64_fast, u32, u64, ptr: p, cstring } = FFIType;
 const symbols = {
-  flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  mkfifo: { args: [FFIType.cstring, FFIType.u32], returns: FFIType.i32 },
-  pipe2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
+  flock: { args: [i32, i32], returns: i32 },
+  mkfifo: { args: [cstring, u32], returns: i32 },
+  pipe2: { args: [p, i32], returns: i32 },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  socketpair: { args: [i32, i32, i32, p], returns: i32 },
+  bind: { args: [i32, p, u64], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  accept4: { args: [i32, p, p, i32], returns: i32 },
+  connect: { args: [i32, p, u64], returns: i32 },
+  // fcntl is variadic; (int, int, int) is ABI-safe on x86_64 and aarch64 for F_GETFL/F_SETFL.
+  fcntl: { args: [i32, i32, i32], returns: i32 },
+  poll: { args: [p, u64, i32], returns: i32 },
+  recv: { args: [i32, p, u64, i32], returns: i64_fast },
+  send: { args: [i32, p, u64, i32], returns: i64_fast },
+  read: { args: [i32, p, u64], returns: i64_fast },
+  write: { args: [i32, p, u64], returns: i64_fast },
+  sendfile: { args: [i32, i32, p, u64], returns: i64_fast },
+  close: { args: [i32], returns: i32 },
+  waitpid: { args: [i32, p, i32], returns: i32 },
+  __errno_location: { args: [], returns: p },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>;
 let lib: Lib | undefined;
-// Opened on first use: personalities that never lock or make FIFOs pay nothing.
-function libc(): Lib["symbols"] {
+/** The bound symbols, opened on first use: personalities that never call libc pay nothing. */
+export function libc(): Lib["symbols"] {
   lib ??= dlopen("libc.so.6", symbols);
   return lib.symbols;
 }
@@ -25,7 +44,7 @@ export const O_CLOEXEC = 0o2000000;
 
 const errnoNames: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 4: "EINTR", 9: "EBADF", 11: "EWOULDBLOCK", 13: "EACCES", 17: "EEXIST",
-  22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 30: "EROFS",
+  22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE",
 };
 
 export class SysError extends Error {
@@ -41,7 +60,7 @@ export class SysError extends Error {
   }
 }
 
-function errno(): number {
+export function errno(): number {
   const p = libc().__errno_location();
   return p === null ? 0 : read.i32(p, 0);
 }
@@ -68,4 +87,12 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
   const fds = new Int32Array(2);
   if (libc().pipe2(ptr(fds), flags) !== 0) throw new SysError("pipe2", errno(), "");
   return [fds[0]!, fds[1]!];
+}
+
+const WNOHANG = 1;
+
+/** Reaps `pid` if it has exited (without blocking); true once it is gone. For loops that never yield to Bun's own reaping. */
+export function reapIfExited(pid: number): boolean {
+  const r = libc().waitpid(pid, null, WNOHANG);
+  return r === pid || (r < 0 && errno() === 10); // ECHILD: reaped already
 }

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { NSH_BIN, startClusterLab, type ClusterLab } from "../lab/cluster.ts";
 import { isAlive } from "../lab/proc.ts";
-import { jobState, jobsOf, salt, until, jobInState } from "./helpers.ts";
+import { jobEnded, jobState, jobsOf, salt, until, jobInState } from "./helpers.ts";
 
 let lab: ClusterLab;
 beforeAll(async () => {
@@ -45,10 +45,7 @@ async function interruptAt(want: "RUNNING" | "PENDING", args: string[], s: strin
     const t0 = performance.now();
     if (how === "SIGINT nix-build") p.kill("SIGINT");
     else process.kill(hookPid, "SIGTERM");
-    const ended = await until(async () => {
-      const st = await jobState(lab, id!);
-      return st === "" || st === "CANCELLED" || st === "COMPLETED" || st === "FAILED" ? st : undefined;
-    }, 10000, 50);
+    const ended = await jobEnded(lab, id!);
     const ms = Math.round(performance.now() - t0);
     console.log(`${how} while ${want}: job ${id} ${ended ?? "still there"} ${ms} ms after the signal`);
     expect(ended).toBe("CANCELLED");

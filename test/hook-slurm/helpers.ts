@@ -108,3 +108,11 @@ export function jobInState(lab: ClusterLab, s: string, state: string, timeoutMs 
     return rec?.jobId && (await jobState(lab, rec.jobId)) === state ? rec.jobId : undefined;
   }, timeoutMs);
 }
+
+/** Slurm's state for job `id` once it has ended (or "" once Slurm forgot it), polled every 50 ms; undefined after `timeoutMs`. */
+export function jobEnded(lab: ClusterLab, id: string, timeoutMs = 10000): Promise<string | undefined> {
+  return until(async () => {
+    const st = await jobState(lab, id);
+    return st === "" || st === "CANCELLED" || st === "COMPLETED" || st === "FAILED" ? st : undefined;
+  }, timeoutMs, 50);
+}

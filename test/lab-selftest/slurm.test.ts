@@ -16,6 +16,17 @@ const note = (s: string): void => {
 };
 
 let before: Map<number, string>;
+
+/** pid, state and parent of a process, for failure messages. */
+function procLine(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return `pid ${pid} state ${state} ppid ${ppid}`;
+  } catch {
+    return `pid ${pid} gone`;
+  }
+}
 let lab: SlurmLab;
 
 beforeAll(async () => {
@@ -128,25 +139,30 @@ describe("slurm lab", () => {
     const marker = `nshslurm${Date.now()}`;
     const id = await restSubmit(lab, "long", `#!/bin/sh\nexec sleep 300 # ${marker}\n`);
     expect((await restWait(lab, id, ["RUNNING"])).pop()).toBe("RUNNING");
+    // Only this job's sleep: an earlier test's cancelled `sleep 300` may still be on its way out under load.
     const sleeper = (): number[] =>
       findByMarker(lab.root).filter((p) => {
         try {
-          return fs.readFileSync(`/proc/${p}/cmdline`, "latin1").startsWith("sleep\x00300");
+          return (
+            fs.readFileSync(`/proc/${p}/cmdline`, "latin1").startsWith("sleep\x00300") &&
+            fs.readFileSync(`/proc/${p}/environ`, "latin1").includes(`\x00SLURM_JOB_ID=${id}\x00`)
+          );
         } catch {
           return false;
         }
       });
-    expect(await waitUntil(() => sleeper().length > 0, 5000)).toBe(true);
+    expect(await waitUntil(() => sleeper().length > 0, 15_000)).toBe(true);
     const t0 = performance.now();
     const d = await lab.rest("DELETE", `/slurm/${V}/job/${id}`);
     const dAgain = await lab.rest("DELETE", `/slurm/${V}/job/999999`);
     expect(dAgain.status).toBe(500);
     expect(d.status, d.text).toBe(200);
     expect(d.json.errors).toEqual([]);
-    const states = await restWait(lab, id, ["CANCELLED"], 10_000);
-    expect(states.pop()).toBe("CANCELLED");
+    const states = await restWait(lab, id, ["CANCELLED"], 30_000);
+    expect(states[states.length - 1], `states seen after DELETE: ${states.join(">")}`).toBe("CANCELLED");
     expect((await restState(lab, id)).exit).toBe(15); // raw wait status: the step got SIGTERM (KILL after KillWait)
-    expect(await waitUntil(() => sleeper().length === 0, 10_000)).toBe(true);
+    const gone = await waitUntil(() => sleeper().length === 0, 30_000);
+    expect(gone, `still running: ${sleeper().map((p) => procLine(p)).join("; ")}`).toBe(true);
     note(`DELETE -> CANCELLED and process gone ${Math.round(performance.now() - t0)} ms`);
   });
 

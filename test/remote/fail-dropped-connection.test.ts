@@ -1,4 +1,5 @@
-// Expected: when the ssh connection dies in the middle of a copy, nsh copy fails within seconds with
+// Expected: when the ssh connection dies in the middle of a copy (the big NAR going through OpenSSH's
+// ssh, nsh's default, or through ssh2 alone), nsh copy fails within seconds with
 // a message naming the host, the half-sent path is not registered on the remote (its store still
 // verifies), and running the same copy again succeeds.
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -27,12 +28,15 @@ const sshdSessions = () =>
     }
   });
 
-test("connection killed mid-copy: clear error, nothing half-registered, a retry succeeds", async () => {
+test.each([
+  ["OpenSSH", []],
+  ["ssh2 alone", ["--openssh-min-size", "0"]],
+])("%s: connection killed mid-copy: clear error, nothing half-registered, a retry succeeds", async (_name, extra) => {
   const top = await buildMany(lab, 2, 400);
   const big = (await lab.run(["nix-store", "-q", "--references", top])).stdout.split("\n").find((p) => p.includes("-big-"))!;
   const remoteBig = path.join(sshd.remoteRoot, "nix", "store", path.basename(big));
   const env = { ...lab.env, NSH_STATE_DIR: path.join(lab.root, "nsh-state") };
-  const p = Bun.spawn([NSH, "copy", "--to", sshd.alias, "--ssh-config", sshd.configFile, "--remote-store", sshd.remoteStore, top], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const p = Bun.spawn([NSH, "copy", ...extra, "--to", sshd.alias, "--ssh-config", sshd.configFile, "--remote-store", sshd.remoteStore, top], { env, stdio: ["ignore", "pipe", "pipe"] });
   const stderr = new Response(p.stderr).text();
   // Wait until the big NAR is being unpacked remotely, then cut every ssh session.
   const t0 = Date.now();

@@ -99,6 +99,27 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
       `ping probing newest->oldest ${p.discoveryMs.toFixed(1)} ms + ping ${p.pingMs.toFixed(1)} ms; forced: ping ${forced.pingMs.toFixed(1)} ms`);
   });
 
+  test("a remembered version: one ping instead of the OpenAPI document; forgotten when no longer served", async () => {
+    const seen: string[] = [];
+    const fetchLogged = (url: string, init: RequestInit) => (seen.push(new URL(url).pathname), fetch(url, init));
+    let kept: string | undefined;
+    const memo = { get: () => kept, set: (v: string) => void (kept = v), forget: () => void (kept = undefined) };
+    const first = await sched({ fetch: fetchLogged, rememberedVersion: memo }).negotiate();
+    expect(first.via).toBe("openapi");
+    expect(kept).toBe("v0.0.38");
+    seen.length = 0;
+    const second = await sched({ fetch: fetchLogged, rememberedVersion: memo }).negotiate();
+    expect(second).toMatchObject({ version: "v0.0.38", via: "remembered" });
+    expect(seen).toEqual(["/slurm/v0.0.38/ping"]);
+    // A version this slurmrestd does not serve (it was upgraded): found out again, and remembered.
+    kept = "v0.0.40";
+    seen.length = 0;
+    const third = await sched({ fetch: fetchLogged, rememberedVersion: memo }).negotiate();
+    expect(third).toMatchObject({ version: "v0.0.38", via: "openapi" });
+    expect(seen).toEqual(["/slurm/v0.0.40/ping", "/openapi/v3", "/slurm/v0.0.38/ping"]);
+    expect(kept).toBe("v0.0.38");
+  });
+
   test("a script that writes a file and exits 0 -> completed, exit 0", async () => {
     const s = sched();
     await s.negotiate();

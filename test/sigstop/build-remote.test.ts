@@ -1,5 +1,5 @@
 // Expected: with Nix's real build-remote as the actual hook, building over ssh on a private sshd
-// (127.0.0.1), the relay is transparent: build-remote accepts the IFD build, the output is built in
+// (127.0.0.1), nix-sigstop is transparent: build-remote accepts the IFD build, the output is built in
 // the remote store and copied back under Nix's output locks, nix is stopped meanwhile, and the
 // result equals plain nix's with the same builders.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";

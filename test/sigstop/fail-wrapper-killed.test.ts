@@ -1,5 +1,6 @@
 // Expected: if the wrapper itself is SIGKILLed while nix is stopped, its guard continues nix within
-// 2 s and keeps relaying nix's daemon traffic, so nix finishes its evaluation with the right result.
+// 2 s, so nix finishes its evaluation with the right result: in direct mode nix talks to the daemon
+// itself; in relay mode (--relay) the guard keeps relaying nix's daemon traffic until nix exits.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
@@ -14,13 +15,16 @@ afterAll(async () => {
   await lab?.cleanup();
 });
 
-test("SIGKILL of the wrapper while nix is stopped: nix continues and finishes", async () => {
+test.each<[string, string[]]>([
+  ["direct", []],
+  ["relay", ["--relay"]],
+])("%s: SIGKILL of the wrapper while nix is stopped: nix continues and finishes", async (_mode, wrapperArgs) => {
   const dirs0 = new Set(fs.readdirSync("/tmp"));
   const s = salt();
   const out = path.join(lab.root, "killed.out");
   const fd = fs.openSync(out, "w");
   const expr = `import ${lab.expr("ifd-sleep")} { salt = "${s}"; sleep = "3"; }`;
-  const wrapper = Bun.spawn([SIGSTOP, "eval", "--store", "daemon", "--impure", "--expr", expr], {
+  const wrapper = Bun.spawn([SIGSTOP, ...wrapperArgs, "eval", "--store", "daemon", "--impure", "--expr", expr], {
     env: lab.env,
     stdio: ["ignore", fd, fd],
     detached: true,

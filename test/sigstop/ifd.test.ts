@@ -85,7 +85,7 @@ describe("other ways of naming the daemon", () => {
   ])("%s", async (_name, storeArgs, env) => {
     const rep = path.join(lab.root, `named-${salt()}.json`);
     const s = salt();
-    const r = await sigstop(lab, ["--report", rep, "eval", ...storeArgs(), "--impure", "--expr", ifdExpr(s)], env as Record<string, string>);
+    const r = await sigstop(lab, ["--report", rep, "eval", ...storeArgs(), "--impure", "--expr", ifdExpr(s, "1")], env as Record<string, string>);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`ifd-${s}`);
     expect(report(rep).stops).toBe(1);

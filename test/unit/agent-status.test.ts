@@ -24,8 +24,8 @@ test("the reaper's lines: order, job id, done", () => {
 
 test("the agent says why the job cannot run nix-store", async () => {
   const { nixStoreProblem } = await import("../../src/agent/agent.ts");
-  expect(nixStoreProblem("nix-store", undefined, { PATH: "/nonexistent" })).toMatch(/^nix-store is not on the job's PATH on node \S+ \(PATH=\/nonexistent\): set remote-nix-bin-dir in nsh\.conf/);
-  expect(nixStoreProblem("/nonexistent/bin/nix-store", "/nonexistent/bin")).toMatch(/^there is no executable \/nonexistent\/bin\/nix-store on node \S+ \(remote-nix-bin-dir = \/nonexistent\/bin\)/);
+  expect(await nixStoreProblem("nix-store", undefined, { PATH: "/nonexistent" })).toMatch(/^nix-store is not on the job's PATH on node \S+ \(PATH=\/nonexistent\): set remote-nix-bin-dir in nsh\.conf/);
+  expect(await nixStoreProblem("/nonexistent/bin/nix-store", "/nonexistent/bin")).toMatch(/^there is no executable \/nonexistent\/bin\/nix-store on node \S+ \(remote-nix-bin-dir = \/nonexistent\/bin\)/);
   // /bin/false exists and is executable, but is no nix-store.
-  expect(nixStoreProblem("/bin/false", "/bin")).toMatch(/^\/bin\/false --version failed on node \S+ \(exit 1\)/);
+  expect(await nixStoreProblem("/bin/false", "/bin")).toMatch(/^\/bin\/false --version failed on node \S+ \(exit 1\)/);
 });

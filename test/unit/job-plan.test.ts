@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import { parseDerivation } from "../../src/nix/derivation.ts";
+import { JOB_TIME_MARGIN_MINUTES } from "../../src/hook/job-end.ts";
 import { buildLimits, drvName, firstHost, jobScript, jobSpec, jsonObjectAttr } from "../../src/hook/job-plan.ts";
 
 const drvText = (env: [string, string][]) =>
@@ -17,17 +18,28 @@ test.each([
   ["c[07]", "c07"],
 ])("first host of %p", (l, h) => expect(firstHost(l)).toBe(h));
 
-test("the job script runs the agent, quoted", () =>
-  expect(jobScript("/home/u/nsh state/bin/nsh-1", ["__agent", "/j"])).toContain("exec '/home/u/nsh state/bin/nsh-1' __agent /j"));
+test("the job script runs the agent, quoted, and nothing else", () => {
+  const script = jobScript("/home/u/nsh state/bin/nsh-1", ["__agent", "/s t/jobs/k"]);
+  expect(script).toContain("exec '/home/u/nsh state/bin/nsh-1' __agent '/s t/jobs/k'");
+  expect(script.split("\n").filter((l) => l && !l.startsWith("#"))).toHaveLength(1);
+});
 
-test("spec: directory, agent args, time limit from Nix's timeout, extra params from the derivation", () => {
+test("spec: directory, agent args, time limit from Nix's timeout (plus the margin), extra params from the derivation", () => {
   const drv = parseDerivation(drvText([["extraSlurmParams", '{"cpus_per_task":4}']]));
   const s = jobSpec({ drvPath: "/nix/store/ffffffffffffffffffffffffffffffff-x.drv", drv, stateDir: "/st", key: "k1", agentPath: "/st/bin/nsh-a", remoteStore: "/local/store", nixBinDir: "", collectGarbage: true, buildTimeout: 3601, paramsAttr: "extraSlurmParams" });
-  expect(s.workingDirectory).toBe("/st/jobs/k1");
+  // Slurm opens the output file before the script runs: it lives in the parent, which exists.
+  expect(s.workingDirectory).toBe("/st/jobs");
+  expect(s.stdout).toBe("/st/jobs/k1.out");
   expect(s.script).toContain("exec /st/bin/nsh-a __agent /st/jobs/k1 --remote-store /local/store --collect-garbage");
-  expect(s.timeLimitMinutes).toBe(61);
+  expect(s.timeLimitMinutes).toBe(61 + JOB_TIME_MARGIN_MINUTES);
   expect(s.extra).toEqual({ cpus_per_task: 4 });
   expect(s.name).toBe("nsh-x");
+});
+
+test("no Nix timeout: no time limit (the cluster's default applies)", () => {
+  const drv = parseDerivation(drvText([]));
+  const s = jobSpec({ drvPath: "/nix/store/ffffffffffffffffffffffffffffffff-x.drv", drv, stateDir: "/st", key: "k1", agentPath: "/st/bin/nsh-a", remoteStore: "auto", nixBinDir: "", collectGarbage: false, buildTimeout: 0, paramsAttr: "extraSlurmParams" });
+  expect("timeLimitMinutes" in s).toBe(false);
 });
 
 test.each([

@@ -17,6 +17,7 @@ test("typed values and where they came from", () => {
   expect(r.config["collect-garbage"]).toBe(true);
   expect(r.config["slurm-api-port"]).toBe(7000);
   expect(r.config["copy-budget"]).toBe(2 * 2 ** 30);
+  expect(r.config["openssh-min-size"]).toBe(64 * 2 ** 20); // the default
   expect(r.config["slurm-extra-submission-params"]).toEqual({ partition: "gpu" });
   expect(r.origins.get("slurm-api-port")).toBe("nsh.conf:3");
 });

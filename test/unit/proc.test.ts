@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { parseMemAvailable, parseMemoryCgroup, parseProcStatus, parseStartTime } from "../../src/sys/proc.ts";
+import { parseMemAvailable, parseMemoryCgroup, parseProcStatus, parseSocketLink, parseStartTime } from "../../src/sys/proc.ts";
 
 test("status", () => {
   const s = parseProcStatus("Name:\tnix\nState:\tT (stopped)\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nVmSwap:\t 512 kB\n");
@@ -12,3 +12,11 @@ test("start time survives spaces and parens in the command name", () => {
 test("meminfo", () => expect(parseMemAvailable("MemTotal: 10 kB\nMemAvailable:    2048 kB\n")).toBe(2 << 20));
 test("cgroup v1 and v2 lines", () =>
   expect(parseMemoryCgroup("12:memory:/bench/a\n5:cpu,cpuacct:/\n0::/user.slice\n")).toEqual({ v1: "/bench/a", v2: "/user.slice" }));
+test.each([
+  ["socket:[12345]", 12345],
+  ["socket:[4294967295]", 4294967295],
+  ["pipe:[12345]", undefined],
+  ["/dev/null", undefined],
+  ["socket:[]", undefined],
+  ["anon_inode:[eventfd]", undefined],
+])("fd link %p names socket inode %p", (link, ino) => expect(parseSocketLink(link)).toBe(ino));

@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { BuildTracker, LineSplitter, decodeEvent, encodeEvent, type BuildEvent } from "../../src/sigstop/events.ts";
-import { decide } from "../../src/sigstop/admission.ts";
 
 const start = (id: string, drv = `/s/${id}.drv`): BuildEvent => ({ ev: "start", id, drv, reply: "accept", notifier: 1 });
 const done = (id: string, ok = true): BuildEvent => ({ ev: "done", id, drv: `/s/${id}.drv`, ok });
@@ -38,14 +37,4 @@ describe("event lines", () => {
     expect(s.push("a\nb")).toEqual(["a"]);
     expect(s.push("c\n\n")).toEqual(["bc"]);
   });
-});
-
-describe("resume admission", () => {
-  const p = { marginBytes: 100, maxWaitMs: 1000, fastPathBytes: 50 };
-  test.each([
-    [10, 0, 0, "resume"], // little in swap: no turn-taking
-    [500, 700, 0, "resume"], // enough free memory
-    [500, 550, 0, "wait"], // not enough beyond the margin
-    [500, 0, 1000, "resume"], // waited long enough: never stopped forever
-  ] as const)("swap %p avail %p waited %p → %p", (swap, avail, waited, v) => expect(decide(swap, avail, waited, p)).toBe(v));
 });

@@ -120,6 +120,13 @@ describe("parseJobResponse", () => {
     ["38 scancel", "v0.0.38", { jobs: [{ ...job38, job_state: "CANCELLED", exit_code: 15 }] }, { state: "cancelled", exitCode: null, signal: 15 }],
     ["38 pending", "v0.0.38", { jobs: [{ ...job38, job_state: "PENDING", state_reason: "JobHeldUser", nodes: "", exit_code: 0, start_time: 0, end_time: 1795414516 }] }, { state: "pending", reason: "JobHeldUser", nodes: null, exitCode: null, startTime: null, endTime: null }],
     ["38 completing", "v0.0.38", { jobs: [{ ...job38, job_state: "COMPLETING", exit_code: 0 }] }, { state: "completing", exitCode: 0 }],
+    // CAPTURED (22.05 lab): a job past its 1-minute limit; a job without one (partition MaxTime=INFINITE) says null
+    ["38 time limit", "v0.0.38", { jobs: [{ ...job38, job_state: "TIMEOUT", state_reason: "TimeLimit", exit_code: 36608, time_limit: 1 }] }, { state: "timeout", reason: "TimeLimit", timeLimitMinutes: 1 }],
+    ["38 no time limit", "v0.0.38", { jobs: [{ ...job38, job_state: "RUNNING", exit_code: 0, time_limit: null }] }, { state: "running", timeLimitMinutes: null }],
+    // Slurm's INFINITE (0xffffffff) as a plain number, should a version pass it through
+    ["38 INFINITE", "v0.0.38", { jobs: [{ ...job38, job_state: "RUNNING", exit_code: 0, time_limit: 4294967295 }] }, { state: "running", timeLimitMinutes: null }],
+    ["40 time limit", "v0.0.40", { jobs: [{ job_id: 7, job_state: ["TIMEOUT"], state_reason: "TimeLimit", time_limit: nv(90) }] }, { state: "timeout", timeLimitMinutes: 90 }],
+    ["40 infinite time limit", "v0.0.40", { jobs: [{ job_id: 7, job_state: ["RUNNING"], time_limit: { set: true, infinite: true, number: 0 } }] }, { timeLimitMinutes: null }],
     ["38 running: estimated end is no end", "v0.0.38", { jobs: [{ ...job38, job_state: "RUNNING", exit_code: 0 }] }, { state: "running", exitCode: null, endTime: null, startTime: 1795410916 }],
     // DOCUMENTED v0.0.39: string state, plain times, raw exit status as a no-val struct (23.02.4+)
     ["39 exit 3", "v0.0.39", { jobs: [{ job_id: 7, job_state: "FAILED", exit_code: t(768), start_time: 100, end_time: 200, nodes: "n1" }] }, { state: "failed", exitCode: 3, startTime: 100, endTime: 200 }],
