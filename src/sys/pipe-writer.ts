@@ -3,6 +3,7 @@
 // pipe is full we wait in poll(2) for at most WAIT_MS at a time and then give the event loop a
 // turn, so the child's output and our timers still run during a long transfer.
 import { ptr } from "bun:ffi";
+import fs from "node:fs";
 import { errno, libc, SysError } from "./libc.ts";
 import { close, EAGAIN, POLLERR, POLLHUP, POLLOUT, PollSet, setNonBlocking } from "./sock.ts";
 
@@ -12,6 +13,9 @@ const F_SETPIPE_SZ = 1031;
 const WAIT_MS = 50;
 /** One sendfile call moves at most this much, so progress can be reported between calls. */
 const SENDFILE_STEP = 4 << 20;
+/** sendfile's answers for "not from this file": copy through a buffer of COPY_STEP instead. */
+const NO_SENDFILE = new Set([22 /* EINVAL */, 38 /* ENOSYS */, 95 /* EOPNOTSUPP */]);
+const COPY_STEP = 1 << 20;
 
 export class PipeClosedError extends Error {}
 
@@ -40,7 +44,11 @@ export class PipeWriter {
     }
   }
 
-  /** `length` bytes of `inFd` from `offset`, copied kernel to kernel. */
+  /**
+   * `length` bytes of `inFd` from `offset`, copied kernel to kernel. Where the file's filesystem
+   * cannot do sendfile (EINVAL, ENOSYS, EOPNOTSUPP: some FUSE and network filesystems, procfs) the
+   * rest goes through a buffer instead.
+   */
   async writeFromFile(inFd: number, offset: number, length: number, onBytes: (n: number) => void = () => {}): Promise<void> {
     const pos = new BigInt64Array([BigInt(offset)]);
     let left = length;
@@ -51,7 +59,20 @@ export class PipeWriter {
         onBytes(n);
         await yieldToLoop();
       } else if (n === 0) throw new SysError("sendfile", 0, `the file ended ${length - left} bytes into ${length}`);
+      else if (NO_SENDFILE.has(errno())) return this.copyThroughBuffer(inFd, Number(pos[0]), left, length, onBytes);
       else await this.retry("sendfile");
+    }
+  }
+
+  private async copyThroughBuffer(inFd: number, offset: number, left: number, length: number, onBytes: (n: number) => void): Promise<void> {
+    const buf = Buffer.allocUnsafe(Math.min(left, COPY_STEP));
+    while (left > 0) {
+      const n = fs.readSync(inFd, buf, 0, Math.min(left, buf.length), offset);
+      if (n === 0) throw new SysError("read", 0, `the file ended ${length - left} bytes into ${length}`);
+      await this.write(buf.subarray(0, n));
+      offset += n;
+      left -= n;
+      onBytes(n);
     }
   }
 

@@ -1,5 +1,6 @@
 // The OpenSSH command line nsh builds for bulk transfers (pure), its pinned known_hosts line, and
-// sendfile into a pipe: a child reading the pipe gets exactly the file's bytes, and a NAR dumped
+// sendfile into a pipe: a child reading the pipe gets exactly the file's bytes (through a buffer where
+// the file's filesystem cannot do sendfile), and a NAR dumped
 // through a sink that takes files this way is byte-identical to one dumped in chunks.
 import { describe, expect, test } from "bun:test";
 import fs from "node:fs";
@@ -59,6 +60,23 @@ test("sendfile into a child's stdin pipe: the child gets exactly the file, then 
   expect((await d.exited).code).toBe(0);
   expect(counted).toBe(data.length - 1000);
   expect(Buffer.compare(fs.readFileSync(out), Buffer.concat([data.subarray(1000), Buffer.from("tail")]))).toBe(0);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("a file sendfile cannot read from (procfs): the same bytes arrive through a buffer", async () => {
+  const dir = tmp();
+  const out = path.join(dir, "out");
+  const source = "/proc/self/environ"; // sendfile answers EINVAL for it (seen on Linux 6.18)
+  const want = fs.readFileSync(source);
+  const d = spawnPipeDuplex(["sh", "-c", `cat > ${out}`], { describe: "cat" });
+  const fd = fs.openSync(source, "r");
+  let counted = 0;
+  await d.writeFromFile!(fd, 3, want.length - 3, (n) => (counted += n));
+  fs.closeSync(fd);
+  await d.end();
+  expect((await d.exited).code).toBe(0);
+  expect(counted).toBe(want.length - 3);
+  expect(Buffer.compare(fs.readFileSync(out), want.subarray(3))).toBe(0);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
