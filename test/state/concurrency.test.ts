@@ -103,7 +103,7 @@ describe("host-wide budget", () => {
     const after = Date.now() - killedAt;
     console.log(`[budget] waiter got its lease ${after} ms after the holder was killed; onWait: ${JSON.stringify(r.onWait)}`);
     expect(r.waitedMs as number).toBeGreaterThanOrEqual(1900);
-    expect(after).toBeLessThan(2000);
+    expect(after).toBeLessThan(5000); // seen: 25 ms; the bound only catches a lease never reclaimed
     expect(r.onWait).toEqual(["waiting for 1.0 MiB of transfer budget: 4.0 MiB of 4.0 MiB in flight by 1 process(es)"]);
     const db = new Database(path.join(dir, "state.db"), { readonly: true });
     expect((db.query("SELECT count(*) AS n FROM leases").get() as { n: number }).n).toBe(0);

@@ -149,7 +149,7 @@ describe("contention", () => {
     expect((err as StateDbError).attempts).toBeGreaterThan(3);
     expect(retryStats.retries - before).toBe((err as StateDbError).attempts - 1);
     expect(took).toBeGreaterThanOrEqual(600);
-    expect(took).toBeLessThan(600 + 1500);
+    expect(took).toBeLessThan(600 + 4000); // seen: ~630 ms; a loaded CI box may add seconds of scheduling
     // Released: the same call succeeds.
     holder.run("ROLLBACK");
     await s.write("recording test rows", (db) => db.run("CREATE TABLE u (x)"));
