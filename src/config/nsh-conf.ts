@@ -26,7 +26,7 @@ export const NSH_SETTINGS = {
   "fallback-build-hook": { kind: "string", default: "", doc: "hook for builds nsh declines, program and arguments (verbosity appended); empty: Nix's own build-remote" },
   trusted: { kind: "list", default: [], doc: "pinned host keys: HOSTS KEYTYPE BASE64 triples (HOSTS comma-separated)" },
   "copy-budget": { kind: "size", default: 0, doc: "bytes in flight for all nsh copies on this machine (0: 1/8 of memory)" },
-  "openssh-min-size": { kind: "size", default: 64 << 20, doc: "nsh copy: NARs this big or bigger go to or come from a host through OpenSSH's ssh (C crypto, sendfile) when it is installed; 0: always ssh2" },
+  "openssh-min-size": { kind: "size", default: 64 << 20, doc: "NARs this big or bigger (nsh copy, and a build's inputs and outputs to and from its job's node) go through OpenSSH's ssh (C crypto, sendfile) when it is installed; 0: always ssh2" },
   "state-dir": { kind: "string", default: "", doc: "nsh's state directory on this machine" },
   "login-host": { kind: "string", default: "", doc: "ssh destination that sees slurm-state-dir before a job runs (default: slurm-api-host)" },
   "ssh-config": { kind: "string", default: "", doc: "ssh client config file to use instead of ~/.ssh/config" },

@@ -28,6 +28,7 @@ import { agentPathOnCluster, ensureAgent } from "./agent-binary.ts";
 import { fileMemo } from "../state/memo.ts";
 import { localNarReader, localStoreUri } from "../remote/local-nar.ts";
 import { copyProgress } from "./copy-progress.ts";
+import { agentBulk, type AgentBulk } from "./agent-bulk.ts";
 import { lineReader, openAgentChannel } from "./agent-channels.ts";
 import type { BuildContext } from "./executor.ts";
 import { JobLog } from "./job-record.ts";
@@ -84,6 +85,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   let submitting: Promise<{ id: string }> | undefined;
   let node: string | undefined;
   let localReady: Promise<ServeClient> | undefined;
+  let bulk: AgentBulk | undefined;
   // Resolves once the agent said hello: a serve channel that came too early tries again directly.
   const heard = Promise.withResolvers<void>();
   heard.promise.catch(() => {});
@@ -147,7 +149,8 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     // Both channels at once: the serve session's bridge and the node's nix-store start while the
     // agent says hello (an agent that cannot build ends the serve session; hello says why).
     const logOpening = open("log");
-    const serving = open("serve", heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath)));
+    const serving = open("serve", heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath), `job ${id} on ${node}`));
+    bulk = agentBulk({ pool, node: nodeDest, agentPath, jobDir: dir, storeDir: storeDirOf(req.drvPath), minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
     serving.catch(() => {});
     const log = await logOpening;
     record.mark("log-channel");
@@ -177,7 +180,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     const progress = copyProgress();
     // Inputs are read from the local store's files when we can (no pipe from a local nix-store).
     const readLocalNar = localNarReader(localStoreUri(undefined, env));
-    await step(copyClosure(local, { kind: "serve", client: remote }, ctx.inputs, { progress, readLocalNar, log: (m) => ctx.log(INFO, `nsh: ${m}`) }));
+    await step(copyClosure(local, { kind: "serve", client: remote }, ctx.inputs, { progress, readLocalNar, log: (m) => ctx.log(INFO, `nsh: ${m}`), bulk: bulk.deps("to") }));
     record.mark("uploaded");
     record.phaseDone("upload");
 
@@ -185,7 +188,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     record.phaseDone("build");
     if (result.status > 2 && result.status !== 13) {
       ctx.log(ERROR, `nsh: job ${id} on ${node}: build of ${req.drvPath} failed: ${result.statusName}: ${result.errorMsg}`);
-      const bye = await finish(log, remote, local, logDone);
+      const bye = await finish(log, [remote, local, bulk], logDone);
       record.update({ state: "failed", message: plainText(result.errorMsg) });
       if (bye) await reaper.done();
       else await settleJob(scheduler, id, reaper);
@@ -195,10 +198,10 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     record.mark("built");
     const method = await step(methodReady);
     record.mark("import-method");
-    await step(copyClosure(remote, { kind: "import", name: "local store", store: { store: "local", env }, method, heldLocks: outputs, client: local }, outputs, { progress }));
+    await step(copyClosure(remote, { kind: "import", name: "local store", store: { store: "local", env }, method, heldLocks: outputs, client: local }, outputs, { progress, bulk: bulk.deps("from") }));
     record.mark("imported");
     record.phaseDone("download");
-    const bye = await finish(log, remote, local, logDone);
+    const bye = await finish(log, [remote, local, bulk], logDone);
     record.mark("bye");
     record.update({ state: "succeeded" });
     // The agent ends the job by itself once it has said goodbye; otherwise end it here.
@@ -236,6 +239,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     heard.reject(new Error("the agent never said hello"));
     ctx.signal.removeEventListener("abort", onAbort);
     void localReady?.then((c) => c.close(), () => {});
+    void bulk?.close();
     pool.close();
   }
 }
@@ -330,8 +334,9 @@ function storeDirOf(drvPath: string): string {
 }
 
 /** The agent may go: the outputs are home. True when it said goodbye (it ends the job itself). */
-async function finish(log: { write(b: Uint8Array): Promise<void>; close(): void }, remote: ServeClient, local: ServeClient, logDone: Promise<boolean>): Promise<boolean> {
-  await Promise.allSettled([remote.close(), local.close()]);
+/** The serve sessions end, then the agent hears "done"; true if it said goodbye. */
+async function finish(log: { write(b: Uint8Array): Promise<void>; close(): void }, sessions: Array<{ close(): Promise<void> }>, logDone: Promise<boolean>): Promise<boolean> {
+  await Promise.allSettled(sessions.map((s) => s.close()));
   await log.write(new TextEncoder().encode("done\n")).catch(() => {});
   const bye = await Promise.race([logDone, Bun.sleep(3000).then(() => false)]);
   log.close();

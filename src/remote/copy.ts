@@ -204,11 +204,12 @@ async function importInto(from: ServeClient, to: CopyDestination & { kind: "impo
       deriver: info.deriver,
       references: info.references,
       nar: async (sink) => {
-        deps.progress.pathStart(path, info.narSize, from.name, to.name);
+        const src = (deps.bulk?.side === "from" && info.narSize >= deps.bulk.minBytes ? await deps.bulk.open() : undefined) ?? from;
+        deps.progress.pathStart(path, info.narSize, src.name, to.name);
         let ok = false;
         try {
           // Hashed here: a restore with --hash-given trusts the hash it is told.
-          const r = await withBudget(deps, info.narSize, () => relayNar(from, path, deps)(sink));
+          const r = await withBudget(deps, info.narSize, () => relayNar(src, path, deps)(sink));
           ok = true;
           return r;
         } finally {

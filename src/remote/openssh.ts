@@ -68,10 +68,10 @@ export interface BulkSession {
 }
 
 /**
- * A second serve session to `dest` through OpenSSH, or undefined (with the reason given to `log`)
+ * A second serve session to `dest` through OpenSSH (named `label` in progress lines), or undefined (with the reason given to `log`)
  * when `ssh` is missing or cannot get in on its own (a key only ssh2 could use, a changed host key).
  */
-export async function openBulkServe(pool: SshPool, dest: Destination, command: string, storeDir: string, log: (m: string) => void): Promise<BulkSession | undefined> {
+export async function openBulkServe(pool: SshPool, dest: Destination, command: string, storeDir: string, log: (m: string) => void, label?: string): Promise<BulkSession | undefined> {
   const ssh = Bun.which("ssh");
   if (!ssh) return void log("bulk transfers stay on ssh2: OpenSSH's ssh is not installed");
   let dir: string | undefined;
@@ -82,7 +82,7 @@ export async function openBulkServe(pool: SshPool, dest: Destination, command: s
     fs.writeFileSync(knownHostsFile, pinnedKnownHosts(v.keyType, v.key), { mode: 0o600 });
     const argv = openSshArgv({ alias: dest.host, host: v.host, configFile: v.configFile, knownHostsFile }, command, ssh);
     const duplex = spawnPipeDuplex(argv, { describe: `${dest.text} (OpenSSH): ${command}` });
-    const client = await ServeClient.open(duplex, storeDir).catch((e) => {
+    const client = await ServeClient.open(duplex, storeDir, label).catch((e) => {
       duplex.close();
       throw e;
     });
