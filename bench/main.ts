@@ -10,8 +10,9 @@ import { overhead } from "./sigstop-overhead.ts";
 import { memory } from "./sigstop-memory.ts";
 import { copy } from "./copy.ts";
 import { hook } from "./hook.ts";
+import { hookBig } from "./hook-big.ts";
 
-const BENCHES: Bench[] = [overhead, memory, copy, hook];
+const BENCHES: Bench[] = [overhead, memory, copy, hook, hookBig];
 
 function usage(): string {
   return [
