@@ -203,13 +203,16 @@ async function importInto(from: ServeClient, to: CopyDestination & { kind: "impo
       narSize: info.narSize,
       deriver: info.deriver,
       references: info.references,
-      nar: async (sink) => {
+      sigs: info.sigs,
+      ca: info.ca,
+      nar: async (sink, opts) => {
         const src = (deps.bulk?.side === "from" && info.narSize >= deps.bulk.minBytes ? await deps.bulk.open() : undefined) ?? from;
         deps.progress.pathStart(path, info.narSize, src.name, to.name);
         let ok = false;
         try {
-          // Hashed here: a restore with --hash-given trusts the hash it is told.
-          const r = await withBudget(deps, info.narSize, () => relayNar(src, path, deps)(sink));
+          // Hashed here unless the receiving nix-store checks it (noHash): a restore with
+          // --hash-given trusts the hash it is told.
+          const r = await withBudget(deps, info.narSize, () => relayNar(src, path, deps, opts)(sink));
           ok = true;
           return r;
         } finally {

@@ -1,16 +1,18 @@
 // Importing store paths into the local store while Nix holds their output locks (the build hook's
 // situation, nix-protocols.md §1.6). A plain import through the daemon would wait for those locks
 // forever. Two ways out, chosen by the local Nix's version:
-//  - held-locks (Nix ≤ 2.28, Lix): `nix-store --import` on the local store directly, with the
-//    locked outputs in NIX_HELD_LOCKS;
+//  - held-locks (Nix ≤ 2.28, Lix): `nix-store --serve --write` (AddToStoreNar) on the local store
+//    directly, with the locked outputs in NIX_HELD_LOCKS;
 //  - restore-register (Nix ≥ 2.29): unpack each NAR with `nix-store --restore`, then register the
 //    batch with `nix-store --register-validity --hash-given`, which takes no path locks.
 // Either way a path is registered only after all of its bytes arrived and its hash checked out.
 import fs from "node:fs";
 import path from "node:path";
-import { exportEnd, exportHeader, exportTrailer } from "../nix/export.ts";
 import { formatNarHash, parseNarHash } from "../nix/hash.ts";
+import type { NarOutput } from "../nix/nar.ts";
+import { ServeClient } from "../nix/serve-client.ts";
 import type { ImportMethod } from "../nix/version.ts";
+import { spawnDuplex } from "./local-process.ts";
 
 export interface ImportItem {
   path: string;
@@ -18,8 +20,10 @@ export interface ImportItem {
   narSize: number;
   deriver?: string;
   references: string[];
-  /** Streams the NAR into `sink`, returning what it streamed. */
-  nar: (sink: (chunk: Uint8Array) => Promise<void>) => Promise<{ narHash: Uint8Array; narSize: number }>;
+  sigs?: readonly string[];
+  ca?: string;
+  /** Streams the NAR into `sink`, returning what it streamed (unhashed with `noHash`: the receiver checks). */
+  nar: (sink: NarOutput, opts?: { noHash?: boolean }) => Promise<{ narHash: Uint8Array; narSize: number }>;
 }
 
 export interface LocalStore {
@@ -70,8 +74,9 @@ async function runWithStdin(argv: string[], env: Record<string, string | undefin
   try {
     await proc.stdin.end();
   } catch {}
-  // A writer that failed usually failed because the command did (disk full, say): its words first.
-  const code = await Promise.race([proc.exited, Bun.sleep(2000).then(() => undefined)]);
+  // A writer that failed usually failed because the command did (disk full, say): its words first,
+  // but it may be stuck. One that was fed everything is finishing its work (writing, registering).
+  const code = fed ? await Promise.race([proc.exited, Bun.sleep(2000).then(() => undefined)]) : await proc.exited;
   if (code === undefined) proc.kill("SIGKILL");
   const said = (await stderr).trim().split("\n").slice(-3).join(" / ");
   if (code !== 0 && code !== undefined && said) throw new ImportError(`${what} failed (exit ${code}): ${said}`);
@@ -79,20 +84,29 @@ async function runWithStdin(argv: string[], env: Record<string, string | undefin
   if (code !== 0) throw new ImportError(`${what} failed (exit ${code ?? "killed"}): ${said}`);
 }
 
+/**
+ * Nix ≤ 2.28: a `nix-store --serve --write` on the local store itself, told which locks its build
+ * holds. AddToStoreNar streams each NAR into place and checks its hash; `nix-store --import` would
+ * hold the whole NAR in memory first (Nix 2.8 warns above 256 MiB) before writing any of it.
+ */
+async function addUnderHeldLocks(items: ImportItem[], store: LocalStore, env: Record<string, string | undefined>, heldLocks: string[]): Promise<void> {
+  const argv = [bin(store, "nix-store"), "--serve", "--write"];
+  const duplex = spawnDuplex(argv, { env: { ...env, NIX_HELD_LOCKS: heldLocks.join(" ") }, describe: `nix-store --serve --write on ${store.store}` });
+  const client = await ServeClient.open(duplex, path.dirname(items[0]!.path), store.store === "local" ? "local store" : store.store);
+  try {
+    for (const item of items) {
+      const info = { path: item.path, narHash: item.narHash, narSize: item.narSize, deriver: item.deriver, references: item.references, sigs: item.sigs, ca: item.ca };
+      await client.addToStoreNar(info, (sink) => item.nar(sink, { noHash: true }));
+    }
+  } finally {
+    await client.close();
+  }
+}
+
 export async function importPaths(items: ImportItem[], store: LocalStore, method: ImportMethod, heldLocks: string[]): Promise<void> {
   if (items.length === 0) return;
   const env = { ...(store.env ?? process.env), NIX_REMOTE: store.store };
-  if (method === "held-locks") {
-    await runWithStdin([bin(store, "nix-store"), "--import"], { ...env, NIX_HELD_LOCKS: heldLocks.join(" ") }, async (write) => {
-      for (const item of items) {
-        await write(exportHeader());
-        checkHash(item, await item.nar(write));
-        await write(exportTrailer({ path: item.path, references: item.references, deriver: item.deriver }));
-      }
-      await write(exportEnd());
-    }, `nix-store --import into ${store.store}`);
-    return;
-  }
+  if (method === "held-locks") return addUnderHeldLocks(items, store, env, heldLocks);
   const restored: string[] = [];
   try {
     for (const item of items) {
