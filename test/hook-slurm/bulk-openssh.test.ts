@@ -1,5 +1,5 @@
 // Expected: a build's inputs and outputs of at least openssh-min-size go between the hook and the
-// job's node through OpenSSH's ssh (a second serve session through the agent's bridge), shown as
+// job's node through OpenSSH's ssh (a second serve session on the node's store), shown as
 // such in nix-build's copy lines, and arrive byte for byte; the small paths stay on the ssh2
 // session. With openssh-min-size = 0 nothing goes through OpenSSH. Copy lines name the job and
 // its node, not a socket path.
