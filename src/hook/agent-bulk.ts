@@ -3,8 +3,8 @@
 // when the first NAR of at least `openssh-min-size` comes up. It runs `nix-store --serve --write`
 // on the node's store directly (remote-store, remote-nix-bin-dir), not through the agent: moving
 // NARs needs no allocation (the build itself still runs in the agent's session), and two JavaScript
-// relays on the node (bridge and agent) cost more CPU than the whole transfer saves (a 512 MiB
-// upload took 3.0 s through them, 2.4–2.75 s direct). If `ssh` cannot get in, the transfer stays on
+// relays on the node (bridge and agent) cost CPU the copy needs (a 512 MiB upload: 3.0 s through
+// them, 2.2–2.9 s direct; bench/README.md). If `ssh` cannot get in, the transfer stays on
 // the ssh2 session and the build log says why.
 import type { ServeClient } from "../nix/serve-client.ts";
 import type { CopyDeps } from "../remote/copy.ts";
