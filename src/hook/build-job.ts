@@ -333,8 +333,7 @@ function storeDirOf(drvPath: string): string {
   return drvPath.slice(0, drvPath.lastIndexOf("/"));
 }
 
-/** The agent may go: the outputs are home. True when it said goodbye (it ends the job itself). */
-/** The serve sessions end, then the agent hears "done"; true if it said goodbye. */
+/** The agent may go: the outputs are home. The serve sessions end first, then the agent hears "done". True when it said goodbye (it ends the job itself). */
 async function finish(log: { write(b: Uint8Array): Promise<void>; close(): void }, sessions: Array<{ close(): Promise<void> }>, logDone: Promise<boolean>): Promise<boolean> {
   await Promise.allSettled(sessions.map((s) => s.close()));
   await log.write(new TextEncoder().encode("done\n")).catch(() => {});
