@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Destination } from "../remote/destination.ts";
 import { shellQuote, type SshPool } from "../remote/ssh.ts";
+import { countForGc } from "../util/gc-pressure.ts";
 import { compiled } from "../util/self.ts";
 import { agentBinaryPath } from "./job-plan.ts";
 
@@ -19,7 +20,10 @@ export async function selfHash(stateDir: string): Promise<string> {
     if (m.key === key) return m.hash;
   } catch {}
   const h = new Bun.CryptoHasher("sha256");
-  for await (const chunk of Bun.file(exe).stream()) h.update(chunk);
+  for await (const chunk of Bun.file(exe).stream()) {
+    h.update(chunk);
+    countForGc(chunk.length);
+  }
   const hash = h.digest("hex");
   try {
     fs.writeFileSync(memo, JSON.stringify({ key, hash }));
@@ -44,7 +48,10 @@ export async function ensureAgent(pool: SshPool, login: Destination, bin: string
   if (check.stdout.trim() === "present") return { path: bin, uploaded: false };
   const tmp = `${bin}.upload-${process.pid}`;
   const up = await pool.exec([login], `mkdir -p ${q(path.posix.dirname(bin))} && cat > ${q(tmp)} && chmod 755 ${q(tmp)} && mv -f ${q(tmp)} ${q(bin)}`);
-  for await (const chunk of Bun.file(process.execPath).stream()) await up.write(chunk);
+  for await (const chunk of Bun.file(process.execPath).stream()) {
+    await up.write(chunk);
+    countForGc(chunk.length);
+  }
   await up.end();
   const status = await up.exited;
   if (status.code !== 0) throw new Error(`uploading nsh to ${login.text}:${bin} failed: ${up.stderrTail().trim() || `exit ${status.code}`}`);

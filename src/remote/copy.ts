@@ -8,6 +8,7 @@ import type { ImportMethod } from "../nix/version.ts";
 import type { ProgressSink } from "../util/progress.ts";
 import { planCopy } from "./copy-plan.ts";
 import { importPaths, type ImportItem, type LocalStore } from "./import-local.ts";
+import { countForGc } from "../util/gc-pressure.ts";
 
 /** Which paths a host is known to have; shared by all nsh processes (src/state). */
 export interface ValidityCache {
@@ -82,27 +83,7 @@ export async function copyClosure(from: ServeClient, to: CopyDestination, paths:
   return { sent: plan.send, present: plan.present, bytes: plan.bytes };
 }
 
-/**
- * Streaming allocates fresh buffers per chunk (pipe reads, ssh2's packets and ciphertext), and
- * JavaScriptCore collects them lazily: left alone, a 1 GiB copy's RSS passes 200 MiB. A full
- * collection every few MiB kept it under 100 MiB but took half of the copy's CPU (~10 ms each,
- * 250 per GiB). So: a cheap young-generation collection every 2 MiB once RSS is above the soft
- * limit, and a full one only when RSS nears the bound (measured on 512 MiB: CPU 2.4 s instead of
- * 3.4 s, peak 95 MiB).
- */
-const CHECK_EVERY = 2 << 20;
-const SOFT_RSS_LIMIT = 72 << 20;
-const FULL_GC_ABOVE = 86 << 20;
 const PER_PATH_GARBAGE = 64 << 10;
-let sinceCheck = 0;
-export function countForGc(n: number): void {
-  sinceCheck += n;
-  if (sinceCheck < CHECK_EVERY) return;
-  sinceCheck = 0;
-  const rss = process.memoryUsage.rss();
-  if (rss > FULL_GC_ABOVE) Bun.gc(true);
-  else if (rss > SOFT_RSS_LIMIT) Bun.gc(false);
-}
 
 /** Below this a NAR holds less than one transfer's buffers anyway: no lease (two DB writes saved per path). */
 const SMALL_NAR = 1 << 20;
