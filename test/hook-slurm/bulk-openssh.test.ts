@@ -2,7 +2,7 @@
 // job's node through OpenSSH's ssh (a second serve session on the node's store), shown as
 // such in nix-build's copy lines, and arrive byte for byte; the small paths stay on the ssh2
 // session. With openssh-min-size = 0 nothing goes through OpenSSH. Copy lines name the job and
-// its node, not a socket path.
+// its node, not a socket path. When ssh cannot get in, the build still succeeds on ssh2 and says why.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -65,6 +65,24 @@ test("openssh-min-size = 0: every NAR stays on the ssh2 session, named by its jo
     expect(lines).toContainEqual([out, node, "local store"]);
     expect(r.stderr).not.toContain("(OpenSSH)");
   } finally {
+    lab.writeConf();
+  }
+}, 180000);
+
+test("OpenSSH's ssh cannot use the ssh config: the build's NARs stay on ssh2, and it says why", async () => {
+  confWith(lab, { "openssh-min-size": "1M" });
+  const original = fs.readFileSync(lab.sshConfig, "utf8");
+  // An option OpenSSH refuses outright and ssh2 does not use: only the bulk session fails.
+  fs.writeFileSync(lab.sshConfig, `${original}\n  KexAlgorithms nonexistent-kex\n`);
+  try {
+    const { r, out, input, job } = await buildBig(salt());
+    const node = `job ${job.jobId} on ${job.node}`;
+    expect(copyLines(r.stderr)).toContainEqual([input, "local store", node]);
+    expect(copyLines(r.stderr)).toContainEqual([out, node, "local store"]);
+    expect(r.stderr).toContain("bulk transfers stay on ssh2");
+    expect(r.stderr).toContain("nonexistent-kex");
+  } finally {
+    fs.writeFileSync(lab.sshConfig, original);
     lab.writeConf();
   }
 }, 180000);
