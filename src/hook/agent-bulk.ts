@@ -11,7 +11,8 @@ import type { CopyDeps } from "../remote/copy.ts";
 import type { Destination } from "../remote/destination.ts";
 import { remoteServeCommand } from "../remote/open-store.ts";
 import { openBulkServe, type BulkSession } from "../remote/openssh.ts";
-import type { SshPool } from "../remote/ssh.ts";
+import { shellQuote, type SshPool } from "../remote/ssh.ts";
+import { parseJobEnvironment } from "./job-plan.ts";
 
 export interface AgentBulk {
   /** What copyClosure takes for one direction; undefined when bulk transfers are off. */
@@ -25,6 +26,8 @@ export interface AgentBulkTarget {
   /** remote-store and remote-nix-bin-dir, as the agent uses them. */
   remoteStore?: string;
   nixBinDir?: string;
+  /** job-environment: the node's nix-store sees what the job's does (NIX_CONF_DIR, NIX_STATE_DIR…). */
+  environment: readonly string[];
   storeDir: string;
   /** openssh-min-size: 0 turns bulk transfers off. */
   minBytes: number;
@@ -33,10 +36,17 @@ export interface AgentBulkTarget {
   log: (msg: string) => void;
 }
 
+/** The node's `nix-store --serve --write`, in the job's environment (pure). */
+export function bulkServeCommand(t: Pick<AgentBulkTarget, "remoteStore" | "nixBinDir" | "environment">): string {
+  const serve = remoteServeCommand({ remoteStore: t.remoteStore, nixBinDir: t.nixBinDir });
+  const env = Object.entries(parseJobEnvironment(t.environment)).map(([k, v]) => shellQuote(`${k}=${v}`));
+  return env.length ? `env ${env.join(" ")} ${serve}` : serve;
+}
+
 export function agentBulk(t: AgentBulkTarget): AgentBulk {
   let session: Promise<BulkSession | undefined> | undefined;
   const open = (): Promise<ServeClient | undefined> =>
-    (session ??= openBulkServe(t.pool, t.node, remoteServeCommand({ remoteStore: t.remoteStore, nixBinDir: t.nixBinDir }), t.storeDir, t.log, t.label)).then((s) => s?.client);
+    (session ??= openBulkServe(t.pool, t.node, bulkServeCommand(t), t.storeDir, t.log, t.label)).then((s) => s?.client);
   return {
     deps: (side) => (t.minBytes > 0 ? { side, minBytes: t.minBytes, open } : undefined),
     async close() {

@@ -150,7 +150,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     // agent says hello (an agent that cannot build ends the serve session; hello says why).
     const logOpening = open("log");
     const serving = open("serve", heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath), `job ${id} on ${node}`));
-    bulk = agentBulk({ pool, node: nodeDest, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"] || undefined, storeDir: storeDirOf(req.drvPath), minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
+    bulk = agentBulk({ pool, node: nodeDest, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"] || undefined, environment: conf["job-environment"], storeDir: storeDirOf(req.drvPath), minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
     serving.catch(() => {});
     const log = await logOpening;
     record.mark("log-channel");
