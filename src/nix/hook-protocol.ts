@@ -93,3 +93,18 @@ export function nixLogLine(msg: Record<string, unknown>): string {
 export function nixMsg(level: number, text: string): string {
   return nixLogLine({ action: "msg", level, msg: text });
 }
+
+/** What a hook can see of its fds before reading anything. */
+export interface HookFds {
+  stdin: { charDevice: boolean; rdev: number };
+  stdout: { socket: boolean };
+}
+
+/**
+ * Lix ≥ 2.94 replaced the text protocol with Cap'n Proto RPC: its hook gets /dev/null as stdin and
+ * a socketpair as stdout (nix-protocols.md §1.10). Nix and older Lix give a pipe on stdin. Pure.
+ */
+export function isCapnpHookLaunch(fds: HookFds): boolean {
+  const DEV_NULL = (1 << 8) | 3; // major 1, minor 3
+  return fds.stdin.charDevice && fds.stdin.rdev === DEV_NULL && fds.stdout.socket;
+}
