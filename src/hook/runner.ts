@@ -4,12 +4,11 @@
 // scheduler's executor, whose status is our exit status. Everything else goes to Nix's own hook
 // (fallback.ts). A broken nsh.conf never breaks a build: it is reported, and every build goes to
 // the fallback. EOF while idle means Nix has nothing more for us: exit 0 at once.
-import fs from "node:fs";
 import { isatty } from "node:tty";
 import { type LoadedNshConfig, type NshConfig, loadNshConf } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
-import { fdOpen, readSettingsExact, writeAll } from "../nix/hook-child.ts";
-import { type HookFds, type TryRequest, isCapnpHookLaunch, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
+import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
+import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
 import { type Decision, decide } from "./decision.ts";
 import { type BuildExecutor, type SchedulerKind, executors as registry, machineName } from "./executor.ts";
@@ -140,19 +139,6 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
   }
 }
 
-/** This process's stdin and stdout as isCapnpHookLaunch needs them. */
-function hookFds(): HookFds {
-  const look = (fd: number) => {
-    try {
-      return fs.fstatSync(fd);
-    } catch {
-      return undefined;
-    }
-  };
-  const [i, o] = [look(0), look(1)];
-  return { stdin: { charDevice: !!i?.isCharacterDevice(), rdev: i?.rdev ?? -1 }, stdout: { socket: !!o?.isSocket() } };
-}
-
 /** The process entry: real fds, and SIGTERM (Nix ≥ 2.35, 500 ms before SIGKILL) lets a running build clean up. */
 export async function runHookProcess(argv: string[]): Promise<number> {
   const ac = new AbortController();
@@ -166,7 +152,7 @@ export async function runHookProcess(argv: string[]): Promise<number> {
     process.stderr.write("nsh hook: this is Nix's build hook; set build-hook = <path to nsh> in nix.conf\n");
     return 2;
   }
-  if (isCapnpHookLaunch(hookFds())) {
+  if (launchedOverCapnp()) {
     process.stderr.write(
       "nsh: error: this Nix runs its build hook over Cap'n Proto RPC (Lix 2.94 or later), which nsh does not speak yet; " +
         "nsh works as build hook with Nix 2.8 to 2.35 and Lix up to 2.93. Remove build-hook = nsh (builds then stay local or use builders)\n",

@@ -7,10 +7,23 @@ import path from "node:path";
 import type { Subprocess } from "bun";
 import { pipe } from "../sys/libc.ts";
 import { ByteLines } from "../util/lines.ts";
-import { type Settings, parseReplyLine, readSettings } from "./hook-protocol.ts";
+import { type Settings, isCapnpHookLaunch, parseReplyLine, readSettings } from "./hook-protocol.ts";
 import { type ByteSource, WireReader, concat } from "./wire.ts";
 
 export const lineText = (b: Uint8Array) => new TextDecoder().decode(b).replace(/\n$/, "");
+
+/** Whether this process was started as Lix ≥ 2.94 starts a build hook (isCapnpHookLaunch on fds 0 and 1). */
+export function launchedOverCapnp(): boolean {
+  const look = (fd: number) => {
+    try {
+      return fs.fstatSync(fd);
+    } catch {
+      return undefined;
+    }
+  };
+  const [i, o] = [look(0), look(1)];
+  return isCapnpHookLaunch({ stdin: { charDevice: !!i?.isCharacterDevice(), rdev: i?.rdev ?? -1 }, stdout: { socket: !!o?.isSocket() } });
+}
 
 export function fdOpen(fd: number): boolean {
   try {
