@@ -162,9 +162,14 @@ async function sendAll(from: ServeClient, to: CopyDestination & { kind: "serve" 
   await flush();
 }
 
+/** The bulk session for a NAR this big on the remote side `side`, if there is one and it opened. */
+async function bulkFor(deps: CopyDeps, side: "to" | "from", narSize: number): Promise<ServeClient | undefined> {
+  return deps.bulk?.side === side && narSize >= deps.bulk.minBytes ? deps.bulk.open() : undefined;
+}
+
 async function sendOne(from: ServeClient, to: CopyDestination & { kind: "serve" }, path: string, info: ServePathInfo, deps: CopyDeps): Promise<void> {
-  const bulk = deps.bulk && info.narSize >= deps.bulk.minBytes ? await deps.bulk.open() : undefined;
-  const [src, dst] = bulk ? (deps.bulk!.side === "to" ? [from, bulk] : [bulk, to.client]) : [from, to.client];
+  const src = (await bulkFor(deps, "from", info.narSize)) ?? from;
+  const dst = (await bulkFor(deps, "to", info.narSize)) ?? to.client;
   deps.progress.pathStart(path, info.narSize, src.name, dst.name);
   let ok = false;
   try {
@@ -187,7 +192,7 @@ async function importInto(from: ServeClient, to: CopyDestination & { kind: "impo
       sigs: info.sigs,
       ca: info.ca,
       nar: async (sink, opts) => {
-        const src = (deps.bulk?.side === "from" && info.narSize >= deps.bulk.minBytes ? await deps.bulk.open() : undefined) ?? from;
+        const src = (await bulkFor(deps, "from", info.narSize)) ?? from;
         deps.progress.pathStart(path, info.narSize, src.name, to.name);
         let ok = false;
         try {
