@@ -28,7 +28,7 @@ import { agentPathOnCluster, ensureAgent } from "./agent-binary.ts";
 import { fileMemo } from "../state/memo.ts";
 import { localNarReader, localStoreUri } from "../remote/local-nar.ts";
 import { copyProgress } from "./copy-progress.ts";
-import { agentBulk, type AgentBulk } from "./agent-bulk.ts";
+import { nodeBulk, type NodeBulk } from "./node-bulk.ts";
 import { lineReader, openAgentChannel } from "./agent-channels.ts";
 import type { BuildContext } from "./executor.ts";
 import { JobLog } from "./job-record.ts";
@@ -85,7 +85,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   let submitting: Promise<{ id: string }> | undefined;
   let node: string | undefined;
   let localReady: Promise<ServeClient> | undefined;
-  let bulk: AgentBulk | undefined;
+  let bulk: NodeBulk | undefined;
   // Resolves once the agent said hello: a serve channel that came too early tries again directly.
   const heard = Promise.withResolvers<void>();
   heard.promise.catch(() => {});
@@ -150,7 +150,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     // agent says hello (an agent that cannot build ends the serve session; hello says why).
     const logOpening = open("log");
     const serving = open("serve", heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath), `job ${id} on ${node}`));
-    bulk = agentBulk({ pool, node: nodeDest, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"] || undefined, environment: conf["job-environment"], storeDir: storeDirOf(req.drvPath), minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
+    bulk = nodeBulk({ pool, node: nodeDest, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"] || undefined, environment: conf["job-environment"], storeDir: storeDirOf(req.drvPath), minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
     serving.catch(() => {});
     const log = await logOpening;
     record.mark("log-channel");

@@ -14,13 +14,13 @@ import { openBulkServe, type BulkSession } from "../remote/openssh.ts";
 import { shellQuote, type SshPool } from "../remote/ssh.ts";
 import { parseJobEnvironment } from "./job-plan.ts";
 
-export interface AgentBulk {
+export interface NodeBulk {
   /** What copyClosure takes for one direction; undefined when bulk transfers are off. */
   deps(side: "to" | "from"): CopyDeps["bulk"];
   close(): Promise<void>;
 }
 
-export interface AgentBulkTarget {
+export interface NodeBulkTarget {
   pool: SshPool;
   node: Destination;
   /** remote-store and remote-nix-bin-dir, as the agent uses them. */
@@ -37,20 +37,20 @@ export interface AgentBulkTarget {
 }
 
 /** The node's `nix-store --serve --write`, in the job's environment (pure). */
-export function bulkServeCommand(t: Pick<AgentBulkTarget, "remoteStore" | "nixBinDir" | "environment">): string {
+export function bulkServeCommand(t: Pick<NodeBulkTarget, "remoteStore" | "nixBinDir" | "environment">): string {
   const serve = remoteServeCommand({ remoteStore: t.remoteStore, nixBinDir: t.nixBinDir });
   const env = Object.entries(parseJobEnvironment(t.environment)).map(([k, v]) => shellQuote(`${k}=${v}`));
   return env.length ? `env ${env.join(" ")} ${serve}` : serve;
 }
 
-export function agentBulk(t: AgentBulkTarget): AgentBulk {
+export function nodeBulk(t: NodeBulkTarget): NodeBulk {
   let session: Promise<BulkSession | undefined> | undefined;
+  let closed: Promise<void> | undefined;
   const open = (): Promise<ServeClient | undefined> =>
     (session ??= openBulkServe(t.pool, t.node, bulkServeCommand(t), t.storeDir, t.log, t.label)).then((s) => s?.client);
   return {
     deps: (side) => (t.minBytes > 0 ? { side, minBytes: t.minBytes, open } : undefined),
-    async close() {
-      await session?.then((s) => s?.close()).catch(() => {});
-    },
+    // Closed when the agent is told "done", and again on the way out of any failure: once.
+    close: () => (closed ??= (session ?? Promise.resolve(undefined)).then((s) => s?.close()).catch(() => {})),
   };
 }

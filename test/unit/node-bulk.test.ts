@@ -1,7 +1,7 @@
 // The command of the hook's bulk session on the job's node (pure): the node's nix-store --serve with
 // remote-store and remote-nix-bin-dir, in the job's environment (job-environment).
 import { expect, test } from "bun:test";
-import { bulkServeCommand } from "../../src/hook/agent-bulk.ts";
+import { bulkServeCommand } from "../../src/hook/node-bulk.ts";
 
 test.each([
   [{ environment: [] }, "nix-store --serve --write"],
