@@ -35,8 +35,10 @@ export const doctorCommand = defineCommand({
     const c = loaded.config;
     if (loaded.errors.length === 0) {
       // The hook's own readiness check: while anything is missing it declines every build.
-      const missing = missingSetup({ conf: c, env: process.env, files: loaded.files, searched: nshConfFiles(process.env), readable });
-      add("hook setup", missing.length === 0, missing.length ? `missing: ${missing.join("; ")}; until then the hook declines every build` : "the hook takes the cluster's builds");
+      const searched = nshConfFiles(process.env);
+      const missing = missingSetup({ conf: c, env: process.env, files: loaded.files, searched, readable });
+      const detail = missing.length ? `missing: ${missing.join("; ")}; until then the hook declines every build` : "the hook takes the cluster's builds";
+      add("hook setup", missing.length === 0, detail);
     }
     if (c["job-scheduler"] === "slurm") {
       try {

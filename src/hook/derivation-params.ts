@@ -74,7 +74,8 @@ const quoted = (keys: readonly string[]) => keys.map((k) => `'${k}'`).join(", ")
 export function refusalMessage(drvPath: string, attr: string, refused: readonly string[]): string {
   const one = refused.length === 1;
   return (
-    `${drvPath}: attribute ${attr} sets ${one ? "the key" : "the keys"} ${quoted(refused)}, which a derivation may not set ` +
+    `${drvPath}: attribute ${attr} sets ${one ? "the key" : "the keys"} ${quoted(refused)}, ` +
+    "which a derivation may not set " +
     `(only resource and placement fields pass; nothing was submitted); to allow ${one ? "it" : "them"}, ` +
     `add 'extra-derivation-params-allow = ${refused.join(" ")}' to nsh.conf`
   );

@@ -76,7 +76,12 @@ export function jsonObjectAttr(drv: Derivation, drvPath: string, attr: string): 
  * The derivation's parameters attribute, parsed and checked against derivation-params-allow: a key
  * the list does not allow is the derivation's fault and fails its build before anything is submitted.
  */
-export function derivationParams(drv: Derivation, drvPath: string, attr: string, allowWords?: readonly string[]): JsonObject | undefined {
+export function derivationParams(
+  drv: Derivation,
+  drvPath: string,
+  attr: string,
+  allowWords?: readonly string[],
+): JsonObject | undefined {
   const params = jsonObjectAttr(drv, drvPath, attr);
   const refused = params ? refusedKeys(params, allowList(attr, allowWords)) : [];
   if (refused.length > 0) throw new DerivationAttrError(refusalMessage(drvPath, attr, refused));

@@ -96,7 +96,8 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
   const scheduler = conf?.["job-scheduler"] as SchedulerKind | undefined;
   const executor = scheduler ? (opts.executors ?? registry)[scheduler] : undefined;
   // What a submit would lack (no nsh.conf, no slurm-state-dir, no token): then nsh takes nothing.
-  const unready = conf ? missingSetup({ conf, env, files: files ?? [], searched: nshConfFiles(env), readable: canRead }) : [];
+  const searched = nshConfFiles(env);
+  const unready = conf ? missingSetup({ conf, env, files: files ?? [], searched, readable: canRead }) : [];
   let warnedUnready = false;
   const fallback = new Fallback({
     hook: opts.fallbackHook ?? fallbackHook(partial),

@@ -84,7 +84,10 @@ test("a derivation's attribute is checked when it is read and when its job is pl
   expect(() => derivationParams(drv, DRV, "extraSlurmParams")).toThrow(`${DRV}: attribute extraSlurmParams sets the key 'current_working_directory'`);
   expect(derivationParams(drv, DRV, "extraSlurmParams", ["default", "current_working_directory"])).toEqual({ cpus_per_task: 2, current_working_directory: "/" });
   const plan = (paramsAllow?: string[]) =>
-    jobSpec({ drvPath: DRV, drv, stateDir: "/st", key: "k1", agentPath: "/st/bin/nsh-a", remoteStore: "auto", nixBinDir: "", collectGarbage: false, buildTimeout: 0, paramsAttr: "extraSlurmParams", ...(paramsAllow ? { paramsAllow } : {}) });
+    jobSpec({
+      ...{ drvPath: DRV, drv, stateDir: "/st", key: "k1", agentPath: "/st/bin/nsh-a", remoteStore: "auto", nixBinDir: "" },
+      ...{ collectGarbage: false, buildTimeout: 0, paramsAttr: "extraSlurmParams", ...(paramsAllow ? { paramsAllow } : {}) },
+    });
   expect(() => plan()).toThrow(/may not set/);
   expect(plan(["*"]).extra).toEqual({ cpus_per_task: 2, current_working_directory: "/" });
 });
