@@ -62,7 +62,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const localState = conf["state-dir"] || ensureStateDir(env);
   const drv = parseDerivation(fs.readFileSync(req.drvPath, "utf8"));
   const paramsAttr = PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams";
-  // A malformed parameters attribute (or a key it may not set) is the derivation's fault: say so before anything is submitted.
+  // A malformed parameters attribute, or a key it may not set, is the derivation's fault: fail before any submit.
   derivationParams(drv, req.drvPath, paramsAttr, conf["derivation-params-allow"]);
   const key = `${Date.now().toString(36)}-${process.pid}`;
   const dir = jobDir(clusterState, key);
