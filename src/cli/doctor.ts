@@ -1,8 +1,10 @@
 // `nsh doctor`: checks what a build through nsh needs, in the order a build needs it, and says
 // what to fix: the config, the JWT, slurmrestd and its API version, ssh to the login host, the
 // cluster state directory, and Nix and the store on the remote side.
+import fs from "node:fs";
 import { defineCommand } from "citty";
-import { loadNshConf } from "../config/nsh-conf.ts";
+import { loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
+import { missingSetup } from "../hook/readiness.ts";
 import { schedulerFor } from "../hook/schedulers.ts";
 import { parseDestination } from "../remote/destination.ts";
 import { openRemoteServe } from "../remote/open-store.ts";
@@ -10,6 +12,15 @@ import { SshPool, shellQuote } from "../remote/ssh.ts";
 import { SlurmRestScheduler, jwtToken } from "../schedulers/slurm-rest.ts";
 
 type Check = { name: string; ok: boolean; detail: string };
+
+function readable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export const doctorCommand = defineCommand({
   meta: { name: "doctor", description: "Check nsh.conf, the JWT, slurmrestd and its API version, ssh, the cluster state directory and the remote Nix store; say what to fix." },
@@ -22,6 +33,13 @@ export const doctorCommand = defineCommand({
     const loaded = loadNshConf();
     add("nsh.conf", loaded.errors.length === 0, loaded.errors.length ? loaded.errors.map((e) => e.message).join("; ") : `${loaded.files.join(", ") || "no nsh.conf found: defaults"}${loaded.warnings.length ? ` (${loaded.warnings.join("; ")})` : ""}`);
     const c = loaded.config;
+    if (loaded.errors.length === 0) {
+      // The hook's own readiness check: while anything is missing it declines every build.
+      const searched = nshConfFiles(process.env);
+      const missing = missingSetup({ conf: c, env: process.env, files: loaded.files, searched, readable });
+      const detail = missing.length ? `missing: ${missing.join("; ")}; until then the hook declines every build` : "the hook takes the cluster's builds";
+      add("hook setup", missing.length === 0, detail);
+    }
     if (c["job-scheduler"] === "slurm") {
       try {
         const t = jwtToken(c);

@@ -40,6 +40,7 @@ export const NSH_SETTINGS = {
   "slurm-jwt-token-file": { kind: "string", default: "", doc: "file holding the JWT" },
   "slurm-user": { kind: "string", default: "", doc: "user name for slurmrestd (default: the current user)" },
   "slurm-extra-submission-params": { kind: "json-object", default: {}, doc: "JSON merged into the job of every submission" },
+  "derivation-params-allow": { kind: "list", default: ["default"], doc: "keys a derivation's scheduler parameters (extraSlurmParams, …) may set: 'default' is the built-in resource and placement list, '*' any key" },
   "slurm-conf": { kind: "string", default: "", doc: "slurm.conf for slurm-native" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
@@ -65,7 +66,11 @@ function convert(name: string, spec: Spec, s: NixConfSetting): { ok: true; value
   const k = spec.kind;
   if (k === "bool") return settingBool(value, file, line, name);
   if (k === "int") return settingInt(value, file, line, name, { min: 0 });
-  if (k === "list") return settingList(value, file, line, name);
+  if (k === "list") {
+    const r = settingList(value, file, line, name);
+    // `extra-NAME` without a NAME line appends to NAME's default, as in Nix.
+    return r.ok && s.appendToDefault ? { ok: true, value: [...(spec.default as string[]), ...(r.value as string[])] } : r;
+  }
   if (k === "size") {
     const n = parseSizeText(value);
     return n === undefined ? fail("a size such as 512M or 2G") : { ok: true, value: n };

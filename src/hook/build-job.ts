@@ -33,7 +33,7 @@ import { lineReader, openAgentChannel } from "./agent-channels.ts";
 import type { BuildContext } from "./executor.ts";
 import { JobLog } from "./job-record.ts";
 import { TIMED_OUT, describeEnd, jobEndVerdict, plainText } from "./job-end.ts";
-import { buildLimits, firstHost, jobDir, jobOutputFile, jobSpec, jsonObjectAttr } from "./job-plan.ts";
+import { buildLimits, firstHost, jobDir, jobOutputFile, jobSpec, derivationParams } from "./job-plan.ts";
 import { PARAMS_ATTR, schedulerFor } from "./schedulers.ts";
 
 const INFO = 3;
@@ -62,8 +62,8 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const localState = conf["state-dir"] || ensureStateDir(env);
   const drv = parseDerivation(fs.readFileSync(req.drvPath, "utf8"));
   const paramsAttr = PARAMS_ATTR[conf["job-scheduler"]] ?? "extraSlurmParams";
-  // A malformed parameters attribute is the derivation's fault: say so before anything is submitted.
-  jsonObjectAttr(drv, req.drvPath, paramsAttr);
+  // A malformed parameters attribute, or a key it may not set, is the derivation's fault: fail before any submit.
+  derivationParams(drv, req.drvPath, paramsAttr, conf["derivation-params-allow"]);
   const key = `${Date.now().toString(36)}-${process.pid}`;
   const dir = jobDir(clusterState, key);
   // The scheduler's request lines are for debugging; its other lines (token file readable by
@@ -108,7 +108,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
       record.mark("agent-placed");
     }
     const limits = buildLimits(ctx.settings);
-    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr, environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
+    const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr, paramsAllow: conf["derivation-params-allow"], environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
     submitting = scheduler.submit(spec);
     let { id } = await step(submitting);
     jobId = id;

@@ -6,6 +6,7 @@ import { agentArgs } from "../agent/protocol.ts";
 import type { JobSpec, JsonObject } from "../schedulers/scheduler.ts";
 import { shellQuote } from "../remote/ssh.ts";
 import { jobTimeLimitMinutes } from "./job-end.ts";
+import { allowList, refusalMessage, refusedKeys } from "./derivation-params.ts";
 
 export class DerivationAttrError extends Error {}
 
@@ -36,6 +37,8 @@ export interface JobPlanInput {
   buildTimeout: number;
   /** The derivation-level parameters attribute, e.g. extraSlurmParams. */
   paramsAttr: string;
+  /** derivation-params-allow: which of its keys may reach the job (default: the attribute's built-in list). */
+  paramsAllow?: readonly string[];
   /** job-environment: NAME=VALUE words. */
   environment?: readonly string[];
   /** store-dir: the logical store directory on the cluster. */
@@ -67,6 +70,22 @@ export function jsonObjectAttr(drv: Derivation, drvPath: string, attr: string): 
   }
   if (!v || typeof v !== "object" || Array.isArray(v)) throw new DerivationAttrError(`${drvPath}: attribute ${attr} must be a JSON object, got ${text.slice(0, 80)}`);
   return v as JsonObject;
+}
+
+/**
+ * The derivation's parameters attribute, parsed and checked against derivation-params-allow: a key
+ * the list does not allow is the derivation's fault and fails its build before anything is submitted.
+ */
+export function derivationParams(
+  drv: Derivation,
+  drvPath: string,
+  attr: string,
+  allowWords?: readonly string[],
+): JsonObject | undefined {
+  const params = jsonObjectAttr(drv, drvPath, attr);
+  const refused = params ? refusedKeys(params, allowList(attr, allowWords)) : [];
+  if (refused.length > 0) throw new DerivationAttrError(refusalMessage(drvPath, attr, refused));
+  return params;
 }
 
 /** The batch script: nothing but the agent (the job's PATH may hold no tools at all). */
@@ -108,7 +127,7 @@ export function jobSpec(p: JobPlanInput): JobSpec {
       return minutes === undefined ? {} : { timeLimitMinutes: minutes };
     })(),
     ...(() => {
-      const extra = jsonObjectAttr(p.drv, p.drvPath, p.paramsAttr);
+      const extra = derivationParams(p.drv, p.drvPath, p.paramsAttr, p.paramsAllow);
       return extra ? { extra } : {};
     })(),
   };

@@ -3,9 +3,11 @@
 // answers `# accept\n<machine>\n`, reads the inputs and wanted outputs and hands the build to the
 // scheduler's executor, whose status is our exit status. Everything else goes to Nix's own hook
 // (fallback.ts). A broken nsh.conf never breaks a build: it is reported, and every build goes to
-// the fallback. EOF while idle means Nix has nothing more for us: exit 0 at once.
+// the fallback; so does every build while nsh is not set up (readiness.ts), with one warning.
+// EOF while idle means Nix has nothing more for us: exit 0 at once.
+import fs from "node:fs";
 import { isatty } from "node:tty";
-import { type LoadedNshConfig, type NshConfig, loadNshConf } from "../config/nsh-conf.ts";
+import { type LoadedNshConfig, type NshConfig, loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
 import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
 import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
@@ -14,6 +16,7 @@ import { type Decision, decide } from "./decision.ts";
 import { type BuildExecutor, type SchedulerKind, executors as registry, machineName } from "./executor.ts";
 import { Fallback, fallbackHook } from "./fallback.ts";
 import { HookLog, type Level, type Sink } from "./hook-log.ts";
+import { missingSetup, notReadyMessage } from "./readiness.ts";
 
 export interface HookIo {
   /** Nix → hook (fd 0) */
@@ -50,7 +53,7 @@ function realIo(): HookIo {
 }
 
 /** The config, or undefined when nsh.conf has errors (reported); `partial` keeps the values that were valid. */
-function loadConfSafely(load: (env: Env) => LoadedNshConfig, env: Env, log: HookLog): { conf?: NshConfig; partial?: NshConfig } {
+function loadConfSafely(load: (env: Env) => LoadedNshConfig, env: Env, log: HookLog): { conf?: NshConfig; partial?: NshConfig; files?: string[] } {
   let loaded: LoadedNshConfig;
   try {
     loaded = load(env);
@@ -59,12 +62,21 @@ function loadConfSafely(load: (env: Env) => LoadedNshConfig, env: Env, log: Hook
     return {};
   }
   for (const w of loaded.warnings) log.warn(w);
-  if (loaded.errors.length === 0) return { conf: loaded.config, partial: loaded.config };
+  if (loaded.errors.length === 0) return { conf: loaded.config, partial: loaded.config, files: loaded.files };
   const byPlace = [...loaded.errors].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
   for (const e of byPlace) log.error(e.message);
   log.error("nsh builds nothing on the cluster until nsh.conf is fixed: every build goes to Nix's own build hook or is built locally");
   return { partial: loaded.config };
 }
+
+const canRead = (file: string) => {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 const describe = (req: TryRequest) =>
   `'${req.drvPath}' (system ${req.system}${req.requiredFeatures.length ? `, features ${req.requiredFeatures.join(" ")}` : ""}${req.amWilling ? "" : ", no local slot"})`;
@@ -80,16 +92,20 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
   if (!start) return 0;
   const { reader, settings, blob } = start;
 
-  const { conf, partial } = loadConfSafely(opts.loadConf ?? loadNshConf, env, log);
+  const { conf, partial, files } = loadConfSafely(opts.loadConf ?? loadNshConf, env, log);
   const scheduler = conf?.["job-scheduler"] as SchedulerKind | undefined;
   const executor = scheduler ? (opts.executors ?? registry)[scheduler] : undefined;
+  // What a submit would lack (no nsh.conf, no slurm-state-dir, no token): then nsh takes nothing.
+  const searched = nshConfFiles(env);
+  const unready = conf ? missingSetup({ conf, env, files: files ?? [], searched, readable: canRead }) : [];
+  let warnedUnready = false;
   const fallback = new Fallback({
     hook: opts.fallbackHook ?? fallbackHook(partial),
     verbosity,
     settingsBlob: blob,
     toNix: io.toNix,
     log,
-    neverTakes: !executor,
+    neverTakes: !executor || unready.length > 0,
     logFds: io.logFds,
     env,
   });
@@ -117,6 +133,10 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
     if (d.take && !executor) {
       d = { take: false, reason: `this nsh has no executor for job-scheduler '${scheduler}'` };
       log.warn(`'${req.drvPath}' is for the cluster, but ${d.reason}; handing it to Nix's own build hook`);
+    } else if (d.take && unready.length > 0) {
+      d = { take: false, reason: "nsh is not set up" };
+      if (!warnedUnready) log.warn(notReadyMessage(unready)); // once per hook, not per try
+      warnedUnready = true;
     } else if (!d.take && conf) log.talkative(`not building '${req.drvPath}' on the cluster: ${d.reason}; handing it to Nix's own build hook`);
 
     if (d.take && executor && conf) {

@@ -8,6 +8,9 @@
 //   - the job's node unreachable over ssh (its name maps to a closed port): the message names the
 //     node, and the job is cancelled;
 //   - slurmrestd down (killed; last, the lab's slurmrestd does not come back): "not reachable".
+// A setup that is missing something (no nsh.conf, no slurm-state-dir, no token) is not broken but
+// incomplete: the hook declines instead (test/hook/unconfigured-*.test.ts); a key extraSlurmParams
+// may not set is refused like a malformed attribute (test/hook-slurm/refused-params.test.ts).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import net from "node:net";

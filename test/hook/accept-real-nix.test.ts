@@ -12,7 +12,10 @@ let lab: NixLab;
 let hook: string;
 beforeAll(async () => {
   lab = await startNixLab({ name: "accept" });
-  fs.writeFileSync(path.join(lab.confDir, "nsh.conf"), "slurm-api-host = login.test\nmandatory-system-features = nsh\n");
+  // a set-up nsh (slurm-state-dir and a token): one that is not declines every build
+  const jwt = path.join(lab.root, "slurm.jwt");
+  fs.writeFileSync(jwt, "test-token\n", { mode: 0o600 });
+  fs.writeFileSync(path.join(lab.confDir, "nsh.conf"), `slurm-api-host = login.test\nmandatory-system-features = nsh\nslurm-state-dir = /cluster/nsh\nslurm-jwt-token-file = ${jwt}\n`);
   hook = path.join(lab.root, "test-hook");
   const record = path.join(lab.root, "record.json");
   fs.writeFileSync(hook, `#!/bin/sh\nTEST_HOOK_RECORD='${record}' exec '${process.execPath}' '${path.join(import.meta.dir, "fixtures", "test-hook.ts")}' "$@"\n`, { mode: 0o755 });

@@ -34,8 +34,10 @@ export function nixStdin(chunks: Uint8Array[], open = false) {
   };
 }
 
-export function confLoader(over: Partial<NshConfig> = {}, errors: LoadedNshConfig["errors"] = []): () => LoadedNshConfig {
-  return () => ({ config: { ...defaultNshConfig(), ...over }, origins: new Map(), files: [], warnings: [], errors });
+/** A loaded nsh.conf: the defaults plus what a hook needs to submit (readiness.ts), then `over`. */
+export function confLoader(over: Partial<NshConfig> = {}, errors: LoadedNshConfig["errors"] = [], files = ["/test/nsh.conf"]): () => LoadedNshConfig {
+  const ready: Partial<NshConfig> = { "slurm-state-dir": "/cluster/nsh", "slurm-jwt-token": "test-jwt" };
+  return () => ({ config: { ...defaultNshConfig(), ...ready, ...over }, origins: new Map(), files, warnings: [], errors });
 }
 
 export interface NixMsg {

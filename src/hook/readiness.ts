@@ -1,0 +1,48 @@
+// Whether nsh is set up enough to submit a job. Pure (the file check is passed in). A hook that
+// cannot submit must not accept a build only to fail it: with `build-hook = nsh` set before
+// nsh.conf is written, every build of the cluster's system would break. The runner asks this once
+// per hook process and, when something is missing, declines every build (Nix's own hook or a local
+// build takes it) with one warning; `nsh doctor` shows the same list.
+import type { NshConfig } from "../config/nsh-conf.ts";
+import type { Env } from "../config/nixconf.ts";
+
+export interface SetupInput {
+  conf: Pick<NshConfig, "job-scheduler" | "slurm-state-dir" | "slurm-jwt-token" | "slurm-jwt-token-file">;
+  env: Env;
+  /** the nsh.conf files that were read (empty: none was found) */
+  files: readonly string[];
+  /** where nsh looked for one (for the message) */
+  searched: readonly string[];
+  /** whether a token file can be read by this process */
+  readable: (path: string) => boolean;
+}
+
+const JWT_SOURCES = "slurm-jwt-token, slurm-jwt-token-file or SLURM_JWT in the environment";
+
+/** What is missing before a job can be submitted, each naming the setting; empty when nsh is ready. */
+export function missingSetup(i: SetupInput): string[] {
+  const missing: string[] = [];
+  if (i.files.length === 0) missing.push(`nsh.conf (none found at ${i.searched.join(" or ")})`);
+  const scheduler = i.conf["job-scheduler"];
+  // pbs: decided when its executor exists (until then the runner declines its builds anyway).
+  if (scheduler === "slurm" || scheduler === "slurm-native") {
+    if (!i.conf["slurm-state-dir"].trim()) missing.push("slurm-state-dir (where jobs keep their files on the cluster)");
+  }
+  if (scheduler === "slurm") {
+    // The order the scheduler takes the token in (slurm-rest.ts jwtToken): a token file that is set
+    // but unreadable fails the submit even when SLURM_JWT is set.
+    const inline = i.conf["slurm-jwt-token"].trim();
+    const file = i.conf["slurm-jwt-token-file"].trim();
+    if (!inline && file && !i.readable(file)) missing.push(`a readable slurm-jwt-token-file (${file} cannot be read)`);
+    else if (!inline && !file && !i.env.SLURM_JWT?.trim()) missing.push(`a JWT for slurmrestd (${JWT_SOURCES})`);
+  }
+  return missing;
+}
+
+/** The one warning a hook gives when it declines for want of setup. */
+export function notReadyMessage(missing: readonly string[]): string {
+  return (
+    `nsh is not set up, so it builds nothing on the cluster; missing: ${missing.join("; ")}. ` +
+    "Builds go to Nix's own build hook or are built locally; `nsh doctor` checks the setup"
+  );
+}
