@@ -20,7 +20,10 @@ const NO_AUTOLOAD = [
 // --splitting: each personality's modules become their own chunk, loaded when it is chosen, so a
 // process no longer loads the whole bundle first (nix-sigstop --version 19 → 15 ms, the hook 25 → 20 ms).
 const result = Bun.spawnSync(
-  [process.execPath, "build", "--compile", ...NO_AUTOLOAD, "--splitting", "--minify", "--bytecode", "--format=esm", "--sourcemap=none", "--external", "cpu-features", path.join(import.meta.dir, "src/main.ts"), "--outfile", outfile],
+  [
+    process.execPath, "build", "--compile", ...NO_AUTOLOAD, "--splitting", "--minify", "--bytecode", "--format=esm",
+    "--sourcemap=none", "--external", "cpu-features", path.join(import.meta.dir, "src/main.ts"), "--outfile", outfile,
+  ],
   { stdio: ["inherit", "inherit", "inherit"] },
 );
 if (result.exitCode !== 0) process.exit(result.exitCode ?? 1);

@@ -89,8 +89,12 @@ function unmark(dir: string, pid: number): void {
 }
 
 /** Without a shared directory (refused, see shared-dir.ts) nothing is registered. */
-export const markStopped = (shared: SharedDir | undefined, nixPid: number) => shared && mark(registryDir(shared.path), nixPid);
-export const markRunning = (shared: SharedDir | undefined, nixPid: number) => shared && unmark(registryDir(shared.path), nixPid);
+export function markStopped(shared: SharedDir | undefined, nixPid: number): void {
+  if (shared) mark(registryDir(shared.path), nixPid);
+}
+export function markRunning(shared: SharedDir | undefined, nixPid: number): void {
+  if (shared) unmark(registryDir(shared.path), nixPid);
+}
 
 /** Live stopped processes registered in `dir`, other than `selfPid`; dead entries are dropped. */
 function stoppedIn(dir: string, selfPid: number): { pid: number; rssBytes: number; swapBytes: number }[] {

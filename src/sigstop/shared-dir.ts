@@ -52,7 +52,8 @@ export interface SharedDir {
 const O_DIR = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
 
 function facts(st: fs.Stats): DirFacts {
-  return { kind: st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : "other", uid: st.uid, mode: st.mode };
+  const kind = st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : "other";
+  return { kind, uid: st.uid, mode: st.mode };
 }
 
 /** Makes `dir` (0700) if missing, opens it without following a symbolic link, checks it; returns the fd. */
@@ -73,7 +74,8 @@ function openCheckedDir(dir: string, shownAs: string, mayTighten: boolean, recur
       st = fs.lstatSync(dir);
     } catch {}
     const v = st && judgeSharedDir(facts(st), euid, mayTighten);
-    const why = v && !v.use ? v.why : st ? (e as Error).message : `cannot create it: ${(mkdirError ?? (e as Error)).message}`;
+    if (v && !v.use) throw new SharedDirRefused(`${shownAs}: ${v.why}`);
+    const why = st ? (e as Error).message : `cannot create it: ${(mkdirError ?? (e as Error)).message}`;
     throw new SharedDirRefused(`${shownAs}: ${why}`);
   }
   const v = judgeSharedDir(facts(fs.fstatSync(fd)), euid, mayTighten);
@@ -94,7 +96,9 @@ export function openSharedDir(dir: string, isDefault: boolean): SharedDir {
   const via = `/proc/self/fd/${fd}`;
   try {
     // Inside a directory of ours: subdirectories an older nix-sigstop made 1777 are ours to tighten.
-    for (const sub of ["stopped", "waiting"]) fs.closeSync(openCheckedDir(path.join(via, sub), path.join(dir, sub), true, false));
+    for (const sub of ["stopped", "waiting"]) {
+      fs.closeSync(openCheckedDir(path.join(via, sub), path.join(dir, sub), true, false));
+    }
   } catch (e) {
     fs.closeSync(fd);
     throw e;
@@ -112,7 +116,8 @@ export function useSharedDir(given: string | undefined, warn: (msg: string) => v
     return openSharedDir(dir, given === undefined);
   } catch (e) {
     const why = e instanceof SharedDirRefused ? e.message : `${dir}: ${(e as Error).message}`;
-    warn(`not using the shared directory (${why}); resumptions will not take turns with your other runs (see --shared-dir)`);
+    warn(`not using the shared directory (${why}); resumptions will not take turns with your other runs`
+      + " (see --shared-dir)");
     return undefined;
   }
 }
@@ -136,5 +141,5 @@ export function touchEntry(dir: string, name: string): void {
   const c = fs.constants;
   try {
     fs.closeSync(fs.openSync(path.join(dir, name), c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW | c.O_NONBLOCK, 0o600));
-  } catch {}
+  } catch {} // there already (ours: fine), or not ours to touch
 }

@@ -7,8 +7,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { startNixLab, type NixLab } from "../lab/nix.ts";
-import { SIGSTOP, salt } from "./helpers.ts";
-import { asUser, freeUids, runAs, userEnv } from "./other-user.ts";
+import { freeUids, ifdRunAs, runAs, userEnv } from "./other-user.ts";
 
 const LEGACY = "/tmp/nix-sigstop-shared";
 let lab: NixLab;
@@ -23,17 +22,6 @@ afterAll(async () => {
   await lab?.cleanup();
 });
 
-async function victimRun(victim: number, env: Record<string, string>) {
-  const s = salt();
-  const p = Bun.spawn(asUser(victim, [SIGSTOP, "--resume-fast-path", "0", "eval", "--store", "daemon", "--impure", "--raw", "--expr",
-    `(import ${lab.expr("ifd-sleep")} { salt = "${s}"; sleep = "1"; }).value`]), { env, stdio: ["ignore", "pipe", "pipe"] });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  expect(code).toBe(0);
-  expect(stdout).toBe(`ifd-${s}`);
-  expect(stderr).toContain("stopped nix"); // the run did go through a stop and a resumption
-  return stderr;
-}
-
 /** The other user takes `dir` first, unless it exists (the legacy path may, on a shared machine). */
 function squat(other: number, dir: string, how: string): void {
   if (fs.lstatSync(dir, { throwIfNoEntry: false })) return;
@@ -44,7 +32,8 @@ function squat(other: number, dir: string, how: string): void {
 test.each([
   ["a directory of theirs with resume.lock linked to the victim's file", (d: string, precious: string) =>
     `mkdir -m 777 ${d} && mkdir -m 777 ${d}/stopped ${d}/waiting && ln -s ${precious} ${d}/resume.lock`],
-  ["a symbolic link to a private directory of the victim's", (d: string, precious: string) => `ln -s ${path.dirname(precious)} ${d}`],
+  ["a symbolic link to a private directory of the victim's", (d: string, precious: string) =>
+    `ln -s ${path.dirname(precious)} ${d}`],
 ])("%s: refused, the victim's files untouched", async (_name, plant) => {
   const [victim, other] = freeUids(2) as [number, number];
   const env = userEnv(lab, victim);
@@ -54,7 +43,7 @@ test.each([
   const dflt = `/tmp/nix-sigstop-${victim}`;
   for (const d of [dflt, LEGACY]) squat(other, d, plant(d, precious));
 
-  const stderr = await victimRun(victim, env);
+  const stderr = await ifdRunAs(lab, victim, env);
   expect(fs.lstatSync(precious).mode & 0o7777).toBe(0o600);
   expect(fs.readFileSync(precious, "utf8")).toBe("precious");
   expect(fs.readdirSync(secret)).toEqual(["precious"]);
@@ -66,7 +55,7 @@ test("unsquatted: the victim's own /tmp/nix-sigstop-<uid>, 0700, with a 0600 loc
   const env = userEnv(lab, victim);
   const dflt = `/tmp/nix-sigstop-${victim}`;
   made.push(dflt);
-  const stderr = await victimRun(victim, env);
+  const stderr = await ifdRunAs(lab, victim, env);
   expect(stderr).not.toContain("not using the shared directory");
   const st = fs.lstatSync(dflt);
   expect([st.isDirectory(), st.uid, st.mode & 0o7777]).toEqual([true, victim, 0o700]);

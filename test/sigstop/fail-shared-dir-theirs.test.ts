@@ -6,8 +6,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { startNixLab, type NixLab } from "../lab/nix.ts";
-import { SIGSTOP, salt } from "./helpers.ts";
-import { asUser, freeUids, publicDir, runAs, userEnv } from "./other-user.ts";
+import { salt } from "./helpers.ts";
+import { freeUids, ifdRunAs, publicDir, runAs, userEnv } from "./other-user.ts";
 
 let lab: NixLab;
 beforeAll(async () => {
@@ -24,15 +24,10 @@ test("another user's shared directory with planted links: refused, the victim's 
   runAs(victim, ["sh", "-c", `umask 077; printf precious > ${precious}`]);
   const shared = path.join(publicDir(lab), `shared-${salt()}`);
   // The other user's directory, open to all, as a site-wide "shared" directory would be.
-  runAs(other, ["sh", "-c", `mkdir -m 1777 ${shared} && mkdir -m 777 ${shared}/stopped ${shared}/waiting && ln -s ${precious} ${shared}/resume.lock`]);
+  const plant = `mkdir -m 1777 ${shared} && mkdir -m 777 ${shared}/stopped ${shared}/waiting && ln -s ${precious} ${shared}/resume.lock`;
+  runAs(other, ["sh", "-c", plant]);
 
-  const s = salt();
-  const p = Bun.spawn(asUser(victim, [SIGSTOP, "--shared-dir", shared, "--resume-fast-path", "0", "eval", "--store", "daemon", "--impure", "--raw", "--expr",
-    `(import ${lab.expr("ifd-sleep")} { salt = "${s}"; sleep = "1"; }).value`]), { env, stdio: ["ignore", "pipe", "pipe"] });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  expect(code).toBe(0);
-  expect(stdout).toBe(`ifd-${s}`);
-  expect(stderr).toContain("stopped nix"); // the run did go through a stop and a resumption
+  const stderr = await ifdRunAs(lab, victim, env, ["--shared-dir", shared]);
   expect(fs.lstatSync(precious).mode & 0o7777).toBe(0o600);
   expect(fs.readFileSync(precious, "utf8")).toBe("precious");
   expect(stderr).toMatch(new RegExp(`warning: .*${shared}`)); // said once, naming the directory
