@@ -1,6 +1,8 @@
 # Builds the same single binary as `npm run build`: node_modules from package-lock.json
 # (importNpmLock needs no extra hash), then `bun build --compile` with nixpkgs' Bun, whose own
 # executable is the base of the compiled binary, so nothing is downloaded during the build.
+# build.ts turns off the executable's autoloading of .env/bunfig.toml from the working directory and fails
+# the build if the binary still runs a directory's bunfig.toml preload (a Bun too old for those flags).
 { lib, stdenvNoCC, bun, nodejs, importNpmLock }:
 
 stdenvNoCC.mkDerivation {

@@ -23,7 +23,7 @@ export const sigstopCommand: CommandDef = {
     quiet: { type: "boolean", description: "no summary line at exit" },
     relay: { type: "boolean", description: "pass nix's daemon traffic through nix-sigstop's relay even when nix could talk to the daemon's socket directly (NIX_SIGSTOP_RELAY=1); the relay is always used for a local store" },
     "buffer-size": { type: "string", description: "bytes the relay holds per connection and direction before it stops reading (NIX_SIGSTOP_BUFFER)", default: "8M" },
-    "shared-dir": { type: "string", description: "directory where wrappers on this host take turns resuming (NIX_SIGSTOP_SHARED_DIR; default /run/nix-sigstop as root, else /tmp/nix-sigstop-shared)" },
+    "shared-dir": { type: "string", description: "directory where your wrappers on this host take turns resuming: a directory of yours nobody else can write, else it is not used (NIX_SIGSTOP_SHARED_DIR; default /run/nix-sigstop as root, else /tmp/nix-sigstop-<uid>)" },
     "resume-margin": { type: "string", description: "room (RAM + swap) a resumed nix must have to grow by (NIX_SIGSTOP_RESUME_MARGIN)", default: "256M" },
     "resume-fast-path": { type: "string", description: "below this much in swap a resumption goes ahead without taking turns (NIX_SIGSTOP_RESUME_FAST_PATH)", default: "64M" },
     "resume-max-wait": { type: "string", description: "longest a resumption waits for memory; the biggest waiter goes after 15 s in which nothing on the host moved (NIX_SIGSTOP_RESUME_MAX_WAIT)", default: "600" },

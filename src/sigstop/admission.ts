@@ -3,6 +3,7 @@
 // lot of swapped memory waits its turn on a shared lock and for the memory to be there.
 import fs from "node:fs";
 import path from "node:path";
+import { openTurnLock, touchEntry, type SharedDir } from "./shared-dir.ts";
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock } from "../sys/libc.ts";
 import { availableMemory, commitRoom, readProcStatus, swapRoom } from "../sys/proc.ts";
 
@@ -59,27 +60,6 @@ export function forced(s: { waitedMs: number; sinceProgressMs: number; biggest: 
   return s.biggest && s.sinceProgressMs >= Math.min(STALL_MS, p.maxWaitMs / 4);
 }
 
-export function defaultSharedDir(): string {
-  return process.getuid?.() === 0 && fs.existsSync("/run") ? "/run/nix-sigstop" : "/tmp/nix-sigstop-shared";
-}
-
-/** The shared lock file; the directory is sticky and world-writable so every user's wrappers coordinate. */
-function ensureShared(dir: string): void {
-  if (fs.existsSync(dir)) return;
-  fs.mkdirSync(dir, { recursive: true });
-  fs.chmodSync(dir, 0o1777);
-}
-
-function openSharedLock(dir: string): number {
-  ensureShared(dir);
-  const file = path.join(dir, "resume.lock");
-  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o666);
-  try {
-    fs.fchmodSync(fd, 0o666);
-  } catch {}
-  return fd;
-}
-
 export interface Admission {
   waitedMs: number;
   /** Ends this evaluation's turn: when it stops for its next build, or exits. */
@@ -101,19 +81,20 @@ function waitingDir(sharedDir: string): string {
 }
 
 function mark(dir: string, pid: number): void {
-  try {
-    ensureShared(path.dirname(dir));
-    ensureShared(dir);
-    fs.writeFileSync(path.join(dir, String(pid)), "", { mode: 0o666 });
-  } catch {}
+  touchEntry(dir, String(pid));
 }
 
 function unmark(dir: string, pid: number): void {
   fs.rmSync(path.join(dir, String(pid)), { force: true });
 }
 
-export const markStopped = (sharedDir: string, nixPid: number) => mark(registryDir(sharedDir), nixPid);
-export const markRunning = (sharedDir: string, nixPid: number) => unmark(registryDir(sharedDir), nixPid);
+/** Without a shared directory (refused, see shared-dir.ts) nothing is registered. */
+export function markStopped(shared: SharedDir | undefined, nixPid: number): void {
+  if (shared) mark(registryDir(shared.path), nixPid);
+}
+export function markRunning(shared: SharedDir | undefined, nixPid: number): void {
+  if (shared) unmark(registryDir(shared.path), nixPid);
+}
 
 /** Live stopped processes registered in `dir`, other than `selfPid`; dead entries are dropped. */
 function stoppedIn(dir: string, selfPid: number): { pid: number; rssBytes: number; swapBytes: number }[] {
@@ -170,7 +151,10 @@ function turnHeld(fd: number): boolean {
  * release ends the turn: the caller holds it while nix runs, and releases it when nix stops for its
  * next build or exits.
  */
-export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, onWait: (msg: string) => void, cancelled: () => boolean): Promise<Admission> {
+export async function admit(pid: number, shared: SharedDir | undefined, p: AdmissionPolicy, onWait: (msg: string) => void, cancelled: () => boolean): Promise<Admission> {
+  // No shared directory: the refusal was said once at start; nix resumes at once, as it would without nix-sigstop.
+  if (!shared) return { waitedMs: 0, release() {} };
+  const sharedDir = shared.path;
   const t0 = Date.now();
   const swapNow = () => readProcStatus(pid)?.swapBytes ?? 0;
   const view = (swapBytes = swapNow(), peers = stoppedPeers(sharedDir, pid, swapBytes)): MemoryView => ({
@@ -181,9 +165,9 @@ export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, 
   });
   let fd: number | undefined;
   try {
-    fd = openSharedLock(sharedDir);
+    fd = openTurnLock(sharedDir);
   } catch (e) {
-    onWait(`cannot use the shared directory ${sharedDir} (${(e as Error).message}); resuming without turn-taking`);
+    onWait(`cannot use the shared directory ${shared.name} (${(e as Error).message}); resuming without turn-taking`);
     return { waitedMs: 0, release() {} };
   }
   const closeFd = () => {
@@ -229,7 +213,7 @@ export async function admit(pid: number, sharedDir: string, p: AdmissionPolicy, 
           : `waiting for memory: nix has ${mib(m.swapBytes)} in swap, ${mib(m.freeRamBytes + m.reclaimableBytes)} of RAM available or reclaimable`);
       } else {
         if (waited >= turnLimit) break;
-        say(`waiting for another nix-sigstop to resume first (shared lock in ${sharedDir})`);
+        say(`waiting for another nix-sigstop to resume first (shared lock in ${shared.name})`);
       }
       await Bun.sleep(250);
     }

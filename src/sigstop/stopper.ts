@@ -3,6 +3,7 @@
 import type { SigstopLog } from "./log.ts";
 import { isAlive, readProcStatus } from "../sys/proc.ts";
 import { admit, markRunning, markStopped, mib, type AdmissionPolicy } from "./admission.ts";
+import type { SharedDir } from "./shared-dir.ts";
 import { BuildTracker, type BuildEvent } from "./events.ts";
 import type { BuildRecord } from "./report.ts";
 
@@ -29,7 +30,7 @@ export class Stopper {
   constructor(
     private readonly pid: number,
     private readonly policy: AdmissionPolicy,
-    private readonly sharedDir: string,
+    private readonly sharedDir: SharedDir | undefined,
     private readonly log: SigstopLog,
   ) {
     // While builds are pending: sample memory, and notice notifiers that died without a word.

@@ -8,7 +8,7 @@ import type { Subprocess } from "bun";
 import type { SigstopLog } from "./log.ts";
 import { loadNixConf } from "../config/nixconf.ts";
 import { LineSplitter, decodeEvent } from "./events.ts";
-import { defaultSharedDir } from "./admission.ts";
+import { useSharedDir } from "./shared-dir.ts";
 import { nixCommandLine, type ParsedSigstopArgs } from "./args.ts";
 import { splitHookSetting } from "./hook-config.ts";
 import { formatReport, type SigstopReport } from "./report.ts";
@@ -126,7 +126,7 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   });
   await guard.watch(nix.pid);
 
-  const stopper = new Stopper(nix.pid, { marginBytes: opts.resumeMarginBytes, maxWaitMs: opts.resumeMaxWaitMs, fastPathBytes: opts.resumeFastPathBytes }, opts.sharedDir ?? defaultSharedDir(), log);
+  const stopper = new Stopper(nix.pid, { marginBytes: opts.resumeMarginBytes, maxWaitMs: opts.resumeMaxWaitMs, fastPathBytes: opts.resumeFastPathBytes }, useSharedDir(opts.sharedDir, (m) => log.warn(m)), log);
   onGuardFailed = direct
     ? () => {
         log.warn("the guard process failed to start; nix runs on without being stopped");

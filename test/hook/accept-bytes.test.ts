@@ -68,7 +68,6 @@ test("an executor that throws: an error message naming the build, status 1", asy
 test("SIGTERM while building aborts ctx.signal; the executor cleans up and its status is returned", async () => {
   const term = new AbortController();
   let cleaned = false;
-  const t0 = performance.now();
   const run = runInProcess({
     chunks: [blob, request(tryReq(drv), accepted)],
     conf: confLoader(),
@@ -84,7 +83,7 @@ test("SIGTERM while building aborts ctx.signal; the executor cleans up and its s
     },
   });
   setTimeout(() => term.abort(), 50);
-  const r = await run;
-  expect([r.code, cleaned]).toEqual([143, true]);
-  expect(performance.now() - t0).toBeLessThan(1000);
+  // The executor ends only on abort: without it the run never ends (the bound is for a clear failure).
+  const r = await Promise.race([run, Bun.sleep(30_000).then(() => undefined)]);
+  expect(r && [r.code, cleaned]).toEqual([143, true]);
 });

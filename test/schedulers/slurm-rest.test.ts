@@ -46,6 +46,18 @@ async function waitFor(s: SlurmRestScheduler, id: string, done: (st: JobStatus) 
   }
 }
 
+/** Live processes of the job submitted as `name` (its environment carries NSH_TEST=<name>). */
+function jobProcesses(name: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/environ`, "utf8").split("\0").includes(`NSH_TEST=${name}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${d}/status`, "utf8"))) out.push(Number(d));
+    } catch {}
+  }
+  return out;
+}
+
 async function thrown(p: Promise<unknown>): Promise<SchedulerError> {
   try {
     await p;
@@ -157,30 +169,39 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     expect(st).toMatchObject({ state: "failed", exitCode: 7, signal: null, reason: "NonZeroExitCode", rawState: ["FAILED"] });
   });
 
-  test("cancel of a pending and of a running job -> cancelled within 10 s; cancelling again is fine", async () => {
+  test("cancel of a pending and of a running job -> cancelled, its processes gone; cancelling again is fine", async () => {
     const s = sched();
+    const tag = `long-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
     const held = await s.submit(spec("held", "#!/bin/sh\ntrue\n", { extra: { hold: true } }));
-    const running = await s.submit(spec("long", "#!/bin/sh\nexec sleep 300\n"));
+    const running = await s.submit(spec(tag, "#!/bin/sh\nexec sleep 300\n"));
     const pend = await s.status(held.id);
     expect(pend).toMatchObject({ state: "pending", reason: "JobHeldUser", nodes: null, startTime: null, exitCode: null });
     expect((await waitFor(s, running.id, (x) => x.state === "running")).st.state).toBe("running");
+    // The check below can see the job's processes (Slurm says RUNNING a moment before its script runs).
+    const t00 = Date.now();
+    while (jobProcesses(tag).length === 0 && Date.now() - t00 < 30_000) await Bun.sleep(100);
+    expect(jobProcesses(tag).length).toBeGreaterThan(0);
     const times: number[] = [];
     const again: string[] = [];
     for (const { id } of [held, running]) {
       const t0 = performance.now();
       await s.cancel(id);
-      const { st } = await waitFor(s, id, (x) => x.state === "cancelled", 10_000);
+      // Slurm marks a cancelled job at once; the bound is room for a loaded machine (the job sleeps 300 s).
+      const { st } = await waitFor(s, id, (x) => x.state === "cancelled", 30_000);
       times.push(performance.now() - t0);
       expect(st.state).toBe("cancelled");
       const before = logs.length;
       await s.cancel(id); // already done: not an error
       again.push(logs.slice(before).join(" "));
     }
-    expect(times.every((t) => t < 10_000)).toBe(true);
-    const ran = await s.status(running.id);
-    expect(ran).toMatchObject({ signal: 15, exitCode: null });
-    note(`cancel -> cancelled: pending ${Math.round(times[0]!)} ms, running ${Math.round(times[1]!)} ms; cancelling again: ${again.join("; ")}`);
-  });
+    // What a user relies on: cancelled (never reported as succeeded), and the job's processes gone. Which
+    // signal Slurm reports for it (15, or 9 after KillWait) and its exit code vary by version and load.
+    expect((await s.status(running.id)).state).toBe("cancelled");
+    const t1 = Date.now();
+    while (jobProcesses(tag).length > 0 && Date.now() - t1 < 60_000) await Bun.sleep(200);
+    expect(jobProcesses(tag)).toEqual([]);
+    note(`cancel -> cancelled: pending ${Math.round(times[0]!)} ms, running ${Math.round(times[1]!)} ms; processes gone ${Date.now() - t1} ms later; cancelling again: ${again.join("; ")}`);
+  }, 120_000);
 
   test("an unknown job is 'unknown'; a refused submission carries Slurm's errors", async () => {
     const s = sched();

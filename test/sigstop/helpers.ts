@@ -91,6 +91,17 @@ export async function findNix(wrapperPid: number, timeoutMs = 10000): Promise<nu
   throw new Error(`no nix child of ${wrapperPid} after ${timeoutMs} ms`);
 }
 
+/**
+ * The wrapper's private runtime directory for this run, read from the nix it started (`--option build-hook
+ * <dir>/build-hook`): wherever it is (XDG_RUNTIME_DIR, TMPDIR), this is the one to watch.
+ */
+export function runtimeDirOf(nixPid: number): string {
+  const argv = cmdline(nixPid);
+  const i = argv.findIndex((a, k) => a === "build-hook" && argv[k - 1] === "--option");
+  if (i < 0 || !argv[i + 1]) throw new Error(`nix (pid ${nixPid}) has no --option build-hook: ${argv.join(" ")}`);
+  return path.dirname(argv[i + 1]!);
+}
+
 export async function waitFor(cond: () => boolean, timeoutMs: number, what: string, stepMs = 25): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
