@@ -91,7 +91,13 @@ export async function copyClosure(from: ServeClient, to: CopyDestination, paths:
  * What the destination has of `closure`, always from the destination itself (copy-plan.ts): the
  * roots alone when the cache expects them all there, else (or when one turns out missing) the rest.
  */
-async function validAtDestination(client: ServeClient, infos: Map<string, ServePathInfo>, closure: string[], roots: string[], cachedRoots: Set<string>): Promise<Set<string>> {
+async function validAtDestination(
+  client: ServeClient,
+  infos: Map<string, ServePathInfo>,
+  closure: string[],
+  roots: string[],
+  cachedRoots: Set<string>,
+): Promise<Set<string>> {
   const asked = firstValidityQuery(roots, closure, cachedRoots);
   const said = asked.length ? await client.queryValidPaths(asked) : new Set<string>();
   const first = afterValidityAnswer(infos, closure, asked, said);

@@ -37,6 +37,8 @@ export interface LocalStore {
 
 export class ImportError extends Error {}
 
+type Env = Record<string, string | undefined>;
+
 const bin = (s: LocalStore, prog: string) => (s.nixBinDir ? path.join(s.nixBinDir, prog) : prog);
 
 /**
@@ -127,25 +129,30 @@ export function pathsToLock(items: readonly { path: string }[], heldLocks: reado
  * paths, so what is valid now is left alone (it may be in use) and what is on disk but invalid is
  * an abandoned leftover that may go.
  */
-async function restoreAndRegister(items: ImportItem[], store: LocalStore, env: Record<string, string | undefined>, heldLocks: string[], opts: ImportOptions): Promise<void> {
+async function restoreAndRegister(items: ImportItem[], store: LocalStore, env: Env, heldLocks: string[], opts: ImportOptions): Promise<void> {
   const locks: PathLock[] = [];
   const restored: ImportItem[] = [];
   try {
-    for (const p of pathsToLock(items, heldLocks)) locks.push(await lockStorePath(physicalPath(store.store, p), () => opts.log?.(`waiting for another process's lock on ${p}`)));
+    for (const p of pathsToLock(items, heldLocks)) {
+      const waiting = () => opts.log?.(`waiting for another process's lock on ${p}`);
+      locks.push(await lockStorePath(physicalPath(store.store, p), waiting));
+    }
     const invalid = await invalidPaths(items.map((i) => i.path), store, env);
     const todo = items.filter((i) => invalid.has(i.path));
     for (const item of todo) {
       const target = physicalPath(store.store, item.path);
       removeTree(target);
       restored.push(item);
-      await runWithStdin([bin(store, "nix-store"), "--restore", target], env, async (write) => checkHash(item, await feedHashed(item, write)), `nix-store --restore ${target}`);
+      const feed = async (write: (b: Uint8Array) => Promise<void>) => checkHash(item, await feedHashed(item, write));
+      await runWithStdin([bin(store, "nix-store"), "--restore", target], env, feed, `nix-store --restore ${target}`);
     }
     if (todo.length === 0) return;
-    const reg = todo.map((i) => [i.path, i.narHash, String(i.narSize), i.deriver ?? "", String(i.references.length), ...i.references].join("\n")).join("\n");
-    await runWithStdin([bin(store, "nix-store"), "--register-validity", "--hash-given"], env, (write) => write(new TextEncoder().encode(`${reg}\n`)), `registering ${todo.length} paths in ${store.store}`);
+    const reg = todo.map((i) => [i.path, i.narHash, String(i.narSize), i.deriver ?? "", String(i.references.length), ...i.references].join("\n"));
+    const feed = (write: (b: Uint8Array) => Promise<void>) => write(new TextEncoder().encode(`${reg.join("\n")}\n`));
+    await runWithStdin([bin(store, "nix-store"), "--register-validity", "--hash-given"], env, feed, `registering ${todo.length} paths in ${store.store}`);
   } catch (e) {
     // Still under the locks: what we restored and did not get registered goes.
-    const left = restored.length ? await invalidPaths(restored.map((i) => i.path), store, env).catch(() => new Set<string>()) : new Set<string>();
+    const left = await invalidPaths(restored.map((i) => i.path), store, env).catch(() => new Set<string>());
     for (const i of restored) if (left.has(i.path)) removeTree(physicalPath(store.store, i.path));
     throw e;
   } finally {
@@ -169,11 +176,17 @@ async function feedHashed(item: ImportItem, write: (b: Uint8Array) => Promise<vo
 }
 
 /** Which of `paths` the store says are not valid (asked afresh: no session's cache in between). */
-async function invalidPaths(paths: string[], store: LocalStore, env: Record<string, string | undefined>): Promise<Set<string>> {
-  const proc = Bun.spawn([bin(store, "nix-store"), "--check-validity", "--print-invalid", ...paths], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: env as Record<string, string> });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new ImportError(`asking ${store.store} which of ${paths.length} paths are valid failed (exit ${code}): ${err.trim().split("\n").slice(-3).join(" / ")}`);
-  return new Set(out.split("\n").filter(Boolean));
+async function invalidPaths(paths: string[], store: LocalStore, env: Env): Promise<Set<string>> {
+  const invalid = new Set<string>();
+  for (let i = 0; i < paths.length; i += 1000) {
+    const argv = [bin(store, "nix-store"), "--check-validity", "--print-invalid", ...paths.slice(i, i + 1000)];
+    const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: env as Record<string, string> });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const said = err.trim().split("\n").slice(-3).join(" / ");
+    if (code !== 0) throw new ImportError(`asking ${store.store} which of ${paths.length} paths are valid failed (exit ${code}): ${said}`);
+    for (const p of out.split("\n")) if (p) invalid.add(p);
+  }
+  return invalid;
 }
 
 function removeTree(p: string): void {
