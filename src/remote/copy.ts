@@ -1,7 +1,7 @@
 // Copying closures between stores over the serve protocol, streaming every NAR from the source
 // session into the destination (one chunk in flight per copy, whatever the NAR's size), skipping
-// what the destination says it has (the shared cache only saves asking below roots it confirms),
-// dependencies first.
+// what the destination says it has (the shared cache only lets it ask about the requested roots
+// alone, when it expects them all there), dependencies first.
 import type { AddToStoreNarInfo, ServePathInfo } from "../nix/serve-protocol.ts";
 import type { NarProducer, ServeClient } from "../nix/serve-client.ts";
 import type { NarOutput } from "../nix/nar.ts";
