@@ -1,12 +1,13 @@
 // Copying closures between stores over the serve protocol, streaming every NAR from the source
 // session into the destination (one chunk in flight per copy, whatever the NAR's size), skipping
-// what the destination has (asked once, then remembered in the shared cache), dependencies first.
+// what the destination says it has (the shared cache only lets it ask about the requested roots
+// alone, when it expects them all there), dependencies first.
 import type { AddToStoreNarInfo, ServePathInfo } from "../nix/serve-protocol.ts";
 import type { NarProducer, ServeClient } from "../nix/serve-client.ts";
 import type { NarOutput } from "../nix/nar.ts";
 import type { ImportMethod } from "../nix/version.ts";
 import type { ProgressSink } from "../util/progress.ts";
-import { planCopy } from "./copy-plan.ts";
+import { afterValidityAnswer, firstValidityQuery, planCopy } from "./copy-plan.ts";
 import { importPaths, type ImportItem, type LocalStore } from "./import-local.ts";
 import { countForGc } from "../util/gc-pressure.ts";
 
@@ -63,24 +64,46 @@ export async function copyClosure(from: ServeClient, to: CopyDestination, paths:
   if (missingAtSource.length) throw new CopyError(`${from.name}: not valid there: ${missingAtSource.slice(0, 3).join(", ")}${missingAtSource.length > 3 ? ", …" : ""}`);
 
   const key = to.kind === "serve" ? to.cacheKey : undefined;
-  const cached = key && deps.cache ? await deps.cache.knownValid(key, closure) : new Set<string>();
-  const asked = await to.client.queryValidPaths(closure.filter((p) => !cached.has(p)));
-  if (key && deps.cache && asked.size) await deps.cache.recordValid(key, [...asked]);
-  const plan = planCopy(infos, new Set([...cached, ...asked]));
+  const cache = key && deps.cache ? { key, c: deps.cache } : undefined;
+  const roots = [...new Set(paths)];
+  const cachedRoots = cache ? await cache.c.knownValid(cache.key, roots) : new Set<string>();
+  const valid = await validAtDestination(to.client, infos, closure, roots, cachedRoots);
+  if (cache) {
+    await cache.c.forget(cache.key, [...cachedRoots].filter((p) => !valid.has(p)));
+    await cache.c.recordValid(cache.key, [...valid]);
+  }
+  const plan = planCopy(infos, valid);
 
   deps.progress.begin({ paths: plan.send.length, bytes: plan.bytes }, `copying ${plan.send.length} paths`);
   try {
     if (to.kind === "import") await importInto(from, to, plan.send, infos, deps);
     else await sendAll(from, to, plan.send, infos, deps);
   } catch (e) {
-    // The cache may have said the destination had something it lacks: ask afresh next time.
-    if (key && deps.cache && cached.size) await deps.cache.forget(key, [...cached]);
     deps.progress.end(false);
     throw e;
   }
-  if (key && deps.cache && plan.send.length) await deps.cache.recordValid(key, plan.send);
+  if (cache && plan.send.length) await cache.c.recordValid(cache.key, plan.send);
   deps.progress.end(true);
   return { sent: plan.send, present: plan.present, bytes: plan.bytes };
+}
+
+/**
+ * What the destination has of `closure`, always from the destination itself (copy-plan.ts): the
+ * roots alone when the cache expects them all there, else (or when one turns out missing) the rest.
+ */
+async function validAtDestination(
+  client: ServeClient,
+  infos: Map<string, ServePathInfo>,
+  closure: string[],
+  roots: string[],
+  cachedRoots: Set<string>,
+): Promise<Set<string>> {
+  const asked = firstValidityQuery(roots, closure, cachedRoots);
+  const said = asked.length ? await client.queryValidPaths(asked) : new Set<string>();
+  const first = afterValidityAnswer(infos, closure, asked, said);
+  if (first.unknown.length === 0) return first.valid;
+  const more = await client.queryValidPaths(first.unknown);
+  return afterValidityAnswer(infos, closure, [...asked, ...first.unknown], new Set([...said, ...more])).valid;
 }
 
 const PER_PATH_GARBAGE = 64 << 10;
@@ -196,8 +219,7 @@ async function importInto(from: ServeClient, to: CopyDestination & { kind: "impo
         deps.progress.pathStart(path, info.narSize, src.name, to.name);
         let ok = false;
         try {
-          // Hashed here unless the receiving nix-store checks it (noHash): a restore with
-          // --hash-given trusts the hash it is told.
+          // Either import method hashes what it receives (opts.noHash): no need to hash it here too.
           const r = await withBudget(deps, info.narSize, () => relayNar(src, path, deps, opts)(sink));
           ok = true;
           return r;
@@ -207,6 +229,6 @@ async function importInto(from: ServeClient, to: CopyDestination & { kind: "impo
       },
     };
   });
-  await importPaths(items, to.store, to.method, to.heldLocks);
+  await importPaths(items, to.store, to.method, to.heldLocks, { log: deps.log });
 }
 

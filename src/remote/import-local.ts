@@ -4,7 +4,8 @@
 //  - held-locks (Nix ≤ 2.28, Lix): `nix-store --serve --write` (AddToStoreNar) on the local store
 //    directly, with the locked outputs in NIX_HELD_LOCKS;
 //  - restore-register (Nix ≥ 2.29): unpack each NAR with `nix-store --restore`, then register the
-//    batch with `nix-store --register-validity --hash-given`, which takes no path locks.
+//    batch with `nix-store --register-validity --hash-given`, which takes no path locks. So we take
+//    Nix's lock on every path but the outputs ourselves, and restore only what is invalid under it.
 // Either way a path is registered only after all of its bytes arrived and its hash checked out.
 import fs from "node:fs";
 import path from "node:path";
@@ -12,6 +13,7 @@ import { formatNarHash, parseNarHash } from "../nix/hash.ts";
 import type { NarOutput } from "../nix/nar.ts";
 import { ServeClient } from "../nix/serve-client.ts";
 import type { ImportMethod } from "../nix/version.ts";
+import { lockStorePath, type PathLock } from "../nix/path-lock.ts";
 import { spawnDuplex } from "./local-process.ts";
 
 export interface ImportItem {
@@ -22,7 +24,7 @@ export interface ImportItem {
   references: string[];
   sigs?: readonly string[];
   ca?: string;
-  /** Streams the NAR into `sink`, returning what it streamed (unhashed with `noHash`: the receiver checks). */
+  /** Streams the NAR into `sink` (unhashed with `noHash`: the import hashes what it receives). */
   nar: (sink: NarOutput, opts?: { noHash?: boolean }) => Promise<{ narHash: Uint8Array; narSize: number }>;
 }
 
@@ -34,6 +36,8 @@ export interface LocalStore {
 }
 
 export class ImportError extends Error {}
+
+type Env = Record<string, string | undefined>;
 
 const bin = (s: LocalStore, prog: string) => (s.nixBinDir ? path.join(s.nixBinDir, prog) : prog);
 
@@ -103,24 +107,86 @@ async function addUnderHeldLocks(items: ImportItem[], store: LocalStore, env: Re
   }
 }
 
-export async function importPaths(items: ImportItem[], store: LocalStore, method: ImportMethod, heldLocks: string[]): Promise<void> {
+export interface ImportOptions {
+  log?: (msg: string) => void;
+}
+
+export async function importPaths(items: ImportItem[], store: LocalStore, method: ImportMethod, heldLocks: string[], opts: ImportOptions = {}): Promise<void> {
   if (items.length === 0) return;
   const env = { ...(store.env ?? process.env), NIX_REMOTE: store.store };
   if (method === "held-locks") return addUnderHeldLocks(items, store, env, heldLocks);
-  const restored: string[] = [];
+  return restoreAndRegister(items, store, env, heldLocks, opts);
+}
+
+/** Pure: the paths whose Nix lock the import takes itself (Nix holds the outputs'), in Nix's order. */
+export function pathsToLock(items: readonly { path: string }[], heldLocks: readonly string[]): string[] {
+  const held = new Set(heldLocks);
+  return [...new Set(items.map((i) => i.path).filter((p) => !held.has(p)))].sort();
+}
+
+/**
+ * Nix ≥ 2.29. Under the locks (ours and Nix's) no other process adds, builds or collects these
+ * paths, so what is valid now is left alone (it may be in use) and what is on disk but invalid is
+ * an abandoned leftover that may go.
+ */
+async function restoreAndRegister(items: ImportItem[], store: LocalStore, env: Env, heldLocks: string[], opts: ImportOptions): Promise<void> {
+  const locks: PathLock[] = [];
+  const restored: ImportItem[] = [];
   try {
-    for (const item of items) {
-      const target = physicalPath(store.store, item.path);
-      removeTree(target); // an invalid leftover from an interrupted copy
-      restored.push(target);
-      await runWithStdin([bin(store, "nix-store"), "--restore", target], env, async (write) => checkHash(item, await item.nar(write)), `nix-store --restore ${target}`);
+    for (const p of pathsToLock(items, heldLocks)) {
+      const waiting = () => opts.log?.(`waiting for another process's lock on ${p}`);
+      locks.push(await lockStorePath(physicalPath(store.store, p), waiting));
     }
-    const reg = items.map((i) => [i.path, i.narHash, String(i.narSize), i.deriver ?? "", String(i.references.length), ...i.references].join("\n")).join("\n");
-    await runWithStdin([bin(store, "nix-store"), "--register-validity", "--hash-given"], env, (write) => write(new TextEncoder().encode(`${reg}\n`)), `registering ${items.length} paths in ${store.store}`);
+    const invalid = await invalidPaths(items.map((i) => i.path), store, env);
+    const todo = items.filter((i) => invalid.has(i.path));
+    for (const item of todo) {
+      const target = physicalPath(store.store, item.path);
+      removeTree(target);
+      restored.push(item);
+      const feed = async (write: (b: Uint8Array) => Promise<void>) => checkHash(item, await feedHashed(item, write));
+      await runWithStdin([bin(store, "nix-store"), "--restore", target], env, feed, `nix-store --restore ${target}`);
+    }
+    if (todo.length === 0) return;
+    const reg = todo.map((i) => [i.path, i.narHash, String(i.narSize), i.deriver ?? "", String(i.references.length), ...i.references].join("\n"));
+    const feed = (write: (b: Uint8Array) => Promise<void>) => write(new TextEncoder().encode(`${reg.join("\n")}\n`));
+    await runWithStdin([bin(store, "nix-store"), "--register-validity", "--hash-given"], env, feed, `registering ${todo.length} paths in ${store.store}`);
   } catch (e) {
-    for (const t of restored) removeTree(t);
+    // Still under the locks: what we restored and did not get registered goes.
+    const left = await invalidPaths(restored.map((i) => i.path), store, env).catch(() => new Set<string>());
+    for (const i of restored) if (left.has(i.path)) removeTree(physicalPath(store.store, i.path));
     throw e;
+  } finally {
+    for (const l of locks) l.release();
   }
+}
+
+/** Streams the item's NAR into `write`, hashing what actually goes to the restore. */
+async function feedHashed(item: ImportItem, write: (b: Uint8Array) => Promise<void>): Promise<{ narHash: Uint8Array; narSize: number }> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  let narSize = 0;
+  await item.nar(
+    async (chunk) => {
+      hasher.update(chunk);
+      narSize += chunk.length;
+      await write(chunk);
+    },
+    { noHash: true },
+  );
+  return { narHash: new Uint8Array(hasher.digest()), narSize };
+}
+
+/** Which of `paths` the store says are not valid (asked afresh: no session's cache in between). */
+async function invalidPaths(paths: string[], store: LocalStore, env: Env): Promise<Set<string>> {
+  const invalid = new Set<string>();
+  for (let i = 0; i < paths.length; i += 1000) {
+    const argv = [bin(store, "nix-store"), "--check-validity", "--print-invalid", ...paths.slice(i, i + 1000)];
+    const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: env as Record<string, string> });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const said = err.trim().split("\n").slice(-3).join(" / ");
+    if (code !== 0) throw new ImportError(`asking ${store.store} which of ${paths.length} paths are valid failed (exit ${code}): ${said}`);
+    for (const p of out.split("\n")) if (p) invalid.add(p);
+  }
+  return invalid;
 }
 
 function removeTree(p: string): void {

@@ -1,6 +1,6 @@
 // Copying closures between two real Nix 2.8 stores over the serve protocol (local sessions, no
 // ssh): everything arrives valid with the same hashes, what the destination has is not sent again,
-// and the cache remembers what the destination has.
+// and the cache only picks the question (the destination always answers).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import path from "node:path";
 import { ServeClient } from "../../src/nix/serve-client.ts";
@@ -48,7 +48,7 @@ test("a closure of 30 paths and a 20 MiB one arrives whole; nothing is sent twic
   expect(verify.stderr).not.toContain("error");
   const srcHash = (await lab.run(["nix-store", "-q", "--hash", top])).stdout;
   expect((await lab.run(["nix-store", "--store", dest, "-q", "--hash", top])).stdout).toBe(srcHash);
-  // Again: the cache answers, the destination is not even asked, nothing is sent.
+  // Again: the cache expects the root there, the destination confirms it, nothing is sent.
   const second = await copyClosure(from, { kind: "serve", client: to, cacheKey: "dest" }, [top], { progress: nullSink, cache });
   expect(second.sent).toEqual([]);
   expect(second.present.length).toBe(32);
