@@ -58,9 +58,10 @@ test.each([
   ["answers nonsense", 'cat >/dev/null & echo "# maybe" >&2; sleep 5', /gave the reply 'maybe', which Nix does not know/],
 ])("an actual hook that %s: a clear message, nix's status, nothing left stopped", async (_n, body, message) => {
   const hook = hookScript(`hook-${salt()}`, body);
-  const expr = ifd();
-  const wrapped = await sigstop(lab, ["eval", "--store", "daemon", "--build-hook", hook, "--impure", "--expr", expr]);
-  const plain = await nix(lab, ["eval", "--store", "daemon", "--build-hook", hook, "--impure", "--expr", expr]);
+  // Each run builds its own derivation: had the wrapped run's build gone on in the daemon and made the
+  // output valid, a shared expression would let the plain run succeed (seen once on a loaded machine).
+  const wrapped = await sigstop(lab, ["eval", "--store", "daemon", "--build-hook", hook, "--impure", "--expr", ifd()]);
+  const plain = await nix(lab, ["eval", "--store", "daemon", "--build-hook", hook, "--impure", "--expr", ifd()]);
   expect(plain.code).not.toBe(0);
   expect(wrapped.code).toBe(plain.code);
   expect(wrapped.stderr).toMatch(message);
