@@ -67,7 +67,7 @@ test("an upload cut short installs nothing and leaves no temporary file", async 
 test("bytes of the right size but the wrong content install nothing", async () => {
   const { agent, dir } = fresh();
   const bad = Buffer.from(payload);
-  bad[1000] ^= 0xff;
+  bad[1000] = bad[1000]! ^ 0xff;
   const r = await place(agent, bad);
   expect(r.code).not.toBe(0);
   expect(r.stderr).toMatch(/has sha256 [0-9a-f]{64}, not /);
