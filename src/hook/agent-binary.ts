@@ -45,7 +45,8 @@ export async function agentPathOnCluster(clusterStateDir: string, localStateDir:
   if (!compiled) throw new Error("the job agent is nsh's compiled binary: run the hook from dist/nsh (npm run build)");
   const sha256 = await selfHash(localStateDir);
   const exe = process.execPath;
-  return { bin: agentBinaryPath(clusterStateDir, sha256), sha256, size: fs.statSync(exe).size, chunks: () => Bun.file(exe).stream() };
+  const bin = agentBinaryPath(clusterStateDir, sha256);
+  return { bin, sha256, size: fs.statSync(exe).size, chunks: () => Bun.file(exe).stream() };
 }
 
 export interface AgentPlacement {
@@ -61,19 +62,26 @@ export interface AgentPlacement {
  * verified binary is there. Otherwise it is placed under the cluster-side lock (agent-place.ts):
  * verified before it is renamed into place, so an upload cut short installs nothing.
  */
-export async function ensureAgent(pool: SshPool, login: Destination, agent: AgentSource, jobDir: string): Promise<AgentPlacement> {
+export async function ensureAgent(
+  pool: SshPool,
+  login: Destination,
+  agent: AgentSource,
+  jobDir: string,
+): Promise<AgentPlacement> {
   const check = await pool.runCommand(login, checkCommand(agent, jobDir));
-  if (check.code !== 0) throw new Error(`cannot prepare ${jobDir} on ${login.text}: ${check.stderr.trim() || `exit ${check.code}`}`);
+  const why = check.stderr.trim() || `exit ${check.code}`;
+  if (check.code !== 0) throw new Error(`cannot prepare ${jobDir} on ${login.text}: ${why}`);
   if (check.stdout.trim() === "present") return { path: agent.bin, wasMissing: false, uploaded: false };
   const uploadId = `${process.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const up = await pool.exec([login], placeCommand(agent, uploadId));
-  const failed = (what: string) => new Error(`placing nsh's agent at ${login.text}:${agent.bin} failed: ${up.stderrTail().trim() || what}`);
+  const failed = (what: string) =>
+    new Error(`placing nsh's agent at ${login.text}:${agent.bin} failed: ${up.stderrTail().trim() || what}`);
   try {
     const lines = lineReader(up.stdout);
     const first = await lines.next();
     if (first === "present") {
-      await up.end();
-      await up.exited;
+      // Another hook placed it while this one waited for the lock: nothing to send.
+      await up.end().catch(() => {});
       return { path: agent.bin, wasMissing: true, uploaded: false };
     }
     if (first !== "send") throw failed(`it said '${first ?? "nothing"}' (exit ${(await up.exited).code})`);

@@ -29,12 +29,14 @@ export const stampText = (a: AgentIdentity) => `${a.sha256} ${a.size}`;
 /** sh: true when the binary is placed and verified (see the head of this file). */
 function placedTest(a: AgentIdentity): string {
   const b = q(a.bin);
-  return `test -x ${b} && test "$(cat ${q(stampPath(a.bin))} 2>/dev/null)" = ${q(stampText(a))} && test "$(wc -c < ${b} | tr -d ' ')" = ${a.size}`;
+  const stamped = `test "$(cat ${q(stampPath(a.bin))} 2>/dev/null)" = ${q(stampText(a))}`;
+  return `test -x ${b} && ${stamped} && test "$(wc -c < ${b} | tr -d ' ')" = ${a.size}`;
 }
 
-/** One round trip for every build: the job's directory, and whether the agent is there ("present" / "missing"). */
+/** One round trip for every build: the job's directory, and whether the agent is there ("present"/"missing"). */
 export function checkCommand(a: AgentIdentity, jobDir: string): string {
-  return `mkdir -p ${q(jobDir)} && chmod 700 ${q(path.posix.dirname(jobDir))} && { ${placedTest(a)} && echo present || echo missing; }`;
+  const prepare = `mkdir -p ${q(jobDir)} && chmod 700 ${q(path.posix.dirname(jobDir))}`;
+  return `${prepare} && { ${placedTest(a)} && echo present || echo missing; }`;
 }
 
 /**
@@ -45,9 +47,11 @@ export function checkCommand(a: AgentIdentity, jobDir: string): string {
  */
 export function placeScript(a: AgentIdentity, uploadId: string): string {
   const dir = path.posix.dirname(a.bin);
-  const name = path.posix.basename(a.bin);
+  const lock = path.posix.join(dir, `.${path.posix.basename(a.bin)}.lock`);
+  const wait = PLACE_LOCK_WAIT_SEC;
+  const refuse = (why: string) => `echo "nsh: the agent binary uploaded to $bin ${why}; nothing was installed" >&2; exit 3`;
   return [
-    `bin=${q(a.bin)}; stamp=${q(stampPath(a.bin))}; tmp=${q(`${a.bin}.upload-${uploadId}`)}; lock=${q(path.posix.join(dir, `.${name}.lock`))}`,
+    `bin=${q(a.bin)}; stamp=${q(stampPath(a.bin))}; tmp=${q(`${a.bin}.upload-${uploadId}`)}; lock=${q(lock)}`,
     `want=${q(stampText(a))}; size=${a.size}; sha=${a.sha256}; held=`,
     `mkdir -p ${q(dir)} || exit 1`,
     `trap 'rm -f "$tmp" "$tmp.ok"; test -n "$held" && rmdir "$lock.d" 2>/dev/null' EXIT`,
@@ -55,15 +59,16 @@ export function placeScript(a: AgentIdentity, uploadId: string): string {
     // flock where there is one (released when this shell exits, however it exits)...
     `if command -v flock >/dev/null 2>&1; then`,
     `  exec 9>>"$lock"`,
-    `  flock -w ${PLACE_LOCK_WAIT_SEC} 9 || echo "nsh: waited ${PLACE_LOCK_WAIT_SEC} s for $lock; placing the agent anyway" >&2`,
+    `  flock -w ${wait} 9 || echo "nsh: waited ${wait} s for $lock; placing the agent anyway" >&2`,
     // ...else a directory as the lock, taken over when it is older than the longest wait.
     `else`,
     `  n=0`,
     `  until mkdir "$lock.d" 2>/dev/null; do`,
-    `    if test -n "$(find "$lock.d" -maxdepth 0 -mmin +${Math.ceil(PLACE_LOCK_WAIT_SEC / 60)} 2>/dev/null)"; then rmdir "$lock.d" 2>/dev/null; continue; fi`,
-    `    n=$((n + 1)); if test "$n" -gt ${PLACE_LOCK_WAIT_SEC}; then break; fi; sleep 1`,
+    `    stale=$(find "$lock.d" -maxdepth 0 -mmin +${Math.ceil(wait / 60)} 2>/dev/null)`,
+    `    if test -n "$stale"; then rmdir "$lock.d" 2>/dev/null; continue; fi`,
+    `    n=$((n + 1)); if test "$n" -gt ${wait}; then break; fi; sleep 1`,
     `  done`,
-    `  test "$n" -le ${PLACE_LOCK_WAIT_SEC} && held=1`,
+    `  test "$n" -le ${wait} && held=1`,
     `fi`,
     `if ${placedTest(a)}; then echo present; exit 0; fi`,
     // Leftovers of uploads whose shell was killed outright (no trap ran).
@@ -71,18 +76,21 @@ export function placeScript(a: AgentIdentity, uploadId: string): string {
     `echo send`,
     `cat > "$tmp" || exit 1`,
     `got=$(wc -c < "$tmp" | tr -d ' ')`,
-    `if test "$got" != "$size"; then echo "nsh: the agent's upload to $bin was cut short ($got of $size bytes arrived); nothing was installed" >&2; exit 3; fi`,
+    `if test "$got" != "$size"; then ${refuse("was cut short ($got of $size bytes arrived)")}; fi`,
     `if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum < "$tmp")`,
     `elif command -v shasum >/dev/null 2>&1; then sum=$(shasum -a 256 < "$tmp")`,
     `elif command -v openssl >/dev/null 2>&1; then sum=$(openssl dgst -sha256 < "$tmp" | sed 's/^.*= *//')`,
-    `else sum=$sha; echo "nsh: no sha256sum, shasum or openssl on $(hostname): the agent binary's size was checked, not its sha256" >&2`,
+    `else sum=$sha`,
+    `  echo "nsh: no sha256sum, shasum or openssl on $(hostname): the agent binary's size was checked, not its sha256" >&2`,
     `fi`,
     `sum=\${sum%% *}`,
-    `if test "$sum" != "$sha"; then echo "nsh: the agent binary uploaded to $bin has sha256 $sum, not $sha; nothing was installed" >&2; exit 3; fi`,
-    `chmod 755 "$tmp" && rm -f "$stamp" && mv -f "$tmp" "$bin" && printf '%s\\n' "$want" > "$tmp.ok" && mv -f "$tmp.ok" "$stamp" || exit 1`,
+    `if test "$sum" != "$sha"; then ${refuse("has sha256 $sum, not $sha")}; fi`,
+    // The stamp goes last: a binary is never taken as verified before it is whole and in place.
+    `chmod 755 "$tmp" && rm -f "$stamp" && mv -f "$tmp" "$bin" || exit 1`,
+    `printf '%s\\n' "$want" > "$tmp.ok" && mv -f "$tmp.ok" "$stamp" || exit 1`,
     `echo placed`,
   ].join("\n");
 }
 
-/** The command that runs the placing script whatever the login shell (bash, zsh, fish: sh-quoted words). */
+/** The placing script as a command, whatever the login shell (bash, zsh, fish: one sh-quoted word). */
 export const placeCommand = (a: AgentIdentity, uploadId: string) => `sh -c ${q(placeScript(a, uploadId))}`;

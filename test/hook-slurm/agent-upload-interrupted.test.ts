@@ -29,7 +29,9 @@ test("an agent upload cut short installs nothing; the next build places it and s
   const bin = agentBinaryPath(lab.clusterState, sha);
   const binDir = path.dirname(bin);
   const uploads = () => (fs.existsSync(binDir) ? fs.readdirSync(binDir).filter((f) => f.includes(".upload-")) : []);
-  const child = Bun.spawn([process.execPath, path.join(import.meta.dir, "stalled-upload.ts"), lab.sshConfig, "127.0.0.1", bin, sha, NSH_BIN, path.join(lab.clusterState, "jobs", `cut-${salt()}`), String(8 << 20)], { stdout: "pipe", stderr: "pipe", env: { ...process.env } });
+  const jobDir = path.join(lab.clusterState, "jobs", `cut-${salt()}`);
+  const stalled = [path.join(import.meta.dir, "stalled-upload.ts"), lab.sshConfig, "127.0.0.1", bin, sha, NSH_BIN, jobDir, String(8 << 20)];
+  const child = Bun.spawn([process.execPath, ...stalled], { stdout: "pipe", stderr: "pipe" });
   try {
     // Kill it once part of the binary has reached the cluster.
     const arrived = await until(() => {

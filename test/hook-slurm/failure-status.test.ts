@@ -22,21 +22,24 @@ type Via = "daemon" | "local store";
 
 /** nix-build of `script` through nsh (on the cluster) or by the local Nix, via the daemon or a local store. */
 async function build(script: string, where: "nsh" | "local", via: Via, options: string[] = []) {
-  const args = [lab.nix.expr("same-script"), "--argstr", "salt", salt(), "--argstr", "script", script, "--arg", "cluster", where === "nsh" ? "true" : "false", "--no-out-link", ...options];
+  const expr = [lab.nix.expr("same-script"), "--argstr", "salt", salt(), "--argstr", "script", script];
+  const args = [...expr, "--arg", "cluster", where === "nsh" ? "true" : "false"];
   const hook = where === "nsh" ? ["--option", "build-hook", NSH_BIN] : [];
   const store = via === "daemon" ? ["--store", "daemon"] : [];
-  const drv = (await lab.nix.run(["nix-instantiate", ...store, ...args.filter((a) => a !== "--no-out-link" && !options.includes(a))])).stdout.trim();
-  const r = await lab.nix.run(["nix-build", ...store, ...hook, ...args], { env: { ...lab.nix.env, NSH_CONF: lab.nshConf }, timeoutMs: 180000 });
+  const drv = (await lab.nix.run(["nix-instantiate", ...store, ...args])).stdout.trim();
+  const env = { ...lab.nix.env, NSH_CONF: lab.nshConf };
+  const r = await lab.nix.run(["nix-build", ...store, ...hook, "--no-out-link", ...args, ...options], { env, timeoutMs: 180000 });
   expect(drv).toMatch(/\.drv$/);
   expect(hasStackTrace(r.stderr)).toBe(false);
   // Nix's message with this build's .drv path made generic, to compare the two builds.
   return { code: r.code, stderr: r.stderr.replaceAll(drv, "<drv>"), raw: r.stderr };
 }
 
+const sleeps = "/bin/sleep 60; echo > $out";
 const cases: Array<[string, string, string[], RegExp]> = [
   ["a builder exiting 1", "echo building; exit 1", [], /builder for '<drv>' failed with exit code 1\b/],
-  ["Nix's timeout", "/bin/sleep 60; echo > $out", ["--option", "timeout", "3"], /building of '<drv>!out' from [a-z.\- ]+ timed out after 3 seconds\n/],
-  ["Nix's max-silent-time", "/bin/sleep 60; echo > $out", ["--option", "max-silent-time", "3"], /building of '<drv>!out' from [a-z.\- ]+ timed out after 3 seconds of silence/],
+  ["Nix's timeout", sleeps, ["--option", "timeout", "3"], /building of '<drv>!out' from [a-z.\- ]+ timed out after 3 seconds\n/],
+  ["Nix's max-silent-time", sleeps, ["--option", "max-silent-time", "3"], /'<drv>!out' from [a-z.\- ]+ timed out after 3 seconds of silence/],
 ];
 
 for (const via of ["local store", "daemon"] as const)
