@@ -139,6 +139,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     localReady = openLocalServe({ env });
     localReady.catch(() => {});
     const methodReady = nixVersion.then(importMethod);
+    methodReady.catch(() => {});
     record.update({ jobId: id, state: "pending" });
     ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
     node = await step(waitUntilRunning(scheduler, id, ctx));
