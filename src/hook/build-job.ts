@@ -15,7 +15,7 @@ import { parseStatusLine, type AgentMode } from "../agent/protocol.ts";
 import { parseDerivation } from "../nix/derivation.ts";
 import { ServeClient } from "../nix/serve-client.ts";
 import { DEFAULT_BUILD_OPTIONS, basicDerivation } from "../nix/serve-protocol.ts";
-import { importMethod, parseNixVersion, type ImportMethod } from "../nix/version.ts";
+import { hookFailureStatus, importMethod, parseNixVersion, type NixVersion } from "../nix/version.ts";
 import { copyClosure } from "../remote/copy.ts";
 import { parseDestination, type Destination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
@@ -32,7 +32,7 @@ import { nodeBulk, type NodeBulk } from "./node-bulk.ts";
 import { lineReader, openAgentChannel } from "./agent-channels.ts";
 import type { BuildContext } from "./executor.ts";
 import { JobLog } from "./job-record.ts";
-import { TIMED_OUT, describeEnd, jobEndVerdict, plainText } from "./job-end.ts";
+import { TIMED_OUT, describeEnd, jobEndVerdict, plainText, remoteFailure } from "./job-end.ts";
 import { buildLimits, firstHost, jobDir, jobOutputFile, jobSpec, derivationParams } from "./job-plan.ts";
 import { PARAMS_ATTR, schedulerFor } from "./schedulers.ts";
 
@@ -89,12 +89,16 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   // Resolves once the agent said hello: a serve channel that came too early tries again directly.
   const heard = Promise.withResolvers<void>();
   heard.promise.catch(() => {});
+  // Nix's version (how outputs are imported, which exit status says what), asked while the job starts.
+  const nixVersion = localNixVersion(env);
+  nixVersion.catch(() => {});
   try {
     const login = parseDestination(conf["login-host"] || conf["slurm-api-host"]);
     // The ssh check of the agent binary runs for every build, but once an earlier build placed it,
     // the job is submitted without waiting for that round trip (the job makes its own directory).
-    const agentPath = await step(agentPathOnCluster(clusterState, localState));
-    const agentPlaced = ensureAgent(pool, login, agentPath, dir);
+    const agent = await step(agentPathOnCluster(clusterState, localState));
+    const agentPath = agent.bin;
+    const agentPlaced = ensureAgent(pool, login, agent, dir);
     agentPlaced.catch(() => {});
     const placedMemo = fileMemo<string>(localState, "agent-placed", AGENT_MEMO_LIFETIME_MS);
     const memoKey = `${login.text} ${clusterState}`;
@@ -103,7 +107,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     if (scheduler instanceof SlurmRestScheduler) await step(scheduler.negotiate());
     record.mark("negotiated");
     if (!placedBefore) {
-      await step(agentPlaced);
+      if ((await step(agentPlaced)).uploaded) record.mark("agent-uploaded");
       placedMemo.set(memoKey, agentPath);
       record.mark("agent-placed");
     }
@@ -117,10 +121,11 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     if (placedBefore) {
       const placed = await step(agentPlaced);
       record.mark("agent-placed");
-      if (placed.uploaded) {
+      if (placed.uploaded) record.mark("agent-uploaded");
+      if (placed.wasMissing) {
         // The memo was stale (the cluster's state directory was cleaned): the job may have started
         // without its binary. Replace it with one that finds the binary.
-        ctx.log(INFO, `nsh: the agent binary was missing on ${login.text}; placed it again and resubmitting job ${id}`);
+        ctx.log(INFO, `nsh: the agent binary was missing on ${login.text}; ${placed.uploaded ? "placed it again" : "another build placed it again"} and resubmitting job ${id}`);
         await step(scheduler.cancel(id));
         submitting = scheduler.submit(spec);
         ({ id } = await step(submitting));
@@ -133,7 +138,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     // (how the outputs are imported). Neither is then on the path once the job runs.
     localReady = openLocalServe({ env });
     localReady.catch(() => {});
-    const methodReady = localImportMethod(env);
+    const methodReady = nixVersion.then(importMethod);
     methodReady.catch(() => {});
     record.update({ jobId: id, state: "pending" });
     ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
@@ -192,7 +197,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
       record.update({ state: "failed", message: plainText(result.errorMsg) });
       if (bye) await reaper.done();
       else await settleJob(scheduler, id, reaper);
-      return result.statusName === "TimedOut" ? TIMED_OUT : 1;
+      return hookFailureStatus(await nixVersion.catch(() => undefined), remoteFailure(result.statusName));
     }
     const outputs = ctx.wantedOutputs.map((o) => drv.outputs.get(o)?.path).filter((p): p is string => !!p);
     record.mark("built");
@@ -232,7 +237,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     // Out of time (the job's limit): a timed-out build to Nix, not just a failed one.
     if (status === TIMED_OUT) {
       ctx.log(ERROR, `nsh: error: building '${req.drvPath}' on '${ctx.machine}' failed: ${message}`);
-      return TIMED_OUT;
+      return hookFailureStatus(await nixVersion.catch(() => undefined), "timed-out");
     }
     throw e instanceof JobFailure || message !== (e as Error).message ? new JobFailure(message) : e;
   } finally {
@@ -244,10 +249,10 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   }
 }
 
-/** How outputs are imported into the local store, from the local Nix's version. */
-async function localImportMethod(env: Record<string, string | undefined>): Promise<ImportMethod> {
+/** The local Nix's version: how outputs are imported, and the exit status of a failed build. */
+async function localNixVersion(env: Record<string, string | undefined>): Promise<NixVersion> {
   const p = Bun.spawn(["nix-store", "--version"], { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
-  return importMethod(parseNixVersion(await new Response(p.stdout).text()));
+  return parseNixVersion(await new Response(p.stdout).text());
 }
 
 /** Cancels the job (a finished one is no error); the reaper stands down only when that worked. */

@@ -1,7 +1,8 @@
 // The contract between the hook's main loop (runner.ts) and whatever runs an accepted build as a
 // scheduler job. The runner has already answered `# accept` and read the inputs and wanted outputs;
 // the executor builds, makes every wanted output valid in the local store, and resolves to the exit
-// status Nix gets (0 success; on Nix ≤ 2.28 also 100 permanent failure, 101 timed out).
+// status Nix gets (0 success; on Nix ≤ 2.28 and Lix also 100 permanent failure, 101 timed out; the
+// status per Nix version is hookFailureStatus's in src/nix/version.ts).
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { Settings, TryRequest } from "../nix/hook-protocol.ts";
 import type { HookLog } from "./hook-log.ts";

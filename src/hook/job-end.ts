@@ -4,11 +4,25 @@
 //     them with BuildDerivation and answers TimedOut with Nix's own message;
 //   - the job's time limit: enforced by the scheduler, which ends the whole job (state TIMEOUT),
 //     so the hook only sees its channels break and must ask the scheduler why.
-// Both are a timed-out build to Nix: exit 101 (TimedOut on Nix ≤ 2.28 and Lix), never a stack trace.
+// Both are a timed-out build to Nix: exit 101 (TimedOut on Nix ≤ 2.28 and Lix), never a stack trace;
+// the status per Nix version is hookFailureStatus's (src/nix/version.ts).
+import type { HookFailure } from "../nix/version.ts";
 import type { JobStatus } from "../schedulers/scheduler.ts";
 
-/** The hook's exit status for a timed-out build (nix-protocols.md §1.5). */
+/** The hook's exit status for a timed-out build on Nix ≤ 2.28 and Lix (nix-protocols.md §1.5; see hookFailureStatus). */
 export const TIMED_OUT = 101;
+
+/**
+ * What the node's BuildResult status (serve protocol) is as a local build's failure: a builder
+ * that failed or produced wrong outputs is a permanent failure (nix-build exits 100), one that ran
+ * out of time (`timeout`, `max-silent-time`) is timed out (101); the rest (log limit, a transient
+ * or misc failure on the node) are no verdict on the derivation (1), as for a local build.
+ */
+export function remoteFailure(statusName: string): HookFailure {
+  if (statusName === "TimedOut") return "timed-out";
+  if (["PermanentFailure", "OutputRejected", "NotDeterministic", "CachedFailure"].includes(statusName)) return "permanent";
+  return "other";
+}
 
 /** Minutes the job gets beyond Nix's `timeout`: the agent's start, the inputs, the outputs. */
 export const JOB_TIME_MARGIN_MINUTES = 5;

@@ -37,3 +37,18 @@ export type ImportMethod = "held-locks" | "restore-register";
 export function importMethod(v: NixVersion): ImportMethod {
   return honoursHeldLocks(v) ? "held-locks" : "restore-register";
 }
+
+/** How a failed build is meant to look to Nix: as a local build's failure of the same kind. */
+export type HookFailure = "permanent" | "timed-out" | "other";
+
+/**
+ * The hook's exit status for a failed build (nix-protocols.md §1.5). Nix ≤ 2.28 and Lix map 100 to
+ * PermanentFailure (TransientFailure for a fixed-output derivation, as for a local build), 101 to
+ * TimedOut and any other status to MiscFailure, so nix-build exits 100 / 101 as it does for the
+ * same failure built locally. Nix ≥ 2.29 makes every non-zero status MiscFailure and says "failed
+ * with exit code N": 1 there, which reads like a builder's failure rather than a code to decode.
+ */
+export function hookFailureStatus(v: NixVersion | undefined, failure: HookFailure): number {
+  if (v && v.impl === "nix" && atLeast(v, 2, 29)) return 1;
+  return failure === "permanent" ? 100 : failure === "timed-out" ? 101 : 1;
+}

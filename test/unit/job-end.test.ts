@@ -2,7 +2,7 @@
 // reason TimeLimit) is a timed-out build (exit 101) whose message names the Slurm time limit and
 // the job id; any other end is a plain failure (exit 1) that keeps what broke on nsh's side.
 import { expect, test } from "bun:test";
-import { JOB_TIME_MARGIN_MINUTES, TIMED_OUT, formatMinutes, hitTimeLimit, jobEndVerdict, jobTimeLimitMinutes, plainText } from "../../src/hook/job-end.ts";
+import { JOB_TIME_MARGIN_MINUTES, TIMED_OUT, formatMinutes, hitTimeLimit, jobEndVerdict, jobTimeLimitMinutes, plainText, remoteFailure } from "../../src/hook/job-end.ts";
 import type { JobState, JobStatus } from "../../src/schedulers/scheduler.ts";
 
 const st = (state: JobState, rawState: string[], reason: string | null, timeLimitMinutes?: number | null): JobStatus => ({
@@ -64,3 +64,18 @@ test.each([
 
 test("Nix's colours are dropped for the record", () =>
   expect(plainText("\x1b[0m\x1b[35;1mbuilding of 'x!out'\x1b[0m timed out after \x1b[35;1m5\x1b[0m seconds")).toBe("building of 'x!out' timed out after 5 seconds"));
+
+// The node's build result as a local build's failure of the same kind (nix-build 100 / 101 / 1).
+test.each([
+  ["PermanentFailure", "permanent"],
+  ["OutputRejected", "permanent"],
+  ["NotDeterministic", "permanent"],
+  ["CachedFailure", "permanent"],
+  ["TimedOut", "timed-out"],
+  ["TransientFailure", "other"],
+  ["MiscFailure", "other"],
+  ["LogLimitExceeded", "other"],
+  ["InputRejected", "other"],
+  ["DependencyFailed", "other"],
+  ["Unknown(42)", "other"],
+] as const)("a node's %p is %p", (name, kind) => expect(remoteFailure(name)).toBe(kind));

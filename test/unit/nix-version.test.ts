@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { importMethod, parseNixVersion } from "../../src/nix/version.ts";
+import { hookFailureStatus, importMethod, parseNixVersion } from "../../src/nix/version.ts";
 
 test.each([
   ["nix-store (Nix) 2.8.0", "nix", 2, 8, "held-locks"],
@@ -15,3 +15,19 @@ test.each([
 });
 
 test("nonsense names what it got", () => expect(() => parseNixVersion("bash: nix: command not found")).toThrow(/cannot tell the Nix version from 'bash: nix: command not found'/));
+
+// What Nix makes of the hook's exit status (nix-protocols.md §1.5): ≤ 2.28 and Lix map 100 to a
+// permanent failure and 101 to TimedOut; ≥ 2.29 makes every non-zero status MiscFailure.
+test.each([
+  ["nix-store (Nix) 2.8.0", 100, 101, 1],
+  ["nix (Nix) 2.18.9", 100, 101, 1],
+  ["nix (Nix) 2.28.4", 100, 101, 1],
+  ["nix (Nix) 2.29.0", 1, 1, 1],
+  ["nix (Nix) 2.35.2", 1, 1, 1],
+  ["nix (Lix, like Nix) 2.93.3", 100, 101, 1],
+  ["nix (Lix, like Nix) 2.95.3", 100, 101, 1],
+  [undefined, 100, 101, 1],
+] as const)("hook exit status on %p: permanent %p, timed out %p, other %p", (line, permanent, timedOut, other) => {
+  const v = line ? parseNixVersion(line) : undefined;
+  expect([hookFailureStatus(v, "permanent"), hookFailureStatus(v, "timed-out"), hookFailureStatus(v, "other")]).toEqual([permanent, timedOut, other]);
+});
