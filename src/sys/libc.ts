@@ -25,6 +25,7 @@ const symbols = {
   sendfile: { args: [i32, i32, p, u64], returns: i64_fast },
   close: { args: [i32], returns: i32 },
   waitpid: { args: [i32, p, i32], returns: i32 },
+  isatty: { args: [i32], returns: i32 },
   __errno_location: { args: [], returns: p },
 } as const;
 
@@ -87,6 +88,11 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
   const fds = new Int32Array(2);
   if (libc().pipe2(ptr(fds), flags) !== 0) throw new SysError("pipe2", errno(), "");
   return [fds[0]!, fds[1]!];
+}
+
+/** Whether fd is a terminal: node:tty's isatty without loading node:tty (~5 ms of CPU in a compiled Bun). */
+export function isTerminal(fd: number): boolean {
+  return libc().isatty(fd) === 1;
 }
 
 const WNOHANG = 1;
