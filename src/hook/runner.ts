@@ -4,9 +4,9 @@
 // scheduler's executor, whose status is our exit status. Everything else goes to Nix's own hook
 // (fallback.ts). A broken nsh.conf never breaks a build: it is reported, and every build goes to
 // the fallback. EOF while idle means Nix has nothing more for us: exit 0 at once.
-import { isatty } from "node:tty";
 import { type LoadedNshConfig, type NshConfig, loadNshConf } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
+import { isTerminal } from "../sys/libc.ts";
 import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
 import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
@@ -83,8 +83,10 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
   const { conf, partial } = loadConfSafely(opts.loadConf ?? loadNshConf, env, log);
   const scheduler = conf?.["job-scheduler"] as SchedulerKind | undefined;
   const executor = scheduler ? (opts.executors ?? registry)[scheduler] : undefined;
+  const nixOwnHook = !opts.fallbackHook && !(partial?.["fallback-build-hook"] ?? "").trim();
   const fallback = new Fallback({
-    hook: opts.fallbackHook ?? fallbackHook(partial),
+    hook: opts.fallbackHook ?? (() => fallbackHook(partial)),
+    noMachines: nixOwnHook && settings.get("builders")?.trim() === "",
     verbosity,
     settingsBlob: blob,
     toNix: io.toNix,
@@ -148,7 +150,7 @@ export async function runHookProcess(argv: string[]): Promise<number> {
     ac.abort();
   });
   // stdin is a pipe from Nix; a TTY here means someone typed `nsh hook 3` by hand.
-  if (isatty(0)) {
+  if (isTerminal(0)) {
     process.stderr.write("nsh hook: this is Nix's build hook; set build-hook = <path to nsh> in nix.conf\n");
     return 2;
   }
