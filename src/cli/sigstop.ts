@@ -2,7 +2,6 @@
 import type { CommandDef } from "citty";
 import { UsageError, parseSigstopArgs } from "../sigstop/args.ts";
 import { makeSigstopLog } from "../sigstop/log.ts";
-import { runWrapper } from "../sigstop/wrapper.ts";
 import { VERSION } from "../util/self.ts";
 
 /**
@@ -55,5 +54,5 @@ export async function runSigstopCli(argv: string[], env: Record<string, string |
     return 2;
   }
   const log = await makeSigstopLog("nix-sigstop", parsed.options);
-  return runWrapper(parsed, env, log);
+  return (await import("../sigstop/wrapper.ts")).runWrapper(parsed, env, log);
 }
