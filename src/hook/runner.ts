@@ -6,7 +6,7 @@
 // the fallback. EOF while idle means Nix has nothing more for us: exit 0 at once.
 import { type LoadedNshConfig, type NshConfig, loadNshConf } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
-import { isTerminal } from "../sys/libc.ts";
+import { isTty } from "../sys/libc.ts";
 import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
 import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
@@ -150,7 +150,7 @@ export async function runHookProcess(argv: string[]): Promise<number> {
     ac.abort();
   });
   // stdin is a pipe from Nix; a TTY here means someone typed `nsh hook 3` by hand.
-  if (isTerminal(0)) {
+  if (isTty(0)) {
     process.stderr.write("nsh hook: this is Nix's build hook; set build-hook = <path to nsh> in nix.conf\n");
     return 2;
   }

@@ -3,7 +3,7 @@
 // On a terminal (without --verbose) consola's own layout is kept. Not process.stderr either: its
 // stream costs ~5 ms of CPU to set up in a compiled Bun (bench/startup.ts).
 import { writeAll } from "../nix/hook-child.ts";
-import { isTerminal } from "../sys/libc.ts";
+import { isTty } from "../sys/libc.ts";
 
 export interface SigstopLog {
   debug(msg: string): void;
@@ -30,6 +30,6 @@ export function plainLog(tag: string, opts: LogOptions, write: (line: string) =>
 }
 
 export async function makeSigstopLog(tag: string, opts: LogOptions): Promise<SigstopLog> {
-  if (isTerminal(2) && !opts.verbose) return (await import("../util/log.ts")).makeLogger(tag, opts);
+  if (isTty(2) && !opts.verbose) return (await import("../util/log.ts")).makeLogger(tag, opts);
   return plainLog(tag, opts);
 }

@@ -91,7 +91,7 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
 }
 
 /** Whether fd is a terminal: node:tty's isatty without loading node:tty (~5 ms of CPU in a compiled Bun). */
-export function isTerminal(fd: number): boolean {
+export function isTty(fd: number): boolean {
   return libc().isatty(fd) === 1;
 }
 
