@@ -1,8 +1,7 @@
 // Entry point. The name nsh is invoked by picks its personality (multi-call, like busybox). Each
 // personality is imported when chosen: the build hook runs once per build and must start fast.
 // Nothing here loads node:tty, node:path or process.stdout/stderr: in a compiled Bun each costs
-// more CPU than a whole hello world (bench/startup.ts; isatty comes from libc instead).
-import { isTty } from "./sys/libc.ts";
+// about as much CPU as a whole hello world (bench/startup.ts; isatty comes from libc instead).
 import { VERSION } from "./util/self.ts";
 
 const isVerbosity = (s: string | undefined) => s !== undefined && /^[0-7]$/.test(s);
@@ -22,7 +21,7 @@ async function main(): Promise<number> {
   if (argv[0] === "hook") return (await import("./cli/hook.ts")).runHookCli(argv.slice(1));
   // Nix runs build-hook as `<hook> [<extra args>…] <verbosity>` with stdin a pipe (Nix ≤ 2.16 and
   // a plain `build-hook = /path/to/nsh`: the verbosity alone).
-  if (!isTty(0) && isVerbosity(argv.at(-1))) {
+  if (isVerbosity(argv.at(-1)) && !(await import("./sys/libc.ts")).isTty(0)) {
     const { isHookInvocation } = await import("./cli/hook.ts");
     const subcommands = argv.length === 1 ? [] : Object.keys((await import("./cli/nsh.ts")).nshCommand.subCommands ?? {});
     if (isHookInvocation(argv, false, subcommands)) return (await import("./hook/runner.ts")).runHookProcess(argv);

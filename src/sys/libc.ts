@@ -3,6 +3,7 @@
 // FFI module per native library: the symbol table below is all we bind from libc, and only this
 // module opens it.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { fstatSync } from "node:fs";
 
 const { i32, i64_fast, u32, u64, ptr: p, cstring } = FFIType;
 const symbols = {
@@ -90,8 +91,16 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-/** Whether fd is a terminal: node:tty's isatty without loading node:tty (~5 ms of CPU in a compiled Bun). */
+/**
+ * Whether fd is a terminal: node:tty's isatty without loading node:tty (~5 ms of CPU in a compiled
+ * Bun). Only a character device can be one; a pipe (the hook's stdin) is told without binding libc.
+ */
 export function isTty(fd: number): boolean {
+  try {
+    if (!fstatSync(fd).isCharacterDevice()) return false;
+  } catch {
+    return false;
+  }
   return libc().isatty(fd) === 1;
 }
 
