@@ -1,10 +1,10 @@
 // Expected: each personality of the compiled nsh loads only what it uses. `nsh --version`,
 // `nix-sigstop --version`, the build hook (a declined and an accepted try) and the job agent never
 // load ssh2; only a command that goes over ssh does. Every start pays for what it loads (ssh2 alone
-// probes for its native `cpu-features` and evaluates ~3 MB of code), and the hook starts once per
-// build. Seen without timing: the binary leaves `cpu-features` out (build.ts --external), so
-// when ssh2 is evaluated Bun looks for it in node_modules from the working directory up, and
-// loads the decoy this test puts there, which leaves a mark.
+// costs ~15 ms of CPU: ~3 MB of code, and key checks at load), and the hook starts once per build.
+// Seen without timing: NSH_DEBUG_LOADED names a file nsh appends "ssh2" to when it evaluates ssh2
+// (src/sys/no-cpu-features.ts); and should anything load ssh2 without that guard, ssh2 would look
+// for `cpu-features` in node_modules from the working directory up, where a decoy leaves a mark.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
@@ -15,26 +15,29 @@ const NSH = path.join(import.meta.dir, "..", "dist", "nsh");
 const SIGSTOP = path.join(import.meta.dir, "..", "dist", "nix-sigstop");
 let dir: string;
 let marker: string;
+let trace: string;
 let env: Record<string, string>;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-loads-"));
-  marker = path.join(dir, "loaded");
+  marker = path.join(dir, "decoy-loaded");
+  trace = path.join(dir, "trace");
   const decoy = path.join(dir, "node_modules", "cpu-features");
   fs.mkdirSync(decoy, { recursive: true });
   fs.writeFileSync(path.join(decoy, "package.json"), JSON.stringify({ name: "cpu-features", version: "0.0.0", main: "index.js" }));
   fs.writeFileSync(path.join(decoy, "index.js"), `require("fs").appendFileSync(${JSON.stringify(marker)}, "ssh2\\n");\nmodule.exports = () => ({ flags: {} });\n`);
   fs.writeFileSync(path.join(dir, "nsh.conf"), "");
-  env = { ...(process.env as Record<string, string>), NSH_CONF: path.join(dir, "nsh.conf"), HOME: dir };
+  env = { ...(process.env as Record<string, string>), NSH_CONF: path.join(dir, "nsh.conf"), HOME: dir, NSH_DEBUG_LOADED: trace };
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const loadedSsh2 = () => fs.existsSync(marker);
+const loadedSsh2 = () => fs.existsSync(marker) || (fs.existsSync(trace) && fs.readFileSync(trace, "utf8").includes("ssh2"));
 
 async function run(argv: string[], stdin?: Uint8Array): Promise<{ code: number; out: string; err: string }> {
   fs.rmSync(marker, { force: true });
+  fs.rmSync(trace, { force: true });
   const p = Bun.spawn(argv, { cwd: dir, env, stdin: stdin ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
   if (stdin && p.stdin) {
     p.stdin.write(stdin);
@@ -52,7 +55,7 @@ const hookInput = (feature: string) =>
     ...encodeTry({ amWilling: true, system: "x86_64-linux", drvPath: `/nix/store/${"a".repeat(32)}-x.drv`, requiredFeatures: [feature] }),
   ]);
 
-test("the decoy works: a command that goes over ssh loads ssh2", async () => {
+test("the probe works: a command that goes over ssh loads ssh2", async () => {
   const r = await run([NSH, "copy", "--to", "127.0.0.1:1", `/nix/store/${"a".repeat(32)}-x`]);
   expect(r.code).not.toBe(0); // nothing listens there
   expect(loadedSsh2()).toBe(true);
