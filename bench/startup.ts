@@ -32,11 +32,12 @@ type Run = { id: CaseId; round: number; cpuMs: number; ms: number; firstCpuMs?: 
 
 /** build.ts's `bun build` flags (so that a change there is measured here too), without entry and outfile. */
 export function buildFlags(buildTs = fs.readFileSync(path.join(REPO, "build.ts"), "utf8")): string[] {
-  const flags = [...buildTs.matchAll(/"(--[a-z][a-z0-9-]*(?:=[^"]*)?)"/g)].map((m) => m[1]!).filter((f) => f !== "--outfile");
-  const out: string[] = [];
-  // --external names a package of nsh's bundle; a one-line hello world has nothing to leave out.
-  for (const f of flags) if (f !== "--external" && !f.startsWith("--external=")) out.push(f);
-  return out.length > 0 ? out : ["--compile", "--minify", "--bytecode", "--format=esm", "--sourcemap=none"];
+  // Every quoted --flag, but those that name nsh's files or packages (a one-line hello world has
+  // nothing to leave out) and those build.ts passes to the binary it checks, not to `bun build`.
+  const notForHello = new Set(["--outfile", "--external", "--version", "--help"]);
+  const flags = [...buildTs.matchAll(/"(--[a-z][a-z0-9-]*(?:=[^"]*)?)"/g)].map((m) => m[1]!);
+  const out = [...new Set(flags.filter((f) => !notForHello.has(f.replace(/=.*/, ""))))];
+  return out.includes("--compile") ? out : ["--compile", "--minify", "--bytecode", "--format=esm", "--sourcemap=none"];
 }
 
 let clock: ((pid: number) => number) | undefined;
