@@ -129,10 +129,10 @@ async function agentRun(round: number, nsh: string, env: Record<string, string>,
     const sock = path.join(jobDir, "agent.sock");
     const line = await withTimeout(
       (async () => {
-        while (!fs.existsSync(sock)) await Bun.sleep(0.2);
         const got = Promise.withResolvers<string>();
         let text = "";
-        await Bun.connect({
+        // The socket file appears at bind(2), a moment before listen(2): a refusal means "again".
+        const connect = () => Bun.connect({
           unix: sock,
           socket: {
             open: (s) => void s.write("log\n"),
@@ -144,6 +144,14 @@ async function agentRun(round: number, nsh: string, env: Record<string, string>,
             error: (_s, e) => got.reject(e),
           },
         });
+        for (;;) {
+          try {
+            await connect();
+            break;
+          } catch {
+            await Bun.sleep(0.2);
+          }
+        }
         return got.promise;
       })(),
       30_000,
@@ -198,7 +206,7 @@ export const startup: Bench = {
     for (let round = 0; round <= rounds; round++) {
       const order = [...ids.slice(round % ids.length), ...ids.slice(0, round % ids.length)];
       for (const id of order) {
-        const r = await cases[id](round);
+        const r = await cases[id](round).catch((e: Error): Run => ({ id, round, cpuMs: Number.NaN, ms: Number.NaN, ok: false, why: e.message }));
         if (!r.ok) process.stderr.write(`  startup: ${LABEL[id]} failed: ${r.why}\n`);
         if (round > 0) runs.push(r);
       }
