@@ -5,9 +5,10 @@
 //   CPU      user + system of the whole process (all threads), from its rusage at exit
 //   CPU to first answer   for the hook and the agent: the process's CPU clock when its first
 //            answer arrived (clock_gettime on the process's CPU-time clock: all threads, ns)
-// The hook is fed a settings blob (builders '') and one `try`, then EOF: one it takes (feature nsh:
-// `# accept`; the EOF then fails the build before any job), or one it declines (feature benchmark). The agent (`nsh __agent <dir>`) answers
-// a log client's hello with its status line. Goal (issue 11): ≤ 1.5× the hello world's CPU.
+// The hook is fed Nix's settings (all of them, builders '') and one `try`, then EOF: one it takes
+// (feature nsh: `# accept`; the EOF then fails the build before any job) or one it declines
+// (feature benchmark). The agent (`nsh __agent <dir>`) answers a log client's hello with its
+// status line. Goal (issue 11): ≤ 1.5× the hello world's CPU.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -95,9 +96,27 @@ async function plain(id: CaseId, round: number, argv: string[], env: Record<stri
   return { id, round, cpuMs: rusageMs(p), ms, ok, why: ok ? undefined : `exit ${code}: ${(await new Response(p.stderr).text()).slice(-300)}` };
 }
 
-async function hookRun(id: CaseId, round: number, argv: string[], env: Record<string, string>, feature: string, want: string): Promise<Run> {
-  const system = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
-  const blob = encodeSettings(new Map([["builders", ""], ["system", system], ["max-jobs", "1"]]));
+const system = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
+
+/**
+ * The settings blob: as many settings as Nix sends (all of them: `nix show-config`, 91 with 2.8),
+ * builders '' (no machines); three settings when nix is not at hand.
+ */
+export function settingsBlob(): { blob: Uint8Array; count: number } {
+  const text = (value: unknown): string =>
+    Array.isArray(value) ? value.join(" ") : value && typeof value === "object" ? Object.entries(value).map(([k, v]) => `${k}=${v}`).join(" ") : String(value);
+  const settings = new Map<string, string>();
+  const shown = Bun.spawnSync(["nix", "show-config", "--extra-experimental-features", "nix-command", "--json"], { stdout: "pipe", stderr: "ignore" });
+  try {
+    for (const [name, s] of Object.entries(JSON.parse(shown.stdout.toString()) as Record<string, { value: unknown }>)) settings.set(name, text(s.value));
+  } catch {
+    settings.set("system", system).set("max-jobs", "1");
+  }
+  settings.set("builders", "");
+  return { blob: encodeSettings(settings), count: settings.size };
+}
+
+async function hookRun(id: CaseId, round: number, argv: string[], env: Record<string, string>, blob: Uint8Array, feature: string, want: string): Promise<Run> {
   const req = encodeTry({ amWilling: true, system, drvPath: `/nix/store/${"a".repeat(32)}-startup.drv`, requiredFeatures: [feature] });
   const t0 = performance.now();
   // Nix writes the settings and the first try as soon as the hook is started.
@@ -192,13 +211,14 @@ export const startup: Bench = {
     const conf = path.join(scratch, "nsh.conf");
     fs.writeFileSync(conf, "# nsh's defaults: Slurm, feature nsh; the try asks for 'benchmark', which nsh declines\n");
     const env = { ...(process.env as Record<string, string>), NSH_CONF: conf };
+    const settings = settingsBlob();
     const cases: Record<CaseId, (round: number) => Promise<Run>> = {
       hello: (r) => plain("hello", r, [hello], env),
       "nsh-version": (r) => plain("nsh-version", r, [nsh, "--version"], env),
       "sigstop-version": (r) => plain("sigstop-version", r, [sigstop, "--version"], env),
-      "hook-accept": (r) => hookRun("hook-accept", r, [nsh, "3"], env, "nsh", "# accept"),
-      hook: (r) => hookRun("hook", r, [nsh, "3"], env, "benchmark", "# decline"),
-      "hook-sub": (r) => hookRun("hook-sub", r, [nsh, "hook", "3"], env, "benchmark", "# decline"),
+      "hook-accept": (r) => hookRun("hook-accept", r, [nsh, "3"], env, settings.blob, "nsh", "# accept"),
+      hook: (r) => hookRun("hook", r, [nsh, "3"], env, settings.blob, "benchmark", "# decline"),
+      "hook-sub": (r) => hookRun("hook-sub", r, [nsh, "hook", "3"], env, settings.blob, "benchmark", "# decline"),
       agent: (r) => agentRun(r, nsh, env, scratch),
     };
     const ids = Object.keys(cases) as CaseId[];
@@ -240,7 +260,7 @@ export const startup: Bench = {
       return `${LABEL[id]} ${fmt(x / helloCpu, 2)}× ${x / helloCpu <= GOAL ? "(met)" : "(NOT met)"}`;
     };
     const notes = [
-      `${rounds} interleaved rounds after a warm-up round; hello world built with \`bun build ${flags.join(" ")}\` (Bun ${Bun.version}).`,
+      `${rounds} interleaved rounds after a warm-up round; hello world built with \`bun build ${flags.join(" ")}\` (Bun ${Bun.version}); the hook's settings blob holds ${settings.count} settings (${settings.blob.length} bytes).`,
       `Goal: CPU ≤ ${GOAL}× the hello world's. ${verdict("nsh-version", (r) => r.cpuMs)}; ${verdict("hook-accept", (r) => r.firstCpuMs)} and ${verdict("hook", (r) => r.firstCpuMs)} (to the first answer); ${verdict("sigstop-version", (r) => r.cpuMs)}.`,
       "Whole-process CPU comes from wait4's rusage: it includes the children the process reaped (the agent's nix-store).",
       `Load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}.`,
