@@ -29,7 +29,16 @@ const LABEL: Record<CaseId, string> = {
 const GOAL = 1.5;
 
 /** cpuMs: whole process (rusage); firstCpuMs / firstMs: at the first answer (hook, agent) */
-type Run = { id: CaseId; round: number; cpuMs: number; ms: number; firstCpuMs?: number; firstMs?: number; ok: boolean; why?: string };
+type Run = {
+  id: CaseId;
+  round: number;
+  cpuMs: number;
+  ms: number;
+  firstCpuMs?: number;
+  firstMs?: number;
+  ok: boolean;
+  why?: string;
+};
 
 /** build.ts's `bun build` flags (so that a change there is measured here too), without entry and outfile. */
 export function buildFlags(buildTs = fs.readFileSync(path.join(REPO, "build.ts"), "utf8")): string[] {
@@ -48,7 +57,8 @@ function cpuClockMs(pid: number): number {
     const lib = dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } });
     const ts = new BigInt64Array(2);
     // Linux: the process CPU clock of pid is ((~pid) << 3) | CPUCLOCK_SCHED (2), as clock_getcpuclockid makes it.
-    clock = (p) => (lib.symbols.clock_gettime((~p << 3) | 2, ptr(ts)) === 0 ? Number(ts[0]) * 1e3 + Number(ts[1]) / 1e6 : Number.NaN);
+    clock = (p) =>
+      lib.symbols.clock_gettime((~p << 3) | 2, ptr(ts)) === 0 ? Number(ts[0]) * 1e3 + Number(ts[1]) / 1e6 : Number.NaN;
   }
   return clock(pid);
 }
@@ -61,7 +71,13 @@ const rusageMs = (p: Bun.Subprocess): number => {
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string, kill: () => void): Promise<T> {
   let timer: Timer | undefined;
   try {
-    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => (kill(), reject(new Error(`${what}: no answer in ${ms} ms`))), ms)))]);
+    const late = new Promise<T>((_, reject) => {
+      timer = setTimeout(() => {
+        kill();
+        reject(new Error(`${what}: no answer in ${ms} ms`));
+      }, ms);
+    });
+    return await Promise.race([p, late]);
   } finally {
     clearTimeout(timer);
   }
@@ -93,7 +109,8 @@ async function plain(id: CaseId, round: number, argv: string[], env: Record<stri
   const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
   const ms = performance.now() - t0;
   const ok = code === 0 && out.trim().length > 0;
-  return { id, round, cpuMs: rusageMs(p), ms, ok, why: ok ? undefined : `exit ${code}: ${(await new Response(p.stderr).text()).slice(-300)}` };
+  const why = ok ? undefined : `exit ${code}: ${(await new Response(p.stderr).text()).slice(-300)}`;
+  return { id, round, cpuMs: rusageMs(p), ms, ok, why };
 }
 
 const system = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
@@ -104,11 +121,17 @@ const system = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
  */
 export function settingsBlob(): { blob: Uint8Array; count: number } {
   const text = (value: unknown): string =>
-    Array.isArray(value) ? value.join(" ") : value && typeof value === "object" ? Object.entries(value).map(([k, v]) => `${k}=${v}`).join(" ") : String(value);
+    Array.isArray(value)
+      ? value.join(" ")
+      : value && typeof value === "object"
+        ? Object.entries(value).map(([k, v]) => `${k}=${v}`).join(" ")
+        : String(value);
   const settings = new Map<string, string>();
-  const shown = Bun.spawnSync(["nix", "show-config", "--extra-experimental-features", "nix-command", "--json"], { stdout: "pipe", stderr: "ignore" });
+  const argv = ["nix", "show-config", "--extra-experimental-features", "nix-command", "--json"];
+  const shown = Bun.spawnSync(argv, { stdout: "pipe", stderr: "ignore" });
   try {
-    for (const [name, s] of Object.entries(JSON.parse(shown.stdout.toString()) as Record<string, { value: unknown }>)) settings.set(name, text(s.value));
+    const all = JSON.parse(shown.stdout.toString()) as Record<string, { value: unknown }>;
+    for (const [name, s] of Object.entries(all)) settings.set(name, text(s.value));
   } catch {
     settings.set("system", system).set("max-jobs", "1");
   }
@@ -116,8 +139,12 @@ export function settingsBlob(): { blob: Uint8Array; count: number } {
   return { blob: encodeSettings(settings), count: settings.size };
 }
 
-async function hookRun(id: CaseId, round: number, argv: string[], env: Record<string, string>, blob: Uint8Array, feature: string, want: string): Promise<Run> {
-  const req = encodeTry({ amWilling: true, system, drvPath: `/nix/store/${"a".repeat(32)}-startup.drv`, requiredFeatures: [feature] });
+type HookCase = { blob: Uint8Array; feature: string; want: string };
+
+async function hookRun(id: CaseId, round: number, argv: string[], env: Record<string, string>, c: HookCase): Promise<Run> {
+  const { blob, feature, want } = c;
+  const drvPath = `/nix/store/${"a".repeat(32)}-startup.drv`;
+  const req = encodeTry({ amWilling: true, system, drvPath, requiredFeatures: [feature] });
   const t0 = performance.now();
   // Nix writes the settings and the first try as soon as the hook is started.
   const p = Bun.spawn(argv, { stdin: "pipe", stdout: "ignore", stderr: "pipe", env, cwd: "/" });
@@ -125,7 +152,8 @@ async function hookRun(id: CaseId, round: number, argv: string[], env: Record<st
   p.stdin.write(blob);
   p.stdin.write(req);
   await p.stdin.flush();
-  const answer = await withTimeout(lineWhere(p.stderr, (l) => l.startsWith("# ")), 30_000, argv.join(" "), () => p.kill("SIGKILL"));
+  const kill = () => p.kill("SIGKILL");
+  const answer = await withTimeout(lineWhere(p.stderr, (l) => l.startsWith("# ")), 30_000, argv.join(" "), kill);
   const firstCpuMs = cpuClockMs(p.pid);
   const firstMs = performance.now() - t0;
   await p.stdin.end();
@@ -134,7 +162,8 @@ async function hookRun(id: CaseId, round: number, argv: string[], env: Record<st
   stop();
   // After an accept, EOF instead of the inputs makes nsh fail (exit 1): the build never starts.
   const ok = code === (want === "# accept" ? 1 : 0) && answer === want;
-  return { id, round, cpuMs: rusageMs(p), ms, firstCpuMs, firstMs, ok, why: ok ? undefined : `exit ${code}, answer ${JSON.stringify(answer)}` };
+  const why = ok ? undefined : `exit ${code}, answer ${JSON.stringify(answer)}`;
+  return { id, round, cpuMs: rusageMs(p), ms, firstCpuMs, firstMs, ok, why };
 }
 
 async function agentRun(round: number, nsh: string, env: Record<string, string>, scratch: string): Promise<Run> {
@@ -182,7 +211,8 @@ async function agentRun(round: number, nsh: string, env: Record<string, string>,
     p.kill("SIGTERM");
     await withTimeout(p.exited, 10_000, "nsh __agent after SIGTERM", () => p.kill("SIGKILL"));
     const ok = line.startsWith("nsh-agent ");
-    return { id: "agent", round, cpuMs: rusageMs(p), ms: performance.now() - t0, firstCpuMs, firstMs, ok, why: ok ? undefined : `status line ${JSON.stringify(line)}` };
+    const why = ok ? undefined : `status line ${JSON.stringify(line)}`;
+    return { id: "agent", round, cpuMs: rusageMs(p), ms: performance.now() - t0, firstCpuMs, firstMs, ok, why };
   } finally {
     stop();
     fs.rmSync(jobDir, { recursive: true, force: true });
@@ -205,7 +235,8 @@ export const startup: Bench = {
     const flags = buildFlags();
     fs.writeFileSync(path.join(scratch, "hello.ts"), 'console.log("hello");\n');
     const hello = path.join(scratch, "hello");
-    const built = Bun.spawnSync([process.execPath, "build", ...flags, path.join(scratch, "hello.ts"), "--outfile", hello], { stdout: "pipe", stderr: "pipe" });
+    const buildArgv = [process.execPath, "build", ...flags, path.join(scratch, "hello.ts"), "--outfile", hello];
+    const built = Bun.spawnSync(buildArgv, { stdout: "pipe", stderr: "pipe" });
     if (built.exitCode !== 0) throw new Error(`building the hello world failed: ${built.stderr.toString().slice(-500)}`);
 
     const conf = path.join(scratch, "nsh.conf");
@@ -216,9 +247,9 @@ export const startup: Bench = {
       hello: (r) => plain("hello", r, [hello], env),
       "nsh-version": (r) => plain("nsh-version", r, [nsh, "--version"], env),
       "sigstop-version": (r) => plain("sigstop-version", r, [sigstop, "--version"], env),
-      "hook-accept": (r) => hookRun("hook-accept", r, [nsh, "3"], env, settings.blob, "nsh", "# accept"),
-      hook: (r) => hookRun("hook", r, [nsh, "3"], env, settings.blob, "benchmark", "# decline"),
-      "hook-sub": (r) => hookRun("hook-sub", r, [nsh, "hook", "3"], env, settings.blob, "benchmark", "# decline"),
+      "hook-accept": (r) => hookRun("hook-accept", r, [nsh, "3"], env, { blob: settings.blob, feature: "nsh", want: "# accept" }),
+      hook: (r) => hookRun("hook", r, [nsh, "3"], env, { blob: settings.blob, feature: "benchmark", want: "# decline" }),
+      "hook-sub": (r) => hookRun("hook-sub", r, [nsh, "hook", "3"], env, { blob: settings.blob, feature: "benchmark", want: "# decline" }),
       agent: (r) => agentRun(r, nsh, env, scratch),
     };
     const ids = Object.keys(cases) as CaseId[];
@@ -226,7 +257,8 @@ export const startup: Bench = {
     for (let round = 0; round <= rounds; round++) {
       const order = [...ids.slice(round % ids.length), ...ids.slice(0, round % ids.length)];
       for (const id of order) {
-        const r = await cases[id](round).catch((e: Error): Run => ({ id, round, cpuMs: Number.NaN, ms: Number.NaN, ok: false, why: e.message }));
+        const failed = (e: Error): Run => ({ id, round, cpuMs: Number.NaN, ms: Number.NaN, ok: false, why: e.message });
+        const r = await cases[id](round).catch(failed);
         if (!r.ok) process.stderr.write(`  startup: ${LABEL[id]} failed: ${r.why}\n`);
         if (round > 0) runs.push(r);
       }
@@ -253,15 +285,22 @@ export const startup: Bench = {
       ];
     });
     const tables = [
-      table(["process", "ok runs", "CPU ms, whole process: median (min–max)", "÷ hello", "CPU ms to first answer", "÷ hello", "wall ms to exit", "wall ms to first answer"], rows),
+      table(
+        ["process", "ok runs", "CPU ms, whole process: median (min–max)", "÷ hello", "CPU ms to first answer", "÷ hello"]
+          .concat(["wall ms to exit", "wall ms to first answer"]),
+        rows,
+      ),
     ];
     const verdict = (id: CaseId, pick: (r: Run) => number | undefined) => {
       const x = median(ok(id).flatMap((r) => pick(r) ?? []));
       return `${LABEL[id]} ${fmt(x / helloCpu, 2)}× ${x / helloCpu <= GOAL ? "(met)" : "(NOT met)"}`;
     };
     const notes = [
-      `${rounds} interleaved rounds after a warm-up round; hello world built with \`bun build ${flags.join(" ")}\` (Bun ${Bun.version}); the hook's settings blob holds ${settings.count} settings (${settings.blob.length} bytes).`,
-      `Goal: CPU ≤ ${GOAL}× the hello world's. ${verdict("nsh-version", (r) => r.cpuMs)}; ${verdict("hook-accept", (r) => r.firstCpuMs)} and ${verdict("hook", (r) => r.firstCpuMs)} (to the first answer); ${verdict("sigstop-version", (r) => r.cpuMs)}.`,
+      `${rounds} interleaved rounds after a warm-up round; hello world built with \`bun build ${flags.join(" ")}\` ` +
+        `(Bun ${Bun.version}); the hook's settings blob holds ${settings.count} settings (${settings.blob.length} bytes).`,
+      `Goal: CPU ≤ ${GOAL}× the hello world's. ${verdict("nsh-version", (r) => r.cpuMs)}; ` +
+        `${verdict("hook-accept", (r) => r.firstCpuMs)} and ${verdict("hook", (r) => r.firstCpuMs)} (to the first answer); ` +
+        `${verdict("sigstop-version", (r) => r.cpuMs)}.`,
       "Whole-process CPU comes from wait4's rusage: it includes the children the process reaped (the agent's nix-store).",
       `Load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}.`,
     ];

@@ -24,8 +24,10 @@ beforeAll(() => {
   trace = path.join(dir, "trace");
   const decoy = path.join(dir, "node_modules", "cpu-features");
   fs.mkdirSync(decoy, { recursive: true });
-  fs.writeFileSync(path.join(decoy, "package.json"), JSON.stringify({ name: "cpu-features", version: "0.0.0", main: "index.js" }));
-  fs.writeFileSync(path.join(decoy, "index.js"), `require("fs").appendFileSync(${JSON.stringify(marker)}, "ssh2\\n");\nmodule.exports = () => ({ flags: {} });\n`);
+  const pkg = { name: "cpu-features", version: "0.0.0", main: "index.js" };
+  fs.writeFileSync(path.join(decoy, "package.json"), JSON.stringify(pkg));
+  const code = `require("fs").appendFileSync(${JSON.stringify(marker)}, "ssh2\\n");\nmodule.exports = () => ({ flags: {} });\n`;
+  fs.writeFileSync(path.join(decoy, "index.js"), code);
   fs.writeFileSync(path.join(dir, "nsh.conf"), "");
   env = { ...(process.env as Record<string, string>), NSH_CONF: path.join(dir, "nsh.conf"), HOME: dir, NSH_DEBUG_LOADED: trace };
 });
@@ -33,7 +35,8 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const loadedSsh2 = () => fs.existsSync(marker) || (fs.existsSync(trace) && fs.readFileSync(trace, "utf8").includes("ssh2"));
+const traced = () => fs.existsSync(trace) && fs.readFileSync(trace, "utf8").includes("ssh2");
+const loadedSsh2 = () => fs.existsSync(marker) || traced();
 
 async function run(argv: string[], stdin?: Uint8Array): Promise<{ code: number; out: string; err: string }> {
   fs.rmSync(marker, { force: true });

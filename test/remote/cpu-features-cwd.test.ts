@@ -24,7 +24,8 @@ beforeAll(() => {
   const pkg = path.join(dir, "node_modules", "cpu-features");
   fs.mkdirSync(pkg, { recursive: true });
   fs.writeFileSync(path.join(pkg, "package.json"), JSON.stringify({ name: "cpu-features", version: "0.0.0", main: "index.js" }));
-  fs.writeFileSync(path.join(pkg, "index.js"), `require("fs").writeFileSync(${JSON.stringify(planted)}, "ran\\n");\nmodule.exports = () => ({ flags: {} });\n`);
+  const code = `require("fs").writeFileSync(${JSON.stringify(planted)}, "ran\\n");\nmodule.exports = () => ({ flags: {} });\n`;
+  fs.writeFileSync(path.join(pkg, "index.js"), code);
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -32,7 +33,8 @@ afterAll(() => {
 
 test("nsh copy over ssh, run below a node_modules with cpu-features: the planted code does not run", async () => {
   const env = { ...(process.env as Record<string, string>), HOME: dir, NSH_DEBUG_LOADED: trace };
-  const p = Bun.spawn([NSH, "copy", "--to", "127.0.0.1:1", `/nix/store/${"a".repeat(32)}-x`], { cwd: work, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const argv = [NSH, "copy", "--to", "127.0.0.1:1", `/nix/store/${"a".repeat(32)}-x`];
+  const p = Bun.spawn(argv, { cwd: work, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
   const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
   clearTimeout(timer);

@@ -5,7 +5,12 @@ import { describe, expect, test } from "bun:test";
 import { encodeSettings, encodeTry, parseSettings, readSettings } from "../../src/nix/hook-protocol.ts";
 import { DEFAULT_MAX_STRING, WireReader, concat, encodeString, encodeU64 } from "../../src/nix/wire.ts";
 
-const settings = new Map([["builders", ""], ["max-jobs", "1"], ["system-features", "benchmark big-parallel kvm nixos-test"], ["ünïcode", "välue"]]);
+const settings = new Map([
+  ["builders", ""],
+  ["max-jobs", "1"],
+  ["system-features", "benchmark big-parallel kvm nixos-test"],
+  ["ünïcode", "välue"],
+]);
 const blob = encodeSettings(settings);
 const tryBytes = encodeTry({ amWilling: true, system: "x86_64-linux", drvPath: "/nix/store/a-x.drv", requiredFeatures: [] });
 
@@ -26,12 +31,13 @@ describe("parseSettings", () => {
     ["all but the end marker", blob.subarray(0, blob.length - 8), "incomplete"],
     ["half a value", blob.subarray(0, 40), "incomplete"],
     ["a marker other than 0 or 1", encodeU64(2), "irregular"],
-    ["non-zero padding", concat([encodeU64(1), encodeString("a"), new Uint8Array([...encodeU64(1), 120, 1, 0, 0, 0, 0, 0, 0]), encodeU64(0)]), "irregular"],
+    ["non-zero padding", concat([encodeU64(1), encodeString("a"), encodeU64(1), new Uint8Array([120, 1, 0, 0, 0, 0, 0, 0]), encodeU64(0)]), "irregular"],
     ["a string longer than the cap", concat([encodeU64(1), encodeU64(DEFAULT_MAX_STRING + 1)]), "irregular"],
     ["a length beyond 32 bits", concat([encodeU64(1), encodeU64(2 ** 40)]), "irregular"],
   ])("%s", (_what, bytes, want) => {
     const got = parseSettings(bytes);
-    expect(typeof got === "string" ? got : { settings: [...got.settings], length: got.length }).toEqual(want);
+    const seen: unknown = typeof got === "string" ? got : { settings: [...got.settings], length: got.length };
+    expect(seen).toEqual(want);
   });
 });
 
