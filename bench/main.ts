@@ -11,8 +11,9 @@ import { memory } from "./sigstop-memory.ts";
 import { copy } from "./copy.ts";
 import { hook } from "./hook.ts";
 import { hookBig } from "./hook-big.ts";
+import { startup } from "./startup.ts";
 
-const BENCHES: Bench[] = [overhead, memory, copy, hook, hookBig];
+const BENCHES: Bench[] = [startup, overhead, memory, copy, hook, hookBig];
 
 function usage(): string {
   return [

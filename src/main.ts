@@ -1,7 +1,8 @@
 // Entry point. The name nsh is invoked by picks its personality (multi-call, like busybox). Each
 // personality is imported when chosen: the build hook runs once per build and must start fast.
-import path from "node:path";
-import { isatty } from "node:tty";
+// Nothing here loads node:tty, node:path or process.stdout/stderr: in a compiled Bun each costs
+// about as much CPU as a whole hello world (bench/startup.ts; isatty comes from libc instead).
+import { VERSION } from "./util/self.ts";
 
 const isVerbosity = (s: string | undefined) => s !== undefined && /^[0-7]$/.test(s);
 
@@ -12,7 +13,7 @@ async function main(): Promise<number> {
     const internal = internalCommands[argv[0]];
     if (internal) return internal(argv.slice(1));
   }
-  const personality = path.basename(process.argv0);
+  const personality = process.argv0.slice(process.argv0.lastIndexOf("/") + 1);
   if (personality === "nix-sigstop" || argv[0] === "sigstop") {
     const { runSigstopCli } = await import("./cli/sigstop.ts");
     return personality === "nix-sigstop" ? runSigstopCli(argv, process.env) : runSigstopCli(argv.slice(1), process.env);
@@ -20,10 +21,15 @@ async function main(): Promise<number> {
   if (argv[0] === "hook") return (await import("./cli/hook.ts")).runHookCli(argv.slice(1));
   // Nix runs build-hook as `<hook> [<extra args>…] <verbosity>` with stdin a pipe (Nix ≤ 2.16 and
   // a plain `build-hook = /path/to/nsh`: the verbosity alone).
-  if (!isatty(0) && isVerbosity(argv.at(-1))) {
+  if (isVerbosity(argv.at(-1)) && !(await import("./sys/libc.ts")).isTty(0)) {
     const { isHookInvocation } = await import("./cli/hook.ts");
     const subcommands = argv.length === 1 ? [] : Object.keys((await import("./cli/nsh.ts")).nshCommand.subCommands ?? {});
     if (isHookInvocation(argv, false, subcommands)) return (await import("./hook/runner.ts")).runHookProcess(argv);
+  }
+  // What citty would print, without loading citty and every command's modules for it.
+  if (argv.length === 1 && argv[0] === "--version") {
+    console.log(VERSION);
+    return 0;
   }
   return (await import("./cli/nsh.ts")).runNsh(argv);
 }

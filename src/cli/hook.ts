@@ -1,11 +1,11 @@
 // `nsh hook [<extra>…] <verbosity>`: the build hook, as Nix runs it. Nix ≤ 2.16 runs `nsh <verbosity>`
 // (nix.conf `build-hook = /path/to/nsh`), so main.ts also recognises that form; ≥ 2.17 appends the
 // verbosity to the setting's words (`build-hook = /path/to/nsh hook`).
-import { defineCommand, renderUsage } from "citty";
-import { runHookProcess } from "../hook/runner.ts";
+import type { CommandDef } from "citty";
 import { VERSION } from "../util/self.ts";
 
-export const hookCommand = defineCommand({
+/** A plain definition (what defineCommand returns): citty is loaded only for --help, the runner only to run. */
+export const hookCommand: CommandDef = {
   meta: {
     name: "hook",
     version: VERSION,
@@ -18,7 +18,7 @@ export const hookCommand = defineCommand({
   async run({ rawArgs }) {
     process.exitCode = await runHookCli(rawArgs);
   },
-});
+};
 
 /** Nix puts the verbosity last; anything before it (extra words of build-hook) is ignored. */
 export const isVerbosity = (s: string | undefined) => s !== undefined && /^[0-7]$/.test(s);
@@ -35,6 +35,7 @@ export function isHookInvocation(argv: readonly string[], stdinIsTTY: boolean, s
 
 export async function runHookCli(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
+    const { renderUsage } = await import("citty");
     process.stdout.write(`${(await renderUsage(hookCommand)).replaceAll("`", "")}\n`);
     return 0;
   }
@@ -46,5 +47,5 @@ export async function runHookCli(argv: string[]): Promise<number> {
     process.stderr.write(`nsh hook: expected Nix's verbosity (0-7) as the last argument, got '${argv.at(-1) ?? ""}' (see nsh hook --help)\n`);
     return 2;
   }
-  return runHookProcess(argv);
+  return (await import("../hook/runner.ts")).runHookProcess(argv);
 }

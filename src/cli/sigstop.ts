@@ -1,8 +1,6 @@
 // `nix-sigstop [options] [--] <nix args>` and `nsh sigstop [options] -- <nix args>`.
 import type { CommandDef } from "citty";
 import { UsageError, parseSigstopArgs } from "../sigstop/args.ts";
-import { makeSigstopLog } from "../sigstop/log.ts";
-import { runWrapper } from "../sigstop/wrapper.ts";
 import { VERSION } from "../util/self.ts";
 
 /**
@@ -54,6 +52,6 @@ export async function runSigstopCli(argv: string[], env: Record<string, string |
     process.stderr.write("nix-sigstop: no nix arguments given, e.g. nix-sigstop eval --expr '1 + 1'\n");
     return 2;
   }
-  const log = await makeSigstopLog("nix-sigstop", parsed.options);
-  return runWrapper(parsed, env, log);
+  const [{ makeSigstopLog }, { runWrapper }] = await Promise.all([import("../sigstop/log.ts"), import("../sigstop/wrapper.ts")]);
+  return runWrapper(parsed, env, await makeSigstopLog("nix-sigstop", parsed.options));
 }

@@ -29,7 +29,8 @@ function isSelf(program: string): boolean {
 }
 
 export interface FallbackOptions {
-  hook: string[];
+  /** the hook's command line, or how to find it (looked up when first needed) */
+  hook: string[] | (() => string[]);
   verbosity: number;
   /** the settings blob exactly as Nix sent it */
   settingsBlob: Uint8Array;
@@ -41,6 +42,11 @@ export interface FallbackOptions {
   /** give the child Nix's fds 4 and 5 (default true; in-process tests have none) */
   logFds?: boolean;
   env?: Record<string, string | undefined>;
+  /**
+   * The hook is Nix's own and the settings' `builders` are empty: it would answer
+   * `# decline-permanently` before reading any `try` (nix-protocols.md §1.8), so it is not started.
+   */
+  noMachines?: boolean;
 }
 
 /** What became of a `try` the fallback handled. */
@@ -51,11 +57,17 @@ export class Fallback {
   /** Why no child is asked any more; then every `try` is declined straight away. */
   private gone: string | undefined;
   private relaying = false;
+  private command: string[] | undefined;
 
   constructor(private readonly o: FallbackOptions) {}
 
+  private get hook(): string[] {
+    this.command ??= typeof this.o.hook === "function" ? this.o.hook() : this.o.hook;
+    return this.command;
+  }
+
   get name(): string {
-    return this.o.hook.join(" ");
+    return this.hook.join(" ");
   }
 
   /** Answers `req` through the child; after an accept, runs the whole build and returns its status. */
@@ -103,7 +115,12 @@ export class Fallback {
 
   private async start(): Promise<HookChild | undefined> {
     if (this.child) return this.child;
-    const [program] = this.o.hook;
+    if (this.o.noMachines) {
+      this.gone = "it has no machines to build on";
+      this.o.log.debug(`no builders: Nix's own build hook would decline every build, so it is not started`);
+      return undefined;
+    }
+    const [program] = this.hook;
     if (program && isSelf(program)) {
       this.gone = "it is nsh itself";
       this.o.log.error(`fallback-build-hook '${this.name}' is nsh itself; declined builds are built locally instead`);
@@ -111,7 +128,7 @@ export class Fallback {
     }
     let child: HookChild;
     try {
-      child = new HookChild({ hook: this.o.hook, verbosity: this.o.verbosity, logFds: this.o.logFds, env: this.o.env });
+      child = new HookChild({ hook: this.hook, verbosity: this.o.verbosity, logFds: this.o.logFds, env: this.o.env });
     } catch (e) {
       this.gone = "it cannot be started";
       this.o.log.error(`cannot start Nix's build hook '${this.name}': ${(e as Error).message}; declined builds are built locally if possible`);

@@ -6,9 +6,9 @@
 // the fallback; so does every build while nsh is not set up (readiness.ts), with one warning.
 // EOF while idle means Nix has nothing more for us: exit 0 at once.
 import fs from "node:fs";
-import { isatty } from "node:tty";
 import { type LoadedNshConfig, type NshConfig, loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
+import { isTty } from "../sys/libc.ts";
 import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
 import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
@@ -99,8 +99,10 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
   const searched = nshConfFiles(env);
   const unready = conf ? missingSetup({ conf, env, files: files ?? [], searched, readable: canRead }) : [];
   let warnedUnready = false;
+  const nixOwnHook = !opts.fallbackHook && !(partial?.["fallback-build-hook"] ?? "").trim();
   const fallback = new Fallback({
-    hook: opts.fallbackHook ?? fallbackHook(partial),
+    hook: opts.fallbackHook ?? (() => fallbackHook(partial)),
+    noMachines: nixOwnHook && settings.get("builders")?.trim() === "",
     verbosity,
     settingsBlob: blob,
     toNix: io.toNix,
@@ -168,7 +170,7 @@ export async function runHookProcess(argv: string[]): Promise<number> {
     ac.abort();
   });
   // stdin is a pipe from Nix; a TTY here means someone typed `nsh hook 3` by hand.
-  if (isatty(0)) {
+  if (isTty(0)) {
     process.stderr.write("nsh hook: this is Nix's build hook; set build-hook = <path to nsh> in nix.conf\n");
     return 2;
   }

@@ -130,6 +130,21 @@ export class WireReader {
     }
   }
 
+  /** The bytes received and not yet read, left in place: a parser may look ahead and then skip(). */
+  buffered(): Uint8Array {
+    return this.chunks.length === 1 ? this.chunks[0]! : concat(this.chunks);
+  }
+
+  /** Reads the next chunk from the source into the buffer; false at the end of the stream. */
+  more(): Promise<boolean> {
+    return this.pull();
+  }
+
+  /** Drops `n` buffered bytes (at most what is buffered), as if read. */
+  skip(n: number): void {
+    for (let left = Math.min(n, this.available); left > 0; ) left -= this.take(left).length;
+  }
+
   /** True when the stream has ended with nothing left unread. */
   async atEnd(): Promise<boolean> {
     while (this.available === 0) if (!(await this.pull())) return true;

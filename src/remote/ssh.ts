@@ -3,6 +3,7 @@
 // are tried in order, and when all fail the error names each host and why, with a way to fix it.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import "../sys/no-cpu-features.ts";
 import { Client, OpenSSHAgent, utils, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey } from "ssh2";
 import { type Destination, formatDestination, parseDestinations } from "./destination.ts";
 import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";

@@ -1,6 +1,9 @@
 // nix-sigstop's logger. Lines as util/log.ts writes them off a terminal ("nix-sigstop: warning: …"),
 // without loading consola: that cost the wrapper's start-up, which every evaluation pays, ~9 ms.
-// On a terminal (without --verbose) consola's own layout is kept.
+// On a terminal (without --verbose) consola's own layout is kept. Not process.stderr either: its
+// stream costs ~5 ms of CPU to set up in a compiled Bun (bench/startup.ts).
+import { writeAll } from "../nix/hook-child.ts";
+import { isTty } from "../sys/libc.ts";
 
 export interface SigstopLog {
   debug(msg: string): void;
@@ -15,7 +18,7 @@ export interface LogOptions {
 }
 
 /** consola's levels: 0 error, 1 warn, 3 info, 4 debug; --quiet keeps warnings and errors. */
-export function plainLog(tag: string, opts: LogOptions, write: (line: string) => void = (l) => process.stderr.write(l)): SigstopLog {
+export function plainLog(tag: string, opts: LogOptions, write: (line: string) => void = (l) => writeAll(2, l)): SigstopLog {
   const level = opts.quiet ? 1 : opts.verbose ? 4 : 3;
   const line = (at: number, prefix: string) => (msg: string) => {
     if (at > level) return;
@@ -27,6 +30,6 @@ export function plainLog(tag: string, opts: LogOptions, write: (line: string) =>
 }
 
 export async function makeSigstopLog(tag: string, opts: LogOptions): Promise<SigstopLog> {
-  if (process.stderr.isTTY && !opts.verbose) return (await import("../util/log.ts")).makeLogger(tag, opts);
+  if (isTty(2) && !opts.verbose) return (await import("../util/log.ts")).makeLogger(tag, opts);
   return plainLog(tag, opts);
 }

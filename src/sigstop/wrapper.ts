@@ -19,6 +19,7 @@ import { GuardLink } from "./guard-link.ts";
 import { DaemonQueueWatch, openSockDiag } from "./queue-watch.ts";
 import { close as closeFd, connectUnix, listenUnix } from "../sys/sock.ts";
 import type { SockDiag } from "../sys/sock-diag.ts";
+import { writeAll } from "../nix/hook-child.ts";
 
 type Env = Record<string, string | undefined>;
 /** Direct mode: the daemon socket's inode, and the kernel interface that shows nix's queues. */
@@ -207,7 +208,7 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
     peakSwapBytesWhileStopped: stopper.peakSwap,
     proxy,
   };
-  if (!opts.quiet) process.stderr.write(`${formatReport(report)}\n`);
+  if (!opts.quiet) writeAll(2, `${formatReport(report)}\n`);
   if (opts.report) fs.writeFileSync(opts.report, `${JSON.stringify(report, null, 2)}\n`);
   return report.exitCode;
 }

@@ -1,0 +1,58 @@
+// parseSettings reads a settings blob that has fully arrived in one go (the hook's start-up); what it
+// cannot vouch for goes to the field-by-field reader, so readSettings gives the same settings and
+// the same errors whichever path it takes, however the bytes are split into chunks.
+import { describe, expect, test } from "bun:test";
+import { encodeSettings, encodeTry, parseSettings, readSettings } from "../../src/nix/hook-protocol.ts";
+import { DEFAULT_MAX_STRING, WireReader, concat, encodeString, encodeU64 } from "../../src/nix/wire.ts";
+
+const settings = new Map([
+  ["builders", ""],
+  ["max-jobs", "1"],
+  ["system-features", "benchmark big-parallel kvm nixos-test"],
+  ["ünïcode", "välue"],
+]);
+const blob = encodeSettings(settings);
+const tryBytes = encodeTry({ amWilling: true, system: "x86_64-linux", drvPath: "/nix/store/a-x.drv", requiredFeatures: [] });
+
+/** A reader that hands out `bytes` in chunks of `size`. */
+function chunked(bytes: Uint8Array, size: number): WireReader {
+  let at = 0;
+  return new WireReader({
+    read: async () => (at >= bytes.length ? { done: true } : { done: false, value: bytes.slice(at, (at += size)) }),
+  });
+}
+
+describe("parseSettings", () => {
+  test.each([
+    ["the whole blob", blob, { settings: [...settings], length: blob.length }],
+    ["the blob and the first try after it", concat([blob, tryBytes]), { settings: [...settings], length: blob.length }],
+    ["no settings", encodeU64(0), { settings: [], length: 8 }],
+    ["nothing yet", new Uint8Array(0), "incomplete"],
+    ["all but the end marker", blob.subarray(0, blob.length - 8), "incomplete"],
+    ["half a value", blob.subarray(0, 40), "incomplete"],
+    ["a marker other than 0 or 1", encodeU64(2), "irregular"],
+    ["non-zero padding", concat([encodeU64(1), encodeString("a"), encodeU64(1), new Uint8Array([120, 1, 0, 0, 0, 0, 0, 0]), encodeU64(0)]), "irregular"],
+    ["a string longer than the cap", concat([encodeU64(1), encodeU64(DEFAULT_MAX_STRING + 1)]), "irregular"],
+    ["a length beyond 32 bits", concat([encodeU64(1), encodeU64(2 ** 40)]), "irregular"],
+  ])("%s", (_what, bytes, want) => {
+    const got = parseSettings(bytes);
+    const seen: unknown = typeof got === "string" ? got : { settings: [...got.settings], length: got.length };
+    expect(seen).toEqual(want);
+  });
+});
+
+describe("readSettings", () => {
+  test.each([1, 3, 8, 100, 100_000])("chunks of %d bytes: the settings, and the try after them is left to read", async (size) => {
+    const r = chunked(concat([blob, tryBytes]), size);
+    expect([...(await readSettings(r))]).toEqual([...settings]);
+    expect(r.consumed).toBe(blob.length);
+    expect(await r.string("request word")).toBe("try");
+  });
+  test.each([
+    ["a bad marker", concat([blob.subarray(0, blob.length - 8), encodeU64(7)]), /bad settings record marker 7/],
+    ["a string over the cap", concat([encodeU64(1), encodeU64(DEFAULT_MAX_STRING + 1)]), /exceeds the limit/],
+    ["a blob cut short", blob.subarray(0, 40), /unexpected end of stream while reading length of setting name 1/],
+  ])("%s: the field-by-field reader's error", async (_what, bytes, error) => {
+    await expect(readSettings(chunked(bytes, 16))).rejects.toThrow(error);
+  });
+});
