@@ -4,7 +4,7 @@
 // about as much CPU as a whole hello world (bench/startup.ts; isatty comes from libc instead).
 import { VERSION } from "./util/self.ts";
 
-const isVerbosity = (s: string | undefined) => s !== undefined && /^[0-7]$/.test(s);
+const isVerbosity = (s: string | undefined) => s !== undefined && /^\d{1,2}$/.test(s);
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);

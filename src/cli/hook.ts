@@ -20,8 +20,11 @@ export const hookCommand: CommandDef = {
   },
 };
 
-/** Nix puts the verbosity last; anything before it (extra words of build-hook) is ignored. */
-export const isVerbosity = (s: string | undefined) => s !== undefined && /^[0-7]$/.test(s);
+/**
+ * Nix puts the verbosity last; anything before it (extra words of build-hook) is ignored. Nix 2.8 does
+ * not cap it: `-vvvvvvvvv` runs the hook with 9 or more.
+ */
+export const isVerbosity = (s: string | undefined) => s !== undefined && /^\d{1,2}$/.test(s);
 
 /**
  * How Nix runs us: stdin a pipe, the verbosity last; before it nothing (Nix ≤ 2.16, and ≥ 2.17 with
@@ -44,7 +47,7 @@ export async function runHookCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (!isVerbosity(argv.at(-1))) {
-    process.stderr.write(`nsh hook: expected Nix's verbosity (0-7) as the last argument, got '${argv.at(-1) ?? ""}' (see nsh hook --help)\n`);
+    process.stderr.write(`nsh hook: expected Nix's verbosity (a number: 0 errors … 7 vomit, more with many -v) as the last argument, got '${argv.at(-1) ?? ""}' (see nsh hook --help)\n`);
     return 2;
   }
   return (await import("../hook/runner.ts")).runHookProcess(argv);

@@ -137,12 +137,15 @@ export function isKnownReply(word: string): word is HookReply {
   return replies.has(word);
 }
 
-/** Verbosity is always the last argv element across Nix versions (section 1.2). */
+/**
+ * Verbosity is always the last argv element across Nix versions (section 1.2). Nix 2.8 does not cap it
+ * (each -v adds one), so anything above 7 (vomit) is 7.
+ */
 export function verbosityFromArgv(args: readonly string[]): number {
   const last = args.at(-1);
-  const v = last === undefined ? Number.NaN : Number(last);
-  if (!Number.isInteger(v) || v < 0 || v > 7) throw new Error(`expected the verbosity (0-7) as the last argument, got '${last ?? ""}'`);
-  return v;
+  const v = last === undefined || !/^\d{1,2}$/.test(last) ? Number.NaN : Number(last);
+  if (!Number.isInteger(v)) throw new Error(`expected the verbosity (a number, 0-7) as the last argument, got '${last ?? ""}'`);
+  return Math.min(v, 7);
 }
 
 /** A `@nix` JSON log line, as build-remote and Nix's JSON logger produce. */

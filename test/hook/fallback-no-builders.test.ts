@@ -66,3 +66,12 @@ test("nix-build with nsh as build hook and no builders builds locally", async ()
   expect(r.stderr).not.toMatch(/building '.*' on '/);
   console.log(`nix-build, fallback declined, local build: ${ms.toFixed(0)} ms`);
 });
+
+// Nix 2.8 does not cap the verbosity: with nine -v it runs the hook as `nsh 9`, which once made nsh
+// print its usage and Nix fail every build with "unexpected EOF reading a line".
+test("nix-build -vvvvvvvvv with nsh as build hook still builds", async () => {
+  const salt = `nv${Date.now().toString(36)}`;
+  const r = await lab.run(["nix-build", lab.expr("remote"), "--argstr", "salt", salt, "--no-out-link", "--option", "build-hook", DIST_NSH, "--builders", "", "-vvvvvvvvv"]);
+  expect(r.stderr).not.toContain("unexpected EOF");
+  expect(r.code).toBe(0);
+});

@@ -9,7 +9,8 @@ test.each([
   [["7"], false, true],
   [["--extra", "4"], false, true], // ≥ 2.17 with extra words in build-hook
   [["3"], true, false], // a terminal: someone typed it
-  [["8"], false, false],
+  [["9"], false, true], // Nix 2.8 with -vvvvvvvvv: it does not cap the verbosity
+  [["123"], false, false],
   [["x"], false, false],
   [[], false, false],
   [["copy", "--to", "h", "3"], false, false],
