@@ -20,8 +20,9 @@ import { copyClosure } from "../remote/copy.ts";
 import { parseDestination, type Destination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
 import { SshPool, shellQuote } from "../remote/ssh.ts";
-import { isTerminal, type JobStatus, type Scheduler } from "../schedulers/scheduler.ts";
+import { isTerminal, mayHaveSubmitted, type JobStatus, type Scheduler } from "../schedulers/scheduler.ts";
 import { SlurmRestScheduler } from "../schedulers/slurm-rest.ts";
+import { neverSince, queueVerdict } from "../schedulers/pending-reason.ts";
 import { ensureStateDir } from "../state/dir.ts";
 import { selfCommand } from "../util/self.ts";
 import { agentPathOnCluster, ensureAgent } from "./agent-binary.ts";
@@ -137,7 +138,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     methodReady.catch(() => {});
     record.update({ jobId: id, state: "pending" });
     ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
-    node = await step(waitUntilRunning(scheduler, id, ctx));
+    node = await step(waitUntilRunning(scheduler, id, ctx, conf["max-queue-wait"]));
     record.mark("running");
     record.phaseDone("queue");
     record.update({ state: "running", node });
@@ -219,15 +220,21 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
       const st = await endingJob(scheduler, jobId);
       if (st) ({ message, status } = jobEndVerdict(jobId, st, "while nsh built in it", message));
     }
-    // Interrupted while the submit was on its way: the job may exist a moment later.
-    if (!jobId && submitting) jobId = (await Promise.race([submitting.catch(() => undefined), Bun.sleep(2000)]))?.id;
+    // Interrupted while the submit was on its way: the job may exist a moment later. If the answer
+    // does not come, or says nothing definite (timeout), the reaper looks for the job by its tag.
+    let submitMayStillCreate = false;
+    if (!jobId && submitting) {
+      const answer = await Promise.race([submitting.catch((err: unknown) => ({ err })), Bun.sleep(2000).then(() => undefined)]);
+      if (answer && "id" in answer) jobId = answer.id;
+      else submitMayStillCreate = !answer || mayHaveSubmitted(answer.err);
+    }
     record.update({ state: aborted ? "cancelled" : "failed", message, ...(jobId ? { jobId } : {}) });
     let cancelled = false;
     if (jobId) {
       reaper.job(jobId);
       cancelled = await settleJob(scheduler, jobId, reaper);
       if (!cancelled && !aborted) ctx.log(1, `nsh: warning: could not cancel job ${jobId}; nsh's reaper keeps trying after the hook exits`);
-    } else await reaper.done();
+    } else if (!submitMayStillCreate) await reaper.done();
     if (aborted) throw new Error(`interrupted; ${!jobId ? "no job was submitted" : cancelled ? `job ${jobId} cancelled` : `cancelling job ${jobId} failed, nsh's reaper keeps trying`}`);
     // Out of time (the job's limit): a timed-out build to Nix, not just a failed one.
     if (status === TIMED_OUT) {
@@ -267,10 +274,11 @@ function failOnNode(e: Error, node: string): never {
   throw new Error(`cannot reach the job's node ${node} over ssh (check ssh-config and that the compute nodes accept ssh from here): ${e.message}`);
 }
 
-/** Follows the job until it runs; says why it waits whenever the reason changes. */
-async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext): Promise<string> {
+/** Follows the job until it runs, saying why it waits; one that can never start, or waits too long, fails. */
+async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext, maxQueueWaitSec: number): Promise<string> {
   const t0 = Date.now();
   let said = "";
+  let never: { reason: string; since: number } | undefined;
   for (;;) {
     if (ctx.signal.aborted) throw new Interrupted(`job ${id} cancelled: the build was interrupted`);
     const st = await s.status(id);
@@ -282,6 +290,9 @@ async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext): Pr
     const now = `${st.state}${st.reason && st.reason !== "None" ? ` (${st.reason})` : ""}`;
     if (now !== said) ctx.log(INFO, `nsh: job ${id} ${now}`);
     said = now;
+    never = neverSince(never, st.state === "pending", st.reason, Date.now());
+    const verdict = queueVerdict({ jobId: id, reason: st.reason, waitedMs: Date.now() - t0, neverForMs: never ? Date.now() - never.since : 0, maxQueueWaitSec });
+    if (verdict) throw new JobFailure(verdict);
     // Slurm cannot tell us when a job starts: ask every 100 ms while a start is likely soon (a
     // status call costs slurmrestd a few ms; doubling steps cost up to 0.8 s of idle allocation
     // per build in the benchmark), then back off to every 2 s for jobs that queue for long.
