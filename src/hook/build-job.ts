@@ -8,9 +8,7 @@
 //   - a reaper outside the hook's process group, started before the submit, cancels the job when
 //     the hook dies without saying it is done (Nix ≤ 2.34 SIGKILLs the group at once, §1.7);
 // and last, the agent in the job ends it when no hook has been connected for a while.
-import type { Subprocess } from "bun";
 import fs from "node:fs";
-import type { NshConfig } from "../config/nsh-conf.ts";
 import { parseStatusLine, type AgentMode } from "../agent/protocol.ts";
 import { parseDerivation } from "../nix/derivation.ts";
 import { ServeClient } from "../nix/serve-client.ts";
@@ -24,7 +22,6 @@ import { isTerminal, mayHaveSubmitted, type JobStatus, type Scheduler } from "..
 import { SlurmRestScheduler } from "../schedulers/slurm-rest.ts";
 import { neverSince, queueVerdict } from "../schedulers/pending-reason.ts";
 import { ensureStateDir } from "../state/dir.ts";
-import { selfCommand } from "../util/self.ts";
 import { agentPathOnCluster, ensureAgent } from "./agent-binary.ts";
 import { fileMemo } from "../state/memo.ts";
 import { localNarReader, localStoreUri } from "../remote/local-nar.ts";
@@ -36,6 +33,7 @@ import { JobLog } from "./job-record.ts";
 import { TIMED_OUT, describeEnd, jobEndVerdict, plainText } from "./job-end.ts";
 import { buildLimits, firstHost, jobDir, jobOutputFile, jobSpec, jsonObjectAttr } from "./job-plan.ts";
 import { PARAMS_ATTR, schedulerFor } from "./schedulers.ts";
+import { startReaper, type Reaper } from "./reaper.ts";
 
 const INFO = 3;
 const ERROR = 0;
@@ -110,6 +108,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     }
     const limits = buildLimits(ctx.settings);
     const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr, environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
+    reaper.submitting();
     submitting = scheduler.submit(spec);
     let { id } = await step(submitting);
     jobId = id;
@@ -123,6 +122,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
         // without its binary. Replace it with one that finds the binary.
         ctx.log(INFO, `nsh: the agent binary was missing on ${login.text}; placed it again and resubmitting job ${id}`);
         await step(scheduler.cancel(id));
+        reaper.submitting();
         submitting = scheduler.submit(spec);
         ({ id } = await step(submitting));
         jobId = id;
@@ -351,47 +351,4 @@ async function finish(log: { write(b: Uint8Array): Promise<void>; close(): void 
   const bye = await Promise.race([logDone, Bun.sleep(3000).then(() => false)]);
   log.close();
   return bye;
-}
-
-interface Reaper {
-  /** The scheduler named the job: cancel this one if the hook dies. */
-  job(id: string): void;
-  /** The hook has finished with the job: stand down. Resolves once the reaper heard it (the hook may exit). */
-  done(): Promise<void>;
-}
-
-function startReaper(conf: NshConfig, env: Record<string, string | undefined>, record: { stateDir: string; key: string }, warn: (m: string) => void): Reaper {
-  let proc: Subprocess<"pipe", "ignore", "ignore">;
-  try {
-    proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
-  } catch (e) {
-    // Build anyway: without a reaper only a killed hook leaves its job to the agent's own timeout.
-    warn(`cannot start the job reaper (${(e as Error).message}); if this build is interrupted, its job ends only when its agent notices`);
-    return { job() {}, done: async () => {} };
-  }
-  const secrets: Record<string, string> = {};
-  if (env.SLURM_JWT) secrets.SLURM_JWT = env.SLURM_JWT;
-  let finished = false;
-  const send = (line: string) => {
-    if (finished) return;
-    try {
-      proc.stdin.write(`${line}\n`);
-      void Promise.resolve(proc.stdin.flush()).catch(() => {});
-    } catch {}
-  };
-  send(JSON.stringify({ conf, env: secrets, record }));
-  proc.unref();
-  return {
-    job: (id) => send(JSON.stringify({ jobId: id })),
-    async done() {
-      if (finished) return;
-      send("done");
-      finished = true;
-      try {
-        await Promise.resolve(proc.stdin.end()).catch(() => {});
-      } catch {}
-      // The hook exits right after: make sure the word arrived (the reaper exits on it at once).
-      await Promise.race([proc.exited, Bun.sleep(1000)]);
-    },
-  };
 }
