@@ -46,11 +46,17 @@ export function certificateMessage(where: string, code: string, caFile: string):
   return `the TLS certificate of slurmrestd at ${where} was not accepted (${code}); nothing was sent: ${fix}`;
 }
 
-/** The CA file's PEM text; a config error naming the setting when it cannot be read. */
+/** True when `text` holds at least one PEM certificate (Bun's fetch fails obscurely on anything else). */
+export const holdsPemCertificate = (text: string): boolean => /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text);
+
+/** The CA file's PEM text; a config error naming the setting when it cannot be read or holds no certificate. */
 export function readCaFile(file: string): string {
+  let text: string;
   try {
-    return readFileSync(file, "utf8");
+    text = readFileSync(file, "utf8");
   } catch (e) {
     throw new SchedulerError("config", `slurm-api-ca-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
+  if (!holdsPemCertificate(text)) throw new SchedulerError("config", `slurm-api-ca-file ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  return text;
 }

@@ -1,8 +1,9 @@
 // Expected: slurmrestd's URL carries the configured scheme (IPv6 literals bracketed); a JWT about
 // to go over plain http to a host that is not loopback draws a warning, https or loopback none;
-// TLS certificate failures are recognised by their codes.
+// TLS certificate failures are recognised by their codes; a CA file without a PEM certificate is
+// caught before Bun's fetch would fail on it with "FailedToOpenSocket".
 import { expect, test } from "bun:test";
-import { cleartextTokenWarning, isCertificateError, isLoopbackHost, slurmApiBaseUrl } from "../../src/schedulers/slurm-transport.ts";
+import { cleartextTokenWarning, holdsPemCertificate, isCertificateError, isLoopbackHost, slurmApiBaseUrl } from "../../src/schedulers/slurm-transport.ts";
 
 test.each([
   ["http", "localhost", 6820, "http://localhost:6820"],
@@ -55,4 +56,14 @@ test.each([
   [undefined, false],
 ] as const)("certificate error %s: %p", (code, want) => {
   expect(isCertificateError(code)).toBe(want);
+});
+
+test.each([
+  ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", true],
+  ["# site CA\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", true],
+  ["-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", false],
+  ["", false],
+  ["garbage", false],
+] as const)("PEM certificate in %p: %p", (text, want) => {
+  expect(holdsPemCertificate(text)).toBe(want);
 });
