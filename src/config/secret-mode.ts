@@ -18,7 +18,10 @@ export function secretInReadableFile(name: string, origin: string, mode: number)
   if (!who) return null;
   const file = origin.replace(/:\d+$/, "");
   const octal = (mode & 0o777).toString(8).padStart(4, "0");
-  return `${origin}: '${name}' is a secret, but ${file} is readable by ${who} (mode ${octal}); move it to slurm-jwt-token-file (chmod 600) or chmod 600 ${file}`;
+  return (
+    `${origin}: '${name}' is a secret, but ${file} is readable by ${who} (mode ${octal}); ` +
+    `move it to slurm-jwt-token-file (chmod 600) or chmod 600 ${file}`
+  );
 }
 
 /** Warnings for secrets set in files others may read (origins: setting → "file:line"). */

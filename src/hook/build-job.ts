@@ -224,7 +224,8 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     // does not come, or says nothing definite (timeout), the reaper looks for the job by its tag.
     let submitMayStillCreate = false;
     if (!jobId && submitting) {
-      const answer = await Promise.race([submitting.catch((err: unknown) => ({ err })), Bun.sleep(2000).then(() => undefined)]);
+      const failed = submitting.catch((err: unknown) => ({ err }));
+      const answer = await Promise.race([failed, Bun.sleep(2000).then(() => undefined)]);
       if (answer && "id" in answer) jobId = answer.id;
       else submitMayStillCreate = !answer || mayHaveSubmitted(answer.err);
     }
@@ -291,7 +292,8 @@ async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext, max
     if (now !== said) ctx.log(INFO, `nsh: job ${id} ${now}`);
     said = now;
     never = neverSince(never, st.state === "pending", st.reason, Date.now());
-    const verdict = queueVerdict({ jobId: id, reason: st.reason, waitedMs: Date.now() - t0, neverForMs: never ? Date.now() - never.since : 0, maxQueueWaitSec });
+    const neverForMs = never ? Date.now() - never.since : 0;
+    const verdict = queueVerdict({ jobId: id, reason: st.reason, waitedMs: Date.now() - t0, neverForMs, maxQueueWaitSec });
     if (verdict) throw new JobFailure(verdict);
     // Slurm cannot tell us when a job starts: ask every 100 ms while a start is likely soon (a
     // status call costs slurmrestd a few ms; doubling steps cost up to 0.8 s of idle allocation

@@ -67,7 +67,9 @@ export async function runReaper(): Promise<number> {
   const tag = order.record ? jobTag(order.record.key) : undefined;
   let jobIds = said.jobId ? [said.jobId] : [];
   // A job the hook submitted but had not named yet (killed as the answer arrived) carries the tag too.
-  if (jobIds.length > 0 && tag && scheduler.findTagged) jobIds = [...new Set([...jobIds, ...(await scheduler.findTagged(tag).catch(() => []))])];
+  if (jobIds.length > 0 && tag && scheduler.findTagged) {
+    jobIds = [...new Set([...jobIds, ...(await scheduler.findTagged(tag).catch(() => []))])];
+  }
   if (jobIds.length === 0) {
     // Killed before the scheduler named a job: a submit on its way may still create it, until its request times out.
     const windowMs = (scheduler.requestTimeoutMs ?? 20_000) + SUBMIT_SLACK_MS;

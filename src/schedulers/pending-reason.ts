@@ -36,7 +36,9 @@ export function classifyPendingReason(reason: string | null): ReasonKind {
   const word = reason.split(/[,\s(]/)[0]!;
   const why = NEVER[word];
   if (why) return { kind: "never", why };
-  if (NEVER_LIMIT.test(word)) return { kind: "never", why: "the job's request exceeds a per-job limit of its QOS or association" };
+  if (NEVER_LIMIT.test(word)) {
+    return { kind: "never", why: "the job's request exceeds a per-job limit of its QOS or association" };
+  }
   return { kind: "wait" };
 }
 
@@ -47,7 +49,8 @@ export function classifyPendingReason(reason: string | null): ReasonKind {
 export const NEVER_REASON_GRACE_MS = 5000;
 
 /** Since when the job has been pending for the same never-clearing reason (undefined: it is not). */
-export function neverSince(prev: { reason: string; since: number } | undefined, pending: boolean, reason: string | null, now: number): { reason: string; since: number } | undefined {
+type Sighting = { reason: string; since: number };
+export function neverSince(prev: Sighting | undefined, pending: boolean, reason: string | null, now: number): Sighting | undefined {
   if (!pending || !reason || classifyPendingReason(reason).kind !== "never") return undefined;
   return prev?.reason === reason ? prev : { reason, since: now };
 }
@@ -68,10 +71,14 @@ export interface QueueObservation {
 export function queueVerdict(o: QueueObservation): string | undefined {
   const r = classifyPendingReason(o.reason);
   if (r.kind === "never" && o.neverForMs >= NEVER_REASON_GRACE_MS) {
-    return `job ${o.jobId} can never start: Slurm keeps it pending for ${o.reason} (${r.why}); change the derivation's or nsh.conf's Slurm parameters`;
+    return (
+      `job ${o.jobId} can never start: Slurm keeps it pending for ${o.reason} (${r.why}); ` +
+      "change the derivation's or nsh.conf's Slurm parameters"
+    );
   }
   if (o.maxQueueWaitSec > 0 && o.waitedMs >= o.maxQueueWaitSec * 1000) {
-    return `job ${o.jobId} was still pending after ${o.maxQueueWaitSec} s (max-queue-wait), waiting for ${o.reason ?? "no reason given by Slurm"}`;
+    const why = o.reason ?? "no reason given by Slurm";
+    return `job ${o.jobId} was still pending after ${o.maxQueueWaitSec} s (max-queue-wait), waiting for ${why}`;
   }
   return undefined;
 }

@@ -108,7 +108,8 @@ export class SchedulerError extends Error {
 }
 
 /** A submit that failed this way may still have created its job (the request was sent, no answer came). */
-export const mayHaveSubmitted = (err: unknown): boolean => !(err instanceof SchedulerError) || err.kind === "timeout" || err.kind === "unreachable";
+export const mayHaveSubmitted = (err: unknown): boolean =>
+  !(err instanceof SchedulerError) || err.kind === "timeout" || err.kind === "unreachable";
 
 const isObject = (v: JsonValue | undefined): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 

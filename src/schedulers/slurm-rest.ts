@@ -89,6 +89,7 @@ const ALREADY_DONE = 2021; // ESLURM_ALREADY_DONE: cancelling a finished job is 
 const SLOW_PING_MS = 5000; // a refused token fails in ms; a dead slurmctld only after its MessageTimeout
 /** Base URLs whose clear-text warning this process has given (once per process, not per build). */
 const warnedCleartext = new Set<string>();
+const isRequestLine = (line: string) => /^slurm: [A-Z]+ \//.test(line);
 
 export class SlurmRestScheduler implements Scheduler {
   readonly kind = "slurm" as const;
@@ -133,7 +134,7 @@ export class SlurmRestScheduler implements Scheduler {
   static fromConfig(config: NshConfig, env: Record<string, string | undefined> = process.env, more: Partial<SlurmRestOptions> = {}): SlurmRestScheduler {
     const jwt = jwtToken(config, env);
     // Without a log of its own (nsh doctor, nsh cancel) warnings go to stderr, request lines nowhere.
-    const log = more.log ?? ((l: string) => void (/^slurm: [A-Z]+ \//.test(l) || process.stderr.write(`nsh: warning: ${l}\n`)));
+    const log = more.log ?? ((l: string) => void (isRequestLine(l) || process.stderr.write(`nsh: warning: ${l}\n`)));
     for (const w of jwt.warnings) log(w);
     return new SlurmRestScheduler({
       host: config["slurm-api-host"],

@@ -40,14 +40,16 @@ export function isCertificateError(code: string | undefined): boolean {
 
 /** What to tell the user when the certificate of slurmrestd (or its TLS proxy) was refused. */
 export function certificateMessage(where: string, code: string, caFile: string): string {
+  const host = where.replace(/:\d+$/, "");
   const fix = caFile
-    ? `check that ${caFile} (slurm-api-ca-file) holds the CA that signed it and that the certificate names ${where.replace(/:\d+$/, "")}`
+    ? `check that ${caFile} (slurm-api-ca-file) holds the CA that signed it and that the certificate names ${host}`
     : "set slurm-api-ca-file to the PEM file of the CA that signed it";
   return `the TLS certificate of slurmrestd at ${where} was not accepted (${code}); nothing was sent: ${fix}`;
 }
 
 /** True when `text` holds at least one PEM certificate (Bun's fetch fails obscurely on anything else). */
-export const holdsPemCertificate = (text: string): boolean => /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text);
+export const holdsPemCertificate = (text: string): boolean =>
+  /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text);
 
 /** The CA file's PEM text; a config error naming the setting when it cannot be read or holds no certificate. */
 export function readCaFile(file: string): string {
@@ -55,8 +57,11 @@ export function readCaFile(file: string): string {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new SchedulerError("config", `slurm-api-ca-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new SchedulerError("config", `slurm-api-ca-file ${file}: cannot read it (${code})`);
   }
-  if (!holdsPemCertificate(text)) throw new SchedulerError("config", `slurm-api-ca-file ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  if (!holdsPemCertificate(text)) {
+    throw new SchedulerError("config", `slurm-api-ca-file ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
   return text;
 }
