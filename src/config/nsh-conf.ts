@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseSizeText } from "../util/size.ts";
+import { inlineSecretWarnings } from "./secret-mode.ts";
 import { type ConfError, type Env, type NixConfSetting, nixConfDir, parseNixConf, settingBool, settingInt, settingList } from "./nixconf.ts";
 
 type Kind = "string" | "bool" | "int" | "list" | "size" | "json-object" | { enum: readonly string[] };
@@ -36,11 +37,14 @@ export const NSH_SETTINGS = {
   "slurm-api-host": { kind: "string", default: "localhost", doc: "slurmrestd host" },
   "slurm-api-port": { kind: "int", default: 6820, doc: "slurmrestd port" },
   "slurm-api-version": { kind: "string", default: "auto", doc: "REST API version (auto: ask the server)" },
+  "slurm-api-scheme": { kind: { enum: ["http", "https"] }, default: "http", doc: "http, or https for slurmrestd behind TLS (the certificate is checked); the JWT crosses the network in the clear over http" },
+  "slurm-api-ca-file": { kind: "string", default: "", doc: "PEM file of the CA that signed slurmrestd's certificate (https; default: the system's CAs)" },
   "slurm-jwt-token": { kind: "string", default: "", doc: "JWT for slurmrestd (prefer slurm-jwt-token-file or SLURM_JWT)" },
   "slurm-jwt-token-file": { kind: "string", default: "", doc: "file holding the JWT" },
   "slurm-user": { kind: "string", default: "", doc: "user name for slurmrestd (default: the current user)" },
   "slurm-extra-submission-params": { kind: "json-object", default: {}, doc: "JSON merged into the job of every submission" },
   "derivation-params-allow": { kind: "list", default: ["default"], doc: "keys a derivation's scheduler parameters (extraSlurmParams, …) may set: 'default' is the built-in resource and placement list, '*' any key" },
+  "max-queue-wait": { kind: "int", default: 0, doc: "seconds a job may wait in the queue before its build fails and the job is cancelled (0: no bound)" },
   "slurm-conf": { kind: "string", default: "", doc: "slurm.conf for slurm-native" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
@@ -138,6 +142,7 @@ export function loadNshConf(env: Env = process.env): LoadedNshConfig {
     errors.push(...r.errors);
   }
   const typed = parseNshConf(settings);
+  typed.warnings.push(...inlineSecretWarnings(typed.origins, typed.config));
   return { ...typed, files, warnings: [...warnings, ...typed.warnings], errors: [...errors, ...typed.errors] };
 }
 

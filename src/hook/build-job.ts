@@ -8,9 +8,7 @@
 //   - a reaper outside the hook's process group, started before the submit, cancels the job when
 //     the hook dies without saying it is done (Nix ≤ 2.34 SIGKILLs the group at once, §1.7);
 // and last, the agent in the job ends it when no hook has been connected for a while.
-import type { Subprocess } from "bun";
 import fs from "node:fs";
-import type { NshConfig } from "../config/nsh-conf.ts";
 import { parseStatusLine, type AgentMode } from "../agent/protocol.ts";
 import { parseDerivation } from "../nix/derivation.ts";
 import { ServeClient } from "../nix/serve-client.ts";
@@ -20,10 +18,10 @@ import { copyClosure } from "../remote/copy.ts";
 import { parseDestination, type Destination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
 import { SshPool, shellQuote } from "../remote/ssh.ts";
-import { isTerminal, type JobStatus, type Scheduler } from "../schedulers/scheduler.ts";
+import { isTerminal, mayHaveSubmitted, type JobStatus, type Scheduler } from "../schedulers/scheduler.ts";
 import { SlurmRestScheduler } from "../schedulers/slurm-rest.ts";
+import { neverSince, queueVerdict } from "../schedulers/pending-reason.ts";
 import { ensureStateDir } from "../state/dir.ts";
-import { selfCommand } from "../util/self.ts";
 import { agentPathOnCluster, ensureAgent } from "./agent-binary.ts";
 import { fileMemo } from "../state/memo.ts";
 import { localNarReader, localStoreUri } from "../remote/local-nar.ts";
@@ -35,6 +33,7 @@ import { JobLog } from "./job-record.ts";
 import { TIMED_OUT, describeEnd, jobEndVerdict, plainText, remoteFailure } from "./job-end.ts";
 import { buildLimits, firstHost, jobDir, jobOutputFile, jobSpec, derivationParams } from "./job-plan.ts";
 import { PARAMS_ATTR, schedulerFor } from "./schedulers.ts";
+import { startReaper, type Reaper } from "./reaper.ts";
 
 const INFO = 3;
 const ERROR = 0;
@@ -113,6 +112,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     }
     const limits = buildLimits(ctx.settings);
     const spec = jobSpec({ drvPath: req.drvPath, drv, stateDir: clusterState, key, agentPath, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"], collectGarbage: conf["collect-garbage"], buildTimeout: limits.buildTimeout, paramsAttr, paramsAllow: conf["derivation-params-allow"], environment: conf["job-environment"], storeDir: conf["store-dir"], systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])] });
+    reaper.submitting();
     submitting = scheduler.submit(spec);
     let { id } = await step(submitting);
     jobId = id;
@@ -127,6 +127,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
         // without its binary. Replace it with one that finds the binary.
         ctx.log(INFO, `nsh: the agent binary was missing on ${login.text}; ${placed.uploaded ? "placed it again" : "another build placed it again"} and resubmitting job ${id}`);
         await step(scheduler.cancel(id));
+        reaper.submitting();
         submitting = scheduler.submit(spec);
         ({ id } = await step(submitting));
         jobId = id;
@@ -142,7 +143,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     methodReady.catch(() => {});
     record.update({ jobId: id, state: "pending" });
     ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
-    node = await step(waitUntilRunning(scheduler, id, ctx));
+    node = await step(waitUntilRunning(scheduler, id, ctx, conf["max-queue-wait"]));
     record.mark("running");
     record.phaseDone("queue");
     record.update({ state: "running", node });
@@ -224,16 +225,23 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
       const st = await endingJob(scheduler, jobId);
       if (st) ({ message, status } = jobEndVerdict(jobId, st, "while nsh built in it", message));
     }
-    // Interrupted while the submit was on its way: the job may exist a moment later.
-    if (!jobId && submitting) jobId = (await Promise.race([submitting.catch(() => undefined), Bun.sleep(2000)]))?.id;
+    // Interrupted while the submit was on its way: the job may exist a moment later. If the answer
+    // does not come, or says nothing definite (timeout), the reaper looks for the job by its tag.
+    let submitMayStillCreate = false;
+    if (!jobId && submitting) {
+      const failed = submitting.catch((err: unknown) => ({ err }));
+      const answer = await Promise.race([failed, Bun.sleep(2000).then(() => undefined)]);
+      if (answer && "id" in answer) jobId = answer.id;
+      else submitMayStillCreate = !answer || mayHaveSubmitted(answer.err);
+    }
     record.update({ state: aborted ? "cancelled" : "failed", message, ...(jobId ? { jobId } : {}) });
     let cancelled = false;
     if (jobId) {
       reaper.job(jobId);
       cancelled = await settleJob(scheduler, jobId, reaper);
       if (!cancelled && !aborted) ctx.log(1, `nsh: warning: could not cancel job ${jobId}; nsh's reaper keeps trying after the hook exits`);
-    } else await reaper.done();
-    if (aborted) throw new Error(`interrupted; ${!jobId ? "no job was submitted" : cancelled ? `job ${jobId} cancelled` : `cancelling job ${jobId} failed, nsh's reaper keeps trying`}`);
+    } else if (!submitMayStillCreate) await reaper.done();
+    if (aborted) throw new Error(`interrupted; ${!jobId ? (submitMayStillCreate ? "the submit was on its way: nsh's reaper cancels its job if one appears" : "no job was submitted") : cancelled ? `job ${jobId} cancelled` : `cancelling job ${jobId} failed, nsh's reaper keeps trying`}`);
     // Out of time (the job's limit): a timed-out build to Nix, not just a failed one.
     if (status === TIMED_OUT) {
       ctx.log(ERROR, `nsh: error: building '${req.drvPath}' on '${ctx.machine}' failed: ${message}`);
@@ -272,10 +280,11 @@ function failOnNode(e: Error, node: string): never {
   throw new Error(`cannot reach the job's node ${node} over ssh (check ssh-config and that the compute nodes accept ssh from here): ${e.message}`);
 }
 
-/** Follows the job until it runs; says why it waits whenever the reason changes. */
-async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext): Promise<string> {
+/** Follows the job until it runs, saying why it waits; one that can never start, or waits too long, fails. */
+async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext, maxQueueWaitSec: number): Promise<string> {
   const t0 = Date.now();
   let said = "";
+  let never: { reason: string; since: number } | undefined;
   for (;;) {
     if (ctx.signal.aborted) throw new Interrupted(`job ${id} cancelled: the build was interrupted`);
     const st = await s.status(id);
@@ -287,6 +296,10 @@ async function waitUntilRunning(s: Scheduler, id: string, ctx: BuildContext): Pr
     const now = `${st.state}${st.reason && st.reason !== "None" ? ` (${st.reason})` : ""}`;
     if (now !== said) ctx.log(INFO, `nsh: job ${id} ${now}`);
     said = now;
+    never = neverSince(never, st.state === "pending", st.reason, Date.now());
+    const neverForMs = never ? Date.now() - never.since : 0;
+    const verdict = queueVerdict({ jobId: id, reason: st.reason, waitedMs: Date.now() - t0, neverForMs, maxQueueWaitSec });
+    if (verdict) throw new JobFailure(verdict);
     // Slurm cannot tell us when a job starts: ask every 100 ms while a start is likely soon (a
     // status call costs slurmrestd a few ms; doubling steps cost up to 0.8 s of idle allocation
     // per build in the benchmark), then back off to every 2 s for jobs that queue for long.
@@ -345,47 +358,4 @@ async function finish(log: { write(b: Uint8Array): Promise<void>; close(): void 
   const bye = await Promise.race([logDone, Bun.sleep(3000).then(() => false)]);
   log.close();
   return bye;
-}
-
-interface Reaper {
-  /** The scheduler named the job: cancel this one if the hook dies. */
-  job(id: string): void;
-  /** The hook has finished with the job: stand down. Resolves once the reaper heard it (the hook may exit). */
-  done(): Promise<void>;
-}
-
-function startReaper(conf: NshConfig, env: Record<string, string | undefined>, record: { stateDir: string; key: string }, warn: (m: string) => void): Reaper {
-  let proc: Subprocess<"pipe", "ignore", "ignore">;
-  try {
-    proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
-  } catch (e) {
-    // Build anyway: without a reaper only a killed hook leaves its job to the agent's own timeout.
-    warn(`cannot start the job reaper (${(e as Error).message}); if this build is interrupted, its job ends only when its agent notices`);
-    return { job() {}, done: async () => {} };
-  }
-  const secrets: Record<string, string> = {};
-  if (env.SLURM_JWT) secrets.SLURM_JWT = env.SLURM_JWT;
-  let finished = false;
-  const send = (line: string) => {
-    if (finished) return;
-    try {
-      proc.stdin.write(`${line}\n`);
-      void Promise.resolve(proc.stdin.flush()).catch(() => {});
-    } catch {}
-  };
-  send(JSON.stringify({ conf, env: secrets, record }));
-  proc.unref();
-  return {
-    job: (id) => send(JSON.stringify({ jobId: id })),
-    async done() {
-      if (finished) return;
-      send("done");
-      finished = true;
-      try {
-        await Promise.resolve(proc.stdin.end()).catch(() => {});
-      } catch {}
-      // The hook exits right after: make sure the word arrived (the reaper exits on it at once).
-      await Promise.race([proc.exited, Bun.sleep(1000)]);
-    },
-  };
 }

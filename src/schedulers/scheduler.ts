@@ -87,11 +87,13 @@ export interface Scheduler {
   cancel(id: string): Promise<void>;
   /** Ids of the unfinished jobs submitted with `tag` (see JobSpec.tag). */
   findTagged?(tag: string): Promise<string[]>;
+  /** The bound of each request: a submit sent may still create its job until this long after. */
+  readonly requestTimeoutMs?: number;
   /** one line for logs: where the scheduler is and what it speaks (never credentials) */
   describe(): string;
 }
 
-export type SchedulerErrorKind = "config" | "unreachable" | "timeout" | "auth" | "rejected" | "protocol" | "version";
+export type SchedulerErrorKind = "config" | "unreachable" | "tls" | "timeout" | "auth" | "rejected" | "protocol" | "version";
 
 /** Errors a caller can act on by kind; `details` holds the scheduler's own messages. */
 export class SchedulerError extends Error {
@@ -104,6 +106,10 @@ export class SchedulerError extends Error {
     super(message);
   }
 }
+
+/** A submit that failed this way may still have created its job (the request was sent, no answer came). */
+export const mayHaveSubmitted = (err: unknown): boolean =>
+  !(err instanceof SchedulerError) || err.kind === "timeout" || err.kind === "unreachable";
 
 const isObject = (v: JsonValue | undefined): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 

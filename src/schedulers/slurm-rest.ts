@@ -33,12 +33,19 @@ import {
   SchedulerError,
   type SchedulerErrorKind,
 } from "./scheduler.ts";
+import { type ApiScheme, certificateMessage, cleartextTokenWarning, isCertificateError, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
 
-export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+/** Bun's fetch init: RequestInit plus its TLS options (the CA to check the server against). */
+export type FetchInit = RequestInit & { tls?: { ca?: string } };
+export type FetchLike = (url: string, init: FetchInit) => Promise<Response>;
 
 export interface SlurmRestOptions {
   host: string;
   port: number;
+  /** "http" (default) or "https"; over https the server's certificate is always checked */
+  scheme?: ApiScheme;
+  /** PEM file of the CA(s) to check slurmrestd's certificate against, instead of the system's */
+  caFile?: string;
   token: string;
   /** where the token came from, for messages ("slurm-jwt-token", "SLURM_JWT", …) */
   tokenSource?: string;
@@ -80,6 +87,9 @@ export interface Negotiated {
 const tokens = new WeakMap<SlurmRestScheduler, string>();
 const ALREADY_DONE = 2021; // ESLURM_ALREADY_DONE: cancelling a finished job is not an error
 const SLOW_PING_MS = 5000; // a refused token fails in ms; a dead slurmctld only after its MessageTimeout
+/** Base URLs whose clear-text warning this process has given (once per process, not per build). */
+const warnedCleartext = new Set<string>();
+const isRequestLine = (line: string) => /^slurm: [A-Z]+ \//.test(line);
 
 export class SlurmRestScheduler implements Scheduler {
   readonly kind = "slurm" as const;
@@ -89,7 +99,12 @@ export class SlurmRestScheduler implements Scheduler {
   private readonly wanted: string;
   private readonly tokenSource: string;
   private readonly extraParams: JsonObject;
-  private readonly timeoutMs: number;
+  readonly requestTimeoutMs: number;
+  private readonly scheme: ApiScheme;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly caFile: string;
+  private readonly ca: string | undefined;
   private readonly fetchFn: FetchLike;
   private readonly log: (line: string) => void;
   private readonly remembered: SlurmRestOptions["rememberedVersion"];
@@ -99,12 +114,17 @@ export class SlurmRestScheduler implements Scheduler {
   constructor(opts: SlurmRestOptions) {
     tokens.set(this, opts.token);
     this.where = `${opts.host}:${opts.port}`;
-    this.baseUrl = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`;
+    this.scheme = opts.scheme ?? "http";
+    this.host = opts.host;
+    this.port = opts.port;
+    this.baseUrl = slurmApiBaseUrl(this.scheme, opts.host, opts.port);
+    this.caFile = opts.caFile?.trim() ?? "";
+    this.ca = this.caFile ? readCaFile(this.caFile) : undefined;
     this.user = opts.user || jwtClaims(opts.token)?.sun || safeUserName();
     this.wanted = opts.apiVersion?.trim() || "auto";
     this.tokenSource = opts.tokenSource ?? "slurm-jwt-token";
     this.extraParams = opts.extraParams ?? {};
-    this.timeoutMs = opts.requestTimeoutMs ?? 20_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
     this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
     this.log = opts.log ?? (() => {});
     this.remembered = opts.rememberedVersion;
@@ -113,10 +133,15 @@ export class SlurmRestScheduler implements Scheduler {
   /** Settings of nsh.conf: slurm-api-host/port/version, slurm-user, slurm-extra-submission-params and the JWT. */
   static fromConfig(config: NshConfig, env: Record<string, string | undefined> = process.env, more: Partial<SlurmRestOptions> = {}): SlurmRestScheduler {
     const jwt = jwtToken(config, env);
-    for (const w of jwt.warnings) (more.log ?? ((l: string) => process.stderr.write(`nsh: warning: ${l}\n`)))(w);
+    // Without a log of its own (nsh doctor, nsh cancel) warnings go to stderr, request lines nowhere.
+    const log = more.log ?? ((l: string) => void (isRequestLine(l) || process.stderr.write(`nsh: warning: ${l}\n`)));
+    for (const w of jwt.warnings) log(w);
     return new SlurmRestScheduler({
       host: config["slurm-api-host"],
       port: config["slurm-api-port"],
+      scheme: config["slurm-api-scheme"] as ApiScheme,
+      caFile: config["slurm-api-ca-file"],
+      log,
       token: jwt.token,
       tokenSource: jwt.source,
       user: config["slurm-user"] || undefined,
@@ -250,6 +275,9 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   private async request(method: string, path: string, body?: JsonObject): Promise<Reply> {
+    const cleartext = !warnedCleartext.has(this.baseUrl) && cleartextTokenWarning(this.scheme, this.host, this.port);
+    if (cleartext) this.log(cleartext);
+    warnedCleartext.add(this.baseUrl);
     const headers: Record<string, string> = {
       Accept: "application/json",
       "X-SLURM-USER-NAME": this.user,
@@ -264,14 +292,16 @@ export class SlurmRestScheduler implements Scheduler {
         method,
         headers,
         body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+        ...(this.ca ? { tls: { ca: this.ca } } : {}),
       });
       text = await res.text();
     } catch (e) {
       const err = e as { name?: string; code?: string; message?: string };
       if (err.name === "TimeoutError" || err.name === "AbortError") {
-        throw this.error("timeout", `slurmrestd at ${this.where} did not answer ${method} ${path} within ${this.timeoutMs} ms`);
+        throw this.error("timeout", `slurmrestd at ${this.where} did not answer ${method} ${path} within ${this.requestTimeoutMs} ms`);
       }
+      if (this.scheme === "https" && isCertificateError(err.code)) throw this.error("tls", certificateMessage(this.where, err.code!, this.caFile));
       throw this.error("unreachable", `slurmrestd not reachable at ${this.where} (${err.code ?? err.message ?? String(e)})`);
     }
     const ms = performance.now() - t0;
