@@ -5,12 +5,15 @@ import path from "node:path";
 import { ServeClient } from "../nix/serve-client.ts";
 import type { Destination } from "./destination.ts";
 import { spawnDuplex } from "./local-process.ts";
-import { remoteCommand, SshError, type SshPool } from "./ssh.ts";
+import { remoteCommand, SshError, type SshPool, storeDirEnv } from "./ssh.ts";
 
 export interface RemoteStoreOptions {
   remoteStore?: string;
   nixBinDir?: string;
+  /** The store directory the remote Nix must use (NIX_STORE_DIR unless it is /nix/store). */
   storeDir?: string;
+  /** More NAME=VALUE for the remote command (job-environment), after NIX_STORE_DIR. */
+  environment?: Record<string, string>;
 }
 
 export async function openLocalServe(opts: { store?: string; nixBinDir?: string; env?: Record<string, string | undefined>; storeDir?: string } = {}): Promise<ServeClient> {
@@ -26,10 +29,11 @@ export interface OpenedRemote {
   cacheKey: string;
 }
 
-/** `nix-store --serve --write` on the remote, with remote-nix-bin-dir and remote-store applied. */
+/** `nix-store --serve --write` on the remote, with remote-nix-bin-dir, remote-store and the store directory applied. */
 export function remoteServeCommand(opts: RemoteStoreOptions): string {
   const store = opts.remoteStore && opts.remoteStore !== "auto" ? opts.remoteStore : undefined;
-  return remoteCommand({ nixBinDir: opts.nixBinDir, program: "nix-store", args: ["--serve", "--write"], store });
+  const env = { ...storeDirEnv(opts.storeDir), ...opts.environment };
+  return remoteCommand({ nixBinDir: opts.nixBinDir, program: "nix-store", args: ["--serve", "--write"], store, env });
 }
 
 export async function openRemoteServe(pool: SshPool, destinations: readonly Destination[], opts: RemoteStoreOptions = {}): Promise<OpenedRemote> {
