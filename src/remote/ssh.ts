@@ -51,16 +51,16 @@ export function shellQuote(word: string): string {
 }
 
 /**
- * `env NIX_STORE_DIR=<dir> <bin>/nix-store --serve --write --store '<store>'`: remote-nix-bin-dir,
- * remote-store and the environment (`env`, not `VAR=x cmd`: the login shell may not be sh) apply
- * to every remote command.
+ * `/usr/bin/env NIX_STORE_DIR=<dir> <bin>/nix-store --serve --write --store '<store>'`:
+ * remote-nix-bin-dir, remote-store and the environment apply to every remote command. `env`, not
+ * `VAR=x cmd`, for the login shell may be csh; by its path, for the PATH may be bare where nix is not on it.
  */
 export function remoteCommand(parts: { nixBinDir?: string; program: string; args: string[]; store?: string; env?: Record<string, string> }): string {
   const dir = parts.nixBinDir?.replace(/\/+$/, "");
   const program = dir ? `${dir}/${parts.program}` : parts.program;
   const args = parts.store !== undefined ? [...parts.args, "--store", parts.store] : parts.args;
   const env = Object.entries(parts.env ?? {}).map(([k, v]) => `${k}=${v}`);
-  return [...(env.length ? ["env", ...env] : []), program, ...args].map(shellQuote).join(" ");
+  return [...(env.length ? ["/usr/bin/env", ...env] : []), program, ...args].map(shellQuote).join(" ");
 }
 
 /**
@@ -398,7 +398,7 @@ function explainConnectError(err: SshErr, host: ResolvedHost, st: { hostKeyProbl
     case "ETIMEDOUT": return `timed out connecting to ${addr}`;
     case "EHOSTUNREACH": case "ENETUNREACH": return `${addr} is unreachable (${err.code})`;
   }
-  if (err.level === "client-timeout") return `no SSH handshake with ${addr} within the connect timeout of ${host.connectTimeoutMs / 1000} s (${host.connectTimeoutFrom}; is it an SSH server?)`;
+  if (err.level === "client-timeout") return `no SSH handshake with ${addr} within ${host.connectTimeoutMs / 1000} s (the connect timeout: ${host.connectTimeoutFrom}; is it an SSH server?)`;
   if (err.code === "ECONNRESET" || /before handshake|during the SSH handshake/.test(err.message)) return `${addr} closed the connection before the SSH handshake finished (${err.message}; is it an SSH server?)`;
   return `${err.message}${notes}`;
 }

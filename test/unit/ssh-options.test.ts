@@ -55,8 +55,8 @@ test("ssh-connect-timeout applies where the ssh config sets no ConnectTimeout; a
 test.each([
   [{}, "nix-store --serve --write"],
   [{ storeDir: "/nix/store" }, "nix-store --serve --write"],
-  [{ storeDir: "/cluster/store", remoteStore: "auto" }, "env NIX_STORE_DIR=/cluster/store nix-store --serve --write"],
-  [{ storeDir: "/s p", nixBinDir: "/opt/nix/bin/", remoteStore: "local?root=/r" }, "env 'NIX_STORE_DIR=/s p' /opt/nix/bin/nix-store --serve --write --store 'local?root=/r'"],
+  [{ storeDir: "/cluster/store", remoteStore: "auto" }, "/usr/bin/env NIX_STORE_DIR=/cluster/store nix-store --serve --write"],
+  [{ storeDir: "/s p", nixBinDir: "/opt/nix/bin/", remoteStore: "local?root=/r" }, "/usr/bin/env 'NIX_STORE_DIR=/s p' /opt/nix/bin/nix-store --serve --write --store 'local?root=/r'"],
 ])("remote serve command %j → %s: the store directory goes with every remote nix command", (opts, want) => {
   expect(remoteServeCommand(opts)).toBe(want);
 });
