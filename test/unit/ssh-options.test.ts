@@ -3,6 +3,7 @@
 // of hosts whose ssh config sets none (a ConnectTimeout there wins), --ssh-config over ssh-config,
 // and a malformed pin said before anything connects, naming the setting.
 import { expect, test } from "bun:test";
+import fs from "node:fs";
 import { sshPoolOptions, SshSettingsError, trustedPins } from "../../src/remote/ssh-options.ts";
 import { parseSshConfig, resolveHost } from "../../src/remote/ssh-config.ts";
 import { remoteServeCommand } from "../../src/remote/open-store.ts";
@@ -59,4 +60,17 @@ test.each([
   [{ storeDir: "/s p", nixBinDir: "/opt/nix/bin/", remoteStore: "local?root=/r" }, "/usr/bin/env 'NIX_STORE_DIR=/s p' /opt/nix/bin/nix-store --serve --write --store 'local?root=/r'"],
 ])("remote serve command %j → %s: the store directory goes with every remote nix command", (opts, want) => {
   expect(remoteServeCommand(opts)).toBe(want);
+});
+
+test("every ssh pool nsh makes takes its options from nsh.conf through sshPoolOptions", () => {
+  // A static check: a pool made any other way would miss the pins and the timeout.
+  const glob = new Bun.Glob("**/*.ts");
+  const root = `${import.meta.dir}/../../src`;
+  const found: string[] = [];
+  for (const file of glob.scanSync(root)) {
+    const text = fs.readFileSync(`${root}/${file}`, "utf8");
+    for (const m of text.matchAll(/new SshPool\((\w*)/g)) found.push(`${file}: ${m[1]}`);
+  }
+  expect(found.length).toBeGreaterThanOrEqual(3); // the hook, nsh copy, nsh doctor
+  expect(found.filter((f) => !f.endsWith(": sshPoolOptions"))).toEqual([]);
 });
