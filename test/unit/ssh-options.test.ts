@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { sshPoolOptions, SshSettingsError, trustedPins } from "../../src/remote/ssh-options.ts";
 import { parseSshConfig, resolveHost } from "../../src/remote/ssh-config.ts";
 import { remoteServeCommand } from "../../src/remote/open-store.ts";
+import { openSshArgv } from "../../src/remote/openssh.ts";
 
 const A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGN6zdglB4/BmAd6YIqookmtAO94sLqKtG7QGd1KhV6m";
 const B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOizccDETTC0BU24D5I5Hz6PhGRPmYnIgVT5/QtkMLbm";
@@ -51,6 +52,9 @@ test("ssh-connect-timeout applies where the ssh config sets no ConnectTimeout; a
   expect(resolveHost(config, "fast", defaults)).toMatchObject({ connectTimeoutMs: 3000, connectTimeoutFrom: "nsh.conf ssh-connect-timeout" });
   expect(resolveHost(config, "slow", defaults)).toMatchObject({ connectTimeoutMs: 40000, connectTimeoutFrom: "ConnectTimeout at /cfg:2" });
   expect(resolveHost(config, "fast")).toMatchObject({ connectTimeoutMs: 20000, connectTimeoutFrom: "nsh's default" });
+  // OpenSSH's bulk session gets the same timeout as the connection that verified the host.
+  const argv = openSshArgv({ alias: "fast", host: resolveHost(config, "fast", defaults), knownHostsFile: "/k" }, "true");
+  expect(argv).toContain("ConnectTimeout=3");
 });
 
 test.each([
