@@ -44,7 +44,8 @@ export const doctorCommand = defineCommand({
         const r = await pool.runCommand(login, `mkdir -p ${shellQuote(dir)} && test -w ${shellQuote(dir)} && echo writable`);
         add("slurm-state-dir", r.stdout.includes("writable"), r.stdout.includes("writable") ? `${dir} on ${login.text}` : `${dir} on ${login.text}: ${r.stderr.trim() || "not writable"}`);
       }
-      const remote = await openRemoteServe(pool, [login], { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined, storeDir: c["store-dir"] });
+      const storeOpts = { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined, storeDir: c["store-dir"] };
+      const remote = await openRemoteServe(pool, [login], storeOpts);
       add("remote Nix store", true, `${remote.client.name} answers the serve protocol (2.${remote.client.minor})`);
       await remote.client.close();
     } catch (e) {

@@ -41,7 +41,8 @@ export interface NodeBulkTarget {
 
 /** The node's `nix-store --serve --write`, in the job's environment: store-dir, then job-environment (pure). */
 export function bulkServeCommand(t: Pick<NodeBulkTarget, "remoteStore" | "nixBinDir" | "environment" | "remoteStoreDir">): string {
-  return remoteServeCommand({ remoteStore: t.remoteStore, nixBinDir: t.nixBinDir, storeDir: t.remoteStoreDir, environment: parseJobEnvironment(t.environment) });
+  const environment = parseJobEnvironment(t.environment);
+  return remoteServeCommand({ remoteStore: t.remoteStore, nixBinDir: t.nixBinDir, storeDir: t.remoteStoreDir, environment });
 }
 
 export function nodeBulk(t: NodeBulkTarget): NodeBulk {

@@ -11,6 +11,8 @@ export class SshSettingsError extends Error {
   override name = "SshSettingsError";
 }
 
+const SETTING = "nsh.conf ssh-connect-timeout";
+
 export type SshSettings = Pick<NshConfig, "ssh-config" | "trusted" | "ssh-connect-timeout">;
 
 /**
@@ -31,7 +33,8 @@ export function trustedPins(trusted: readonly string[]): (host: Pick<ResolvedHos
     }
   }
   const entries = [...pins];
-  return (host) => entries.filter(([p]) => matchPattern(p, host.alias) || matchPattern(p, host.hostname)).flatMap(([, keys]) => keys);
+  const matches = (p: string, host: Pick<ResolvedHost, "alias" | "hostname">) => matchPattern(p, host.alias) || matchPattern(p, host.hostname);
+  return (host) => entries.filter(([p]) => matches(p, host)).flatMap(([, keys]) => keys);
 }
 
 /**
@@ -40,14 +43,17 @@ export function trustedPins(trusted: readonly string[]): (host: Pick<ResolvedHos
  * ConnectTimeout there is per host and is what `ssh` itself (the bulk sessions) uses, so it wins.
  * Throws SshSettingsError for malformed pins.
  */
-export function sshPoolOptions(conf: SshSettings, over: { configFile?: string; warn?: (message: string) => void } = {}): SshPoolOptions {
+export function sshPoolOptions(
+  conf: SshSettings,
+  over: { configFile?: string; warn?: (message: string) => void } = {},
+): SshPoolOptions {
   const configFile = over.configFile ?? (conf["ssh-config"] || undefined);
   const seconds = conf["ssh-connect-timeout"];
   return {
     ...(configFile ? { configFile } : {}),
     trusted: trustedPins(conf.trusted),
     // 0 means nsh's own default, as ConnectTimeout 0 does in the ssh config.
-    ...(seconds > 0 ? { connectTimeout: { connectTimeoutMs: seconds * 1000, connectTimeoutFrom: "nsh.conf ssh-connect-timeout" } } : {}),
+    ...(seconds > 0 ? { connectTimeout: { connectTimeoutMs: seconds * 1000, connectTimeoutFrom: SETTING } } : {}),
     ...(over.warn ? { warn: over.warn } : {}),
   };
 }

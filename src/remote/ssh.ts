@@ -50,28 +50,6 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_\-.,:/@%+=]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/**
- * `/usr/bin/env NIX_STORE_DIR=<dir> <bin>/nix-store --serve --write --store '<store>'`:
- * remote-nix-bin-dir, remote-store and the environment apply to every remote command. `env`, not
- * `VAR=x cmd`, for the login shell may be csh; by its path, for the PATH may be bare where nix is not on it.
- */
-export function remoteCommand(parts: { nixBinDir?: string; program: string; args: string[]; store?: string; env?: Record<string, string> }): string {
-  const dir = parts.nixBinDir?.replace(/\/+$/, "");
-  const program = dir ? `${dir}/${parts.program}` : parts.program;
-  const args = parts.store !== undefined ? [...parts.args, "--store", parts.store] : parts.args;
-  const env = Object.entries(parts.env ?? {}).map(([k, v]) => `${k}=${v}`);
-  return [...(env.length ? ["/usr/bin/env", ...env] : []), program, ...args].map(shellQuote).join(" ");
-}
-
-/**
- * The environment that tells a remote Nix the store directory (store-dir, or the local store's):
- * nsh says it itself, for a node's sshd passes no NIX_STORE_DIR. Nix's own default needs no word
- * (and a node whose Nix was built for another directory keeps its own).
- */
-export function storeDirEnv(storeDir: string | undefined): Record<string, string> {
-  return storeDir && storeDir.replace(/\/+$/, "") !== "/nix/store" ? { NIX_STORE_DIR: storeDir } : {};
-}
-
 export class SshPool {
   readonly config: SshConfig;
   /** Connections opened so far (tests check reuse). */
