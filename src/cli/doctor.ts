@@ -9,6 +9,7 @@ import { schedulerFor } from "../hook/schedulers.ts";
 import { parseDestination } from "../remote/destination.ts";
 import { openRemoteServe } from "../remote/open-store.ts";
 import { SshPool, shellQuote } from "../remote/ssh.ts";
+import { sshPoolOptions } from "../remote/ssh-options.ts";
 import { SlurmRestScheduler, jwtToken } from "../schedulers/slurm-rest.ts";
 
 type Check = { name: string; ok: boolean; detail: string };
@@ -51,8 +52,9 @@ export const doctorCommand = defineCommand({
         add("slurmrestd", false, (e as Error).message);
       }
     }
-    const pool = new SshPool(c["ssh-config"] ? { configFile: c["ssh-config"] } : {});
+    let pool: SshPool | undefined;
     try {
+      pool = new SshPool(sshPoolOptions(c));
       const login = parseDestination(c["login-host"] || c["slurm-api-host"]);
       const dir = c["slurm-state-dir"];
       if (!dir) add("slurm-state-dir", false, "not set: set it to a directory on the cluster's shared file system (e.g. ~/.nsh)");
@@ -60,13 +62,14 @@ export const doctorCommand = defineCommand({
         const r = await pool.runCommand(login, `mkdir -p ${shellQuote(dir)} && test -w ${shellQuote(dir)} && echo writable`);
         add("slurm-state-dir", r.stdout.includes("writable"), r.stdout.includes("writable") ? `${dir} on ${login.text}` : `${dir} on ${login.text}: ${r.stderr.trim() || "not writable"}`);
       }
-      const remote = await openRemoteServe(pool, [login], { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined });
+      const storeOpts = { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined, storeDir: c["store-dir"] };
+      const remote = await openRemoteServe(pool, [login], storeOpts);
       add("remote Nix store", true, `${remote.client.name} answers the serve protocol (2.${remote.client.minor})`);
       await remote.client.close();
     } catch (e) {
       add("ssh and remote Nix", false, (e as Error).message);
     } finally {
-      pool.close();
+      pool?.close();
     }
     const bad = checks.filter((x) => !x.ok).length;
     process.stdout.write(bad ? `${bad} problem${bad === 1 ? "" : "s"} found\n` : "everything nsh needs is in place\n");

@@ -18,6 +18,7 @@ import { copyClosure } from "../remote/copy.ts";
 import { parseDestination, type Destination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
 import { SshPool, shellQuote } from "../remote/ssh.ts";
+import { sshPoolOptions } from "../remote/ssh-options.ts";
 import { isTerminal, mayHaveSubmitted, type JobStatus, type Scheduler } from "../schedulers/scheduler.ts";
 import { SlurmRestScheduler } from "../schedulers/slurm-rest.ts";
 import { neverSince, queueVerdict } from "../schedulers/pending-reason.ts";
@@ -68,7 +69,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   // The scheduler's request lines are for debugging; its other lines (token file readable by
   // others, Slurm's submit warnings) are warnings.
   const scheduler = schedulerFor(conf, env, (line) => (/^slurm: [A-Z]+ \//.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`)), localState);
-  const pool = new SshPool({ warn: (m) => ctx.log(1, `nsh: ${m}`), ...(conf["ssh-config"] ? { configFile: conf["ssh-config"] } : {}) });
+  const pool = new SshPool(sshPoolOptions(conf, { warn: (m) => ctx.log(1, `nsh: ${m}`) }));
   const record = new JobLog(localState, { key, drv: req.drvPath, scheduler: scheduler.describe(), state: "submitting", submittedAt: Date.now(), phases: {}, marks: { hook: Math.round(performance.timeOrigin) }, hookPid: process.pid });
   const reaper = startReaper(conf, env, { stateDir: localState, key }, (m) => ctx.log(1, `nsh: warning: ${m}`));
 
@@ -156,7 +157,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     // agent says hello (an agent that cannot build ends the serve session; hello says why).
     const logOpening = open("log");
     const serving = open("serve", heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath), `job ${id} on ${node}`));
-    bulk = nodeBulk({ pool, node: nodeDest, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"] || undefined, environment: conf["job-environment"], storeDir: storeDirOf(req.drvPath), minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
+    bulk = nodeBulk({ pool, node: nodeDest, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"] || undefined, environment: conf["job-environment"], storeDir: storeDirOf(req.drvPath), remoteStoreDir: conf["store-dir"], minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
     serving.catch(() => {});
     const log = await logOpening;
     record.mark("log-channel");
