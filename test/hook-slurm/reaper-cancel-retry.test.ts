@@ -2,7 +2,9 @@
 // slurmrestd cannot cancel jobs for a while (here a proxy in front of it fails every DELETE for
 // 20 s, as a restarting slurmrestd or an overloaded slurmctld would), nsh's reaper keeps retrying
 // the cancel until Slurm shows the job ended, instead of giving up after a few tries; the job is
-// CANCELLED and `nsh jobs` records it as cancelled by the reaper.
+// CANCELLED and `nsh jobs` records it as cancelled by the reaper. The job is submitted held, so it
+// never starts: a running job's agent would end it by itself once its hook is gone, and the reaper's
+// retries would go untested (seen on a loaded machine: the job FAILED before the cancel went through).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { NSH_BIN, startClusterLab, type ClusterLab } from "../lab/cluster.ts";
 import { jobEnded, jobInState, jobsOf, salt, until } from "./helpers.ts";
@@ -39,13 +41,13 @@ test("cancels failing for 20 s after the hook died: the reaper retries until the
   });
   lab.writeConf(`slurm-api-port = ${proxy.port}`);
   const s = salt();
-  const p = Bun.spawn(["nix-build", "--store", "daemon", "--option", "build-hook", NSH_BIN, "--no-out-link", lab.nix.expr("slurm-job"), "--argstr", "salt", s, "--argstr", "sleep", "300"], {
+  const p = Bun.spawn(["nix-build", "--store", "daemon", "--option", "build-hook", NSH_BIN, "--no-out-link", lab.nix.expr("slurm-job"), "--argstr", "salt", s, "--argstr", "params", `{"hold": true, "comment": "held-${s}"}`], {
     env: lab.nix.env,
     cwd: lab.nix.root,
     stdio: ["ignore", "pipe", "pipe"],
   });
   try {
-    const id = await jobInState(lab, s, "RUNNING", 60_000);
+    const id = await jobInState(lab, s, "PENDING", 60_000);
     expect(id).toBeDefined();
     p.kill("SIGINT");
     const ended = await jobEnded(lab, id!, FAIL_FOR_MS + 60_000);
