@@ -155,8 +155,8 @@ export function netnsPids(ino: string): number[] {
   return out;
 }
 
-/** Stop every process in the namespace, remove veth, namespace, host names, lab dir and state. */
-export async function teardown(s: NetnsState, graceMs = 10_000): Promise<{ killed: number[]; left: number[] }> {
+/** Stop every process in the namespace: the postmaster SIGINT (fast shutdown), the rest SIGTERM, then SIGKILL. */
+export async function stopNetnsProcesses(s: NetnsState, graceMs: number): Promise<{ killed: number[]; left: number[] }> {
   const killed = netnsPids(s.ino);
   let postmaster = 0;
   try {
@@ -173,7 +173,12 @@ export async function teardown(s: NetnsState, graceMs = 10_000): Promise<{ kille
     for (const pid of left) trySignal(pid, "SIGKILL");
     await sleep(100);
   }
-  const left = netnsPids(s.ino);
+  return { killed, left: netnsPids(s.ino) };
+}
+
+/** Stop every process in the namespace, remove veth, namespace, host names, lab dir and state. */
+export async function teardown(s: NetnsState, graceMs = 10_000): Promise<{ killed: number[]; left: number[] }> {
+  const { killed, left } = await stopNetnsProcesses(s, graceMs);
   await run(["ip", "link", "del", s.hostIf]); // fails harmlessly when already gone
   if (fs.existsSync(`/run/netns/${s.netns}`)) {
     const ino = await run(["ip", "netns", "exec", s.netns, "readlink", "/proc/self/ns/net"]);

@@ -1,7 +1,7 @@
 // A real single-node OpenPBS for tests: server, scheduler, comm, MoM and the
 // PBS-managed PostgreSQL datastore, all inside a network namespace of the
 // lab's own (test/lab/pbs-netns.ts), with a private PBS_HOME and pbs.conf under
-// one mkdtemp dir. OpenPBS is built once into a cache (test/lab/pbs-build.ts).
+// one dir in /var/lib/nsh-lab/pbs. OpenPBS is built once into a cache (test/lab/pbs-build.ts).
 //
 // Clients run in the host namespace with lab.env (PBS_CONF_FILE, PATH with the
 // PBS bin first: slurm-wlm-torque puts another qsub in /usr/bin) as an
@@ -20,15 +20,17 @@
 // SIGTERM, then SIGKILL), then veth, namespace, /etc/hosts lines and the lab dir;
 // the watchdog does the same if the test runner dies.
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { ensurePbsBuilt } from "./pbs-build.ts";
-import { cleanupStale, netnsPids, netnsUp, readState, stateFileOf, teardown, type NetnsState } from "./pbs-netns.ts";
+import {
+  cleanupStale, netnsPids, netnsUp, readState, stateFileOf, stopNetnsProcesses, teardown, type NetnsState,
+} from "./pbs-netns.ts";
 import {
   registerCleanup, runCommand, type RunOptions, type RunResult, unregisterCleanup, waitUntil,
 } from "./proc.ts";
 
 const SYS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const LAB_DIRS = process.env.NSH_PBS_LAB_DIR ?? "/var/lib/nsh-lab/pbs";
 
 export interface PbsLabOptions {
   /** the unprivileged user clients and jobs run as (created when missing) */
@@ -143,7 +145,9 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
   let id = "";
   do id = Math.floor(Math.random() * 0xffff).toString(16).padStart(4, "0");
   while (fs.existsSync(stateFileOf(id)) || fs.existsSync(`/run/netns/nshpbs-${id}`));
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), `nsh-pbs-${id}-`));
+  // Not under /tmp: MoM refuses a PBS_HOME below a world-writable directory ("Security violation").
+  fs.mkdirSync(LAB_DIRS, { recursive: true, mode: 0o755 });
+  const root = fs.mkdtempSync(path.join(LAB_DIRS, `${id}-`));
   fs.chmodSync(root, 0o755); // the datastore's user (postgres) and the test user go through it
   const home = path.join(root, "home"); // created by pbs_habitat
   const confFile = path.join(root, "pbs.conf");
@@ -235,8 +239,16 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
     fs.writeFileSync(confFile, pbsConf({ exec, home, host: ns.nsHost, dataPort }), { mode: 0o644 });
 
     // PBS_HOME and the datastore (initdb, server -t create, workq, node), with the final host name from the start
-    const hab = await inNs([path.join(exec, "libexec", "pbs_habitat")], 10 * 60_000);
-    if (hab.code !== 0 || !fs.existsSync(path.join(home, "mom_priv"))) throw fail("pbs_habitat failed", hab);
+    // Under load its createdb can come before the new datastore's socket exists ("No such file"): try again.
+    for (let attempt = 1; ; attempt++) {
+      const hab = await inNs([path.join(exec, "libexec", "pbs_habitat")], 10 * 60_000);
+      if (hab.code === 0 && fs.existsSync(path.join(home, "mom_priv"))) break;
+      if (attempt === 3 || !/Error (creating|starting|initializing) (the )?PBS (datastore|Data Service)/i.test(hab.stdout)) {
+        throw fail(`pbs_habitat failed (attempt ${attempt})`, hab);
+      }
+      await stopNetnsProcesses(ns, 10_000);
+      fs.rmSync(home, { recursive: true, force: true });
+    }
     mark("PBS_HOME created");
     fs.appendFileSync(path.join(home, "mom_priv", "config"), "$usecp *:/ /\n");
 
