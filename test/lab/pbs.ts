@@ -11,7 +11,7 @@
 // the lab sets flatuid = True. Administration (qmgr) runs inside the namespace,
 // where root is a PBS manager. Also set: job_history_enable (finished jobs stay
 // visible as F), `$usecp *:/ /` in mom_priv/config (output files are copied
-// with cp, there is no sshd for PBS).
+// with cp, there is no sshd for PBS), mailer /bin/true (no MTA).
 //
 // Several labs can run at once: each has its own namespace, addresses, host
 // names, PBS_HOME and datastore port (the datastore's unix socket lives in the
@@ -80,6 +80,15 @@ export interface PbsLab {
   logTails(lines?: number): string;
   stop(): Promise<{ ms: number; killed: number; left: number[] }>;
 }
+
+/** qmgr settings the lab applies at start. */
+export const LAB_SERVER_SETTINGS = [
+  "set server flatuid = True", // clients come from the host side of the veth: another host to PBS
+  "set server job_history_enable = True",
+  "set server scheduling = True",
+  // PBS mails the admin (at shutdown) and job owners through sendmail, which hangs here without an MTA
+  "set server mailer = /bin/true",
+];
 
 /** pbs.conf for a lab: every daemon and client uses the namespace side's name. */
 export function pbsConf(o: { exec: string; home: string; host: string; dataPort: number }): string {
@@ -259,7 +268,7 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
     const up = await waitUntil(async () => (last = await run(["qstat", "-B"], { asRoot: true, timeoutMs: 20_000 })).code === 0,
       stepMs, 200);
     if (!up) throw fail(`server not reachable at ${ns.nsHost} from the host namespace`, last);
-    for (const cmd of ["set server flatuid = True", "set server job_history_enable = True", "set server scheduling = True"]) {
+    for (const cmd of LAB_SERVER_SETTINGS) {
       const r = await lab.qmgr(cmd);
       if (r.code !== 0) throw fail(`qmgr -c "${cmd}" failed`, r);
     }
