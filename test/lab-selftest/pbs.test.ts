@@ -2,14 +2,15 @@
 // by the unprivileged test user runs (R) and finishes (F, Exit_status 0, its
 // output copied back); qdel ends a running job and its processes; a second lab
 // runs beside the first, and when its test process is SIGKILLed the watchdog
-// removes it; stop() leaves no process, namespace, interface, /etc/hosts line
-// or directory behind. The first run on a machine builds OpenPBS (10–20 min).
+// removes it (killed together with its watchdog: the next start does); stop()
+// leaves no process, namespace, interface, /etc/hosts line or directory behind.
+// The first run on a machine builds OpenPBS (10–20 min).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { startPbsLab, type PbsLab } from "../lab/pbs.ts";
-import { netnsPids, type NetnsState } from "../lab/pbs-netns.ts";
-import { isAlive, trySignal, waitUntil } from "../lab/proc.ts";
+import { cleanupStale, netnsPids, type NetnsState } from "../lab/pbs-netns.ts";
+import { isAlive, sleep, trySignal, waitUntil } from "../lab/proc.ts";
 
 let lab: PbsLab;
 const report: string[] = [];
@@ -46,6 +47,21 @@ function leftovers(ns: NetnsState, root: string, pids: number[]): string[] {
   if (hostsMention(ns.nsHost) || hostsMention(ns.hostHost)) out.push("/etc/hosts lines");
   if (fs.existsSync(root)) out.push(`dir ${root}`);
   return out;
+}
+
+/** A test process (pbs-killed-runner.ts) with a lab of its own, started and waiting. */
+async function startLabInChild(watchdog: boolean): Promise<{
+  child: Bun.Subprocess; info: { root: string; netns: NetnsState; stateFile: string; pids: number[] };
+}> {
+  const child = Bun.spawn([process.execPath, path.join(import.meta.dir, "pbs-killed-runner.ts")], {
+    stdout: "pipe",
+    stderr: "inherit",
+    env: { ...process.env, NSH_LAB_WATCHDOG: watchdog ? "1" : "0" },
+  });
+  const first = await child.stdout.getReader().read();
+  const line = new TextDecoder().decode(first.value ?? new Uint8Array()).trim();
+  if (!line) throw new Error(`the child lab did not start (exit ${await child.exited})`);
+  return { child, info: JSON.parse(line) };
 }
 
 beforeAll(async () => {
@@ -103,16 +119,7 @@ describe("PBS lab", () => {
   });
 
   test("a second lab runs beside the first; SIGKILL of its test process: the watchdog removes it", async () => {
-    const child = Bun.spawn([process.execPath, path.join(import.meta.dir, "pbs-killed-runner.ts")], {
-      stdout: "pipe",
-      stderr: "inherit",
-      env: { ...process.env, NSH_LAB_WATCHDOG: "1" },
-    });
-    const reader = child.stdout.getReader();
-    const first = await reader.read();
-    const info = JSON.parse(new TextDecoder().decode(first.value ?? new Uint8Array()).trim()) as {
-      root: string; netns: NetnsState; stateFile: string; pids: number[];
-    };
+    const { child, info } = await startLabInChild(true);
     expect(info.netns.netns).not.toBe(lab.netns.netns);
     expect(info.pids.length).toBeGreaterThan(4);
     // both labs answer at once
@@ -126,6 +133,19 @@ describe("PBS lab", () => {
     expect(gone, leftovers(info.netns, info.root, info.pids).join(", ")).toBe(true);
     expect(fs.existsSync(info.stateFile)).toBe(false);
     note(`killed runner's lab removed by the watchdog ${Math.round(performance.now() - t0)} ms after SIGKILL`);
+    const mine = await lab.run(["qstat", "-B"]);
+    expect(mine.code, mine.stderr).toBe(0);
+  }, 10 * 60_000);
+
+  test("a run killed with its watchdog: the next start removes what it left, and only that", async () => {
+    const { child, info } = await startLabInChild(false);
+    trySignal(child.pid, "SIGKILL");
+    await child.exited;
+    await sleep(1000);
+    expect(leftovers(info.netns, info.root, info.pids)).not.toEqual([]); // nobody cleaned up
+    const removed = await cleanupStale(); // what startPbsLab does first
+    expect(removed).toEqual([info.netns.id]);
+    expect(leftovers(info.netns, info.root, info.pids)).toEqual([]);
     const mine = await lab.run(["qstat", "-B"]);
     expect(mine.code, mine.stderr).toBe(0);
   }, 10 * 60_000);
