@@ -5,5 +5,6 @@ import { startPbsLab } from "../lab/pbs.ts";
 import { stateFileOf } from "../lab/pbs-netns.ts";
 
 const lab = await startPbsLab();
-console.log(JSON.stringify({ id: lab.id, root: lab.root, netns: lab.netns, stateFile: stateFileOf(lab.id), pids: lab.pids() }));
+const info = { id: lab.id, root: lab.root, netns: lab.netns, stateFile: stateFileOf(lab.id), pids: lab.pids() };
+console.log(JSON.stringify(info));
 setInterval(() => undefined, 60_000);

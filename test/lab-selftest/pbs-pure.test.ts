@@ -6,8 +6,11 @@ import { hostsWith, hostsWithout, labNames, pickSubnet } from "../lab/pbs-netns.
 import { parseQstatJson, pbsConf } from "../lab/pbs.ts";
 
 const base = "127.0.0.1 localhost\n127.0.0.1 vm\n10.231.0.2 pbs-lab   # OpenPBS netns lab (nshpbs)\n";
-const a = { id: "00ab", nsAddr: "10.231.130.2", hostAddr: "10.231.130.1", nsHost: "nshpbs-00ab", hostHost: "nshpbs-00ab-gw" };
-const b = { ...a, id: "00cd", nsAddr: "10.231.131.2", hostAddr: "10.231.131.1", nsHost: "nshpbs-00cd", hostHost: "nshpbs-00cd-gw" };
+const entry = (id: string, third: number) => ({
+  id, nsAddr: `10.231.${third}.2`, hostAddr: `10.231.${third}.1`, nsHost: `nshpbs-${id}`, hostHost: `nshpbs-${id}-gw`,
+});
+const a = entry("00ab", 130);
+const b = entry("00cd", 131);
 
 describe("/etc/hosts edits", () => {
   test("adding then removing a lab gives back the file unchanged", () => {

@@ -88,7 +88,8 @@ describe("PBS lab", () => {
 
   test("qsub as the test user: the job runs (R), then finishes (F, Exit_status 0) with its output", async () => {
     const go = path.join(lab.jobsDir, "go");
-    const script = `#!/bin/sh\n#PBS -N hello\nwhile [ ! -e ${go} ]; do sleep 0.2; done\necho "hello from $(id -un) $PBS_JOBID"\n`;
+    const script =
+      `#!/bin/sh\n#PBS -N hello\nwhile [ ! -e ${go} ]; do sleep 0.2; done\necho "hello from $(id -un) $PBS_JOBID"\n`;
     const t0 = performance.now();
     const id = await lab.qsub(["-l", "walltime=00:05:00"], script);
     expect(id).toMatch(new RegExp(`^\\d+\\.${lab.serverHost}$`));
@@ -115,7 +116,8 @@ describe("PBS lab", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(await lab.waitState(id, ["F"], 60_000)).toBe("F");
     expect(await waitUntil(() => sleeper().length === 0, 30_000)).toBe(true);
-    note(`qdel -> F and process gone ${Math.round(performance.now() - t0)} ms; Exit_status ${(await lab.qstat(id))?.Exit_status}`);
+    const exit = (await lab.qstat(id))?.Exit_status;
+    note(`qdel -> F and process gone ${Math.round(performance.now() - t0)} ms; Exit_status ${exit}`);
   });
 
   test("a second lab runs beside the first; SIGKILL of its test process: the watchdog removes it", async () => {

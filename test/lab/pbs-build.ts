@@ -60,7 +60,9 @@ export function findTarball(dir = vendorDir()): string {
   } catch {
     throw new Error(`OpenPBS source: no directory ${dir} (expected ../shared/vendor/openpbs next to the checkout)`);
   }
-  if (names.length !== 1) throw new Error(`OpenPBS source: expected one openpbs-*.tar.xz in ${dir}, found ${names.length}`);
+  if (names.length !== 1) {
+    throw new Error(`OpenPBS source: expected one openpbs-*.tar.xz in ${dir}, found ${names.length}`);
+  }
   return path.join(dir, names[0]!);
 }
 

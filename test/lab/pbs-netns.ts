@@ -56,8 +56,10 @@ export function hostsWithout(text: string, id: string): string {
   return text.split("\n").filter((l) => !l.endsWith(tag)).join("\n");
 }
 
+type HostsEntry = Pick<NetnsState, "id" | "nsAddr" | "hostAddr" | "nsHost" | "hostHost">;
+
 /** /etc/hosts text plus the lab's lines (replacing earlier ones of the same lab). */
-export function hostsWith(text: string, s: Pick<NetnsState, "id" | "nsAddr" | "hostAddr" | "nsHost" | "hostHost">): string {
+export function hostsWith(text: string, s: HostsEntry): string {
   let base = hostsWithout(text, s.id);
   if (base.length > 0 && !base.endsWith("\n")) base += "\n";
   return `${base}${s.nsAddr} ${s.nsHost} ${tagOf(s.id)}\n${s.hostAddr} ${s.hostHost} ${tagOf(s.id)}\n`;
@@ -67,9 +69,10 @@ export function hostsWith(text: string, s: Pick<NetnsState, "id" | "nsAddr" | "h
 export function pickSubnet(used: string, start: number): { hostAddr: string; nsAddr: string } {
   for (let i = 0; i < 123; i++) {
     const third = 128 + ((start + i) % 123);
-    if (!new RegExp(`\\b10\\.231\\.${third}\\.`).test(used)) return { hostAddr: `10.231.${third}.1`, nsAddr: `10.231.${third}.2` };
+    if (new RegExp(`\\b10\\.231\\.${third}\\.`).test(used)) continue;
+    return { hostAddr: `10.231.${third}.1`, nsAddr: `10.231.${third}.2` };
   }
-  throw new Error("PBS lab: no free 10.231.128-250.0/30 subnet (every one is in use by an address, route or /etc/hosts)");
+  throw new Error("PBS lab: no free 10.231.128-250.0/30 subnet (each is used by an address, route or /etc/hosts line)");
 }
 
 const run = (argv: string[], timeoutMs = 30_000): Promise<RunResult> =>
@@ -140,6 +143,12 @@ export async function netnsUp(id: string, root: string, postmasterPidFile: strin
   });
 }
 
+/** What a stop signalled, and what survived SIGKILL. */
+export interface Stopped {
+  killed: number[];
+  left: number[];
+}
+
 /** PIDs (not zombies) whose network namespace is `ino`. */
 export function netnsPids(ino: string): number[] {
   if (!ino) return [];
@@ -156,7 +165,7 @@ export function netnsPids(ino: string): number[] {
 }
 
 /** Stop every process in the namespace: the postmaster SIGINT (fast shutdown), the rest SIGTERM, then SIGKILL. */
-export async function stopNetnsProcesses(s: NetnsState, graceMs: number): Promise<{ killed: number[]; left: number[] }> {
+export async function stopNetnsProcesses(s: NetnsState, graceMs: number): Promise<Stopped> {
   const killed = netnsPids(s.ino);
   let postmaster = 0;
   try {
@@ -177,7 +186,7 @@ export async function stopNetnsProcesses(s: NetnsState, graceMs: number): Promis
 }
 
 /** Stop every process in the namespace, remove veth, namespace, host names, lab dir and state. */
-export async function teardown(s: NetnsState, graceMs = 10_000): Promise<{ killed: number[]; left: number[] }> {
+export async function teardown(s: NetnsState, graceMs = 10_000): Promise<Stopped> {
   const { killed, left } = await stopNetnsProcesses(s, graceMs);
   await run(["ip", "link", "del", s.hostIf]); // fails harmlessly when already gone
   if (fs.existsSync(`/run/netns/${s.netns}`)) {

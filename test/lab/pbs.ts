@@ -30,6 +30,7 @@ import {
 } from "./proc.ts";
 
 const SYS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DATASTORE_RACE = /Error (creating|starting|initializing) (the )?PBS (datastore|Data Service)/i;
 const LAB_DIRS = process.env.NSH_PBS_LAB_DIR ?? "/var/lib/nsh-lab/pbs";
 
 export interface PbsLabOptions {
@@ -123,7 +124,10 @@ function passwdEntry(name: string): { name: string; uid: number; gid: number; ho
 async function ensureUser(name: string): Promise<{ name: string; uid: number; gid: number; home: string }> {
   let u = passwdEntry(name);
   if (!u) {
-    const r = await runCommand(["useradd", "-m", "-s", "/bin/bash", name], { env: { PATH: SYS_PATH }, timeoutMs: 60_000 });
+    const r = await runCommand(["useradd", "-m", "-s", "/bin/bash", name], {
+      env: { PATH: SYS_PATH },
+      timeoutMs: 60_000,
+    });
     u = passwdEntry(name);
     if (!u) throw new Error(`PBS lab: could not create user ${name} (useradd exit ${r.code}: ${r.stderr.trim()})`);
   }
@@ -180,7 +184,8 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
     runCommand(["ip", "netns", "exec", ns!.netns, ...argv], { env: daemonEnv, cwd: "/", timeoutMs });
 
   const logTails = (lines = 15): string => {
-    const files = ["server_logs", "sched_logs", "comm_logs", "mom_logs", "datastore/pg_log"].map((d) => lastFile(path.join(home, d)));
+    const logDirs = ["server_logs", "sched_logs", "comm_logs", "mom_logs", "datastore/pg_log"];
+    const files = logDirs.map((d) => lastFile(path.join(home, d)));
     files.push(path.join(home, "spool", "db_start.log"));
     return files.filter((f): f is string => f !== null && fs.existsSync(f)).map((f) => {
       const text = fs.readFileSync(f, "latin1").split("\n").slice(-lines).join("\n");
@@ -188,15 +193,18 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
     }).join("\n");
   };
   const fail = (what: string, r?: RunResult): Error =>
-    new Error(`PBS lab ${root}: ${what}${r ? ` (exit ${r.code}${r.timedOut ? ", timed out" : ""})\n${r.stdout}${r.stderr}` : ""}` +
-      `\n${logTails()}`);
+    new Error(`PBS lab ${root}: ${what}` +
+      (r ? ` (exit ${r.code}${r.timedOut ? ", timed out" : ""})\n${r.stdout}${r.stderr}` : "") + `\n${logTails()}`);
 
   const run = (argv: string[], o: RunOptions & { asRoot?: boolean } = {}): Promise<RunResult> => {
     const asUser = o.asRoot
       ? argv
       : ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "--", ...argv];
-    const userEnv: Record<string, string> = o.asRoot ? {} : { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: "/bin/sh" };
-    return runCommand(asUser, { timeoutMs: 60_000, ...o, env: { ...env, ...userEnv, ...o.env }, cwd: o.cwd ?? jobsDir });
+    const userEnv: Record<string, string> = o.asRoot
+      ? {}
+      : { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: "/bin/sh" };
+    const cwd = o.cwd ?? jobsDir;
+    return runCommand(asUser, { timeoutMs: 60_000, ...o, env: { ...env, ...userEnv, ...o.env }, cwd });
   };
 
   const qstat = async (jobId: string): Promise<PbsJob | null> => {
@@ -206,11 +214,15 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
 
   let stopped: Promise<{ ms: number; killed: number; left: number[] }> | undefined;
   const lab: PbsLab = {
-    id, root, exec, home, confFile, serverHost: "", netns: undefined as unknown as NetnsState, user, jobsDir, env, startMs,
+    id, root, exec, home, confFile, user, jobsDir, env, startMs,
+    serverHost: "", // set with netns once the namespace exists
+    netns: undefined as unknown as NetnsState,
     run,
     async qsub(args: string[], script?: string): Promise<string> {
       const r = await run(["qsub", ...args], { stdin: script, timeoutMs: 60_000 });
-      if (r.code !== 0 || !r.stdout.trim()) throw new Error(`qsub ${args.join(" ")} failed (exit ${r.code}): ${r.stderr.trim()}`);
+      if (r.code !== 0 || !r.stdout.trim()) {
+        throw new Error(`qsub ${args.join(" ")} failed (exit ${r.code}): ${r.stderr.trim()}`);
+      }
       return r.stdout.trim();
     },
     qstat,
@@ -252,7 +264,8 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
     for (let attempt = 1; ; attempt++) {
       const hab = await inNs([path.join(exec, "libexec", "pbs_habitat")], 10 * 60_000);
       if (hab.code === 0 && fs.existsSync(path.join(home, "mom_priv"))) break;
-      if (attempt === 3 || !/Error (creating|starting|initializing) (the )?PBS (datastore|Data Service)/i.test(hab.stdout)) {
+      const datastoreRace = DATASTORE_RACE.test(hab.stdout);
+      if (attempt === 3 || !datastoreRace) {
         throw fail(`pbs_habitat failed (attempt ${attempt})`, hab);
       }
       await stopNetnsProcesses(ns, 10_000);
@@ -265,8 +278,10 @@ export async function startPbsLab(opts: PbsLabOptions = {}): Promise<PbsLab> {
     if (start.code !== 0) throw fail("pbs_init.d start failed", start);
     mark("daemons started");
     let last: RunResult | undefined;
-    const up = await waitUntil(async () => (last = await run(["qstat", "-B"], { asRoot: true, timeoutMs: 20_000 })).code === 0,
-      stepMs, 200);
+    const up = await waitUntil(async () => {
+      last = await run(["qstat", "-B"], { asRoot: true, timeoutMs: 20_000 });
+      return last.code === 0;
+    }, stepMs, 200);
     if (!up) throw fail(`server not reachable at ${ns.nsHost} from the host namespace`, last);
     for (const cmd of LAB_SERVER_SETTINGS) {
       const r = await lab.qmgr(cmd);

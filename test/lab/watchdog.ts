@@ -27,7 +27,9 @@ function apply(line: string): void {
   else if (msg.op === "ungroup" && typeof msg.pid === "number") groups.delete(msg.pid);
   else if (msg.op === "root" && typeof msg.root === "string") roots.set(msg.root, msg.rm === true);
   else if (msg.op === "unroot" && typeof msg.root === "string") roots.delete(msg.root);
-  else if (msg.op === "cleanup" && typeof msg.id === "string" && Array.isArray(msg.argv)) cleanups.set(msg.id, msg.argv);
+  else if (msg.op === "cleanup" && typeof msg.id === "string" && Array.isArray(msg.argv)) {
+    cleanups.set(msg.id, msg.argv);
+  }
   else if (msg.op === "uncleanup" && typeof msg.id === "string") cleanups.delete(msg.id);
 }
 
