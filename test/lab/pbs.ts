@@ -19,6 +19,14 @@
 // Stopping: every process in the namespace by PID (postmaster SIGINT, the rest
 // SIGTERM, then SIGKILL), then veth, namespace, /etc/hosts lines and the lab dir;
 // the watchdog does the same if the test runner dies.
+//
+// Use (see test/lab-selftest/pbs.test.ts):
+//   const lab = await startPbsLab();          // in beforeAll(fn, 60 * 60_000): a cold cache builds first
+//   const id = await lab.qsub(["-l", "walltime=00:01:00"], "#!/bin/sh\necho hi\n");
+//   await lab.waitState(id, ["F"]); (await lab.qstat(id))?.Exit_status;
+//   nsh or libpbs (`${lab.exec}/lib/libpbs.so.0`) as a client: lab.env, or PBS_SERVER=lab.serverHost;
+//   root as a client (the hook): await lab.qmgr("set server acl_roots += root@*");
+//   await lab.stop();
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ensurePbsBuilt } from "./pbs-build.ts";
