@@ -30,3 +30,11 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
+
+# The PBS lab's OpenPBS, built once into /var/cache/nsh-lab (keyed by the source's hash; ~12-20 min cold,
+# a second run only checks). Needs the source in ../shared/vendor/openpbs; NSH_SKIP_PBS_BUILD=1 skips it.
+if [ "${NSH_SKIP_PBS_BUILD:-0}" = 1 ]; then
+  echo "setup: skipping the OpenPBS build (NSH_SKIP_PBS_BUILD=1)"
+else
+  ./node_modules/.bin/bun test/lab/pbs-build.ts >/dev/null || echo "setup: OpenPBS not built: the PBS lab's tests will fail" >&2
+fi

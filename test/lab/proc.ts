@@ -38,6 +38,7 @@ export const DEFAULT_RUN_TIMEOUT_MS = 120_000;
 const liveGroups = new Set<number>();
 const liveRoots = new Set<string>();
 const liveDirs = new Set<string>();
+const liveCleanups = new Map<string, string[]>();
 let hooksInstalled = false;
 
 export function registerGroup(pid: number): void {
@@ -60,6 +61,17 @@ export function unregisterRoot(root: string): void {
   liveRoots.delete(root);
   liveDirs.delete(root);
   tellWatchdog({ op: "unroot", root });
+}
+
+/** A command to run when the test process ends without having called unregisterCleanup(id). */
+export function registerCleanup(id: string, argv: string[]): void {
+  installExitHooks();
+  liveCleanups.set(id, argv);
+  tellWatchdog({ op: "cleanup", id, argv });
+}
+export function unregisterCleanup(id: string): void {
+  liveCleanups.delete(id);
+  tellWatchdog({ op: "uncleanup", id });
 }
 
 type Sink = { write(s: string): void };
@@ -104,6 +116,10 @@ function emergencyCleanup(): void {
   for (const pid of liveGroups) killGroup(pid, "SIGKILL");
   for (const root of liveRoots) for (const pid of findByMarker(root)) trySignal(pid, "SIGKILL");
   for (const dir of liveDirs) removeTree(dir);
+  for (const argv of liveCleanups.values()) {
+    if (argv.length > 0) spawnSync(argv[0]!, argv.slice(1), { stdio: "ignore", timeout: 120_000 });
+  }
+  liveCleanups.clear();
   liveGroups.clear();
   liveRoots.clear();
   liveDirs.clear();
