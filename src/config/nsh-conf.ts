@@ -42,6 +42,11 @@ export const NSH_SETTINGS = {
   "slurm-extra-submission-params": { kind: "json-object", default: {}, doc: "JSON merged into the job of every submission" },
   "derivation-params-allow": { kind: "list", default: ["default"], doc: "keys a derivation's scheduler parameters (extraSlurmParams, …) may set: 'default' is the built-in resource and placement list, '*' any key" },
   "slurm-conf": { kind: "string", default: "", doc: "slurm.conf for slurm-native" },
+  "slurm-native-user": { kind: "string", default: "", doc: "user slurm-native's jobs run as (default: the user nsh runs as; only root may name another)" },
+  "slurm-native-partition": { kind: "string", default: "", doc: "partition for slurm-native's jobs (default: Slurm's default partition)" },
+  "slurm-native-include-dir": { kind: "string", default: "", doc: "directory holding slurm/slurm.h for slurm-native's shim (default: /usr/include, /usr/local/include)" },
+  "slurm-native-lib-dir": { kind: "string", default: "", doc: "directory holding libslurm.so for slurm-native's shim (default: the linker's path)" },
+  "slurm-native-cc": { kind: "string", default: "", doc: "C compiler for slurm-native's shim (default: cc, gcc or clang on PATH)" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
 } as const satisfies Record<string, Spec>;
