@@ -70,8 +70,10 @@ export function ensureCacheDir(dir: string): string {
   } catch (e) {
     throw new SchedulerError("config", `slurm-native: cannot create the shim cache ${dir}: ${(e as Error).message}`);
   }
-  const st = fs.statSync(dir);
+  // lstat: a symlink planted in the cache's place is refused, whoever it points to.
+  const st = fs.lstatSync(dir);
   const uid = process.getuid?.() ?? st.uid;
+  if (!st.isDirectory()) throw new SchedulerError("config", `slurm-native: the shim cache ${dir} is not a directory (a symlink?); remove it`);
   if (st.uid !== uid || (st.mode & 0o022) !== 0) {
     throw new SchedulerError(
       "config",
@@ -92,7 +94,8 @@ export function ensureShim(o: ShimBuildOptions): BuiltShim {
   // The compiler is part of the key only when one is named: a cached shim needs no compiler at all.
   const named = o.compiler ? o.compiler : "default";
   const file = path.join(cacheDir, shimFileName({ slurmVersion, arch: process.arch, includeDir, libDir: o.libDir, compiler: named }));
-  if (fs.existsSync(file)) return { file, slurmVersion, includeDir, compiler: named, compiled: false, compileMs: 0 };
+  if (isOurs(file)) return { file, slurmVersion, includeDir, compiler: named, compiled: false, compileMs: 0 };
+  fs.rmSync(file, { force: true }); // not ours, or writable by others: never load it, build anew
 
   const compiler = findCompiler(o.compiler, o.pathEnv);
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -112,4 +115,14 @@ export function ensureShim(o: ShimBuildOptions): BuiltShim {
   fs.renameSync(tmp, file);
   o.log?.(`slurm-native: compiled the libslurm shim for Slurm ${slurmVersion} with ${compiler} in ${compileMs.toFixed(0)} ms: ${file}`);
   return { file, slurmVersion, includeDir, compiler, compiled: true, compileMs };
+}
+
+/** A regular file of ours that nobody else may write: the only kind of cached shim nsh loads. */
+function isOurs(file: string): boolean {
+  try {
+    const st = fs.lstatSync(file);
+    return st.isFile() && st.uid === (process.getuid?.() ?? st.uid) && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
 }

@@ -34,6 +34,7 @@ export interface SlurmNativeOptions {
 
 const ALREADY_DONE = 2021; // ESLURM_ALREADY_DONE
 const INVALID_JOB_ID = 2017; // ESLURM_INVALID_JOB_ID
+const USER_ID_MISSING = 2010; // ESLURM_USER_ID_MISSING: "Invalid user id", also for a user we may not name
 const DEFAULT_CONFS = ["/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/run/slurm/conf/slurm.conf"];
 let initialisedWith: string | undefined; // libslurm reads one slurm.conf per process
 
@@ -155,6 +156,9 @@ export class SlurmNativeScheduler implements Scheduler {
       lib.nsh_shim_submit(cstr(job.script), cstr(job.name), cstr(job.workingDirectory), env.buf, env.count, opt(job.stdout), opt(job.stderr),
         opt(this.o.partition), opt(job.tag), opt(this.o.user), submitNumbers(job.timeLimitMinutes, c.value), err, err.length),
     );
+    if (rc === -USER_ID_MISSING && this.o.user && process.getuid?.() !== 0) {
+      throw new SchedulerError("auth", `slurm-native: slurm-native-user = ${this.o.user}, but only root (or Slurm's SlurmUser) may submit a job for another user, and nsh runs as uid ${process.getuid?.()}: run nsh as root or leave slurm-native-user empty (Slurm: ${cText(err)})`);
+    }
     if (rc <= 0) throw this.failure(`submitting ${job.name}`, rc, cText(err));
     const note = cText(err);
     if (note) this.log(`slurm-native: job ${rc}: ${note}`);
