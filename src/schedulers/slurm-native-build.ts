@@ -45,7 +45,7 @@ export function findIncludeDir(setting: string): string {
   if (found) return found;
   throw missing(
     `Slurm's C headers (slurm/slurm.h) are not in ${dirs.join(", ")}`,
-    `install them (Debian/Ubuntu: libslurm-dev; RHEL: slurm-devel)${setting ? " or fix slurm-native-include-dir" : " or set slurm-native-include-dir"}`,
+    `install them (Debian/Ubuntu: libslurm-dev; RHEL: slurm-devel) or ${setting ? "fix" : "set"} slurm-native-include-dir`,
   );
 }
 
@@ -73,12 +73,14 @@ export function ensureCacheDir(dir: string): string {
   // lstat: a symlink planted in the cache's place is refused, whoever it points to.
   const st = fs.lstatSync(dir);
   const uid = process.getuid?.() ?? st.uid;
-  if (!st.isDirectory()) throw new SchedulerError("config", `slurm-native: the shim cache ${dir} is not a directory (a symlink?); remove it`);
+  if (!st.isDirectory()) {
+    throw new SchedulerError("config", `slurm-native: the shim cache ${dir} is not a directory (a symlink?); remove it`);
+  }
   if (st.uid !== uid || (st.mode & 0o022) !== 0) {
+    const what = st.uid !== uid ? `owned by uid ${st.uid}, not ${uid}` : `writable by others (mode ${(st.mode & 0o7777).toString(8)})`;
     throw new SchedulerError(
       "config",
-      `slurm-native: the shim cache ${dir} is ${st.uid !== uid ? `owned by uid ${st.uid}, not ${uid}` : `writable by others (mode ${(st.mode & 0o7777).toString(8)})`}; ` +
-        "nsh loads code from it, so it must be private: remove it or chmod 700 it",
+      `slurm-native: the shim cache ${dir} is ${what}; nsh loads code from it, so it must be private: remove it or chmod 700 it`,
     );
   }
   return dir;
@@ -89,11 +91,14 @@ export function ensureShim(o: ShimBuildOptions): BuiltShim {
   const includeDir = findIncludeDir(o.includeDir);
   const versionFile = path.join(includeDir, "slurm", "slurm_version.h");
   const slurmVersion = fs.existsSync(versionFile) ? parseSlurmVersionHeader(fs.readFileSync(versionFile, "utf8")) : null;
-  if (!slurmVersion) throw missing(`${versionFile} is missing or names no SLURM_VERSION_NUMBER`, "reinstall Slurm's headers");
+  if (!slurmVersion) {
+    throw missing(`${versionFile} is missing or names no SLURM_VERSION_NUMBER`, "reinstall Slurm's headers");
+  }
   const cacheDir = ensureCacheDir(o.cacheDir);
   // The compiler is part of the key only when one is named: a cached shim needs no compiler at all.
   const named = o.compiler ? o.compiler : "default";
-  const file = path.join(cacheDir, shimFileName({ slurmVersion, arch: process.arch, includeDir, libDir: o.libDir, compiler: named }));
+  const name = shimFileName({ slurmVersion, arch: process.arch, includeDir, libDir: o.libDir, compiler: named });
+  const file = path.join(cacheDir, name);
   if (isOurs(file)) return { file, slurmVersion, includeDir, compiler: named, compiled: false, compileMs: 0 };
   fs.rmSync(file, { force: true }); // not ours, or writable by others: never load it, build anew
 
@@ -101,19 +106,30 @@ export function ensureShim(o: ShimBuildOptions): BuiltShim {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const argv = compileArgv(compiler, includeDir, o.libDir, tmp);
   const t0 = performance.now();
-  const r = spawnSync(argv[0]!, argv.slice(1), { input: SHIM_SOURCE, encoding: "utf8", env: { PATH: o.pathEnv, LC_ALL: "C" }, timeout: 120_000 });
+  const r = spawnSync(argv[0]!, argv.slice(1), {
+    input: SHIM_SOURCE,
+    encoding: "utf8",
+    env: { PATH: o.pathEnv, LC_ALL: "C" },
+    timeout: 120_000,
+  });
   const compileMs = performance.now() - t0;
   if (r.status !== 0 || !fs.existsSync(tmp)) {
     fs.rmSync(tmp, { force: true });
     const out = `${r.stderr ?? ""}${r.error ? r.error.message : ""}`.trim();
     if (/cannot find -lslurm|libslurm\.so/.test(out)) {
-      throw missing(`libslurm (libslurm.so) is not ${o.libDir ? `in ${o.libDir}` : "on the linker's path"}`, "install libslurm-dev (it has the libslurm.so link) or set slurm-native-lib-dir");
+      throw missing(
+        `libslurm (libslurm.so) is not ${o.libDir ? `in ${o.libDir}` : "on the linker's path"}`,
+        "install libslurm-dev (it has the libslurm.so link) or set slurm-native-lib-dir",
+      );
     }
-    throw new SchedulerError("config", `slurm-native: compiling the libslurm shim with ${compiler} failed (Slurm ${slurmVersion}, ${includeDir}): ${out.split("\n").slice(-8).join("\n")}; ${USE_CLI}`);
+    const tail = out.split("\n").slice(-8).join("\n");
+    const what = `compiling the libslurm shim with ${compiler} failed (Slurm ${slurmVersion}, ${includeDir})`;
+    throw new SchedulerError("config", `slurm-native: ${what}: ${tail}; ${USE_CLI}`);
   }
   fs.chmodSync(tmp, 0o700);
   fs.renameSync(tmp, file);
-  o.log?.(`slurm-native: compiled the libslurm shim for Slurm ${slurmVersion} with ${compiler} in ${compileMs.toFixed(0)} ms: ${file}`);
+  const ms = compileMs.toFixed(0);
+  o.log?.(`slurm-native: compiled the libslurm shim for Slurm ${slurmVersion} with ${compiler} in ${ms} ms: ${file}`);
   return { file, slurmVersion, includeDir, compiler, compiled: true, compileMs };
 }
 

@@ -28,11 +28,17 @@ export type ConstraintsResult = { ok: true; value: NativeConstraints } | { ok: f
 /** slurmNativeConstraints (JobSpec.extra) → the shim's numbers; every error says what to write. */
 export function parseConstraints(extra: JsonObject | undefined): ConstraintsResult {
   const c = extra ?? {};
-  const fail = (error: string): ConstraintsResult => ({ ok: false, error: `slurmNativeConstraints: ${error}; nothing was submitted` });
+  const fail = (error: string): ConstraintsResult => ({
+    ok: false,
+    error: `slurmNativeConstraints: ${error}; nothing was submitted`,
+  });
   const unknown = Object.keys(c).filter((k) => !(CONSTRAINT_KEYS as readonly string[]).includes(k));
   if (unknown.length > 0) return fail(`slurm-native knows ${CONSTRAINT_KEYS.join(", ")}, not ${unknown.join(", ")}`);
   if (c.memPerNode !== undefined && c.memPerCPU !== undefined) {
-    return fail("memPerNode and memPerCPU are mutually exclusive (Slurm takes memory per node or per CPU, as sbatch --mem or --mem-per-cpu); give one");
+    return fail(
+      "memPerNode and memPerCPU are mutually exclusive (Slurm takes memory per node or per CPU, " +
+        "as sbatch --mem or --mem-per-cpu); give one",
+    );
   }
   const out: NativeConstraints = {};
   if (c.cpus !== undefined) {
@@ -44,7 +50,8 @@ export function parseConstraints(extra: JsonObject | undefined): ConstraintsResu
   for (const [key, field] of [["memPerNode", "memPerNodeMb"], ["memPerCPU", "memPerCpuMb"]] as const) {
     if (c[key] === undefined) continue;
     const mb = megabytes(c[key]);
-    if (mb === null) return fail(`${key} must be megabytes (a positive whole number) or a size such as "512M" or "8G", got ${JSON.stringify(c[key])}`);
+    const got = JSON.stringify(c[key]);
+    if (mb === null) return fail(`${key} must be megabytes (a positive whole number) or a size such as "512M" or "8G", got ${got}`);
     out[field] = mb;
   }
   return { ok: true, value: out };
@@ -52,14 +59,17 @@ export function parseConstraints(extra: JsonObject | undefined): ConstraintsResu
 
 /** The shim's numbers array: time limit, cpus, memory per node, memory per CPU (0: Slurm's default). */
 export const submitNumbers = (timeLimitMinutes: number | undefined, c: NativeConstraints): BigInt64Array =>
-  BigInt64Array.from([timeLimitMinutes ?? 0, c.cpus ?? 0, c.memPerNodeMb ?? 0, c.memPerCpuMb ?? 0].map((n) => BigInt(Math.trunc(n))));
+  BigInt64Array.from(
+    [timeLimitMinutes ?? 0, c.cpus ?? 0, c.memPerNodeMb ?? 0, c.memPerCpuMb ?? 0].map((n) => BigInt(Math.trunc(n))),
+  );
 
 // Slurm refuses a batch job without any environment (ESLURM_ENVIRONMENT_MISSING).
 const FALLBACK_ENV = { PATH: "/usr/local/bin:/usr/bin:/bin" };
 
 /** "K=V" strings one after another, each NUL-terminated, and how many there are. */
 export function packEnvironment(env: Record<string, string>): { buf: Buffer; count: number } {
-  const entries = Object.entries(Object.keys(env).length > 0 ? env : FALLBACK_ENV).filter(([k]) => k !== "" && !k.includes("=") && !k.includes("\0"));
+  const given = Object.keys(env).length > 0 ? env : FALLBACK_ENV;
+  const entries = Object.entries(given).filter(([k]) => k !== "" && !k.includes("=") && !k.includes("\0"));
   const text = entries.map(([k, v]) => `${k}=${v.replaceAll("\0", "")}\0`).join("");
   return { buf: Buffer.from(text, "utf8"), count: entries.length };
 }
@@ -78,7 +88,7 @@ export function parseJobLines(text: string): NativeJob[] {
   for (const line of text.split("\n")) {
     const f = line.split("\t");
     if (f.length < 9 || !/^\d+$/.test(f[0]!)) continue;
-    const [id, states, reason, nodes, exitRaw, start, end, limit] = f as [string, string, string, string, string, string, string, string];
+    const [id, states, reason, nodes, exitRaw, start, end, limit] = f as string[] as [string, string, string, string, string, string, string, string];
     const words = states.split(",").filter((w) => w !== "");
     const state = normaliseState(words);
     const finished = isTerminal(state) || state === "completing";

@@ -12,7 +12,16 @@ import { stateDir } from "../state/dir.ts";
 import { isTerminal, type JobHandle, type JobSpec, type JobStatus, type Scheduler, SchedulerError } from "./scheduler.ts";
 import { type BuiltShim, ensureShim, findCompiler, findIncludeDir, missing } from "./slurm-native-build.ts";
 import { cstr, cText, openShim, type ShimSymbols } from "./slurm-native-ffi.ts";
-import { commentWords, errnoKind, forgottenJob, numericIds, packEnvironment, parseConstraints, parseJobLines, submitNumbers } from "./slurm-native-shapes.ts";
+import {
+  commentWords,
+  errnoKind,
+  forgottenJob,
+  numericIds,
+  packEnvironment,
+  parseConstraints,
+  parseJobLines,
+  submitNumbers,
+} from "./slurm-native-shapes.ts";
 import { slurmVersionText } from "./slurm-native-shim.ts";
 
 type Env = Record<string, string | undefined>;
@@ -72,7 +81,8 @@ export class SlurmNativeScheduler implements Scheduler {
 
   describe(): string {
     const v = this.shim ? `Slurm ${this.shim.slurmVersion} (${this.libslurmPath || "libslurm"})` : "libslurm (not loaded yet)";
-    return `slurm-native via ${v}, slurm.conf ${this.o.conf || this.env.SLURM_CONF || "default"}, jobs run as ${this.o.user || "the calling user"}`;
+    const conf = this.o.conf || this.env.SLURM_CONF || "default";
+    return `slurm-native via ${v}, slurm.conf ${conf}, jobs run as ${this.o.user || "the calling user"}`;
   }
 
   prepare(): Promise<void> {
@@ -100,14 +110,21 @@ export class SlurmNativeScheduler implements Scheduler {
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       if (/libslurm[^:]*: cannot open shared object/.test(why)) {
-        throw missing(`libslurm cannot be loaded (${why}); it changed since ${this.shim.file} was built`, "install libslurm matching the headers (libslurm-dev), then delete that file");
+        throw missing(
+          `libslurm cannot be loaded (${why}); it changed since ${this.shim.file} was built`,
+          "install libslurm matching the headers (libslurm-dev), then delete that file",
+        );
       }
       throw new SchedulerError("config", `slurm-native: cannot load ${this.shim.file}: ${why}`);
     }
     const built = slurmVersionText(Number(this.lib.nsh_shim_slurm_version()));
-    if (built !== this.shim.slurmVersion) throw new SchedulerError("config", `slurm-native: ${this.shim.file} was built for Slurm ${built}, the headers say ${this.shim.slurmVersion}`);
+    if (built !== this.shim.slurmVersion) {
+      const why = `${this.shim.file} was built for Slurm ${built}, the headers say ${this.shim.slurmVersion}`;
+      throw new SchedulerError("config", `slurm-native: ${why}`);
+    }
     if (initialisedWith !== undefined && initialisedWith !== conf) {
-      throw new SchedulerError("config", `slurm-native: libslurm already read ${initialisedWith || "the default slurm.conf"} in this process; it cannot read ${conf} too`);
+      const why = `libslurm already read ${initialisedWith} in this process; it cannot read ${conf} too`;
+      throw new SchedulerError("config", `slurm-native: ${why}`);
     }
     const libBuf = Buffer.alloc(4096);
     const err = Buffer.alloc(1024);
@@ -125,11 +142,14 @@ export class SlurmNativeScheduler implements Scheduler {
   private slurmConf(): string {
     const named = this.o.conf || this.env.SLURM_CONF || "";
     if (named) {
-      if (!fs.existsSync(named)) throw new SchedulerError("config", `slurm-native: slurm.conf ${named} (from ${this.o.conf ? "slurm-conf" : "SLURM_CONF"}) does not exist`);
+      const from = this.o.conf ? "slurm-conf" : "SLURM_CONF";
+      if (!fs.existsSync(named)) throw new SchedulerError("config", `slurm-native: slurm.conf ${named} (from ${from}) does not exist`);
       return path.resolve(named);
     }
     const found = DEFAULT_CONFS.find((f) => fs.existsSync(f));
-    if (!found) throw new SchedulerError("config", `slurm-native: no slurm.conf in ${DEFAULT_CONFS.join(", ")}; set slurm-conf`);
+    if (!found) {
+      throw new SchedulerError("config", `slurm-native: no slurm.conf in ${DEFAULT_CONFS.join(", ")}; set slurm-conf`);
+    }
     return found;
   }
 
@@ -153,11 +173,29 @@ export class SlurmNativeScheduler implements Scheduler {
     const err = Buffer.alloc(1024);
     const opt = (s: string | undefined) => cstr(s ?? "");
     const rc = Number(
-      lib.nsh_shim_submit(cstr(job.script), cstr(job.name), cstr(job.workingDirectory), env.buf, env.count, opt(job.stdout), opt(job.stderr),
-        opt(this.o.partition), opt(job.tag), opt(this.o.user), submitNumbers(job.timeLimitMinutes, c.value), err, err.length),
+      lib.nsh_shim_submit(
+        cstr(job.script),
+        cstr(job.name),
+        cstr(job.workingDirectory),
+        env.buf,
+        env.count,
+        opt(job.stdout),
+        opt(job.stderr),
+        opt(this.o.partition),
+        opt(job.tag),
+        opt(this.o.user),
+        submitNumbers(job.timeLimitMinutes, c.value),
+        err,
+        err.length,
+      ),
     );
     if (rc === -USER_ID_MISSING && this.o.user && process.getuid?.() !== 0) {
-      throw new SchedulerError("auth", `slurm-native: slurm-native-user = ${this.o.user}, but only root (or Slurm's SlurmUser) may submit a job for another user, and nsh runs as uid ${process.getuid?.()}: run nsh as root or leave slurm-native-user empty (Slurm: ${cText(err)})`);
+      throw new SchedulerError(
+        "auth",
+        `slurm-native: slurm-native-user = ${this.o.user}, but only root (or Slurm's SlurmUser) may submit a job ` +
+          `for another user, and nsh runs as uid ${process.getuid?.()}: run nsh as root or leave slurm-native-user ` +
+          `empty (Slurm: ${cText(err)})`,
+      );
     }
     if (rc <= 0) throw this.failure(`submitting ${job.name}`, rc, cText(err));
     const note = cText(err);
@@ -196,12 +234,16 @@ export class SlurmNativeScheduler implements Scheduler {
       if (rc === 0 || rc === -ALREADY_DONE || rc === -INVALID_JOB_ID) continue;
       failed.push(`${id}: ${lib.nsh_shim_strerror(rc)} (Slurm error ${-rc})`);
     }
-    if (failed.length > 0) throw new SchedulerError("rejected", `slurm-native: cancelling failed for job ${failed.join("; ")}`, failed);
+    if (failed.length > 0) {
+      throw new SchedulerError("rejected", `slurm-native: cancelling failed for job ${failed.join("; ")}`, failed);
+    }
   }
 
   async findTagged(tag: string): Promise<string[]> {
     const jobs = await this.jobs(new Uint32Array(0));
-    return jobs.filter((j) => commentWords(j.comment).includes(tag) && !isTerminal(j.status.state)).map((j) => j.status.id);
+    return jobs
+      .filter((j) => commentWords(j.comment).includes(tag) && !isTerminal(j.status.state))
+      .map((j) => j.status.id);
   }
 
   private async jobs(ids: Uint32Array): Promise<ReturnType<typeof parseJobLines>> {
@@ -232,9 +274,11 @@ export class SlurmNativeScheduler implements Scheduler {
     try {
       await this.prepare();
       const s = this.shim!;
-      checks.push({ ok: true, what: "libslurm shim", detail: `${s.file} (Slurm ${s.slurmVersion}, ${s.compiled ? "compiled now" : "cached"}; ${this.libslurmPath})` });
+      const how = s.compiled ? "compiled now" : "cached";
+      checks.push({ ok: true, what: "libslurm shim", detail: `${s.file} (Slurm ${s.slurmVersion}, ${how}; ${this.libslurmPath})` });
       const rc = this.lib!.nsh_shim_ping();
-      checks.push({ ok: rc === 0, what: "slurmctld", detail: rc === 0 ? `answers (slurm.conf ${initialisedWith})` : `${this.lib!.nsh_shim_strerror(rc)} (Slurm error ${-rc})` });
+      const detail = rc === 0 ? `answers (slurm.conf ${initialisedWith})` : `${this.lib!.nsh_shim_strerror(rc)} (Slurm error ${-rc})`;
+      checks.push({ ok: rc === 0, what: "slurmctld", detail });
     } catch (e) {
       checks.push({ ok: false, what: "libslurm shim", detail: e instanceof Error ? e.message : String(e) });
     }
