@@ -126,9 +126,9 @@ static void field(char *out, int64_t cap, int64_t *at, const char *s, char end) 
 
 /* Jobs as text, one line each: id, state words (comma-separated), reason, nodes, raw exit status,
  * start, end (unix s), time limit (min; -1 none), comment — tab-separated. ids: the jobs wanted
- * (one id: one RPC for it; several or none: one RPC for all of user's jobs, or all jobs when user
- * is empty). Returns the bytes the whole text needs (more than cap: call again with a bigger out),
- * or -(slurm errno). A job Slurm does not know is simply absent. */
+ * (one id: one RPC for it; several or none: one RPC for the jobs of user, empty: the caller's, as
+ * all of nsh's jobs are). Returns the bytes the whole text needs (more than cap: call again with a
+ * bigger out), or -(slurm errno). A job Slurm does not know is simply absent. */
 int64_t nsh_shim_jobs(const char *user, const uint32_t *ids, int nids, char *out, int64_t cap, char *err, int errlen) {
     job_info_msg_t *msg = NULL;
     const char *(*reason_string)(int) = (const char *(*)(int))dlsym(RTLD_DEFAULT, "slurm_job_reason_string");
@@ -139,10 +139,10 @@ int64_t nsh_shim_jobs(const char *user, const uint32_t *ids, int nids, char *out
     put(err, errlen, "");
     if (!inited) { put(err, errlen, "nsh_shim_init was not called"); return -EINVAL; }
     if (nids == 1) rc = slurm_load_job(&msg, ids[0], SHOW_ALL);
-    else if (given(user)) {
+    else {
         if (who(user, &uid, &gid, err, errlen)) return -EINVAL;
         rc = slurm_load_job_user(&msg, uid, SHOW_ALL);
-    } else rc = slurm_load_jobs((time_t)0, &msg, SHOW_ALL);
+    }
     if (rc != SLURM_SUCCESS || !msg) {
         int e = slurm_get_errno();
         if (e == ESLURM_INVALID_JOB_ID) { if (cap > 0) out[0] = 0; return 0; }
