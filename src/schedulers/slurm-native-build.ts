@@ -63,6 +63,24 @@ export function findCompiler(setting: string, pathEnv: string): string {
   );
 }
 
+/**
+ * libslurm.so (the link-time name, from libslurm-dev) in `libDir`, or where the compiler's linker
+ * finds it (`cc -print-file-name` answers the bare name when it finds none).
+ */
+export function findLibslurm(libDir: string, compiler: string, pathEnv: string): string {
+  const how = "install libslurm-dev (it has the libslurm.so link; RHEL: slurm-devel) or set slurm-native-lib-dir";
+  if (libDir) {
+    const file = path.join(libDir, "libslurm.so");
+    if (fs.existsSync(file)) return file;
+    throw missing(`libslurm (libslurm.so) is not in ${libDir} (slurm-native-lib-dir)`, how);
+  }
+  const env = { PATH: pathEnv, LC_ALL: "C" };
+  const r = spawnSync(compiler, ["-print-file-name=libslurm.so"], { encoding: "utf8", env, timeout: 30_000 });
+  const found = (r.stdout ?? "").trim();
+  if (r.status === 0 && path.isAbsolute(found) && fs.existsSync(found)) return path.resolve(found);
+  throw missing(`libslurm (libslurm.so) is not on ${compiler}'s library path`, how);
+}
+
 /** The private cache directory, created 0700; refused when someone else could write into it. */
 export function ensureCacheDir(dir: string): string {
   try {
@@ -103,6 +121,7 @@ export function ensureShim(o: ShimBuildOptions): BuiltShim {
   fs.rmSync(file, { force: true }); // not ours, or writable by others: never load it, build anew
 
   const compiler = findCompiler(o.compiler, o.pathEnv);
+  findLibslurm(o.libDir, compiler, o.pathEnv);
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const argv = compileArgv(compiler, includeDir, o.libDir, tmp);
   const t0 = performance.now();

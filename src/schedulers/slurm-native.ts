@@ -10,7 +10,7 @@ import * as path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { stateDir } from "../state/dir.ts";
 import { isTerminal, type JobHandle, type JobSpec, type JobStatus, type Scheduler, SchedulerError } from "./scheduler.ts";
-import { type BuiltShim, ensureShim, findCompiler, findIncludeDir, missing } from "./slurm-native-build.ts";
+import { type BuiltShim, ensureShim, findCompiler, findIncludeDir, findLibslurm, missing } from "./slurm-native-build.ts";
 import { cstr, cText, openShim, type ShimSymbols } from "./slurm-native-ffi.ts";
 import {
   commentWords,
@@ -270,7 +270,9 @@ export class SlurmNativeScheduler implements Scheduler {
       }
     };
     check("slurm headers", () => findIncludeDir(this.o.includeDir ?? ""));
-    check("C compiler", () => findCompiler(this.o.compiler ?? "", this.env.PATH ?? ""));
+    const PATH = this.env.PATH ?? "";
+    check("C compiler", () => findCompiler(this.o.compiler ?? "", PATH));
+    check("libslurm", () => findLibslurm(this.o.libDir ?? "", findCompiler(this.o.compiler ?? "", PATH), PATH));
     try {
       await this.prepare();
       const s = this.shim!;

@@ -1,6 +1,7 @@
-// slurm-native on a login node without Slurm's C headers or without a C compiler (and no cached
-// shim). Expected: preparing, and submitting, fail at once with a message that names what is
-// missing (slurm/slurm.h and the package that has it; the compiler and the PATH searched) and
+// slurm-native on a login node without Slurm's C headers, without a C compiler or without
+// libslurm.so (and no cached shim). Expected: preparing, and submitting, fail at once with a
+// message that names what is missing (slurm/slurm.h and the package that has it; the compiler and
+// the PATH searched; libslurm and where it was looked for) and
 // suggests job-scheduler = slurm-cli; `doctor` marks the same checks as failed. No lab is needed:
 // nothing reaches libslurm.
 import { afterAll, expect, test } from "bun:test";
@@ -58,4 +59,15 @@ test("a named compiler that does not exist is named", async () => {
   const e = await failure(s.prepare());
   expect(e.message).toContain("/opt/nowhere/gcc-13");
   expect(e.message).toContain("slurm-native-cc");
+});
+
+test("no libslurm.so in slurm-native-lib-dir → the error names libslurm, libslurm-dev, and slurm-cli", async () => {
+  const emptyLib = fs.mkdtempSync(path.join(root, "lib-"));
+  const s = new SlurmNativeScheduler({ conf, libDir: emptyLib, cacheDir: path.join(root, "cache-d") });
+  const e = await failure(s.prepare());
+  expect(e.kind).toBe("config");
+  expect(e.message).toContain(`libslurm (libslurm.so) is not in ${emptyLib}`);
+  expect(e.message).toContain("libslurm-dev");
+  expect(e.message).toContain("job-scheduler = slurm-cli");
+  expect((await s.doctor()).find((c) => c.what === "libslurm")).toMatchObject({ ok: false });
 });

@@ -183,6 +183,7 @@ describe("SlurmNativeScheduler on Slurm 22.05", () => {
     expect(checks.map((c) => [c.what, c.ok])).toEqual([
       ["slurm headers", true],
       ["C compiler", true],
+      ["libslurm", true],
       ["libslurm shim", true],
       ["slurmctld", true],
     ]);
