@@ -14,6 +14,9 @@ command -v ps >/dev/null || need+=(procps)
 command -v slurmctld >/dev/null || need+=(slurm-wlm)
 command -v munged >/dev/null || need+=(munge)
 command -v slurmrestd >/dev/null || need+=(slurmrestd)
+# job-scheduler = slurm-native compiles its libslurm shim against slurm/slurm.h with the system compiler.
+[ -e /usr/include/slurm/slurm.h ] || need+=(libslurm-dev)
+command -v cc >/dev/null || need+=(gcc)
 [ -e /usr/lib/x86_64-linux-gnu/slurm-wlm/auth_jwt.so ] || [ -e /usr/lib/aarch64-linux-gnu/slurm-wlm/auth_jwt.so ] || need+=(slurm-wlm-jwt-plugin)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -46,6 +46,11 @@ export const NSH_SETTINGS = {
   "derivation-params-allow": { kind: "list", default: ["default"], doc: "keys a derivation's scheduler parameters (extraSlurmParams, …) may set: 'default' is the built-in resource and placement list, '*' any key" },
   "max-queue-wait": { kind: "int", default: 0, doc: "seconds a job may wait in the queue before its build fails and the job is cancelled (0: no bound)" },
   "slurm-conf": { kind: "string", default: "", doc: "slurm.conf for slurm-native" },
+  "slurm-native-user": { kind: "string", default: "", doc: "user slurm-native's jobs run as (default: the user nsh runs as; only root may name another)" },
+  "slurm-native-partition": { kind: "string", default: "", doc: "partition for slurm-native's jobs (default: Slurm's default partition)" },
+  "slurm-native-include-dir": { kind: "string", default: "", doc: "directory holding slurm/slurm.h for slurm-native's shim (default: /usr/include, /usr/local/include)" },
+  "slurm-native-lib-dir": { kind: "string", default: "", doc: "directory holding libslurm.so for slurm-native's shim (default: the linker's path)" },
+  "slurm-native-cc": { kind: "string", default: "", doc: "C compiler for slurm-native's shim (default: cc, gcc or clang on PATH)" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
 } as const satisfies Record<string, Spec>;

@@ -91,6 +91,14 @@ export interface Scheduler {
   readonly requestTimeoutMs?: number;
   /** one line for logs: where the scheduler is and what it speaks (never credentials) */
   describe(): string;
+  /** Readies the scheduler before the first job (negotiate, load a library); later calls are free. */
+  prepare?(): Promise<void>;
+  /** The status of many jobs in one scheduler call; a job the scheduler forgot is "unknown". */
+  statusMany?(ids: string[]): Promise<Map<string, JobStatus>>;
+  /** Ends many jobs; jobs that already finished are not an error. */
+  cancelMany?(ids: string[]): Promise<void>;
+  /** Checks for `nsh doctor`: each says what it checked and what it found. */
+  doctor?(): Promise<{ ok: boolean; what: string; detail: string }[]>;
 }
 
 export type SchedulerErrorKind = "config" | "unreachable" | "tls" | "timeout" | "auth" | "rejected" | "protocol" | "version";
