@@ -15,7 +15,7 @@ interface Spec {
 }
 
 export const NSH_SETTINGS = {
-  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs"] }, default: "slurm", doc: "which scheduler runs the jobs" },
+  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs", "slurm-cli"] }, default: "slurm", doc: "which scheduler runs the jobs" },
   system: { kind: "string", default: "x86_64-linux", doc: "the system type of the cluster" },
   "system-features": { kind: "list", default: ["nsh"], doc: "optional features the cluster supports" },
   "mandatory-system-features": { kind: "list", default: [], doc: "features a derivation must require to go to the cluster" },
@@ -42,6 +42,8 @@ export const NSH_SETTINGS = {
   "slurm-extra-submission-params": { kind: "json-object", default: {}, doc: "JSON merged into the job of every submission" },
   "derivation-params-allow": { kind: "list", default: ["default"], doc: "keys a derivation's scheduler parameters (extraSlurmParams, …) may set: 'default' is the built-in resource and placement list, '*' any key" },
   "slurm-conf": { kind: "string", default: "", doc: "slurm.conf for slurm-native" },
+  "slurm-bin-dir": { kind: "string", default: "", doc: "slurm-cli: directory holding sbatch, squeue, sacct, scancel (default: found on PATH)" },
+  "slurm-cli-user": { kind: "string", default: "", doc: "slurm-cli: user (name or uid) the Slurm tools run as, so jobs run as that user; default: nsh's own user" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
 } as const satisfies Record<string, Spec>;

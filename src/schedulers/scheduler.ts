@@ -80,7 +80,7 @@ export interface JobStatus {
 }
 
 export interface Scheduler {
-  readonly kind: "slurm" | "slurm-native" | "pbs";
+  readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs";
   submit(job: JobSpec): Promise<JobHandle>;
   status(id: string): Promise<JobStatus>;
   /** Ends the job; a job that already finished is not an error. */
@@ -89,6 +89,21 @@ export interface Scheduler {
   findTagged?(tag: string): Promise<string[]>;
   /** one line for logs: where the scheduler is and what it speaks (never credentials) */
   describe(): string;
+  // Optional until every backend has them (the coming registry makes them required).
+  /** Checks that the scheduler answers (tools exist, server reachable); a clear error otherwise. */
+  prepare?(): Promise<void>;
+  /** Statuses of many jobs in as few scheduler calls as the backend can (CLI: one squeue, one sacct). */
+  statusMany?(ids: string[]): Promise<Map<string, JobStatus>>;
+  /** Ends many jobs in one call; jobs already finished are not an error. */
+  cancelMany?(ids: string[]): Promise<void>;
+  /** Checks for `nsh doctor`: what was checked, whether it holds, and the detail to act on. */
+  doctor?(): Promise<DoctorCheck[]>;
+}
+
+export interface DoctorCheck {
+  ok: boolean;
+  what: string;
+  detail: string;
 }
 
 export type SchedulerErrorKind = "config" | "unreachable" | "timeout" | "auth" | "rejected" | "protocol" | "version";
