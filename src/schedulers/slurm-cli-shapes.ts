@@ -376,7 +376,9 @@ export function taggedIn(text: string, tag: string): string[] {
 
 /** What kind of failure a tool's stderr describes. */
 export function classifyFailure(stderr: string): SchedulerErrorKind {
-  if (/Unable to contact slurm controller|Connection refused|Socket timed out|Unable to establish|Could not establish a configuration source|Communication connection failure/i.test(stderr)) return "unreachable";
+  // sbatch without a slurm.conf (and no configless DNS record): a setting to fix, not a dead cluster
+  if (/Could not establish a configuration source|Unable to process configuration file|Can't open config file/i.test(stderr)) return "config";
+  if (/Unable to contact slurm controller|Connection refused|Socket timed out|Unable to establish|Communication connection failure/i.test(stderr)) return "unreachable";
   if (/authenticat|credential|Invalid user|Access\/permission denied|Zero Bytes were transmitted|munge/i.test(stderr)) return "auth";
   return "rejected";
 }
