@@ -108,6 +108,9 @@ export class SlurmCliScheduler implements Scheduler {
       const where = this.opts.binDir ? `in slurm-bin-dir ${this.opts.binDir}` : `on PATH (${this.opts.env?.PATH ?? process.env.PATH ?? ""})`;
       throw new SchedulerError("config", `slurm-cli: ${missing.join(", ")} not found ${where}; install Slurm's client tools or set slurm-bin-dir`);
     }
+    // Slurm's tools retry a missing slurm.conf for 60 s before they fail: say so at once.
+    const conf = this.opts.slurmConf;
+    if (conf && !fs.existsSync(conf)) throw new SchedulerError("config", `slurm-cli: slurm-conf ${conf} does not exist`);
     const ids = this.opts.user ? await resolveUser(this.opts.user) : undefined;
     const p: Prepared = { paths: paths as Record<Tool, string>, ids, version: null };
     const r = await this.run(p, "sbatch", ["--version"]);
