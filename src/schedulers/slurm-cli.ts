@@ -9,16 +9,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
-import { type DoctorCheck, type JobHandle, type JobSpec, type JobStatus, type JsonObject, type Scheduler, SchedulerError } from "./scheduler.ts";
+import type { DoctorCheck, JobHandle, JobSpec, JobStatus, JsonObject, Scheduler } from "./scheduler.ts";
+import { SchedulerError } from "./scheduler.ts";
 import {
   accountingDisabled,
-  buildSbatch,
   classifyFailure,
   errorLines,
   forgottenJob,
   noSuchJobs,
   parseSacct,
-  parseSbatchOutput,
   parseSlurmVersion,
   parseSqueueFormat,
   parseSqueueJson,
@@ -28,6 +27,7 @@ import {
   squeueUsesJson,
   taggedIn,
 } from "./slurm-cli-shapes.ts";
+import { buildSbatch, parseSbatchOutput } from "./slurm-cli-sbatch.ts";
 
 export const SLURM_TOOLS = ["sbatch", "squeue", "sacct", "scancel"] as const;
 type Tool = (typeof SLURM_TOOLS)[number];
@@ -71,7 +71,11 @@ export class SlurmCliScheduler implements Scheduler {
   }
 
   /** Settings of nsh.conf: slurm-bin-dir, slurm-conf, slurm-cli-user, slurm-extra-submission-params. */
-  static fromConfig(conf: NshConfig, env: Record<string, string | undefined> = process.env, more: Partial<SlurmCliOptions> = {}): SlurmCliScheduler {
+  static fromConfig(
+    conf: NshConfig,
+    env: Record<string, string | undefined> = process.env,
+    more: Partial<SlurmCliOptions> = {},
+  ): SlurmCliScheduler {
     return new SlurmCliScheduler({
       binDir: conf["slurm-bin-dir"].trim() || undefined,
       slurmConf: conf["slurm-conf"].trim() || undefined,
@@ -105,8 +109,9 @@ export class SlurmCliScheduler implements Scheduler {
     const paths = this.findTools();
     const missing = SLURM_TOOLS.filter((t) => !paths[t]);
     if (missing.length > 0) {
-      const where = this.opts.binDir ? `in slurm-bin-dir ${this.opts.binDir}` : `on PATH (${this.opts.env?.PATH ?? process.env.PATH ?? ""})`;
-      throw new SchedulerError("config", `slurm-cli: ${missing.join(", ")} not found ${where}; install Slurm's client tools or set slurm-bin-dir`);
+      const where = this.opts.binDir ? `in slurm-bin-dir ${this.opts.binDir}` : `on PATH (${this.searchPath()})`;
+      const what = `slurm-cli: ${missing.join(", ")} not found ${where}`;
+      throw new SchedulerError("config", `${what}; install Slurm's client tools or set slurm-bin-dir`);
     }
     // Slurm's tools retry a missing slurm.conf for 60 s before they fail: say so at once.
     const conf = this.opts.slurmConf;
@@ -117,15 +122,21 @@ export class SlurmCliScheduler implements Scheduler {
     const version = parseSlurmVersion(r.stdout);
     if (r.code !== 0 || !version) {
       const conf = this.opts.slurmConf ? `slurm-conf ${this.opts.slurmConf}` : "Slurm's default slurm.conf (set slurm-conf?)";
-      throw new SchedulerError(classifyFailure(r.stderr), `slurm-cli: '${p.paths.sbatch} --version' failed (exit ${r.code}) with ${conf}: ${errorLines(r.stderr).join("; ") || r.stdout.trim()}`);
+      const why = errorLines(r.stderr).join("; ") || r.stdout.trim();
+      const what = `slurm-cli: '${p.paths.sbatch} --version' failed (exit ${r.code}) with ${conf}: ${why}`;
+      throw new SchedulerError(classifyFailure(r.stderr), what);
     }
     p.version = version;
     return p;
   }
 
+  private searchPath(): string {
+    return this.opts.env?.PATH ?? process.env.PATH ?? SYS_PATH;
+  }
+
   private findTools(): Partial<Record<Tool, string>> {
     const found: Partial<Record<Tool, string>> = {};
-    const dirs = this.opts.binDir ? [this.opts.binDir] : (this.opts.env?.PATH ?? process.env.PATH ?? SYS_PATH).split(":").filter((d) => d !== "");
+    const dirs = this.opts.binDir ? [this.opts.binDir] : this.searchPath().split(":").filter((d) => d !== "");
     for (const tool of SLURM_TOOLS) {
       for (const dir of dirs) {
         const file = path.join(dir, tool);
@@ -150,7 +161,8 @@ export class SlurmCliScheduler implements Scheduler {
     const id = r.code === 0 ? parseSbatchOutput(r.stdout) : null;
     if (id === null) {
       const why = errorLines(r.stderr).join("; ") || `no job id in its output '${r.stdout.trim().slice(0, 200)}'`;
-      throw new SchedulerError(r.code === 0 ? "protocol" : classifyFailure(r.stderr), `sbatch refused the job (exit ${r.code}): ${why}`, errorLines(r.stderr));
+      const kind = r.code === 0 ? "protocol" : classifyFailure(r.stderr);
+      throw new SchedulerError(kind, `sbatch refused the job (exit ${r.code}): ${why}`, errorLines(r.stderr));
     }
     for (const w of errorLines(r.stderr)) this.log(`slurm-cli: job ${id}: ${w}`);
     return { id };
@@ -170,7 +182,9 @@ export class SlurmCliScheduler implements Scheduler {
     const json = this.opts.squeueOutput === "json" || (this.opts.squeueOutput !== "format" && squeueUsesJson(p.version));
     const q = await this.run(p, "squeue", squeueArgs(wanted, json));
     if (q.code !== 0 && !noSuchJobs(q.stderr)) throw this.failed("squeue", q);
-    const known = q.code !== 0 ? new Map<string, JobStatus>() : json ? parseSqueueJson(parseJson(q.stdout), wanted) : parseSqueueFormat(q.stdout);
+    const parse = (): Map<string, JobStatus> =>
+      json ? parseSqueueJson(parseJson(q.stdout), wanted) : parseSqueueFormat(q.stdout);
+    const known = q.code !== 0 ? new Map<string, JobStatus>() : parse();
     for (const [id, st] of known) if (wanted.includes(id)) out.set(id, st);
     const gone = wanted.filter((id) => !out.has(id));
     if (gone.length === 0) return out;
@@ -195,7 +209,7 @@ export class SlurmCliScheduler implements Scheduler {
     if (wanted.length === 0) return;
     const p = await this.prepared();
     const r = await this.run(p, "scancel", wanted);
-    const real = errorLines(r.stderr).filter((l) => !/already completed|Invalid job id|Job\/step already completing or completed/i.test(l));
+    const real = errorLines(r.stderr).filter((l) => !/already complet|Invalid job id/i.test(l));
     if (r.code !== 0 && real.length > 0) throw this.failed("scancel", r);
   }
 
@@ -209,10 +223,12 @@ export class SlurmCliScheduler implements Scheduler {
   async doctor(): Promise<DoctorCheck[]> {
     const checks: DoctorCheck[] = [];
     const paths = this.findTools();
-    for (const t of SLURM_TOOLS) checks.push({ ok: !!paths[t], what: t, detail: paths[t] ?? `not found ${this.opts.binDir ? `in ${this.opts.binDir}` : "on PATH"}` });
+    const where = this.opts.binDir ? `in ${this.opts.binDir}` : "on PATH";
+    for (const t of SLURM_TOOLS) checks.push({ ok: !!paths[t], what: t, detail: paths[t] ?? `not found ${where}` });
     if (this.opts.slurmConf) {
       const readable = fs.existsSync(this.opts.slurmConf);
-      checks.push({ ok: readable, what: "slurm-conf", detail: readable ? this.opts.slurmConf : `${this.opts.slurmConf} does not exist` });
+      const detail = readable ? this.opts.slurmConf : `${this.opts.slurmConf} does not exist`;
+      checks.push({ ok: readable, what: "slurm-conf", detail });
     }
     let p: Prepared;
     try {
@@ -222,19 +238,22 @@ export class SlurmCliScheduler implements Scheduler {
       return checks;
     }
     checks.push({ ok: true, what: "Slurm version", detail: p.version?.release ?? "?" });
-    checks.push({ ok: true, what: "jobs run as", detail: p.ids ? `${this.opts.user} (uid ${p.ids.uid}, gid ${p.ids.gid})` : "nsh's own user" });
+    const user = p.ids ? `${this.opts.user} (uid ${p.ids.uid}, gid ${p.ids.gid})` : "nsh's own user";
+    checks.push({ ok: true, what: "jobs run as", detail: user });
     const q = await this.run(p, "squeue", ["-h", "--me", "-o", "%i"]).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
-    checks.push({ ok: q.code === 0, what: "slurmctld answers squeue", detail: q.code === 0 ? `${q.stdout.split("\n").filter(Boolean).length} job(s) of this user` : errorLines(q.stderr).join("; ") });
+    const jobs = `${q.stdout.split("\n").filter(Boolean).length} job(s) of this user`;
+    checks.push({ ok: q.code === 0, what: "slurmctld answers squeue", detail: q.code === 0 ? jobs : errorLines(q.stderr).join("; ") });
     return checks;
   }
 
   private failed(tool: Tool, r: Ran): SchedulerError {
     const lines = errorLines(r.stderr);
-    return new SchedulerError(classifyFailure(r.stderr), `${tool} failed (exit ${r.code}): ${lines.join("; ") || "no error text"}`, lines);
+    const what = `${tool} failed (exit ${r.code}): ${lines.join("; ") || "no error text"}`;
+    return new SchedulerError(classifyFailure(r.stderr), what, lines);
   }
 
   /** One tool call from argv, with a bounded time. Default environment: nothing of nsh's own. */
-  private async run(p: Prepared, tool: Tool, args: string[], o: { stdin?: string; env?: Record<string, string> } = {}): Promise<Ran> {
+  private async run(p: Prepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<Ran> {
     const env = o.env ?? {
       PATH: SYS_PATH,
       LC_ALL: "C",
@@ -262,13 +281,21 @@ export class SlurmCliScheduler implements Scheduler {
       timedOut = true;
       proc.kill("SIGKILL");
     }, timeoutMs);
-    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout as ReadableStream).text(), new Response(proc.stderr as ReadableStream).text(), proc.exited]);
+    const text = (s: unknown): Promise<string> => new Response(s as ReadableStream).text();
+    const [stdout, stderr, code] = await Promise.all([text(proc.stdout), text(proc.stderr), proc.exited]);
     clearTimeout(timer);
     const ms = performance.now() - t0;
-    this.log(`slurm-cli: ${tool}${args[0] === "--version" ? " --version" : ""} -> ${timedOut ? "timed out" : code} in ${ms.toFixed(1)} ms`);
+    const call = `${tool}${args[0] === "--version" ? " --version" : ""}`;
+    this.log(`slurm-cli: ${call} -> ${timedOut ? "timed out" : code} in ${ms.toFixed(1)} ms`);
     if (timedOut) throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is slurmctld reachable?)`);
     return { code, stdout, stderr };
   }
+}
+
+interface RunExtras {
+  stdin?: string;
+  /** the child's whole environment (sbatch: the job's) */
+  env?: Record<string, string>;
 }
 
 interface Prepared {
@@ -287,7 +314,8 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new SchedulerError("protocol", `squeue --json printed something that is not JSON: ${text.trim().slice(0, 200)}`);
+    const what = `squeue --json printed something that is not JSON: ${text.trim().slice(0, 200)}`;
+    throw new SchedulerError("protocol", what);
   }
 }
 

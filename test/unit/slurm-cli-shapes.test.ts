@@ -6,12 +6,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { DEFAULT_ALLOWED_PARAMS } from "../../src/hook/derivation-params.ts";
 import { type JobSpec, type JsonValue, SchedulerError } from "../../src/schedulers/scheduler.ts";
+import { buildSbatch, parseSbatchOutput } from "../../src/schedulers/slurm-cli-sbatch.ts";
 import {
-  buildSbatch,
   classifyFailure,
   parseExitPair,
   parseSacct,
-  parseSbatchOutput,
   parseSlurmVersion,
   parseSqueueFormat,
   parseSqueueJson,
