@@ -26,7 +26,8 @@ test("slurm-bin-dir without squeue, sacct, scancel: prepare names them and the d
   const e = await thrown(new SlurmCliScheduler({ binDir: dir }).prepare());
   expect(e.kind).toBe("config");
   expect(e.message).toContain(`squeue, sacct, scancel not found in slurm-bin-dir ${dir}`);
-  const submit = await thrown(new SlurmCliScheduler({ binDir: dir }).submit({ name: "x", script: "#!/bin/sh\n", workingDirectory: "/", environment: {} }));
+  const job = { name: "x", script: "#!/bin/sh\n", workingDirectory: "/", environment: {} };
+  const submit = await thrown(new SlurmCliScheduler({ binDir: dir }).submit(job));
   expect(submit.message).toContain("squeue, sacct, scancel not found");
   const checks = await new SlurmCliScheduler({ binDir: dir }).doctor();
   expect(checks.filter((c) => !c.ok).map((c) => c.what)).toEqual(["squeue", "sacct", "scancel", "sbatch --version"]);
@@ -44,7 +45,8 @@ test("tools present but slurm-conf names no file: said at once (Slurm's tools wo
   expect(e.message).toContain(`slurm-conf ${conf} does not exist`);
 });
 
-test.skipIf(fs.existsSync("/etc/slurm/slurm.conf"))("tools present but no slurm.conf anywhere (no slurm-conf, no configless DNS): sbatch's failure names slurm-conf", async () => {
+const noSystemConf = !fs.existsSync("/etc/slurm/slurm.conf");
+test.if(noSystemConf)("no slurm.conf anywhere (no slurm-conf, no configless DNS): sbatch's failure names slurm-conf", async () => {
   const e = await thrown(new SlurmCliScheduler({ env: { PATH: "/usr/bin:/bin" } }).prepare());
   expect(e.kind).toBe("config");
   expect(e.message).toContain("Could not establish a configuration source");

@@ -42,7 +42,12 @@ const callsSince = (mark: number): string[] => fs.readFileSync(callLog, "utf8").
 const logMark = (): number => fs.statSync(callLog).size;
 const toolOf = (line: string): string => line.split(" ")[0]!;
 
-async function waitFor(s: SlurmCliScheduler, id: string, done: (st: JobStatus) => boolean, timeoutMs = 60_000): Promise<{ st: JobStatus; seen: string[] }> {
+async function waitFor(
+  s: SlurmCliScheduler,
+  id: string,
+  done: (st: JobStatus) => boolean,
+  timeoutMs = 60_000,
+): Promise<{ st: JobStatus; seen: string[] }> {
   const seen: string[] = [];
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -76,7 +81,13 @@ beforeAll(async () => {
   fs.chmodSync(callLog, 0o666); // a slurm-cli-user's tools log here too
   for (const tool of SLURM_TOOLS) {
     const real = Bun.which(tool, { PATH: "/usr/bin:/bin:/usr/sbin" })!;
-    fs.writeFileSync(path.join(binDir, tool), `#!/bin/sh\nprintf '%s\\n' "$(tr '\\0' ' ' < /proc/$$/cmdline)" | sed 's|^/bin/sh [^ ]*/||' >> ${callLog}\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const wrapper = [
+      "#!/bin/sh",
+      `printf '%s\\n' "$(tr '\\0' ' ' < /proc/$$/cmdline)" | sed 's|^/bin/sh [^ ]*/||' >> ${callLog}`,
+      `exec ${real} "$@"`,
+      "",
+    ];
+    fs.writeFileSync(path.join(binDir, tool), wrapper.join("\n"), { mode: 0o755 });
   }
 });
 
@@ -91,7 +102,8 @@ describe("SlurmCliScheduler on Slurm 22.05", () => {
     await s.prepare();
     const marker = path.join(lab.jobsDir, `hello-${Date.now()}.txt`);
     const go = `${marker}.go`;
-    const { id } = await s.submit(spec("hello", `#!/bin/sh\nwhile [ ! -e ${go} ]; do sleep 0.1; done\necho "$NSH_TEST $SLURM_JOB_ID \${HOME-unset}" > ${marker}\n`));
+    const script = `#!/bin/sh\nwhile [ ! -e ${go} ]; do sleep 0.1; done\necho "$NSH_TEST $SLURM_JOB_ID \${HOME-unset}" > ${marker}\n`;
+    const { id } = await s.submit(spec("hello", script));
     const running = await waitFor(s, id, (x) => x.state === "running" || isTerminal(x.state));
     expect(running.st).toMatchObject({ state: "running", nodes: lab.nodeName, exitCode: null, timeLimitMinutes: 5 });
     fs.writeFileSync(go, "");
@@ -176,7 +188,8 @@ describe("SlurmCliScheduler on Slurm 22.05", () => {
   test("extra params reach Slurm (derivation < setting): cpus, memory, time, partition, comment", async () => {
     const s = sched({ extraParams: { memory_per_node: { set: true, infinite: false, number: 96 } } });
     const tag = "nsh:params";
-    const job = spec("params", "#!/bin/sh\ntrue\n", { tag, extra: { hold: true, cpus_per_task: 2, memory_per_node: 64, time_limit: 7, partition: lab.partition, comment: "mine" } });
+    const extra = { hold: true, cpus_per_task: 2, memory_per_node: 64, time_limit: 7, partition: lab.partition, comment: "mine" };
+    const job = spec("params", "#!/bin/sh\ntrue\n", { tag, extra });
     const { id } = await s.submit(job);
     const show = (await lab.run(["scontrol", "show", "job", id])).stdout;
     expect(show).toMatch(/CPUs\/Task=2\b/);
@@ -226,7 +239,8 @@ describe("SlurmCliScheduler on Slurm 22.05", () => {
       }
     })();
     const mark = logMark();
-    const { id } = await s.submit(spec("secret", `#!/bin/sh\nprintf '%s' "$NSH_TOKEN" > ${out}\n`, { environment: { PATH: "/usr/bin:/bin", NSH_TOKEN: secret } }));
+    const environment = { PATH: "/usr/bin:/bin", NSH_TOKEN: secret };
+    const { id } = await s.submit(spec("secret", `#!/bin/sh\nprintf '%s' "$NSH_TOKEN" > ${out}\n`, { environment }));
     const { st } = await waitFor(s, id, (x) => isTerminal(x.state));
     scanning = false;
     await scan;

@@ -78,7 +78,11 @@ describe("sbatch argv", () => {
     ["an unset no-val field is left out", { memory_per_node: { set: false, number: 0 } }, []],
     ["time limit wins over the spec's", { time_limit: 90 }, ["--time=90"]],
     ["infinite time", { time_limit: { set: true, infinite: true } }, ["--time=UNLIMITED"]],
-    ["placement", { partition: "gpu", qos: "high", account: "proj", constraints: "avx2&ib", reservation: "r1" }, ["--partition=gpu", "--qos=high", "--account=proj", "--constraint=avx2&ib", "--reservation=r1"]],
+    [
+      "placement",
+      { partition: "gpu", qos: "high", account: "proj", constraints: "avx2&ib", reservation: "r1" },
+      ["--partition=gpu", "--qos=high", "--account=proj", "--constraint=avx2&ib", "--reservation=r1"],
+    ],
     ["gres and licenses as lists", { gres: ["gpu:2", "nvme:1"], licenses: "matlab:1" }, ["--gres=gpu:2,nvme:1", "--licenses=matlab:1"]],
     ["flags", { exclusive: true, contiguous: true, hold: false }, ["--contiguous", "--exclusive"]],
     ["exclusive=user", { exclusive: "user" }, ["--exclusive=user"]],
@@ -125,7 +129,10 @@ describe("sbatch argv", () => {
         refused.push(key);
       }
     }
-    expect(refused.sort()).toEqual(["cpus_per_tres", "maximum_cpus", "memory_per_tres", "minimum_boards_per_node", "minimum_cpus", "minimum_sockets_per_board", "tasks_per_board", "tres_per_job", "tres_per_node", "tres_per_socket"]);
+    expect(refused.sort()).toEqual([
+      "cpus_per_tres", "maximum_cpus", "memory_per_tres", "minimum_boards_per_node", "minimum_cpus",
+      "minimum_sockets_per_board", "tasks_per_board", "tres_per_job", "tres_per_node", "tres_per_socket",
+    ]);
     expect(mapped.length).toBe(DEFAULT_ALLOWED_PARAMS.extraSlurmParams!.length - refused.length);
   });
 
@@ -202,9 +209,15 @@ describe("parsers (Slurm 22.05.8 output)", () => {
 
   test("squeue -O rows → states, exit codes and signals from the wait status, reasons, nodes, limits", () => {
     const m = parseSqueueFormat(SQUEUE);
-    expect(m.get("1")).toEqual({ id: "1", state: "failed", rawState: ["FAILED"], reason: "NonZeroExitCode", nodes: "vm", exitCode: 3, signal: null, startTime: 1796559883, endTime: 1796559885, timeLimitMinutes: null });
+    expect(m.get("1")).toEqual({
+      id: "1", state: "failed", rawState: ["FAILED"], reason: "NonZeroExitCode", nodes: "vm",
+      exitCode: 3, signal: null, startTime: 1796559883, endTime: 1796559885, timeLimitMinutes: null,
+    });
     expect(m.get("6")).toMatchObject({ state: "cancelled", exitCode: null, signal: 15, timeLimitMinutes: 525600 });
-    expect(m.get("7")).toEqual({ id: "7", state: "pending", rawState: ["PENDING"], reason: "JobHeldUser", nodes: null, exitCode: null, signal: null, startTime: null, endTime: null, timeLimitMinutes: null });
+    expect(m.get("7")).toEqual({
+      id: "7", state: "pending", rawState: ["PENDING"], reason: "JobHeldUser", nodes: null,
+      exitCode: null, signal: null, startTime: null, endTime: null, timeLimitMinutes: null,
+    });
     // a running job's end time is an estimate, not a time
     expect(m.get("2")).toMatchObject({ state: "running", reason: null, startTime: 1796559883, endTime: null, exitCode: null, timeLimitMinutes: 5 });
     expect(taggedIn(SQUEUE, "nsh:x")).toEqual([]); // finished jobs are not found
@@ -230,7 +243,10 @@ describe("parsers (Slurm 22.05.8 output)", () => {
 
   test("sacct -c (jobcomp) and sacct with slurmdbd ('CANCELLED by 0', D-HH:MM:SS limits)", () => {
     const jobcomp = "1|FAILED|3:0||vm|UNLIMITED|1796559883|1796559885\n5|FAILED|4:0||vm|3|1796560127|1796560127\n";
-    expect(parseSacct(jobcomp).get("5")).toEqual({ id: "5", state: "failed", rawState: ["FAILED"], reason: null, nodes: "vm", exitCode: 4, signal: null, startTime: 1796560127, endTime: 1796560127, timeLimitMinutes: 3 });
+    expect(parseSacct(jobcomp).get("5")).toEqual({
+      id: "5", state: "failed", rawState: ["FAILED"], reason: null, nodes: "vm",
+      exitCode: 4, signal: null, startTime: 1796560127, endTime: 1796560127, timeLimitMinutes: 3,
+    });
     // the slurmdbd shape, written from sacct's documented format (no slurmdbd in the lab)
     const db = "102|CANCELLED by 0|0:15|None|node1|00:05:00|1796559883|1796559885\n103|COMPLETED|0:0|None|node1|1-00:00:00|1796559883|1796559885\n";
     expect(parseSacct(db).get("102")).toMatchObject({ state: "cancelled", signal: 15, exitCode: null, timeLimitMinutes: 5 });
