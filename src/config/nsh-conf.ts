@@ -16,7 +16,7 @@ interface Spec {
 }
 
 export const NSH_SETTINGS = {
-  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs"] }, default: "slurm", doc: "which scheduler runs the jobs" },
+  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs", "slurm-cli"] }, default: "slurm", doc: "which scheduler runs the jobs" },
   system: { kind: "string", default: "x86_64-linux", doc: "the system type of the cluster" },
   "system-features": { kind: "list", default: ["nsh"], doc: "optional features the cluster supports" },
   "mandatory-system-features": { kind: "list", default: [], doc: "features a derivation must require to go to the cluster" },
@@ -51,6 +51,8 @@ export const NSH_SETTINGS = {
   "slurm-native-include-dir": { kind: "string", default: "", doc: "directory holding slurm/slurm.h for slurm-native's shim (default: /usr/include, /usr/local/include)" },
   "slurm-native-lib-dir": { kind: "string", default: "", doc: "directory holding libslurm.so for slurm-native's shim (default: the linker's path)" },
   "slurm-native-cc": { kind: "string", default: "", doc: "C compiler for slurm-native's shim (default: cc, gcc or clang on PATH)" },
+  "slurm-bin-dir": { kind: "string", default: "", doc: "slurm-cli: directory holding sbatch, squeue, sacct, scancel (default: found on PATH)" },
+  "slurm-cli-user": { kind: "string", default: "", doc: "slurm-cli: user (name or uid) the Slurm tools run as, so jobs run as that user; default: nsh's own user" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
 } as const satisfies Record<string, Spec>;

@@ -80,7 +80,7 @@ export interface JobStatus {
 }
 
 export interface Scheduler {
-  readonly kind: "slurm" | "slurm-native" | "pbs";
+  readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs";
   submit(job: JobSpec): Promise<JobHandle>;
   status(id: string): Promise<JobStatus>;
   /** Ends the job; a job that already finished is not an error. */
@@ -91,14 +91,21 @@ export interface Scheduler {
   readonly requestTimeoutMs?: number;
   /** one line for logs: where the scheduler is and what it speaks (never credentials) */
   describe(): string;
-  /** Readies the scheduler before the first job (negotiate, load a library); later calls are free. */
+  // Optional until every backend has them (the coming registry makes them required).
+  /** Checks that the scheduler answers (tools exist, server reachable); a clear error otherwise. */
   prepare?(): Promise<void>;
-  /** The status of many jobs in one scheduler call; a job the scheduler forgot is "unknown". */
+  /** Statuses of many jobs in as few scheduler calls as the backend can (CLI: one squeue, one sacct). */
   statusMany?(ids: string[]): Promise<Map<string, JobStatus>>;
-  /** Ends many jobs; jobs that already finished are not an error. */
+  /** Ends many jobs in one call; jobs already finished are not an error. */
   cancelMany?(ids: string[]): Promise<void>;
-  /** Checks for `nsh doctor`: each says what it checked and what it found. */
-  doctor?(): Promise<{ ok: boolean; what: string; detail: string }[]>;
+  /** Checks for `nsh doctor`: what was checked, whether it holds, and the detail to act on. */
+  doctor?(): Promise<DoctorCheck[]>;
+}
+
+export interface DoctorCheck {
+  ok: boolean;
+  what: string;
+  detail: string;
 }
 
 export type SchedulerErrorKind = "config" | "unreachable" | "tls" | "timeout" | "auth" | "rejected" | "protocol" | "version";
