@@ -39,14 +39,27 @@ export async function connectAgent(run: BuildRun, id: string, node: string, agen
     step(openAgentChannel(pool, nodeDest, agentPath, plan.dir, mode, listening)).catch((e: Error) => failOnNode(e, node));
   const logOpening = open("log");
   const serving = open("serve", run.heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath), `job ${id} on ${node}`));
-  run.bulk = nodeBulk({ pool, node: nodeDest, remoteStore: conf["remote-store"], nixBinDir: conf["remote-nix-bin-dir"] || undefined, environment: conf["job-environment"], storeDir: storeDirOf(req.drvPath), remoteStoreDir: conf["store-dir"], minBytes: conf["openssh-min-size"], label: `job ${id} on ${node} (OpenSSH)`, log: (m) => ctx.log(INFO, `nsh: ${m}`) });
+  run.bulk = nodeBulk({
+    pool,
+    node: nodeDest,
+    remoteStore: conf["remote-store"],
+    nixBinDir: conf["remote-nix-bin-dir"] || undefined,
+    environment: conf["job-environment"],
+    storeDir: storeDirOf(req.drvPath),
+    remoteStoreDir: conf["store-dir"],
+    minBytes: conf["openssh-min-size"],
+    label: `job ${id} on ${node} (OpenSSH)`,
+    log: (m) => ctx.log(INFO, `nsh: ${m}`),
+  });
   serving.catch(() => {});
   const log = await logOpening;
   record.mark("log-channel");
   const lines = lineReader(log.stdout);
   const ended = watchEnd(run.scheduler, id);
   const status = await step(Promise.race([lines.next(), ended.promise])).finally(ended.stop);
-  if (status !== undefined && typeof status !== "string") throw await endedFailure(pool, parseDestination(loginHostOf(conf)), plan.dir, id, status);
+  if (status !== undefined && typeof status !== "string") {
+    throw await endedFailure(pool, parseDestination(loginHostOf(conf)), plan.dir, id, status);
+  }
   if (status === undefined) throw new JobFailure(`the agent of job ${id} on ${node} did not answer: ${log.stderrTail().trim() || "its channel closed"}`);
   const hello = parseStatusLine(status);
   if (!hello) throw new JobFailure(`the agent of job ${id} on ${node} did not answer (${status.trim() || log.stderrTail().trim() || "no output"})`);

@@ -60,7 +60,16 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   const log = (line: string) => (/^slurm: [A-Z]+ \//.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`));
   const scheduler = await createScheduler(conf, env, { log, memoDir: plan.localState });
   const pool = new SshPool(sshPoolOptions(conf, { warn: (m) => ctx.log(1, `nsh: ${m}`) }));
-  const record = new JobLog(plan.localState, { key: plan.key, drv: req.drvPath, scheduler: scheduler.describe(), state: "submitting", submittedAt: Date.now(), phases: {}, marks: { hook: Math.round(performance.timeOrigin) }, hookPid: process.pid });
+  const record = new JobLog(plan.localState, {
+    key: plan.key,
+    drv: req.drvPath,
+    scheduler: scheduler.describe(),
+    state: "submitting",
+    submittedAt: Date.now(),
+    phases: {},
+    marks: { hook: Math.round(performance.timeOrigin) },
+    hookPid: process.pid,
+  });
   const reaper = startReaper(conf, env, { stateDir: plan.localState, key: plan.key }, (m) => ctx.log(1, `nsh: warning: ${m}`));
 
   const interrupted = Promise.withResolvers<never>();

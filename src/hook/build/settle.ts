@@ -63,7 +63,16 @@ export async function settleError(run: BuildRun, e: unknown): Promise<number> {
     cancelled = await settleJob(scheduler, jobId, reaper);
     if (!cancelled && !aborted) ctx.log(1, `nsh: warning: could not cancel job ${jobId}; nsh's reaper keeps trying after the hook exits`);
   } else if (!submitMayStillCreate) await reaper.done();
-  if (aborted) throw new Error(`interrupted; ${!jobId ? (submitMayStillCreate ? "the submit was on its way: nsh's reaper cancels its job if one appears" : "no job was submitted") : cancelled ? `job ${jobId} cancelled` : `cancelling job ${jobId} failed, nsh's reaper keeps trying`}`);
+  if (aborted) {
+    const what = !jobId
+      ? submitMayStillCreate
+        ? "the submit was on its way: nsh's reaper cancels its job if one appears"
+        : "no job was submitted"
+      : cancelled
+        ? `job ${jobId} cancelled`
+        : `cancelling job ${jobId} failed, nsh's reaper keeps trying`;
+    throw new Error(`interrupted; ${what}`);
+  }
   // Out of time (the job's limit): a timed-out build to Nix, not just a failed one.
   if (status === TIMED_OUT) {
     ctx.log(ERROR, `nsh: error: building '${ctx.req.drvPath}' on '${ctx.machine}' failed: ${message}`);

@@ -59,7 +59,8 @@ export async function submitJob(run: BuildRun): Promise<Submitted> {
     if (placed.wasMissing) {
       // The memo was stale (the cluster's state directory was cleaned): the job may have started
       // without its binary. Replace it with one that finds the binary.
-      ctx.log(INFO, `nsh: the agent binary was missing on ${login.text}; ${placed.uploaded ? "placed it again" : "another build placed it again"} and resubmitting job ${id}`);
+      const again = placed.uploaded ? "placed it again" : "another build placed it again";
+      ctx.log(INFO, `nsh: the agent binary was missing on ${login.text}; ${again} and resubmitting job ${id}`);
       await step(scheduler.cancel(id));
       id = await submit();
       reaper.job(id);
