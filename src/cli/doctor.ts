@@ -5,12 +5,12 @@ import fs from "node:fs";
 import { defineCommand } from "citty";
 import { loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
 import { missingSetup } from "../hook/readiness.ts";
-import { schedulerFor } from "../hook/schedulers.ts";
 import { parseDestination } from "../remote/destination.ts";
 import { openRemoteServe } from "../remote/open-store.ts";
 import { SshPool, shellQuote } from "../remote/ssh.ts";
 import { sshPoolOptions } from "../remote/ssh-options.ts";
-import { SlurmRestScheduler, jwtToken } from "../schedulers/slurm-rest.ts";
+import { createScheduler, loginHostOf, schedulerModule } from "../schedulers/registry.ts";
+import { doctorChecks } from "../schedulers/scheduler.ts";
 
 type Check = { name: string; ok: boolean; detail: string };
 
@@ -41,21 +41,19 @@ export const doctorCommand = defineCommand({
       const detail = missing.length ? `missing: ${missing.join("; ")}; until then the hook declines every build` : "the hook takes the cluster's builds";
       add("hook setup", missing.length === 0, detail);
     }
-    if (c["job-scheduler"] === "slurm") {
+    // The scheduler's own checks (for slurm: the JWT, then slurmrestd and its API version).
+    const module = schedulerModule(c["job-scheduler"]);
+    if (module?.create) {
       try {
-        const t = jwtToken(c);
-        add("JWT", true, `from ${t.source}${t.warnings.length ? `; ${t.warnings.join("; ")}` : ""}`);
-        const s = schedulerFor(c) as SlurmRestScheduler;
-        const n = await s.negotiate();
-        add("slurmrestd", true, `${s.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})`);
+        for (const check of await doctorChecks(await module.create(c, process.env, {}))) add(check.what, check.ok, check.detail);
       } catch (e) {
-        add("slurmrestd", false, (e as Error).message);
+        add(module.service, false, (e as Error).message);
       }
     }
     let pool: SshPool | undefined;
     try {
       pool = new SshPool(sshPoolOptions(c));
-      const login = parseDestination(c["login-host"] || c["slurm-api-host"]);
+      const login = parseDestination(loginHostOf(c));
       const dir = c["slurm-state-dir"];
       if (!dir) add("slurm-state-dir", false, "not set: set it to a directory on the cluster's shared file system (e.g. ~/.nsh)");
       else {

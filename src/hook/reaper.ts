@@ -14,8 +14,8 @@ import type { Subprocess } from "bun";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { selfCommand } from "../util/self.ts";
 import { markRecord } from "./job-record.ts";
-import { schedulerFor } from "./schedulers.ts";
 import { jobTag } from "./job-plan.ts";
+import { createScheduler, schedulerModule } from "../schedulers/registry.ts";
 import { isTerminal, type Scheduler } from "../schedulers/scheduler.ts";
 
 /** Beyond the submit request's own bound: slurmctld may register the job a moment after slurmrestd gave up. */
@@ -25,7 +25,7 @@ const CANCEL_WITHIN_MS = 120_000;
 
 export interface ReaperOrder {
   conf: NshConfig;
-  /** Credentials the scheduler needs (the JWT), passed in memory only. */
+  /** Credentials the scheduler needs (its module's secretEnv: the JWT), passed in memory only. */
   env: Record<string, string>;
   /** The job's record in the local state directory. */
   record?: { stateDir: string; key: string };
@@ -63,7 +63,7 @@ export async function runReaper(): Promise<number> {
   }
   if (said.done || !said.order) return 0;
   const { order } = said;
-  const scheduler = schedulerFor(order.conf, order.env, () => {});
+  const scheduler = await createScheduler(order.conf, order.env, { log: () => {} });
   const tag = order.record ? jobTag(order.record.key) : undefined;
   let jobIds = said.jobId ? [said.jobId] : [];
   // A job the hook submitted but had not named yet (killed as the answer arrived) carries the tag too.
@@ -140,7 +140,10 @@ export function startReaper(conf: NshConfig, env: Record<string, string | undefi
     return { submitting() {}, job() {}, done: async () => {} };
   }
   const secrets: Record<string, string> = {};
-  if (env.SLURM_JWT) secrets.SLURM_JWT = env.SLURM_JWT;
+  for (const name of schedulerModule(conf["job-scheduler"])?.secretEnv ?? []) {
+    const value = env[name];
+    if (value) secrets[name] = value;
+  }
   let finished = false;
   const send = (line: string) => {
     if (finished) return;

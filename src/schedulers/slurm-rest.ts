@@ -5,7 +5,6 @@
 // The JWT never leaves this module except in the X-SLURM-USER-TOKEN header: it is not a field of
 // the scheduler object (so it cannot be logged or serialised with it), and every message built
 // from remote or fetch text is passed through `redact` first.
-import * as fs from "node:fs";
 import * as os from "node:os";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import {
@@ -25,6 +24,7 @@ import {
   SUPPORTED_VERSIONS,
 } from "./slurm-rest-shapes.ts";
 import {
+  type DoctorCheck,
   type JobHandle,
   type JobSpec,
   type JobStatus,
@@ -33,6 +33,8 @@ import {
   SchedulerError,
   type SchedulerErrorKind,
 } from "./scheduler.ts";
+import { jwtToken } from "./slurm-jwt.ts";
+export { jwtToken, type JwtToken } from "./slurm-jwt.ts";
 import { type ApiScheme, certificateMessage, cleartextTokenWarning, isCertificateError, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
 
 /** Bun's fetch init: RequestInit plus its TLS options (the CA to check the server against). */
@@ -49,6 +51,8 @@ export interface SlurmRestOptions {
   token: string;
   /** where the token came from, for messages ("slurm-jwt-token", "SLURM_JWT", …) */
   tokenSource?: string;
+  /** what is wrong with how the token is kept (a token file others may read), for `nsh doctor` */
+  tokenWarnings?: string[];
   /** X-SLURM-USER-NAME (22.05 needs it); default the token's user (`sun`), else the current user */
   user?: string;
   /** "auto" (default): the newest version both sides know; or one version to force */
@@ -98,6 +102,7 @@ export class SlurmRestScheduler implements Scheduler {
   private readonly where: string;
   private readonly wanted: string;
   private readonly tokenSource: string;
+  private readonly tokenWarnings: string[];
   private readonly extraParams: JsonObject;
   readonly requestTimeoutMs: number;
   private readonly scheme: ApiScheme;
@@ -123,6 +128,7 @@ export class SlurmRestScheduler implements Scheduler {
     this.user = opts.user || jwtClaims(opts.token)?.sun || safeUserName();
     this.wanted = opts.apiVersion?.trim() || "auto";
     this.tokenSource = opts.tokenSource ?? "slurm-jwt-token";
+    this.tokenWarnings = opts.tokenWarnings ?? [];
     this.extraParams = opts.extraParams ?? {};
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
     this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
@@ -144,6 +150,7 @@ export class SlurmRestScheduler implements Scheduler {
       log,
       token: jwt.token,
       tokenSource: jwt.source,
+      tokenWarnings: jwt.warnings,
       user: config["slurm-user"] || undefined,
       apiVersion: config["slurm-api-version"],
       extraParams: config["slurm-extra-submission-params"] as JsonObject,
@@ -166,6 +173,24 @@ export class SlurmRestScheduler implements Scheduler {
       },
     );
     return this.negotiation;
+  }
+
+  /** A wrong token or an unreachable slurmrestd is found here, before anything is uploaded. */
+  async prepare(): Promise<void> {
+    await this.negotiate();
+  }
+
+  /** The JWT's source, then slurmrestd: its API version, after a ping proved the token works. */
+  async doctor(): Promise<DoctorCheck[]> {
+    const warned = this.tokenWarnings.length ? `; ${this.tokenWarnings.join("; ")}` : "";
+    const checks: DoctorCheck[] = [{ ok: true, what: "JWT", detail: `from ${this.tokenSource}${warned}` }];
+    try {
+      const n = await this.negotiate();
+      checks.push({ ok: true, what: "slurmrestd", detail: `${this.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})` });
+    } catch (e) {
+      checks.push({ ok: false, what: "slurmrestd", detail: (e as Error).message });
+    }
+    return checks;
   }
 
   async submit(job: JobSpec): Promise<JobHandle> {
@@ -359,40 +384,4 @@ function safeUserName(): string {
   } catch {
     return process.env.USER ?? "nobody";
   }
-}
-
-export interface JwtToken {
-  token: string;
-  source: string;
-  warnings: string[];
-}
-
-/**
- * The JWT from slurm-jwt-token, else the file named by slurm-jwt-token-file (warning when group
- * or others may read it), else $SLURM_JWT. A file may hold `scontrol token`'s "SLURM_JWT=…" line.
- */
-export function jwtToken(config: Pick<NshConfig, "slurm-jwt-token" | "slurm-jwt-token-file">, env: Record<string, string | undefined> = process.env): JwtToken {
-  const inline = config["slurm-jwt-token"].trim();
-  if (inline) return { token: inline, source: "slurm-jwt-token", warnings: [] };
-  const file = config["slurm-jwt-token-file"].trim();
-  if (file) {
-    let text: string;
-    let mode: number;
-    try {
-      mode = fs.statSync(file).mode;
-      text = fs.readFileSync(file, "utf8");
-    } catch (e) {
-      throw new SchedulerError("config", `slurm-jwt-token-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    const token = text.trim().replace(/^SLURM_JWT=/, "").trim();
-    if (!token) throw new SchedulerError("config", `slurm-jwt-token-file ${file} is empty`);
-    const warnings =
-      (mode & 0o044) !== 0
-        ? [`slurm-jwt-token-file ${file} is readable by ${(mode & 0o040 ? ["group"] : []).concat(mode & 0o004 ? ["others"] : []).join(" and ")} (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); chmod 600 it`]
-        : [];
-    return { token, source: `slurm-jwt-token-file ${file}`, warnings };
-  }
-  const fromEnv = env.SLURM_JWT?.trim();
-  if (fromEnv) return { token: fromEnv, source: "SLURM_JWT", warnings: [] };
-  throw new SchedulerError("config", "no JWT for slurmrestd: set slurm-jwt-token or slurm-jwt-token-file in nsh.conf, or SLURM_JWT in the environment");
 }
