@@ -80,7 +80,7 @@ export interface JobStatus {
 }
 
 export interface Scheduler {
-  readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs";
+  readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs" | "pbs-cli";
   submit(job: JobSpec): Promise<JobHandle>;
   status(id: string): Promise<JobStatus>;
   /** Ends the job; a job that already finished is not an error. */
