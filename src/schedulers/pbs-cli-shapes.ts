@@ -59,7 +59,10 @@ export interface QsubCall {
  * qsub in the foreground (no background qsub daemon left behind). resources: pbsResources, a JSON
  * object of strings, each one `-l KEY=VALUE`, over the walltime from timeLimitMinutes.
  */
-export function buildQsub(spec: JobSpec, o: { server?: string; toolEnv?: Record<string, string> } = {}): QsubCall {
+export function buildQsub(
+  spec: JobSpec,
+  o: { server?: string; toolEnv?: Record<string, string> } = {},
+): QsubCall {
   const resources: Record<string, string> = {};
   if (spec.timeLimitMinutes !== undefined) resources.walltime = walltime(spec.timeLimitMinutes);
   for (const [key, value] of Object.entries(spec.extra ?? {})) {
@@ -73,11 +76,13 @@ export function buildQsub(spec: JobSpec, o: { server?: string; toolEnv?: Record<
     // a comma would start another resource inside one -l (walltime=1,ncpus=99); quotes are qsub's syntax
     if (value === "" || /[,"'\s\\]/.test(value) || /[\0-\x1f]/.test(value)) {
       const what = `pbsResources '${key}': ${JSON.stringify(value)} must be non-empty, without commas, quotes or spaces`;
-      throw new SchedulerError("config", `${what}; nothing was submitted`);
+      throw new SchedulerError("config", `${what}; nothing submitted`);
     }
     resources[key] = value;
   }
-  if (/[\0\n]/.test(spec.name) || spec.name === "") throw new SchedulerError("config", `bad job name ${JSON.stringify(spec.name)}`);
+  if (/[\0\n]/.test(spec.name) || spec.name === "") {
+    throw new SchedulerError("config", `bad job name ${JSON.stringify(spec.name)}`);
+  }
   const args = ["-f", "-V", "-N", spec.name];
   if (o.server) args.push("-q", `@${o.server}`);
   for (const [key, value] of Object.entries(resources)) args.push("-l", `${key}=${value}`);
@@ -113,7 +118,8 @@ export function parseQsubOutput(stdout: string): string | null {
  * for the first operand only); DSV prints every operand's job, one record each.
  */
 export const DSV_DELIMITER = "\x1f";
-export const qstatManyArgs = (ids: readonly string[]): string[] => ["-x", "-f", "-F", "dsv", "-D", DSV_DELIMITER, ...ids];
+export const qstatManyArgs = (ids: readonly string[]): string[] =>
+  ["-x", "-f", "-F", "dsv", "-D", DSV_DELIMITER, ...ids];
 /** The unfinished jobs the user may see, in one batch status: JSON is whole here. */
 export const qstatTaggedArgs = (server?: string): string[] => ["-f", "-F", "json", ...(server ? [`@${server}`] : [])];
 export const qstatServerArgs = (server?: string): string[] => ["-B", "-f", "-F", "json", ...(server ? [server] : [])];
@@ -282,8 +288,10 @@ export function parseServerStatus(json: unknown): { server: string; version: str
   return { server: String(json.pbs_server ?? "?"), version: json.pbs_version };
 }
 
-const UNREACHABLE = /cannot connect to server|Connection refused|No route to host|timed out|pbs_connect|Name or service not known/i;
-const AUTH = /Bad UID for job execution|Unauthorized Request|authenticat|munge|not authorized|Access from host not allowed/i;
+const UNREACHABLE =
+  /cannot connect to server|Connection refused|No route to host|timed out|pbs_connect|Name or service not known/i;
+const AUTH =
+  /Bad UID for job execution|Unauthorized Request|authenticat|munge|not authorized|Access from host not allowed/i;
 const CONFIG = /Unable to read configuration|cannot find pbs\.conf|pbs_conf|PBS_CONF_FILE/i;
 
 /** What kind of failure a tool's stderr describes. */

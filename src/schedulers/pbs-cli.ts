@@ -27,8 +27,10 @@ export interface PbsCliOptions {
   binDir?: string;
   /** pbs-cli-user: the user (name or uid) the tools, and so the jobs, run as; empty: nsh's user */
   user?: string;
-  /** pbs-host[:pbs-port]: the server; empty: the tools' own (pbs.conf's PBS_SERVER) */
+  /** pbs-host: the server; empty: the tools' own (pbs.conf's PBS_SERVER) */
   server?: string;
+  /** pbs-port when not PBS's 15001 (only with pbs-host; without it pbs.conf says both) */
+  port?: number;
   /** bound for each tool call; default 60 s */
   timeoutMs?: number;
   /** nsh's environment: PBS_CONF_FILE (passed on to the tools) and PATH for the lookup */
@@ -73,7 +75,8 @@ export class PbsCliScheduler implements Scheduler {
     return new PbsCliScheduler({
       binDir: conf["pbs-bin-dir"].trim() || undefined,
       user: conf["pbs-cli-user"].trim() || undefined,
-      server: host ? (port && port !== 15001 ? `${host}:${port}` : host) : undefined,
+      server: host || undefined,
+      port: host && port !== 15001 ? port : undefined,
       env,
       ...more,
     });
@@ -81,7 +84,8 @@ export class PbsCliScheduler implements Scheduler {
 
   describe(): string {
     const where = this.binDir() ? `tools in ${this.binDir()}` : "tools on PATH";
-    const server = this.opts.server ? `, server ${this.opts.server}` : "";
+    const port = this.opts.port ? `:${this.opts.port}` : "";
+    const server = this.opts.server ? `, server ${this.opts.server}${port}` : "";
     return `PBS command-line tools (${where}${server}), jobs run as ${this.opts.user || "nsh's own user"}`;
   }
 
@@ -118,7 +122,8 @@ export class PbsCliScheduler implements Scheduler {
     const { found, where } = this.findTools();
     const missing = PBS_TOOLS.filter((t) => !found[t]);
     if (missing.length > 0) {
-      throw new SchedulerError("config", `pbs-cli: ${missing.join(", ")} not found ${where}; install OpenPBS's client tools or set pbs-bin-dir`);
+      const what = `pbs-cli: ${missing.join(", ")} not found ${where}`;
+      throw new SchedulerError("config", `${what}; install OpenPBS's client tools or set pbs-bin-dir`);
     }
     const paths = found as Record<Tool, string>;
     const wrapper = this.slurmWrapper(paths.qsub);
@@ -130,8 +135,8 @@ export class PbsCliScheduler implements Scheduler {
     if (!server) {
       const why = errorLines(r.stderr).join("; ") || r.stdout.trim().slice(0, 200);
       const what = `pbs-cli: the PBS server does not answer '${paths.qstat} -B' (exit ${r.code}): ${why}`;
-      throw new SchedulerError(classifyFailure(r.stderr) === "rejected" ? "unreachable" : classifyFailure(r.stderr),
-        wrapper ? `${what}; ${wrapper}` : what);
+      const kind = classifyFailure(r.stderr);
+      throw new SchedulerError(kind === "rejected" ? "unreachable" : kind, wrapper ? `${what}; ${wrapper}` : what);
     }
     p.version = server.version;
     return p;
@@ -171,14 +176,15 @@ export class PbsCliScheduler implements Scheduler {
     return { found, where: dir ? `in ${src} ${dir}` : `on PATH (${dirs.join(":")})` };
   }
 
-  /** What every tool needs to find its server: pbs.conf (PBS_CONF_FILE) and pbs-host. */
+  /** What every tool needs to find its configuration: pbs.conf (PBS_CONF_FILE). */
   private toolEnv(): Record<string, string> {
     const conf = this.env().PBS_CONF_FILE;
     return conf ? { PBS_CONF_FILE: conf } : {};
   }
 
   async submit(job: JobSpec): Promise<JobHandle> {
-    const call = buildQsub(job, { server: this.opts.server, toolEnv: this.toolEnv() });
+    const server = this.opts.server && (this.opts.port ? `${this.opts.server}:${this.opts.port}` : this.opts.server);
+    const call = buildQsub(job, { server, toolEnv: this.toolEnv() });
     const p = await this.prepared();
     const r = await this.run(p, "qsub", call.args, { stdin: call.script, env: call.env });
     const id = r.code === 0 ? parseQsubOutput(r.stdout) : null;
@@ -211,7 +217,8 @@ export class PbsCliScheduler implements Scheduler {
       if (key !== undefined) out.set(id, statusOf(id, jobs.get(key)!));
       else {
         const why = unknown.some((u) => matchId(id, [u])) ? "the PBS server does not know it" : "qstat did not list it";
-        out.set(id, unknownJob(id, `job ${id}: ${why} (finished before job history kept it, or never existed)`));
+        const more = "(finished before job history kept it, or never existed)";
+        out.set(id, unknownJob(id, `job ${id}: ${why} ${more}`));
       }
     }
     return out;
@@ -258,7 +265,8 @@ export class PbsCliScheduler implements Scheduler {
     checks.push({ ok: true, what: "PBS server answers qstat -B", detail: `OpenPBS ${p.version}` });
     const user = p.ids ? `${this.opts.user} (uid ${p.ids.uid}, gid ${p.ids.gid})` : "nsh's own user";
     const root = !p.ids && process.getuid?.() === 0;
-    const detail = root ? `${user}: root (PBS refuses root's jobs unless acl_roots allows it; set pbs-cli-user)` : user;
+    const why = "root (PBS refuses root's jobs unless acl_roots allows it; set pbs-cli-user)";
+    const detail = root ? `${user}: ${why}` : user;
     checks.push({ ok: !root, what: "jobs run as", detail });
     return checks;
   }
@@ -270,10 +278,17 @@ export class PbsCliScheduler implements Scheduler {
   }
 
   /** One tool call from argv, with a bounded time. Default environment: nothing of nsh's own. */
-  private async run(p: Prepared, tool: Tool, args: string[], o: { stdin?: string; env?: Record<string, string> } = {}): Promise<Ran> {
-    // TZ=UTC: qstat prints times in the local zone without saying which
-    const env = o.env ?? { PATH: SYS_PATH, LC_ALL: "C", TZ: "UTC", ...this.toolEnv(),
-      ...(this.opts.server ? { PBS_SERVER: this.opts.server } : {}) };
+  private async run(p: Prepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<Ran> {
+    // TZ=UTC: qstat prints times in the local zone without saying which. Job ids name their server;
+    // PBS_SERVER and PBS_BATCH_SERVICE_PORT (pbs-host, pbs-port) serve qstat -B and the listing.
+    const env = o.env ?? {
+      PATH: SYS_PATH,
+      LC_ALL: "C",
+      TZ: "UTC",
+      ...this.toolEnv(),
+      ...(this.opts.server ? { PBS_SERVER: this.opts.server } : {}),
+      ...(this.opts.port ? { PBS_BATCH_SERVICE_PORT: String(this.opts.port) } : {}),
+    };
     const timeoutMs = this.opts.timeoutMs ?? 60_000;
     const t0 = performance.now();
     let proc: ReturnType<typeof Bun.spawn>;
@@ -299,10 +314,19 @@ export class PbsCliScheduler implements Scheduler {
     const [stdout, stderr, code] = await Promise.all([text(proc.stdout), text(proc.stderr), proc.exited]);
     clearTimeout(timer);
     const ms = performance.now() - t0;
-    this.log(`pbs-cli: ${tool}${tool === "qsub" ? "" : ` (${args.length} args)`} -> ${timedOut ? "timed out" : code} in ${ms.toFixed(1)} ms`);
-    if (timedOut) throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is the PBS server reachable?)`);
+    const end = timedOut ? "timed out" : code;
+    this.log(`pbs-cli: ${tool}${tool === "qsub" ? "" : ` (${args.length} args)`} -> ${end} in ${ms.toFixed(1)} ms`);
+    if (timedOut) {
+      throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is the PBS server reachable?)`);
+    }
     return { code, stdout, stderr };
   }
+}
+
+interface RunExtras {
+  stdin?: string;
+  /** the child's whole environment (qsub: the job's) */
+  env?: Record<string, string>;
 }
 
 /** Anything but a PBS job id is a caller's bug, not something to pass on (it could read as an option). */
@@ -315,7 +339,8 @@ function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new SchedulerError("protocol", `${what} -F json printed something that is not JSON: ${text.trim().slice(0, 200)}`);
+    const what2 = `${what} -F json printed something that is not JSON: ${text.trim().slice(0, 200)}`;
+    throw new SchedulerError("protocol", what2);
   }
 }
 

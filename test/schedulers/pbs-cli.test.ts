@@ -13,7 +13,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { defaultNshConfig } from "../../src/config/nsh-conf.ts";
 import { PBS_TOOLS, PbsCliScheduler, type PbsCliOptions } from "../../src/schedulers/pbs-cli.ts";
-import { isTerminal, type JobSpec, type JobStatus, type JsonObject, SchedulerError } from "../../src/schedulers/scheduler.ts";
+import {
+  isTerminal, type JobSpec, type JobStatus, type JsonObject, SchedulerError,
+} from "../../src/schedulers/scheduler.ts";
 import { startPbsLab, type PbsLab } from "../lab/pbs.ts";
 
 let lab: PbsLab;
@@ -36,11 +38,17 @@ const spec = (name: string, script: string, more: Partial<JobSpec> = {}): JobSpe
 });
 
 /** The wrapper log's lines since `mark`: "TOOL ARGV…" per call. */
-const callsSince = (mark: number): string[] => fs.readFileSync(callLog, "utf8").slice(mark).split("\n").filter(Boolean);
+const callsSince = (mark: number): string[] =>
+  fs.readFileSync(callLog, "utf8").slice(mark).split("\n").filter(Boolean);
 const logMark = (): number => fs.statSync(callLog).size;
 const toolOf = (line: string): string => line.split(" ")[0]!;
 
-async function waitFor(s: PbsCliScheduler, id: string, done: (st: JobStatus) => boolean, timeoutMs = 90_000): Promise<JobStatus> {
+async function waitFor(
+  s: PbsCliScheduler,
+  id: string,
+  done: (st: JobStatus) => boolean,
+  timeoutMs = 90_000,
+): Promise<JobStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const st = await s.status(id);
@@ -76,7 +84,8 @@ beforeAll(async () => {
   for (const tool of PBS_TOOLS) {
     const wrapper = [
       "#!/bin/sh",
-      `/usr/bin/printf '%s\\n' "$(/usr/bin/tr '\\0' ' ' < /proc/$$/cmdline)" | /usr/bin/sed 's|^/bin/sh [^ ]*/||' >> ${callLog}`,
+      `/usr/bin/printf '%s\\n' "$(/usr/bin/tr '\\0' ' ' < /proc/$$/cmdline)" |` +
+        ` /usr/bin/sed 's|^/bin/sh [^ ]*/||' >> ${callLog}`,
       `exec ${path.join(lab.exec, "bin", tool)} "$@"`,
       "",
     ];
@@ -192,7 +201,8 @@ describe("PbsCliScheduler on OpenPBS 23.06", () => {
   });
 
   test("the job's environment (a JWT) never appears in any command line, yet the job gets it", async () => {
-    const secret = `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(`{"sun":"root","n":"${Date.now()}"}`).toString("base64url")}.c2lnbmF0dXJl`;
+    const claims = Buffer.from(`{"sun":"root","n":"${Date.now()}"}`).toString("base64url");
+    const secret = `eyJhbGciOiJIUzI1NiJ9.${claims}.c2lnbmF0dXJl`;
     const s = sched();
     await s.prepare();
     const out = path.join(lab.jobsDir, `secret-${Date.now()}.txt`);
@@ -246,5 +256,14 @@ describe("PbsCliScheduler on OpenPBS 23.06", () => {
     expect(checks.find((c) => c.what === "PBS server answers qstat -B")?.detail).toBe("OpenPBS 23.06.06");
     const { id } = await s.submit(spec("via-conf", "#!/bin/sh\ntrue\n"));
     expect((await waitFor(s, id, (x) => isTerminal(x.state))).state).toBe("completed");
+  });
+
+  test("pbs-host with a pbs-port nothing listens on: prepare fails at once, kind unreachable", async () => {
+    const conf = { ...defaultNshConfig(), "pbs-cli-user": lab.user.name, "pbs-host": lab.serverHost, "pbs-port": 15999 };
+    const s = PbsCliScheduler.fromConfig(conf, { PBS_CONF_FILE: lab.confFile }, { timeoutMs: 60_000 });
+    expect(s.describe()).toContain(`server ${lab.serverHost}:15999`);
+    const e = await thrown(s.prepare());
+    expect(e.kind).toBe("unreachable");
+    expect(e.message).toContain("the PBS server does not answer");
   });
 });

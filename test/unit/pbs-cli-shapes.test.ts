@@ -79,7 +79,7 @@ describe("buildQsub", () => {
 
 describe("qstat parsers on the lab's real outputs", () => {
   test.each([
-    ["queued.json", { state: "pending", reason: "Can Never Run: Insufficient amount of resource: ncpus (R: 64 A: 2 T: 2)", nodes: null }],
+    ["queued.json", { state: "pending", reason: "Can Never Run: Insufficient amount of resource: ncpus (R: 64 A: 2 T: 2)" }],
     ["held.json", { state: "pending", reason: "held", nodes: null, startTime: null, timeLimitMinutes: null }],
     ["waiting.json", { state: "pending", reason: "waiting for its execution time" }],
     ["running.json", { state: "running", nodes: H, exitCode: null, timeLimitMinutes: 5, endTime: null }],
@@ -112,7 +112,8 @@ describe("qstat parsers on the lab's real outputs", () => {
   });
 
   test("DSV: an escaped delimiter stays inside its value", () => {
-    const text = `Job Id: 9.h${DSV_DELIMITER}job_state=R${DSV_DELIMITER}comment=a\\${DSV_DELIMITER}b${DSV_DELIMITER}substate=42\n`;
+    const d = DSV_DELIMITER;
+    const text = `Job Id: 9.h${d}job_state=R${d}comment=a\\${d}b${d}substate=42\n`;
     expect(parseQstatDsv(text).get("9.h")).toEqual({ job_state: "R", comment: `a${DSV_DELIMITER}b`, substate: "42" });
   });
 
@@ -152,7 +153,8 @@ describe("small parsers", () => {
   });
 
   test("pbs.conf, exec_host, Slurm's wrapper, the server's answer", () => {
-    expect(parsePbsConf("PBS_EXEC=/opt/pbs\n# c\nPBS_SERVER = head1\n")).toEqual({ PBS_EXEC: "/opt/pbs", PBS_SERVER: "head1" });
+    const conf = parsePbsConf("PBS_EXEC=/opt/pbs\n# c\nPBS_SERVER = head1\n");
+    expect(conf).toEqual({ PBS_EXEC: "/opt/pbs", PBS_SERVER: "head1" });
     expect(execHosts("n1/0*2+n2/1+n1/3")).toBe("n1,n2");
     expect(isSlurmWrapper("#!/usr/bin/perl -w\n# Slurm's qsub wrapper\n")).toBe(true);
     expect(isSlurmWrapper("\x7fELF...")).toBe(false);
