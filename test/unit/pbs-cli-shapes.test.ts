@@ -1,7 +1,8 @@
 // pbs-cli's pure parts: qsub's argv and environment for a job spec (values never in argv, refused
 // pbsResources before any qsub), and the parsers on REAL `qstat -f -F json` / `-F dsv` outputs
 // captured from the OpenPBS 23.06 lab (test/unit/fixtures/pbs-cli/): queued, held, waiting,
-// running, finished ok, finished with exit 7, killed by signal 9, deleted while held and running.
+// running, finished ok, finished with exit 7, killed by signal 9, deleted while held and running,
+// walltime exceeded (Exit_status -29).
 import { describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -88,6 +89,7 @@ describe("qstat parsers on the lab's real outputs", () => {
     ["killed-signal9.json", { state: "failed", exitCode: null, signal: 9 }],
     ["deleted-held.json", { state: "cancelled", exitCode: null, nodes: null }],
     ["deleted-running.json", { state: "cancelled", exitCode: null, signal: null, nodes: H }],
+    ["walltime-exceeded.json", { state: "timeout", exitCode: null, reason: expect.stringContaining("exceeded resource walltime") }],
   ])("%s", (name, want) => {
     expect(one(name)).toMatchObject(want);
   });
