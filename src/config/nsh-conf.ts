@@ -16,7 +16,7 @@ interface Spec {
 }
 
 export const NSH_SETTINGS = {
-  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs", "slurm-cli"] }, default: "slurm", doc: "which scheduler runs the jobs" },
+  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs", "slurm-cli", "pbs-cli"] }, default: "slurm", doc: "which scheduler runs the jobs" },
   system: { kind: "string", default: "x86_64-linux", doc: "the system type of the cluster" },
   "system-features": { kind: "list", default: ["nsh"], doc: "optional features the cluster supports" },
   "mandatory-system-features": { kind: "list", default: [], doc: "features a derivation must require to go to the cluster" },
@@ -55,6 +55,8 @@ export const NSH_SETTINGS = {
   "slurm-cli-user": { kind: "string", default: "", doc: "slurm-cli: user (name or uid) the Slurm tools run as, so jobs run as that user; default: nsh's own user" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
+  "pbs-bin-dir": { kind: "string", default: "", doc: "pbs-cli: directory holding qsub, qstat, qdel (default: PBS_EXEC/bin from pbs.conf, else PATH)" },
+  "pbs-cli-user": { kind: "string", default: "", doc: "pbs-cli: user (name or uid) the PBS tools run as, so jobs run as that user; default: nsh's own user" },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;

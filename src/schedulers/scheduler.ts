@@ -90,7 +90,7 @@ export interface DoctorCheck {
 }
 
 export interface Scheduler {
-  readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs";
+  readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs" | "pbs-cli";
   /**
    * Whatever must hold before a submit (negotiate an API version, check credentials, load a
    * library): a wrong token or an unreachable scheduler is said before the agent's upload.

@@ -1,0 +1,356 @@
+// OpenPBS through its command-line tools (qsub, qstat, qdel), for sites where libpbs is not an
+// option: the runner. Each tool runs from argv (never a shell); the job script goes to qsub's stdin
+// and the job's environment is qsub's own (-V), so neither is in any argv. argv builders and
+// parsers: pbs-cli-shapes.ts.
+//
+// Who the job runs as: PBS runs a job as the user who ran qsub, and refuses root's jobs by default
+// ("Bad UID for job execution"). The hook usually runs as root under nix-daemon, so pbs-cli-user
+// names the user the tools run as: every child gets that uid and gid (Bun.spawn's uid/gid; nsh must
+// be root to use it). The admin only has to let that user submit (and, with flatuid off, have it
+// known on the server host); no acl_roots entry for root is needed.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { NshConfig } from "../config/nsh-conf.ts";
+import type { DoctorCheck, JobHandle, JobSpec, JobStatus, Scheduler } from "./scheduler.ts";
+import { SchedulerError } from "./scheduler.ts";
+import {
+  buildQsub, classifyFailure, errorLines, isPbsJobId, isSlurmWrapper, matchId, parsePbsConf, parseQstatDsv,
+  parseQstatJson, parseQsubOutput, parseServerStatus, qdelHarmless, qstatManyArgs, qstatServerArgs, qstatTaggedArgs,
+  statusOf, taggedIn, unknownIds, unknownJob,
+} from "./pbs-cli-shapes.ts";
+
+export const PBS_TOOLS = ["qsub", "qstat", "qdel"] as const;
+type Tool = (typeof PBS_TOOLS)[number];
+
+export interface PbsCliOptions {
+  /** pbs-bin-dir: where the tools are; empty: PBS_EXEC/bin from pbs.conf, else PATH */
+  binDir?: string;
+  /** pbs-cli-user: the user (name or uid) the tools, and so the jobs, run as; empty: nsh's user */
+  user?: string;
+  /** pbs-host: the server; empty: the tools' own (pbs.conf's PBS_SERVER) */
+  server?: string;
+  /** pbs-port when not PBS's 15001 (only with pbs-host; without it pbs.conf says both) */
+  port?: number;
+  /** bound for each tool call; default 60 s */
+  timeoutMs?: number;
+  /** nsh's environment: PBS_CONF_FILE (passed on to the tools) and PATH for the lookup */
+  env?: Record<string, string | undefined>;
+  /** one line per tool call (tool, exit, ms); never argv values or environment */
+  log?: (line: string) => void;
+}
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface Prepared {
+  paths: Record<Tool, string>;
+  ids: { uid: number; gid: number } | undefined;
+  version: string;
+}
+
+const SYS_PATH = "/usr/local/bin:/usr/bin:/bin";
+
+export class PbsCliScheduler implements Scheduler {
+  readonly kind = "pbs-cli" as const;
+  private readonly opts: PbsCliOptions;
+  private readonly log: (line: string) => void;
+  private preparing: Promise<Prepared> | null = null;
+
+  constructor(opts: PbsCliOptions = {}) {
+    this.opts = opts;
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Settings of nsh.conf: pbs-bin-dir, pbs-cli-user, pbs-host and pbs-port. */
+  static fromConfig(
+    conf: NshConfig,
+    env: Record<string, string | undefined> = process.env,
+    more: Partial<PbsCliOptions> = {},
+  ): PbsCliScheduler {
+    const host = conf["pbs-host"].trim();
+    const port = conf["pbs-port"];
+    return new PbsCliScheduler({
+      binDir: conf["pbs-bin-dir"].trim() || undefined,
+      user: conf["pbs-cli-user"].trim() || undefined,
+      server: host || undefined,
+      port: host && port !== 15001 ? port : undefined,
+      env,
+      ...more,
+    });
+  }
+
+  describe(): string {
+    const where = this.binDir() ? `tools in ${this.binDir()}` : "tools on PATH";
+    const port = this.opts.port ? `:${this.opts.port}` : "";
+    const server = this.opts.server ? `, server ${this.opts.server}${port}` : "";
+    return `PBS command-line tools (${where}${server}), jobs run as ${this.opts.user || "nsh's own user"}`;
+  }
+
+  /** pbs-bin-dir, else PBS_EXEC/bin of pbs.conf (PBS_CONF_FILE or /etc/pbs.conf), else none (PATH). */
+  private binDir(): string | undefined {
+    if (this.opts.binDir) return this.opts.binDir;
+    const file = this.env().PBS_CONF_FILE || "/etc/pbs.conf";
+    try {
+      const exec = parsePbsConf(fs.readFileSync(file, "utf8")).PBS_EXEC;
+      return exec ? path.join(exec, "bin") : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private env(): Record<string, string | undefined> {
+    return this.opts.env ?? process.env;
+  }
+
+  /** Finds the tools and the user; asks the server (`qstat -B`); once, then cached. */
+  prepare(): Promise<void> {
+    return this.prepared().then(() => {});
+  }
+
+  private prepared(): Promise<Prepared> {
+    this.preparing ??= this.doPrepare().catch((e: unknown) => {
+      this.preparing = null; // a later call may succeed (tools installed, server back)
+      throw e;
+    });
+    return this.preparing;
+  }
+
+  private async doPrepare(): Promise<Prepared> {
+    const { found, where } = this.findTools();
+    const missing = PBS_TOOLS.filter((t) => !found[t]);
+    if (missing.length > 0) {
+      const what = `pbs-cli: ${missing.join(", ")} not found ${where}`;
+      throw new SchedulerError("config", `${what}; install OpenPBS's client tools or set pbs-bin-dir`);
+    }
+    const paths = found as Record<Tool, string>;
+    const wrapper = this.slurmWrapper(paths.qsub);
+    if (wrapper) this.log(`pbs-cli: warning: ${wrapper}`);
+    const ids = this.opts.user ? await resolveUser(this.opts.user) : undefined;
+    const p: Prepared = { paths, ids, version: "" };
+    const r = await this.run(p, "qstat", qstatServerArgs(this.opts.server));
+    const server = r.code === 0 ? parseServerStatus(parseJson(r.stdout, "qstat -B")) : null;
+    if (!server) {
+      const why = errorLines(r.stderr).join("; ") || r.stdout.trim().slice(0, 200);
+      const what = `pbs-cli: the PBS server does not answer '${paths.qstat} -B' (exit ${r.code}): ${why}`;
+      const kind = classifyFailure(r.stderr);
+      throw new SchedulerError(kind === "rejected" ? "unreachable" : kind, wrapper ? `${what}; ${wrapper}` : what);
+    }
+    p.version = server.version;
+    return p;
+  }
+
+  private slurmWrapper(qsub: string): string | null {
+    try {
+      const fd = fs.openSync(qsub, "r");
+      const buf = Buffer.alloc(4096);
+      const n = fs.readSync(fd, buf, 0, buf.length, 0);
+      fs.closeSync(fd);
+      return isSlurmWrapper(buf.subarray(0, n).toString("latin1"))
+        ? `${qsub} is Slurm's torque wrapper, not PBS's qsub: set pbs-bin-dir to PBS's bin directory`
+        : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private findTools(): { found: Partial<Record<Tool, string>>; where: string } {
+    const found: Partial<Record<Tool, string>> = {};
+    const dir = this.binDir();
+    const dirs = dir ? [dir] : (this.env().PATH ?? SYS_PATH).split(":").filter((d) => d !== "");
+    for (const tool of PBS_TOOLS) {
+      for (const d of dirs) {
+        const file = path.join(d, tool);
+        try {
+          fs.accessSync(file, fs.constants.X_OK);
+          if (fs.statSync(file).isFile()) {
+            found[tool] = file;
+            break;
+          }
+        } catch {}
+      }
+    }
+    const src = this.opts.binDir ? "pbs-bin-dir" : "PBS_EXEC/bin of pbs.conf";
+    return { found, where: dir ? `in ${src} ${dir}` : `on PATH (${dirs.join(":")})` };
+  }
+
+  /** What every tool needs to find its configuration: pbs.conf (PBS_CONF_FILE). */
+  private toolEnv(): Record<string, string> {
+    const conf = this.env().PBS_CONF_FILE;
+    return conf ? { PBS_CONF_FILE: conf } : {};
+  }
+
+  async submit(job: JobSpec): Promise<JobHandle> {
+    const server = this.opts.server && (this.opts.port ? `${this.opts.server}:${this.opts.port}` : this.opts.server);
+    const call = buildQsub(job, { server, toolEnv: this.toolEnv() });
+    const p = await this.prepared();
+    const r = await this.run(p, "qsub", call.args, { stdin: call.script, env: call.env });
+    const id = r.code === 0 ? parseQsubOutput(r.stdout) : null;
+    if (id === null) {
+      const why = errorLines(r.stderr).join("; ") || `no job id in its output '${r.stdout.trim().slice(0, 200)}'`;
+      const kind = r.code === 0 ? "protocol" : classifyFailure(r.stderr);
+      throw new SchedulerError(kind, `qsub refused the job (exit ${r.code}): ${why}`, errorLines(r.stderr));
+    }
+    return { id };
+  }
+
+  async status(id: string): Promise<JobStatus> {
+    return (await this.statusMany([id])).get(id)!;
+  }
+
+  /** One `qstat -x -f` for all ids (history included); ids the server does not know → "unknown". */
+  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
+    const wanted = [...new Set(ids)];
+    checkIds(wanted);
+    const out = new Map<string, JobStatus>();
+    if (wanted.length === 0) return out;
+    const p = await this.prepared();
+    const r = await this.run(p, "qstat", qstatManyArgs(wanted));
+    const unknown = unknownIds(r.stderr);
+    const other = errorLines(r.stderr).filter((l) => !/Unknown Job Id/i.test(l));
+    if (r.code !== 0 && other.length > 0) throw this.failed("qstat", r);
+    const jobs = parseQstatDsv(r.stdout);
+    for (const id of wanted) {
+      const key = matchId(id, jobs.keys());
+      if (key !== undefined) out.set(id, statusOf(id, jobs.get(key)!));
+      else {
+        const why = unknown.some((u) => matchId(id, [u])) ? "the PBS server does not know it" : "qstat did not list it";
+        const more = "(finished before job history kept it, or never existed)";
+        out.set(id, unknownJob(id, `job ${id}: ${why} ${more}`));
+      }
+    }
+    return out;
+  }
+
+  async cancel(id: string): Promise<void> {
+    await this.cancelMany([id]);
+  }
+
+  /** One qdel for all ids; jobs already finished or forgotten are not an error. */
+  async cancelMany(ids: string[]): Promise<void> {
+    const wanted = [...new Set(ids)];
+    checkIds(wanted);
+    if (wanted.length === 0) return;
+    const p = await this.prepared();
+    const r = await this.run(p, "qdel", wanted);
+    const real = errorLines(r.stderr).filter((l) => !qdelHarmless(l));
+    if (r.code !== 0 && real.length > 0) throw this.failed("qdel", r);
+  }
+
+  /** One `qstat -f -F json` of the unfinished jobs; the tag is in each job's Variable_List. */
+  async findTagged(tag: string): Promise<string[]> {
+    const p = await this.prepared();
+    const r = await this.run(p, "qstat", qstatTaggedArgs(this.opts.server));
+    if (r.code !== 0) throw this.failed("qstat", r);
+    return taggedIn(parseQstatJson(parseJson(r.stdout, "qstat -f")), tag);
+  }
+
+  async doctor(): Promise<DoctorCheck[]> {
+    const checks: DoctorCheck[] = [];
+    const { found, where } = this.findTools();
+    for (const t of PBS_TOOLS) checks.push({ ok: !!found[t], what: t, detail: found[t] ?? `not found ${where}` });
+    if (found.qsub) {
+      const wrapper = this.slurmWrapper(found.qsub);
+      checks.push({ ok: !wrapper, what: "qsub is PBS's", detail: wrapper ?? found.qsub });
+    }
+    let p: Prepared;
+    try {
+      p = await this.prepared();
+    } catch (e) {
+      checks.push({ ok: false, what: "PBS server answers qstat -B", detail: (e as Error).message });
+      return checks;
+    }
+    checks.push({ ok: true, what: "PBS server answers qstat -B", detail: `OpenPBS ${p.version}` });
+    const user = p.ids ? `${this.opts.user} (uid ${p.ids.uid}, gid ${p.ids.gid})` : "nsh's own user";
+    const root = !p.ids && process.getuid?.() === 0;
+    const why = "root (PBS refuses root's jobs unless acl_roots allows it; set pbs-cli-user)";
+    const detail = root ? `${user}: ${why}` : user;
+    checks.push({ ok: !root, what: "jobs run as", detail });
+    return checks;
+  }
+
+  private failed(tool: Tool, r: Ran): SchedulerError {
+    const lines = errorLines(r.stderr);
+    const what = `${tool} failed (exit ${r.code}): ${lines.join("; ") || "no error text"}`;
+    return new SchedulerError(classifyFailure(r.stderr), what, lines);
+  }
+
+  /** One tool call from argv, with a bounded time. Default environment: nothing of nsh's own. */
+  private async run(p: Prepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<Ran> {
+    // TZ=UTC: qstat prints times in the local zone without saying which. Job ids name their server;
+    // PBS_SERVER and PBS_BATCH_SERVICE_PORT (pbs-host, pbs-port) serve qstat -B and the listing.
+    const env = o.env ?? {
+      PATH: SYS_PATH,
+      LC_ALL: "C",
+      TZ: "UTC",
+      ...this.toolEnv(),
+      ...(this.opts.server ? { PBS_SERVER: this.opts.server } : {}),
+      ...(this.opts.port ? { PBS_BATCH_SERVICE_PORT: String(this.opts.port) } : {}),
+    };
+    const timeoutMs = this.opts.timeoutMs ?? 60_000;
+    const t0 = performance.now();
+    let proc: ReturnType<typeof Bun.spawn>;
+    try {
+      proc = Bun.spawn([p.paths[tool], ...args], {
+        stdin: o.stdin === undefined ? "ignore" : Buffer.from(o.stdin),
+        stdout: "pipe",
+        stderr: "pipe",
+        env,
+        cwd: "/",
+        ...(p.ids ? { uid: p.ids.uid, gid: p.ids.gid } : {}),
+      });
+    } catch (e) {
+      const who = p.ids ? ` as ${this.opts.user} (nsh must run as root to switch user)` : "";
+      throw new SchedulerError("config", `pbs-cli: cannot run ${p.paths[tool]}${who}: ${(e as Error).message}`);
+    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill("SIGKILL");
+    }, timeoutMs);
+    const text = (s: unknown): Promise<string> => new Response(s as ReadableStream).text();
+    const [stdout, stderr, code] = await Promise.all([text(proc.stdout), text(proc.stderr), proc.exited]);
+    clearTimeout(timer);
+    const ms = performance.now() - t0;
+    const end = timedOut ? "timed out" : code;
+    this.log(`pbs-cli: ${tool}${tool === "qsub" ? "" : ` (${args.length} args)`} -> ${end} in ${ms.toFixed(1)} ms`);
+    if (timedOut) {
+      throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is the PBS server reachable?)`);
+    }
+    return { code, stdout, stderr };
+  }
+}
+
+interface RunExtras {
+  stdin?: string;
+  /** the child's whole environment (qsub: the job's) */
+  env?: Record<string, string>;
+}
+
+/** Anything but a PBS job id is a caller's bug, not something to pass on (it could read as an option). */
+function checkIds(ids: readonly string[]): void {
+  const bad = ids.filter((id) => !isPbsJobId(id));
+  if (bad.length > 0) throw new SchedulerError("config", `not PBS job ids: ${bad.map((b) => `'${b}'`).join(", ")}`);
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    const what2 = `${what} -F json printed something that is not JSON: ${text.trim().slice(0, 200)}`;
+    throw new SchedulerError("protocol", what2);
+  }
+}
+
+/** pbs-cli-user → uid and gid, through NSS (`getent passwd`), so LDAP users work too. */
+async function resolveUser(user: string): Promise<{ uid: number; gid: number }> {
+  const proc = Bun.spawn(["getent", "passwd", user], { stdout: "pipe", stderr: "ignore", env: { PATH: SYS_PATH } });
+  const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  const f = text.trim().split("\n")[0]?.split(":") ?? [];
+  if (code !== 0 || f.length < 4 || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) {
+    throw new SchedulerError("config", `pbs-cli-user '${user}': no such user (getent passwd found nothing)`);
+  }
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
