@@ -55,6 +55,8 @@ export const NSH_SETTINGS = {
   "slurm-cli-user": { kind: "string", default: "", doc: "slurm-cli: user (name or uid) the Slurm tools run as, so jobs run as that user; default: nsh's own user" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
+  "pbs-user": { kind: "string", default: "", doc: "pbs: user (name or uid) the IFL calls, and so the jobs, run as; needed when nsh runs as root (PBS refuses root's jobs); default: nsh's own user" },
+  "pbs-lib": { kind: "string", default: "", doc: "pbs: path of libpbs.so.0 (default: PBS_EXEC/lib/libpbs.so.0 from pbs.conf)" },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;
