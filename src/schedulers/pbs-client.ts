@@ -5,7 +5,8 @@
 // It reads one JSON request on stdin and writes one JSON answer on stdout.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CString, type Pointer } from "bun:ffi";
+import { CString, type Pointer, read } from "bun:ffi";
+import { libc } from "../sys/libc.ts";
 import {
   attrlNames, attroplList, cstr, LibpbsLoadError, openLibpbs, pbsErrno, type PbsSymbols, readBatchStatus,
   readDeljobStatus, stringArray,
@@ -35,6 +36,11 @@ export type ClientAnswer =
   | { ok: true; id?: string; jobs?: PbsJobRecord[]; failed?: { id: string; code: number; text: string }[]; server?: string }
   | { ok: false; stage: "load" | "connect" | "call"; errno: number; message: string };
 
+const SOCKET_ERRNOS: Record<number, string> = {
+  111: "connection refused", 110: "connection timed out", 113: "no route to host", 101: "network unreachable",
+  104: "connection reset by peer",
+};
+
 class IflError extends Error {
   constructor(
     readonly stage: "load" | "connect" | "call",
@@ -59,7 +65,10 @@ export function runCall(call: ClientCall): ClientAnswer {
   const c = lib.pbs_connect(cstr(call.server));
   if (c < 0) {
     const errno = pbsErrno(lib);
-    return { ok: false, stage: "connect", errno, message: errno ? text(lib, errno) : "cannot connect" };
+    // PBSE_SYSTEM's text is "System error: " with the reason left out: the socket's errno says it.
+    const sys = SOCKET_ERRNOS[read.i32(libc().__errno_location() as Pointer, 0)];
+    const message = [errno ? text(lib, errno).replace(/:\s*$/, "") : "cannot connect", sys].filter(Boolean).join(": ");
+    return { ok: false, stage: "connect", errno, message };
   }
   try {
     return { ok: true, ...request(lib, c, call.request) };

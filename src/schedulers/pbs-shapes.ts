@@ -51,14 +51,15 @@ export function walltime(minutes: number): string {
 }
 
 /**
- * Variable_List's text: name=value pairs joined by commas. PBS splits on unescaped commas, so commas
- * (and the backslash that escapes them) inside values are escaped with a backslash, as qsub -v does.
+ * Variable_List's text: name=value pairs joined by commas. PBS splits on unescaped commas, so commas,
+ * quotes and the backslash itself are escaped with a backslash inside values (the server's
+ * parse_comma_string_bs removes exactly these escapes).
  */
 export function variableList(env: Record<string, string>): string {
   const bad = Object.keys(env).filter((k) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
   if (bad.length > 0) throw new Error(`environment variable names PBS cannot carry: ${bad.join(", ")}`);
   return Object.entries(env)
-    .map(([k, v]) => `${k}=${v.replaceAll("\\", "\\\\").replaceAll(",", "\\,")}`)
+    .map(([k, v]) => `${k}=${v.replace(/[\\,"']/g, (c) => `\\${c}`)}`)
     .join(",");
 }
 

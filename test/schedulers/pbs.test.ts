@@ -22,7 +22,7 @@ const spec = (name: string, script: string, more: Partial<JobSpec> = {}): JobSpe
   name,
   script,
   workingDirectory: lab.jobsDir,
-  environment: { PATH: "/usr/bin:/bin", NSH_TEST: "a,b=c" },
+  environment: { PATH: "/usr/bin:/bin", NSH_TEST: `a,b\\c"d'e` },
   stdout: path.join(lab.jobsDir, `${name}.out`),
   timeLimitMinutes: 5,
   ...more,
@@ -52,7 +52,7 @@ describe("pbs scheduler on a real OpenPBS", () => {
     expect(process.getuid?.()).toBe(0); // the hook's situation: nsh runs as root
     await sched.prepare();
     const t0 = performance.now();
-    const { id } = await sched.submit(spec("hello", "#!/bin/sh\necho \"hi from $(id -un) $NSH_TEST\"\nsleep 2\n"));
+    const { id } = await sched.submit(spec("hello", "#!/bin/sh\nprintf '%s\\n' \"hi from $(id -un) $NSH_TEST\"\nsleep 2\n"));
     expect(id).toMatch(/^\d+\./);
     const running = await waitFor(id, ["running", "completing", "completed"]);
     note(`submit -> ${running.state} ${Math.round(performance.now() - t0)} ms`);
@@ -63,7 +63,7 @@ describe("pbs scheduler on a real OpenPBS", () => {
     expect((await lab.qstat(id))?.Job_Owner).toStartWith(`${lab.user.name}@`);
     const out = path.join(lab.jobsDir, "hello.out");
     expect(await waitUntil(() => fs.existsSync(out) && fs.statSync(out).size > 0, 30_000)).toBe(true);
-    expect(fs.readFileSync(out, "utf8")).toBe(`hi from ${lab.user.name} a,b=c\n`);
+    expect(fs.readFileSync(out, "utf8")).toBe(`hi from ${lab.user.name} a,b\\c"d'e\n`);
   }, 180_000);
 
   test("a failing script ends failed with its exit status", async () => {
