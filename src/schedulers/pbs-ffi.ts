@@ -140,7 +140,8 @@ export function readBatchStatus(head: Pointer | null): PbsJobRecord[] {
     const attrs: PbsAttr[] = [];
     for (let a = read.ptr(p as Pointer, 16); a; a = read.ptr(a as Pointer, 0)) {
       const resource = str(read.ptr(a as Pointer, 16));
-      attrs.push({ name: str(read.ptr(a as Pointer, 8)), ...(resource ? { resource } : {}), value: str(read.ptr(a as Pointer, 24)) });
+      const name = str(read.ptr(a as Pointer, 8));
+      attrs.push({ name, ...(resource ? { resource } : {}), value: str(read.ptr(a as Pointer, 24)) });
     }
     out.push({ id: str(read.ptr(p as Pointer, 8)), attrs });
   }

@@ -36,7 +36,9 @@ export function parseResources(extra: JsonObject | undefined): ResourcesResult {
   const bad: string[] = [];
   for (const [name, value] of Object.entries(extra ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) bad.push(`'${name}' is not a PBS resource name`);
-    else if (typeof value !== "string") bad.push(`${name} must be a string (as after qsub -l ${name}=), got ${JSON.stringify(value)}`);
+    else if (typeof value !== "string") {
+      bad.push(`${name} must be a string (as after qsub -l ${name}=), got ${JSON.stringify(value)}`);
+    }
     else if (value.trim() === "") bad.push(`${name} is empty`);
     else out.push({ name: "Resource_List", resource: name, value: value.trim() });
   }
@@ -175,9 +177,8 @@ const EXEC_CODES: Record<number, string> = {
 const SUBSTATE_TERMINATED = "91"; // F after pbs_deljob of a running or queued job
 
 /** A finished job's (F or X) state and exit from Exit_status, substate and comment. */
-function finished(exit: string | undefined, substate: string | undefined): Pick<JobStatus, "state" | "exitCode" | "signal"> & {
-  note: string | null;
-} {
+type Finished = Pick<JobStatus, "state" | "exitCode" | "signal"> & { note: string | null };
+function finished(exit: string | undefined, substate: string | undefined): Finished {
   const code = exit === undefined || exit === "" ? null : Number(exit);
   if (substate === SUBSTATE_TERMINATED) {
     // deleted (pbs_deljob): the script's end is the kill, whatever code it left

@@ -79,7 +79,8 @@ export class PbsScheduler implements Scheduler {
 
   describe(): string {
     const where = this.o.host ? `${this.o.host}:${this.o.port ?? DEFAULT_PORT}` : "the server in pbs.conf";
-    return `pbs via libpbs (${this.o.lib || "PBS_EXEC/lib/libpbs.so.0"}), server ${where}, jobs run as ${this.o.user || "the calling user"}`;
+    const lib = this.o.lib || "PBS_EXEC/lib/libpbs.so.0";
+    return `pbs via libpbs (${lib}), server ${where}, jobs run as ${this.o.user || "the calling user"}`;
   }
 
   private resolve(): Promise<Resolved> {
@@ -107,12 +108,14 @@ export class PbsScheduler implements Scheduler {
     if (answer.ok) return answer;
     const where = `${server} (pbs-host/pbs-port, else PBS_SERVER in ${r.confFile})`;
     if (answer.stage === "load") {
-      throw new SchedulerError("config", `pbs: cannot load libpbs ${r.lib}: ${answer.message}; set pbs-lib or PBS_EXEC in ${r.confFile}`);
+      const fix = `set pbs-lib or PBS_EXEC in ${r.confFile}`;
+      throw new SchedulerError("config", `pbs: cannot load libpbs ${r.lib}: ${answer.message}; ${fix}`);
     }
     const kind = errnoKind(answer.errno, answer.message, answer.stage);
     if (answer.stage === "connect") {
       const what = kind === "auth" ? "the PBS server refused the connection from" : "cannot reach the PBS server at";
-      throw new SchedulerError(kind === "auth" ? "auth" : "unreachable", `pbs: ${what} ${where}: ${answer.message}`, [answer.message]);
+      const msg = `pbs: ${what} ${where}: ${answer.message}`;
+      throw new SchedulerError(kind === "auth" ? "auth" : "unreachable", msg, [answer.message]);
     }
     let msg = `pbs: ${request.op} at ${server}: ${answer.message} (PBS error ${answer.errno})`;
     if (kind === "auth" && !r.ids && process.getuid?.() === 0) {
@@ -122,7 +125,8 @@ export class PbsScheduler implements Scheduler {
   }
 
   private async spawnClient(r: Resolved, call: object): Promise<ClientAnswer> {
-    const cmd = this.o.clientCommand ?? (compiled ? [process.execPath, "__pbs-client"] : [process.execPath, path.join(import.meta.dir, "pbs-client.ts")]);
+    const self = compiled ? ["__pbs-client"] : [path.join(import.meta.dir, "pbs-client.ts")];
+    const cmd = this.o.clientCommand ?? [process.execPath, ...self];
     const childEnv: Record<string, string> = { PATH: SYS_PATH, LC_ALL: "C", PBS_CONF_FILE: r.confFile, TMPDIR: "/tmp" };
     if (r.ids) childEnv.HOME = r.ids.home;
     else if (this.env.HOME) childEnv.HOME = this.env.HOME;
@@ -138,16 +142,22 @@ export class PbsScheduler implements Scheduler {
       timedOut = true;
       proc.kill("SIGKILL");
     }, this.requestTimeoutMs);
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited,
+    ]);
     clearTimeout(timer);
     const other: string[] = [];
     const trace = this.o.trace ?? ((l: string) => void process.stderr.write(`${l}\n`));
     for (const line of err.split("\n").filter(Boolean)) (line.startsWith("nsh ffi: ") ? trace(line) : other.push(line));
     if (timedOut) {
-      throw new SchedulerError("timeout", `pbs: the PBS server at ${r.host}:${r.port} did not answer within ${this.requestTimeoutMs} ms`);
+      const why = `the PBS server at ${r.host}:${r.port} did not answer within ${this.requestTimeoutMs} ms`;
+      throw new SchedulerError("timeout", `pbs: ${why}`);
     }
     try {
-      return JSON.parse(out) as ClientAnswer;
+      const answer = JSON.parse(out) as ClientAnswer;
+      // libpbs prints some reasons (a pbs.conf it cannot use) instead of setting pbs_errno
+      if (!answer.ok && other.length > 0) answer.message += ` (${other.join("; ").slice(0, 500)})`;
+      return answer;
     } catch {
       const why = other.join("\n").slice(-2000) || `exit ${code}`;
       throw new SchedulerError("protocol", `pbs: the libpbs client (${cmd.join(" ")}) failed: ${why}`);
@@ -218,12 +228,17 @@ export class PbsScheduler implements Scheduler {
     checks.push({ ok: true, what: "pbs.conf", detail: `${r.confFile}: server ${r.host}:${r.port}` });
     checks.push({ ok: fs.existsSync(r.lib), what: "libpbs", detail: r.lib });
     const as = r.ids ? `${this.o.user} (uid ${r.ids.uid})` : `nsh's own user (uid ${process.getuid?.()})`;
-    checks.push({ ok: !!r.ids || process.getuid?.() !== 0, what: "jobs run as", detail: r.ids || process.getuid?.() !== 0 ? as : `${as}: PBS refuses root's jobs by default, set pbs-user` });
+    const fine = !!r.ids || process.getuid?.() !== 0;
+    const detail = fine ? as : `${as}: PBS refuses root's jobs by default, set pbs-user`;
+    checks.push({ ok: fine, what: "jobs run as", detail });
     try {
       const a = await this.call({ op: "server", names: ["job_history_enable"] });
       checks.push({ ok: true, what: "PBS server", detail: `answers at ${r.host}:${r.port}` });
       const on = a.jobs?.[0]?.attrs.find((x) => x.name === "job_history_enable")?.value === "True";
-      const detail = on ? "enabled: finished jobs keep their exit status" : "off: a finished job's exit status is lost; nsh judges such a job as unknown (qmgr -c 'set server job_history_enable = True')";
+      const detail = on
+        ? "enabled: finished jobs keep their exit status"
+        : "off: a finished job's exit status is lost and nsh sees it as unknown " +
+          "(qmgr -c 'set server job_history_enable = True')";
       checks.push({ ok: on, what: "PBS job history", detail });
     } catch (e) {
       checks.push({ ok: false, what: "PBS server", detail: e instanceof Error ? e.message : String(e) });
@@ -247,13 +262,15 @@ async function resolveSetup(o: PbsOptions, env: Env): Promise<Resolved> {
   } catch (e) {
     if (!o.host || !o.lib) {
       const why = (e as NodeJS.ErrnoException).code ?? String(e);
-      throw new SchedulerError("config", `pbs: cannot read ${confFile} (${why}): set pbs-host and pbs-lib, or PBS_CONF_FILE`);
+      const fix = "set pbs-host and pbs-lib, or PBS_CONF_FILE";
+      throw new SchedulerError("config", `pbs: cannot read ${confFile} (${why}): ${fix}`);
     }
   }
   const host = o.host || env.PBS_SERVER || conf.PBS_SERVER || "";
   if (!host) throw new SchedulerError("config", `pbs: no PBS server: ${confFile} has no PBS_SERVER and pbs-host is unset`);
   const confPort = Number(conf.PBS_BATCH_SERVICE_PORT);
-  const port = o.host ? (o.port ?? DEFAULT_PORT) : Number.isInteger(confPort) && confPort > 0 ? confPort : (o.port ?? DEFAULT_PORT);
+  const fromConf = Number.isInteger(confPort) && confPort > 0 ? confPort : undefined;
+  const port = (o.host ? undefined : fromConf) ?? o.port ?? DEFAULT_PORT;
   const exec = env.PBS_EXEC || conf.PBS_EXEC || "";
   const lib = o.lib || (exec ? path.join(exec, "lib", "libpbs.so.0") : "");
   if (!lib) throw new SchedulerError("config", `pbs: where is libpbs? set pbs-lib, or PBS_EXEC in ${confFile}`);
@@ -273,9 +290,12 @@ async function resolveUser(user: string): Promise<{ uid: number; gid: number; ho
   const me = process.getuid?.();
   if (ids.uid === me) return undefined; // already that user: no switch needed
   if (me !== 0) {
-    throw new SchedulerError("config", `pbs-user = ${user}, but nsh runs as uid ${me}: only root can run the PBS calls as another user`);
+    const why = `nsh runs as uid ${me}: only root can run the PBS calls as another user`;
+    throw new SchedulerError("config", `pbs-user = ${user}, but ${why}`);
   }
-  if (ids.uid === 0) throw new SchedulerError("config", "pbs-user is root: PBS refuses root's jobs; name an unprivileged user");
+  if (ids.uid === 0) {
+    throw new SchedulerError("config", "pbs-user is root: PBS refuses root's jobs; name an unprivileged user");
+  }
   return ids;
 }
 

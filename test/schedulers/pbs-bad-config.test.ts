@@ -23,7 +23,8 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const make = (o: Partial<PbsOptions> = {}): PbsScheduler =>
   new PbsScheduler({
-    host: "127.0.0.1", lib: path.join(dir, "libpbs.so.0"), scriptDir: dir, env: { PBS_CONF_FILE: path.join(dir, "pbs.conf") },
+    host: "127.0.0.1", lib: path.join(dir, "libpbs.so.0"), scriptDir: dir,
+    env: { PBS_CONF_FILE: path.join(dir, "pbs.conf") },
     clientCommand: ["/bin/sh", "-c", `touch ${marker}`], ...o,
   });
 

@@ -59,7 +59,8 @@ describe("submit attributes", () => {
 
   test("a walltime in pbsResources wins over the time limit", () => {
     const res: PbsAttr[] = [{ name: "Resource_List", resource: "walltime", value: "00:10:00" }];
-    const attrs = submitAttributes({ name: "j", script: "", workingDirectory: "/", environment: {}, timeLimitMinutes: 5 }, res);
+    const job = { name: "j", script: "", workingDirectory: "/", environment: {}, timeLimitMinutes: 5 };
+    const attrs = submitAttributes(job, res);
     expect(attrs.filter((a) => a.resource === "walltime")).toEqual(res);
   });
 
