@@ -1,6 +1,7 @@
 // pbs: nsh runs as root (the hook under nix-daemon) and pbs-user is unset. PBS refuses root's jobs by
 // default. Expected: submit fails with an "auth" SchedulerError carrying PBS's reason and telling to
-// set pbs-user, and no job is left; doctor flags "jobs run as"; with pbs-user set, the same submit works.
+// set pbs-user, and no job is left; doctor flags "jobs run as"; with pbs-user set, the same submit works
+// (also through the built binary's `nsh __pbs-client`, so run `bun build.ts` first).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as path from "node:path";
 import { PbsScheduler } from "../../src/schedulers/pbs.ts";
@@ -11,8 +12,10 @@ let lab: PbsLab;
 const job = () => ({
   name: "rootjob", script: "#!/bin/sh\ntrue\n", workingDirectory: lab.jobsDir, environment: {}, stdout: "/dev/null",
 });
-const make = (user: string) =>
-  new PbsScheduler({ user, scriptDir: path.join(lab.root, "nsh-state"), env: { PBS_CONF_FILE: lab.confFile } });
+const make = (user: string, clientCommand?: string[]) =>
+  new PbsScheduler({ user, scriptDir: path.join(lab.root, "nsh-state"), env: { PBS_CONF_FILE: lab.confFile }, clientCommand });
+// the built binary (./node_modules/.bin/bun build.ts): its `nsh __pbs-client` is what a site runs
+const NSH = path.join(import.meta.dir, "..", "..", "dist", "nsh");
 
 beforeAll(async () => {
   lab = await startPbsLab();
@@ -34,7 +37,9 @@ test("root without pbs-user: refused with PBS's reason and what to set; no job l
   expect(runsAs?.ok).toBe(false);
 }, 180_000);
 
-test("the same submit with pbs-user set is accepted", async () => {
-  const { id } = await make(lab.user.name).submit(job());
-  expect((await lab.qstat(id))?.Job_Owner).toStartWith(`${lab.user.name}@`);
+test("the same submit with pbs-user set is accepted, through the built nsh's __pbs-client too", async () => {
+  for (const client of [undefined, [NSH, "__pbs-client"]]) {
+    const { id } = await make(lab.user.name, client).submit(job());
+    expect((await lab.qstat(id))?.Job_Owner).toStartWith(`${lab.user.name}@`);
+  }
 }, 180_000);
