@@ -131,13 +131,13 @@ function request(lib: PbsSymbols, c: number, r: ClientRequest): Omit<ClientAnswe
 }
 
 /**
- * One pbs_statjob for all `ids` (history too with "x"). An id the server does not know fails the
- * whole call (PBSE_UNKJOBID): then one more call, for every job the user may see, filtered here.
+ * One pbs_statjob for all `ids` (history too with "x"), or for all jobs the user may see. The server
+ * leaves out ids it does not know, and fails the call (PBSE_UNKJOBID) only when it knows none of them.
  */
 function statJobs(lib: PbsSymbols, c: number, ids: string[], names: string[], history: boolean): PbsJobRecord[] {
   const attrl = attrlNames(names);
   let extend = history ? cstr("x") : null;
-  const one = (idList: string | null): PbsJobRecord[] | null => {
+  const one = (idList: string | null): PbsJobRecord[] => {
     const st = lib.pbs_statjob(c, idList === null ? null : cstr(idList), attrl.head, extend) as Pointer | null;
     if (!st) {
       const errno = pbsErrno(lib);
@@ -146,16 +146,16 @@ function statJobs(lib: PbsSymbols, c: number, ids: string[], names: string[], hi
         extend = null; // the server keeps no history: ask again for the live jobs only
         return one(idList);
       }
-      if (errno === PBSE_UNKJOBID && idList !== null) return null;
+      if (errno === PBSE_UNKJOBID && idList !== null) return []; // none of them is known
       throw failure(lib, c);
     }
     const jobs = readBatchStatus(st);
     lib.pbs_statfree(st);
     return jobs;
   };
-  const all = ids.length === 0 ? one(null) : (one(ids.join(",")) ?? one(null));
+  const jobs = one(ids.length === 0 ? null : ids.join(","));
   void attrl.keep;
-  return all ?? [];
+  return jobs;
 }
 
 // pbs_submit's answer is malloc'd and ours to free; the process ends soon, so it is left.
