@@ -14,5 +14,6 @@ export const internalCommands: Record<string, (args: string[]) => Promise<number
     return runAgent(parseAgentArgs(args));
   },
   "__agent-connect": async (args) => (await import("../agent/connect.ts")).runAgentConnect(args),
+  "__pbs-client": async () => (await import("../schedulers/pbs-client.ts")).runPbsClient(),
   "__job-reaper": async () => (await import("../hook/reaper.ts")).runReaper(),
 };

@@ -57,6 +57,8 @@ export const NSH_SETTINGS = {
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
   "pbs-bin-dir": { kind: "string", default: "", doc: "pbs-cli: directory holding qsub, qstat, qdel (default: PBS_EXEC/bin from pbs.conf, else PATH)" },
   "pbs-cli-user": { kind: "string", default: "", doc: "pbs-cli: user (name or uid) the PBS tools run as, so jobs run as that user; default: nsh's own user" },
+  "pbs-user": { kind: "string", default: "", doc: "pbs: user (name or uid) the IFL calls, and so the jobs, run as; needed when nsh runs as root (PBS refuses root's jobs); default: nsh's own user" },
+  "pbs-lib": { kind: "string", default: "", doc: "pbs: path of libpbs.so.0 (default: PBS_EXEC/lib/libpbs.so.0 from pbs.conf)" },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;

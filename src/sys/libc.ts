@@ -27,6 +27,8 @@ const symbols = {
   close: { args: [i32], returns: i32 },
   waitpid: { args: [i32, p, i32], returns: i32 },
   isatty: { args: [i32], returns: i32 },
+  // for C libraries that take ownership of (free or replace) what they are given (libpbs's pbs_submit)
+  malloc: { args: [u64], returns: p },
   __errno_location: { args: [], returns: p },
 } as const;
 
