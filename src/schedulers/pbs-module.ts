@@ -13,9 +13,9 @@ export const pbsModule: SchedulerModule = {
   service: "pbs_server",
   machineName: (conf) => (pbsHostOf(conf) ? `pbs:${pbsHostOf(conf)}` : "pbs"),
   defaultLoginHost: pbsHostOf,
-  async create(conf, env, { log }) {
+  async create(conf, env) {
     const { PbsScheduler } = await import("./pbs.ts");
-    return PbsScheduler.fromConfig(conf, env, log ? { trace: log } : {});
+    return PbsScheduler.fromConfig(conf, env);
   },
 };
 

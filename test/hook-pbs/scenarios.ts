@@ -1,0 +1,76 @@
+// The end-to-end scenarios every PBS backend runs (build-*.test.ts, one file per backend): the real
+// Nix 2.8 daemon with nsh as build hook, the real OpenPBS lab, the lab sshd standing for the node.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import fs from "node:fs";
+import { hasStackTrace, salt } from "../hook-slurm/helpers.ts";
+import { type PbsHookLab, type PbsKind, startPbsHookLab } from "./lab.ts";
+
+interface JobRec { drv: string; jobId?: string; state: string; message?: string }
+
+export async function jobsOf(lab: PbsHookLab, s: string): Promise<JobRec[]> {
+  const r = await lab.nsh(["jobs", "--all", "--json"]);
+  return r.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as JobRec).filter((j) => j.drv.includes(s));
+}
+
+export function buildScenarios(kind: PbsKind): void {
+  let lab: PbsHookLab;
+  beforeAll(async () => {
+    lab = await startPbsHookLab(kind);
+  }, 60 * 60_000);
+  afterAll(async () => {
+    await lab?.cleanup();
+  });
+
+  test(`${kind}: a chain of two derivations is built as two PBS jobs, run as the PBS user`, async () => {
+    const s = salt();
+    const r = await lab.nixBuild([lab.nix.expr("chain"), "--argstr", "salt", s]);
+    if (r.code !== 0) console.log(r.stderr);
+    expect(r.code).toBe(0);
+    const out = r.stdout.trim();
+    expect(fs.readFileSync(out, "utf8").trim()).toBe(`top dep-${s}`);
+    expect(r.stderr).toContain(`on '${kind}'`);
+    expect(r.stderr).toContain("building top"); // the builder's output streamed back from the job
+    expect((await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", out])).code).toBe(0);
+    const mine = await jobsOf(lab, s);
+    expect(mine.map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
+    const job = await lab.qstat(mine[0]!.jobId!);
+    expect(job?.Job_Owner).toStartWith(`${lab.pbs.user.name}@`);
+    expect(job?.Exit_status).toBe(0);
+  }, 300_000);
+
+  test(`${kind}: pbsResources reach the job (qstat -f)`, async () => {
+    const s = salt();
+    const r = await lab.nixBuild([lab.nix.expr("pbs-job"), "--argstr", "salt", s]);
+    if (r.code !== 0) console.log(r.stderr);
+    expect(r.code).toBe(0);
+    const [rec] = await jobsOf(lab, s);
+    const job = (await lab.qstat(rec!.jobId!)) as { Resource_List?: Record<string, string> } | null;
+    expect(job?.Resource_List?.walltime).toBe("00:07:00");
+    expect(String(job?.Resource_List?.ncpus)).toBe("1");
+  }, 300_000);
+
+  test(`${kind}: a failing build fails nix-build with the builder's message, and its job is gone`, async () => {
+    const s = salt();
+    const script = "echo 'builder failing on purpose' >&2; exit 3";
+    const r = await lab.nixBuild([lab.nix.expr("pbs-job"), "--argstr", "salt", s, "--argstr", "script", script]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("builder failing on purpose");
+    expect(hasStackTrace(r.stderr)).toBe(false);
+    const [rec] = await jobsOf(lab, s);
+    expect(rec?.state).toBe("failed");
+    expect([...(await lab.liveJobs()).keys()].filter((id) => id.split(".")[0] === rec?.jobId?.split(".")[0])).toEqual([]);
+  }, 300_000);
+
+  test(`${kind}: refused pbsResources fail the build with a message naming the key, and no job is submitted`, async () => {
+    const s = salt();
+    const before = await lab.liveJobs();
+    const r = await lab.nixBuild([lab.nix.expr("pbs-job"), "--argstr", "salt", s, "--argstr", "resources",
+      JSON.stringify({ walltime: "00:07:00", queue_priority: "999" })]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("queue_priority");
+    expect(r.stderr).toContain("pbsResources");
+    expect(hasStackTrace(r.stderr)).toBe(false);
+    expect((await jobsOf(lab, s)).filter((j) => j.jobId)).toEqual([]);
+    expect([...(await lab.liveJobs()).keys()].filter((id) => !before.has(id))).toEqual([]);
+  }, 300_000);
+}
