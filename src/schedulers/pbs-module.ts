@@ -4,6 +4,10 @@
 // missing from the setup beyond what every backend needs (slurm-state-dir, readiness.ts).
 import type { SchedulerModule } from "./scheduler.ts";
 
+// Not secrets, but where the server and the tools are (pbs.conf, honouring PBS_CONF_FILE): the
+// reaper, which builds its scheduler from the hook's settings and these alone, must find the same.
+const PBS_ENV = ["PBS_CONF_FILE", "PBS_SERVER"] as const;
+
 const pbsHostOf = (conf: { "pbs-host": string }): string => conf["pbs-host"].trim();
 
 export const pbsModule: SchedulerModule = {
@@ -11,6 +15,7 @@ export const pbsModule: SchedulerModule = {
   paramsAttr: "pbsResources",
   settings: ["slurm-state-dir", "pbs-host", "pbs-port", "pbs-user", "pbs-lib"],
   service: "pbs_server",
+  secretEnv: PBS_ENV,
   machineName: (conf) => (pbsHostOf(conf) ? `pbs:${pbsHostOf(conf)}` : "pbs"),
   defaultLoginHost: pbsHostOf,
   async create(conf, env) {
@@ -24,6 +29,7 @@ export const pbsCliModule: SchedulerModule = {
   paramsAttr: "pbsResources",
   settings: ["slurm-state-dir", "pbs-bin-dir", "pbs-cli-user", "pbs-host", "pbs-port"],
   service: "PBS command-line tools",
+  secretEnv: PBS_ENV,
   machineName: (conf) => (pbsHostOf(conf) ? `pbs-cli:${pbsHostOf(conf)}` : "pbs-cli"),
   defaultLoginHost: pbsHostOf,
   async create(conf, env, { log }) {

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import { hasStackTrace, salt, until } from "../hook-slurm/helpers.ts";
+import { NSH_BIN } from "../lab/cluster.ts";
 import { type PbsHookLab, type PbsKind, startPbsHookLab } from "./lab.ts";
 
 interface JobRec { drv: string; jobId?: string; state: string; message?: string }
@@ -32,7 +33,7 @@ export function buildScenarios(kind: PbsKind): void {
   test(`${kind}: a chain of two derivations is built as two PBS jobs, run as the PBS user`, async () => {
     const s = salt();
     const r = await lab.nixBuild([lab.nix.expr("chain"), "--argstr", "salt", s]);
-    if (r.code !== 0) console.log(r.stderr);
+    if (r.code !== 0) console.log(r.stderr, lab.pbs.logTails(60));
     expect(r.code).toBe(0);
     const out = r.stdout.trim();
     expect(fs.readFileSync(out, "utf8").trim()).toBe(`top dep-${s}`);
@@ -82,4 +83,57 @@ export function buildScenarios(kind: PbsKind): void {
     expect((await jobsOf(lab, s)).filter((j) => j.jobId)).toEqual([]);
     expect([...(await lab.liveJobs()).keys()].filter((id) => !before.has(id))).toEqual([]);
   }, 300_000);
+}
+
+/** A PBS job of the build salted `s` once PBS shows it in `state` (Q: queued, R: running). */
+async function jobIn(lab: PbsHookLab, s: string, state: string, timeoutMs = 60_000): Promise<string | undefined> {
+  return until(async () => {
+    const rec = (await jobsOf(lab, s))[0];
+    return rec?.jobId && (await lab.qstat(rec.jobId))?.job_state === state ? rec.jobId : undefined;
+  }, timeoutMs, 250);
+}
+
+/**
+ * Interrupting nix-build (SIGINT, as Ctrl-C) ends the build's job whether it runs (a 60 s builder)
+ * or waits in the queue (more cpus than the node has: PBS keeps it queued). Nix 2.8 SIGKILLs the
+ * hook's process group, so the cancel comes from nsh's reaper, which must find the same server.
+ */
+export function cancelScenarios(kind: PbsKind): void {
+  let lab: PbsHookLab;
+  beforeAll(async () => {
+    lab = await startPbsHookLab(kind, `cancel-${kind}`);
+  }, 60 * 60_000);
+  afterAll(async () => {
+    await lab?.cleanup();
+  });
+
+  const cases: [string, string, string[]][] = [
+    ["running", "R", ["--argstr", "sleep", "60"]],
+    ["queued", "Q", ["--argstr", "resources", JSON.stringify({ ncpus: "64", walltime: "00:07:00" })]],
+  ];
+  for (const [what, state, args] of cases) {
+    test(`${kind}: SIGINT to nix-build while its job is ${what}: no job is left`, async () => {
+      const s = salt();
+      const p = Bun.spawn(["nix-build", "--store", "daemon", "--option", "build-hook", NSH_BIN, "--no-out-link",
+        lab.nix.expr("pbs-job"), "--argstr", "salt", s, ...args], { env: lab.nix.env, cwd: lab.nix.root, stdio: ["ignore", "pipe", "pipe"] });
+      const stderr = new Response(p.stderr).text();
+      try {
+        const id = await jobIn(lab, s, state);
+        if (!id) console.log(await Promise.race([stderr, Bun.sleep(100).then(() => "(nix-build still running)")]));
+        expect(id).toBeDefined();
+        await Bun.sleep(1000); // the build really is under way in that state
+        expect((await lab.qstat(id!))?.job_state).toBe(state);
+        p.kill("SIGINT");
+        expect(await jobGone(lab, id!, 30_000)).toBe(true); // well before the 60 s builder would end it
+        expect(await p.exited).not.toBe(0);
+        const rec = await until(async () => {
+          const r = (await jobsOf(lab, s))[0];
+          return r?.state === "cancelled" ? r : undefined;
+        }, 30_000, 250);
+        expect(rec?.state).toBe("cancelled");
+      } finally {
+        p.kill("SIGKILL");
+      }
+    }, 300_000);
+  }
 }
