@@ -71,6 +71,8 @@ export function buildScenarios(kind: PbsKind): void {
     expect(await jobGone(lab, rec!.jobId!, 60_000)).toBe(true);
   }, 300_000);
 
+  cliScenarios(kind, () => lab);
+
   test(`${kind}: refused pbsResources fail the build with a message naming the key, and no job is submitted`, async () => {
     const s = salt();
     const before = await lab.liveJobs();
@@ -82,6 +84,29 @@ export function buildScenarios(kind: PbsKind): void {
     expect(hasStackTrace(r.stderr)).toBe(false);
     expect((await jobsOf(lab, s)).filter((j) => j.jobId)).toEqual([]);
     expect([...(await lab.liveJobs()).keys()].filter((id) => !before.has(id))).toEqual([]);
+  }, 300_000);
+}
+
+/** `nsh doctor` and `nsh cancel` with the backend: the whole setup checked; a job of a build in progress ended by hand. */
+export function cliScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
+  test(`${kind}: nsh doctor checks the setup and says it is in place`, async () => {
+    const r = await lab().nsh(["doctor"]);
+    if (r.code !== 0) console.log(r.stdout, r.stderr);
+    expect(r.stdout).toContain("everything nsh needs is in place");
+    expect(r.code).toBe(0);
+  }, 120_000);
+
+  test(`${kind}: nsh cancel ends a running build's job, and the build fails`, async () => {
+    const s = salt();
+    const build = lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s, "--argstr", "sleep", "60"]);
+    const id = await jobIn(lab(), s, "R");
+    expect(id).toBeDefined();
+    const r = await lab().nsh(["cancel", id!]);
+    expect(r.stdout).toContain(`cancelled job ${id}`);
+    expect(await jobGone(lab(), id!, 30_000)).toBe(true);
+    const b = await build;
+    expect(b.code).not.toBe(0);
+    expect(hasStackTrace(b.stderr)).toBe(false);
   }, 300_000);
 }
 
