@@ -39,6 +39,7 @@ export function buildScenarios(kind: PbsKind): void {
     expect(fs.readFileSync(out, "utf8").trim()).toBe(`top dep-${s}`);
     expect(r.stderr).toContain(`on '${kind}'`);
     expect(r.stderr).toContain("building top"); // the builder's output streamed back from the job
+    expect(r.stderr).not.toContain("nsh: warning:"); // the scheduler's request lines are debug output
     expect((await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", out])).code).toBe(0);
     const mine = await jobsOf(lab, s);
     expect(mine.map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
