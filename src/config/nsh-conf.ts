@@ -55,6 +55,8 @@ export const NSH_SETTINGS = {
   "slurm-cli-user": { kind: "string", default: "", doc: "slurm-cli: user (name or uid) the Slurm tools run as, so jobs run as that user; default: nsh's own user" },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
+  "scheduler-rate": { kind: "string", default: "25 1.5", doc: "BURST PER-SECOND: scheduler requests (submits, queries, cancels) of all nsh processes on this machine together, below Slurm's own per-user rate limit (30, 2/s); off: no limit (not yet wired into the hook)" },
+  "max-queued-jobs": { kind: "int", default: 0, doc: "this machine's nsh jobs waiting in the scheduler's queue at most; a submit waits while there are this many (0: no cap; not yet wired into the hook)" },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;
