@@ -5,7 +5,6 @@
 // The JWT never leaves this module except in the X-SLURM-USER-TOKEN header: it is not a field of
 // the scheduler object (so it cannot be logged or serialised with it), and every message built
 // from remote or fetch text is passed through `redact` first.
-import * as fs from "node:fs";
 import * as os from "node:os";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import {
@@ -16,6 +15,7 @@ import {
   formatErrors,
   jwtClaims,
   jwtProblem,
+  listedStatuses,
   looksLikeRejectedToken,
   parseErrors,
   parseJobResponse,
@@ -33,6 +33,7 @@ import {
   SchedulerError,
   type SchedulerErrorKind,
 } from "./scheduler.ts";
+import { jwtToken } from "./slurm-rest-token.ts";
 import { type ApiScheme, certificateMessage, cleartextTokenWarning, isCertificateError, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
 
 /** Bun's fetch init: RequestInit plus its TLS options (the CA to check the server against). */
@@ -204,13 +205,23 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   async findTagged(tag: string): Promise<string[]> {
+    return taggedJobs((await this.listJobs()).json, tag);
+  }
+
+  /** One GET /jobs for many jobs (one RPC for slurmctld, as squeue makes), not one GET each. */
+  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
+    const { version, json } = await this.listJobs();
+    return listedStatuses(version, json, ids);
+  }
+
+  private async listJobs(): Promise<{ version: ApiVersion; json: unknown }> {
     const { version } = await this.negotiate();
     const path = apiPath.jobs(version);
     const reply = await this.request("GET", path);
     const json = this.expectJson(reply, "GET", path);
     const errors = parseErrors(json);
     if (reply.status !== 200 || errors.length > 0) throw this.failure(reply, `listing jobs failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
-    return taggedJobs(json, tag);
+    return { version, json };
   }
 
   private async doNegotiate(ignoreRemembered = false): Promise<Negotiated> {
@@ -361,38 +372,4 @@ function safeUserName(): string {
   }
 }
 
-export interface JwtToken {
-  token: string;
-  source: string;
-  warnings: string[];
-}
-
-/**
- * The JWT from slurm-jwt-token, else the file named by slurm-jwt-token-file (warning when group
- * or others may read it), else $SLURM_JWT. A file may hold `scontrol token`'s "SLURM_JWT=…" line.
- */
-export function jwtToken(config: Pick<NshConfig, "slurm-jwt-token" | "slurm-jwt-token-file">, env: Record<string, string | undefined> = process.env): JwtToken {
-  const inline = config["slurm-jwt-token"].trim();
-  if (inline) return { token: inline, source: "slurm-jwt-token", warnings: [] };
-  const file = config["slurm-jwt-token-file"].trim();
-  if (file) {
-    let text: string;
-    let mode: number;
-    try {
-      mode = fs.statSync(file).mode;
-      text = fs.readFileSync(file, "utf8");
-    } catch (e) {
-      throw new SchedulerError("config", `slurm-jwt-token-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    const token = text.trim().replace(/^SLURM_JWT=/, "").trim();
-    if (!token) throw new SchedulerError("config", `slurm-jwt-token-file ${file} is empty`);
-    const warnings =
-      (mode & 0o044) !== 0
-        ? [`slurm-jwt-token-file ${file} is readable by ${(mode & 0o040 ? ["group"] : []).concat(mode & 0o004 ? ["others"] : []).join(" and ")} (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); chmod 600 it`]
-        : [];
-    return { token, source: `slurm-jwt-token-file ${file}`, warnings };
-  }
-  const fromEnv = env.SLURM_JWT?.trim();
-  if (fromEnv) return { token: fromEnv, source: "SLURM_JWT", warnings: [] };
-  throw new SchedulerError("config", "no JWT for slurmrestd: set slurm-jwt-token or slurm-jwt-token-file in nsh.conf, or SLURM_JWT in the environment");
-}
+export { jwtToken, type JwtToken } from "./slurm-rest-token.ts";
