@@ -27,7 +27,11 @@ export interface BrokerOptions {
 }
 
 const errorJson = (e: unknown): string =>
-  JSON.stringify(e instanceof SchedulerError ? { kind: e.kind, message: e.message, details: e.details } : { kind: "protocol", message: String((e as Error)?.message ?? e), details: [] });
+  JSON.stringify(
+    e instanceof SchedulerError
+      ? { kind: e.kind, message: e.message, details: e.details }
+      : { kind: "protocol", message: String((e as Error)?.message ?? e), details: [] },
+  );
 
 function errorFrom(json: string): SchedulerError {
   try {

@@ -41,8 +41,11 @@ export interface PoliteScheduler extends Scheduler {
   close(): void;
 }
 
+type EndpointSettings = "job-scheduler" | "slurm-api-scheme" | "slurm-api-host" | "slurm-api-port" | "slurm-user" | "slurm-bin-dir"
+  | "slurm-cli-user" | "slurm-conf" | "slurm-native-user" | "pbs-host" | "pbs-port";
+
 /** Pure: the key every process derives alike for the scheduler a config names (no secrets in it). */
-export function endpointKey(c: Pick<NshConfig, "job-scheduler" | "slurm-api-scheme" | "slurm-api-host" | "slurm-api-port" | "slurm-user" | "slurm-bin-dir" | "slurm-cli-user" | "slurm-conf" | "slurm-native-user" | "pbs-host" | "pbs-port">): string {
+export function endpointKey(c: Pick<NshConfig, EndpointSettings>): string {
   switch (c["job-scheduler"]) {
     case "slurm":
       return `slurm ${c["slurm-api-scheme"]}://${c["slurm-api-host"]}:${c["slurm-api-port"]} ${c["slurm-user"]}`;
@@ -122,7 +125,10 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
       return new Map(all);
     },
     cancelMany: (ids) => broker.cancel(ids),
-    describe: () => `${inner.describe()} (polite: ${o.rate ? `${o.rate.burst} at once, ${o.rate.perSecond}/s` : "no rate limit"}${o.maxQueuedJobs > 0 ? `, at most ${o.maxQueuedJobs} queued` : ""})`,
+    describe: () => {
+      const rate = o.rate ? `${o.rate.burst} at once, ${o.rate.perSecond}/s` : "no rate limit";
+      return `${inner.describe()} (polite: ${rate}${o.maxQueuedJobs > 0 ? `, at most ${o.maxQueuedJobs} queued` : ""})`;
+    },
     async queueVerdict() {
       return o.maxQueuedJobs > 0 && (await table.queued()) >= o.maxQueuedJobs ? "wait" : "go";
     },

@@ -35,7 +35,13 @@ export type LeaseVerdict = "mine" | "held" | "free";
  * Pure: who leads. Ours stays ours while we renew; another's is free once its holder is gone or
  * has not renewed for `staleMs` (alive but wedged: a stopped or swapped-out process).
  */
-export function leaseVerdict(row: LeaderRow | null, me: { pid: number; start_time: number }, now: number, staleMs: number, alive: (r: LeaderRow) => boolean): LeaseVerdict {
+export function leaseVerdict(
+  row: LeaderRow | null,
+  me: { pid: number; start_time: number },
+  now: number,
+  staleMs: number,
+  alive: (r: LeaderRow) => boolean,
+): LeaseVerdict {
   if (!row) return "free";
   if (row.pid === me.pid && row.start_time === me.start_time) return "mine";
   if (!alive(row) || now - row.renewed_at > staleMs) return "free";
@@ -51,7 +57,11 @@ export function jobPollDelay(row: Pick<WatchRow, "followed_at" | "changed_at" | 
 }
 
 /** Pure: when the next poll of all `rows` is due (ms since the epoch), undefined when none needs one. */
-export function nextPollAt(rows: readonly Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "done">[], lastPollAt: number, now: number): number | undefined {
+export function nextPollAt(
+  rows: readonly Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "done">[],
+  lastPollAt: number,
+  now: number,
+): number | undefined {
   let due: number | undefined;
   for (const r of rows) {
     if (r.done) continue;
@@ -118,7 +128,9 @@ export class JobWatchTable {
   interest(): Promise<boolean> {
     const { pid, start_time } = me();
     return this.s.read("reading followed jobs", (db) => {
-      const f = db.query("SELECT 1 FROM job_watch WHERE endpoint = ?1 AND pid = ?2 AND start_time = ?3 AND done = 0 LIMIT 1").get(this.endpoint, pid, start_time);
+      const f = db
+        .query("SELECT 1 FROM job_watch WHERE endpoint = ?1 AND pid = ?2 AND start_time = ?3 AND done = 0 LIMIT 1")
+        .get(this.endpoint, pid, start_time);
       const c = db.query("SELECT 1 FROM job_cancels WHERE endpoint = ?1 AND done_at IS NULL LIMIT 1").get(this.endpoint);
       return f !== null || c !== null;
     });
@@ -213,7 +225,8 @@ export class JobWatchTable {
 
   pendingCancels(): Promise<string[]> {
     return this.s.read("reading queued cancels", (db) =>
-      (db.query("SELECT job_id FROM job_cancels WHERE endpoint = ?1 AND done_at IS NULL ORDER BY requested_at").all(this.endpoint) as { job_id: string }[]).map((r) => r.job_id));
+      (db.query("SELECT job_id FROM job_cancels WHERE endpoint = ?1 AND done_at IS NULL ORDER BY requested_at")
+        .all(this.endpoint) as { job_id: string }[]).map((r) => r.job_id));
   }
 
   /** The leader's answer to queued cancels: null error means cancelled (or already finished). */
@@ -246,7 +259,8 @@ export class JobWatchTable {
     return this.s.write("reserving a queue slot", (db) => {
       const queued = this.queuedIn(db);
       if (capDecision(queued, cap) === "wait") return { decision: "wait" as const, queued };
-      const id = Number(db.query("INSERT INTO job_submits (endpoint, pid, start_time, since) VALUES (?1, ?2, ?3, ?4)").run(this.endpoint, pid, start_time, now).lastInsertRowid);
+      const ins = db.query("INSERT INTO job_submits (endpoint, pid, start_time, since) VALUES (?1, ?2, ?3, ?4)");
+      const id = Number(ins.run(this.endpoint, pid, start_time, now).lastInsertRowid);
       return { decision: "go" as const, id };
     });
   }
@@ -259,7 +273,8 @@ export class JobWatchTable {
   /** Jobs of this machine not known to have finished (queued or running), of live followers. */
   active(): Promise<number> {
     return this.s.read("counting followed jobs", (db) =>
-      (db.query("SELECT pid, start_time FROM job_watch WHERE endpoint = ?1 AND done = 0").all(this.endpoint) as LeaderRow[]).filter(probeHolder).length);
+      (db.query("SELECT pid, start_time FROM job_watch WHERE endpoint = ?1 AND done = 0").all(this.endpoint) as LeaderRow[])
+        .filter(probeHolder).length);
   }
 
   /** Jobs of this machine queued (pending, or not yet polled) or being submitted. */
@@ -268,7 +283,9 @@ export class JobWatchTable {
   }
 
   private queuedIn(db: Database): number {
-    const jobs = db.query("SELECT pid, start_time FROM job_watch WHERE endpoint = ?1 AND done = 0 AND (state IS NULL OR state = 'pending')").all(this.endpoint) as LeaderRow[];
+    const jobs = db
+      .query("SELECT pid, start_time FROM job_watch WHERE endpoint = ?1 AND done = 0 AND (state IS NULL OR state = 'pending')")
+      .all(this.endpoint) as LeaderRow[];
     const subs = db.query("SELECT pid, start_time FROM job_submits WHERE endpoint = ?1").all(this.endpoint) as LeaderRow[];
     return jobs.filter(probeHolder).length + subs.filter(probeHolder).length;
   }

@@ -42,7 +42,13 @@ export interface Reservation {
  * Pure: reserve `cost` tokens at `now`. A missing bucket starts full. When the wait would exceed
  * `maxWaitMs` nothing is reserved (next is the refilled bucket) and waitMs says how long it would be.
  */
-export function reserve(b: BucketState | undefined, now: number, cost: number, p: RatePolicy, maxWaitMs = Infinity): Reservation & { granted: boolean } {
+export function reserve(
+  b: BucketState | undefined,
+  now: number,
+  cost: number,
+  p: RatePolicy,
+  maxWaitMs = Infinity,
+): Reservation & { granted: boolean } {
   const full = refill(b ?? { tokens: p.burst, updatedAt: now }, now, p);
   const left = full.tokens - cost;
   const waitMs = left >= 0 ? 0 : Math.ceil((-left / p.perSecond) * 1000);
@@ -114,7 +120,9 @@ export class RateLimiter {
     if (!r.granted) throw new RateLimitWaitTooLong(this.key, r.waitMs);
     if (r.waitMs === 0) return 0;
     if (r.waitMs >= (o.reportAfterMs ?? 1000)) {
-      o.onWait?.(`waiting ${(r.waitMs / 1000).toFixed(1)} s for the scheduler rate limit (${this.policy.burst} at once, ${this.policy.perSecond}/s for all nsh processes here) before a ${kind}`);
+      const { burst, perSecond } = this.policy;
+      const secs = (r.waitMs / 1000).toFixed(1);
+      o.onWait?.(`waiting ${secs} s for the scheduler rate limit (${burst} at once, ${perSecond}/s for all nsh processes here) before a ${kind}`);
     }
     await sleep(r.waitMs, o.signal);
     return r.waitMs;

@@ -113,7 +113,8 @@ test("a SIGKILLed leader is replaced, and the other process's job still gets sta
       a.kill(9);
       await a.exited;
       const killedAt = Date.now();
-      await waitFor("B to take over", async () => (await table.leader())?.pid === b.pid, 15_000);
+      // Well under the 10 s after which a silent live leader is replaced: B saw that A's pid is gone.
+      await waitFor("B to take over", async () => (await table.leader())?.pid === b.pid, 5_000);
       const tookMs = Date.now() - killedAt;
       const seen = (await table.rows([jb]))[0]!.checked_at!;
       await waitFor("B's job polled again by B", async () => (await table.rows([jb]))[0]!.checked_at! > seen, 15_000);
