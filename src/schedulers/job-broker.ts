@@ -23,6 +23,8 @@ export interface BrokerOptions {
   directAfterMs?: number;
   /** how long a cancel waits for the leader before sending it itself */
   cancelDirectAfterMs?: number;
+  /** a failed poll is passed on to readers once the last state is this old (a blip is not) */
+  errorAfterMs?: number;
   log?: (line: string) => void;
 }
 
@@ -62,6 +64,7 @@ export class JobBroker {
       renewEveryMs: o.renewEveryMs ?? 1000,
       directAfterMs: o.directAfterMs ?? 30_000,
       cancelDirectAfterMs: o.cancelDirectAfterMs ?? 60_000,
+      errorAfterMs: o.errorAfterMs ?? 10_000,
       log: o.log ?? (() => {}),
       ...(o.limiter ? { limiter: o.limiter } : {}),
     };
@@ -95,7 +98,9 @@ export class JobBroker {
           this.followed.delete(id);
           await this.follow([id]);
         } else {
-          if (row.error !== null) throw errorFrom(row.error);
+          // One failed poll fails nobody's build while the last state is recent: the next tick retries.
+          const lastAnswer = row.status !== null && row.checked_at !== null ? row.checked_at : -Infinity;
+          if (row.error !== null && Date.now() - lastAnswer > this.o.errorAfterMs) throw errorFrom(row.error);
           if (row.status !== null) return JSON.parse(row.status) as JobStatus;
         }
         if (Date.now() > deadline) {

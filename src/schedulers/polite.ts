@@ -96,8 +96,8 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
       try {
         await take("submit");
         const h = await inner.submit(job);
-        // Followed before the slot is released, so the cap never misses it.
-        await broker.follow([h.id]);
+        // Followed before the slot is released, so the cap never misses it; the job exists either way.
+        await broker.follow([h.id]).catch((e: unknown) => log(`nsh: job ${h.id}: not followed by the job broker: ${(e as Error).message}`));
         return h;
       } catch (e) {
         const r = classifyRefusal(e);

@@ -136,9 +136,12 @@ export class JobWatchTable {
     });
   }
 
-  /** Inside one write: lead if the lease is free or ours (renewing it); reports whether we lead. */
-  lead(staleMs: number, now = Date.now()): Promise<boolean> {
+  /** Leads if the lease is free or ours (renewing it); reports whether we lead. */
+  async lead(staleMs: number, now = Date.now()): Promise<boolean> {
     const self = me();
+    // Followers look often: a read, and the write lock only when the lease looks free or ours.
+    const seen = await this.leader();
+    if (leaseVerdict(seen, self, now, staleMs, probeHolder) === "held") return false;
     return this.s.write("taking the scheduler broker lease", (db) => {
       const row = db.query("SELECT pid, start_time, renewed_at FROM broker_leaders WHERE endpoint = ?1").get(this.endpoint) as LeaderRow | null;
       const v = leaseVerdict(row, self, now, staleMs, probeHolder);
@@ -196,11 +199,14 @@ export class JobWatchTable {
     });
   }
 
-  /** A poll failed: its readers get the error (JSON) instead of waiting. */
-  recordError(ids: readonly string[], error: string, now = Date.now()): Promise<void> {
+  /**
+   * A poll failed: its readers get the error (JSON) instead of waiting. checked_at stays the time of
+   * the last answer, so readers can tell a blip (a recent state) from a lasting failure.
+   */
+  recordError(ids: readonly string[], error: string): Promise<void> {
     return this.s.write("recording a job poll failure", (db) => {
-      const q = db.query("UPDATE job_watch SET error = ?3, checked_at = ?4 WHERE endpoint = ?1 AND job_id = ?2");
-      for (const id of ids) q.run(this.endpoint, id, error, now);
+      const q = db.query("UPDATE job_watch SET error = ?3 WHERE endpoint = ?1 AND job_id = ?2");
+      for (const id of ids) q.run(this.endpoint, id, error);
     });
   }
 
