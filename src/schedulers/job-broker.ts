@@ -49,6 +49,10 @@ export class JobBroker {
   private loopRunning: Promise<void> | null = null;
   private localWaiters = 0;
   private closed = false;
+  /** status() calls of this process waiting for the next states this process records as leader */
+  private waking: (() => void)[] = [];
+  /** ends the leader loop's pause early: this process followed a job or queued a cancel */
+  private kick: (() => void) | null = null;
   private readonly o: Required<Omit<BrokerOptions, "limiter">> & { limiter?: RateLimiter };
   /** scheduler calls this process made as leader (diagnostics, tests) */
   readonly stats = { polls: 0, cancelCalls: 0, ticksLed: 0 };
@@ -77,6 +81,7 @@ export class JobBroker {
     if (fresh.length > 0) await this.table.follow(fresh);
     for (const id of fresh) this.followed.add(id);
     this.ensureLoop();
+    if (fresh.length > 0) this.kick?.();
   }
 
   /** No longer interested: the leader stops asking about them. */
@@ -109,7 +114,8 @@ export class JobBroker {
           return await this.inner.status(id);
         }
         this.ensureLoop();
-        await Bun.sleep(n < 20 ? 10 : 50);
+        // Woken at once when this process is the leader and records states; else the next look.
+        await Promise.race([Bun.sleep(n < 20 ? 10 : 50), new Promise<void>((r) => this.waking.push(r))]);
       }
     } finally {
       this.localWaiters--;
@@ -120,6 +126,7 @@ export class JobBroker {
   async cancel(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.table.requestCancel(ids);
+    this.kick?.();
     this.localWaiters++;
     const deadline = Date.now() + this.o.cancelDirectAfterMs;
     try {
@@ -136,7 +143,7 @@ export class JobBroker {
           await this.sendCancels(ids.filter((id) => !res.get(id)?.done));
           continue;
         }
-        await Bun.sleep(20);
+        await Promise.race([Bun.sleep(20), new Promise<void>((r) => this.waking.push(r))]);
       }
     } finally {
       this.localWaiters--;
@@ -181,7 +188,10 @@ export class JobBroker {
         }
         this.stats.ticksLed++;
         const cancels = await this.table.pendingCancels();
-        if (cancels.length > 0) await this.sendCancels(cancels);
+        if (cancels.length > 0) {
+          await this.sendCancels(cancels);
+          for (const wake of this.waking.splice(0)) wake();
+        }
         if (now - sweptAt >= 1000) {
           rows = await this.table.sweep(now);
           sweptAt = now;
@@ -190,10 +200,13 @@ export class JobBroker {
         if (due !== undefined && due <= Date.now()) {
           lastPoll = Date.now();
           await this.poll(rows.filter((r) => !r.done));
+          for (const wake of this.waking.splice(0)) wake();
         }
         const next = nextPollAt(await this.table.rows(), lastPoll, Date.now());
         // Wake at least every 100 ms to see newly followed jobs and queued cancels (a cheap read).
-        await Bun.sleep(Math.max(5, Math.min(100, (next ?? Infinity) - Date.now())));
+        const pause = Math.max(5, Math.min(100, (next ?? Infinity) - Date.now()));
+        await Promise.race([Bun.sleep(pause), new Promise<void>((r) => (this.kick = r))]);
+        this.kick = null;
       }
     } finally {
       if (leading) this.table.resign();
