@@ -187,20 +187,26 @@ export class JobBroker {
           continue;
         }
         this.stats.ticksLed++;
-        const cancels = await this.table.pendingCancels();
-        if (cancels.length > 0) {
-          await this.sendCancels(cancels);
-          for (const wake of this.waking.splice(0)) wake();
-        }
-        if (now - sweptAt >= 1000) {
-          rows = await this.table.sweep(now);
-          sweptAt = now;
-        } else rows = await this.table.rows();
-        const due = nextPollAt(rows, lastPoll, Date.now());
-        if (due !== undefined && due <= Date.now()) {
-          lastPoll = Date.now();
-          await this.poll(rows.filter((r) => !r.done));
-          for (const wake of this.waking.splice(0)) wake();
+        // A scheduler call may wait long (the rate limit, a slow slurmctld): keep the lease meanwhile.
+        const renewer = setInterval(() => void this.table.lead(this.o.staleMs).catch(() => {}), this.o.renewEveryMs);
+        try {
+          const cancels = await this.table.pendingCancels();
+          if (cancels.length > 0) {
+            await this.sendCancels(cancels);
+            for (const wake of this.waking.splice(0)) wake();
+          }
+          if (now - sweptAt >= 1000) {
+            rows = await this.table.sweep(now);
+            sweptAt = now;
+          } else rows = await this.table.rows();
+          const due = nextPollAt(rows, lastPoll, Date.now());
+          if (due !== undefined && due <= Date.now()) {
+            lastPoll = Date.now();
+            await this.poll(rows.filter((r) => !r.done));
+            for (const wake of this.waking.splice(0)) wake();
+          }
+        } finally {
+          clearInterval(renewer);
         }
         const next = nextPollAt(await this.table.rows(), lastPoll, Date.now());
         // Wake at least every 100 ms to see newly followed jobs and queued cancels (a cheap read).
