@@ -54,6 +54,8 @@ export interface NixLabOptions {
   name?: string;
   /** extra environment for the daemon (e.g. NIX_SSHOPTS for build-remote) */
   daemonEnv?: Record<string, string>;
+  /** which Nix: default NSH_LAB_SUITE (bookworm = the host's); trixie/sid run from a root (roots.ts) */
+  suite?: Suite;
 }
 
 /** What a root's Nix is called by (wrappers in <lab>/bin, first on the lab's PATH). */
@@ -123,7 +125,7 @@ export function socketAccepts(socketPath: string, timeoutMs = 500): Promise<bool
 }
 
 export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
-  const labRoot: LabRoot | undefined = await selectedRoot();
+  const labRoot: LabRoot | undefined = await selectedRoot(opts.suite);
   if (!labRoot) await ensureNix();
   const label = (opts.name ?? "").replace(/[^A-Za-z0-9_-]/g, "").slice(0, 12);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), label ? `nsh-lab-${label}-` : "nsh-lab-"));

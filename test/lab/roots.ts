@@ -95,9 +95,9 @@ async function buildOnce(suite: RootSuite): Promise<LabRoot> {
   return readRoot(suite, dir, Date.now() - started);
 }
 
-/** The root this test run asks for (NSH_LAB_SUITE), built if needed; undefined for bookworm. */
-export async function selectedRoot(): Promise<LabRoot | undefined> {
-  const suite: Suite = selectedSuite(process.env);
+/** The root for `suite` (default: what NSH_LAB_SUITE asks for), built if needed; undefined for bookworm. */
+export async function selectedRoot(wanted?: Suite): Promise<LabRoot | undefined> {
+  const suite: Suite = wanted ?? selectedSuite(process.env);
   return suite === "bookworm" ? undefined : ensureRoot(suite);
 }
 

@@ -26,6 +26,8 @@ export interface SlurmLabOptions {
    * it waits until then. false: return ~0.3 s after start instead.
    */
   waitForScheduler?: boolean;
+  /** which Slurm: default NSH_LAB_SUITE (bookworm = the host's); trixie/sid run from a root (roots.ts) */
+  suite?: "bookworm" | "trixie" | "sid";
 }
 
 export interface SlurmLabPids {

@@ -61,7 +61,7 @@ const SLURM_TOOLS = [
 ];
 
 export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLab> {
-  const labRoot = await selectedRoot();
+  const labRoot = await selectedRoot(opts.suite);
   if (!labRoot) await ensureSlurm();
   const restUser = lookupUser(opts.restUser ?? "nobody");
   const started = Date.now();
