@@ -8,7 +8,8 @@
 # Logs and summary.md go to NSH_MATRIX_OUT (default /tmp/nsh-matrix-<time>). Exit status 1 when a file failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || exit 1
+# (NSH_MATRIX_NO_SETUP=1: skip the install-and-build step, e.g. while another matrix run uses dist/)
+[ -n "${NSH_MATRIX_NO_SETUP:-}" ] || bash scripts/setup.sh || exit 1
 
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(trixie sid)
