@@ -121,7 +121,10 @@ exec /usr/bin/unshare --mount --propagation private /bin/sh -euc '
   mount --bind "$R" "$R"
   mount --rbind /dev "$R/dev"; mount --rbind /proc "$R/proc"; mount --rbind /sys "$R/sys"
   for d in ${binds.map(q).join(" ")}; do mkdir -p "$R$d"; mount --rbind "$d" "$R$d"; done
-  for f in /etc/hosts /etc/resolv.conf; do [ -f "$f" ] && [ -e "$R$f" ] && mount --bind "$f" "$R$f"; done
+  # names as on the host (Slurm resolves the node by the machine hostname); debootstrap writes no /etc/hosts
+  for f in /etc/hosts /etc/resolv.conf; do
+    if [ -f "$f" ]; then [ -e "$R$f" ] || : > "$R$f"; mount --bind "$f" "$R$f"; fi
+  done
   cd "$R"
   pivot_root . .nsh-old
   cd /
