@@ -110,17 +110,23 @@ export function bindPaths(paths: string[]): string[] {
 
 /**
  * `enter ARGV...`: runs ARGV inside the root, in the caller's working directory, with the same
- * PID (every step execs). NSH_LAB_IN_ROOT tells wrappers they are already inside.
+ * PID (every step execs). NSH_LAB_IN_ROOT tells wrappers they are already inside. A caller other
+ * than root (the tests' other-user scenarios) cannot make a mount namespace by itself: it gets one
+ * inside a user namespace where it is root for the mounts, then a nested one that maps it back to
+ * its own uid and gid, so the program sees its own ids (and the daemon, through the socket, too).
  */
 export function enterScript(rootDir: string, binds: string[]): string {
   return `#!/bin/sh
 # Runs "$@" inside ${rootDir} (test/lab/roots.ts); same PID, mounts private to it.
-exec /usr/bin/unshare --mount --propagation private /bin/sh -euc '
+uid=$(id -u); gid=$(id -g)
+userns=; [ "$uid" = 0 ] || userns=--map-root-user
+exec /usr/bin/unshare $userns --mount --propagation private /bin/sh -euc '
+  uid=$1; gid=$2; shift 2
   R=${q(rootDir)}
   cwd=$(pwd -P)
   mount --bind "$R" "$R"
   mount --rbind /dev "$R/dev"; mount --rbind /proc "$R/proc"; mount --rbind /sys "$R/sys"
-  for d in ${binds.map(q).join(" ")}; do mkdir -p "$R$d"; mount --rbind "$d" "$R$d"; done
+  for d in ${binds.map(q).join(" ")}; do mkdir -p "$R$d" 2>/dev/null || :; mount --rbind "$d" "$R$d"; done
   # names as on the host (Slurm resolves the node by the machine hostname); debootstrap writes no /etc/hosts
   for f in /etc/hosts /etc/resolv.conf; do
     if [ -f "$f" ]; then [ -e "$R$f" ] || : > "$R$f"; mount --bind "$f" "$R$f"; fi
@@ -128,10 +134,13 @@ exec /usr/bin/unshare --mount --propagation private /bin/sh -euc '
   cd "$R"
   pivot_root . .nsh-old
   cd /
-  umount -l /.nsh-old
+  # (in a user namespace the host mounts below are locked: the old root then stays, out of the way)
+  umount -l /.nsh-old 2>/dev/null || :
   cd "$cwd" 2>/dev/null || cd /
-  NSH_LAB_IN_ROOT=$R exec "$@"
-' sh "$@"
+  export NSH_LAB_IN_ROOT="$R"
+  [ "$uid" = 0 ] && exec "$@"
+  exec unshare --map-user="$uid" --map-group="$gid" -- "$@"
+' sh "$uid" "$gid" "$@"
 `;
 }
 
