@@ -162,7 +162,9 @@ export const copy: Bench = {
     const lab: NixLab = await startNixLab({ name: "bench-copy" });
     try {
       const nccRoot = path.join(lab.root, "ncc");
-      const sshd: SshdLab = await startSshd(lab, { setEnv: { NIX_REMOTE: `local?root=${nccRoot}` } });
+      // nix-copy-closure cannot name the remote store or its directory: the sessions' environment does
+      // (the lab's sshd gives none by default, like a real one; nix copy gets `store=` in its URL).
+      const sshd: SshdLab = await startSshd(lab, { setEnv: { NIX_REMOTE: `local?root=${nccRoot}`, NIX_STORE_DIR: lab.storeDir } });
       const destDir = path.join(lab.root, "d");
       fs.mkdirSync(destDir, { recursive: true });
       const env = { ...lab.env, NIX_SSHOPTS: sshd.sshOpts, NSH_STATE_DIR: path.join(lab.root, "nsh-state") };

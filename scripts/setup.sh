@@ -14,6 +14,9 @@ command -v ps >/dev/null || need+=(procps)
 command -v slurmctld >/dev/null || need+=(slurm-wlm)
 command -v munged >/dev/null || need+=(munge)
 command -v slurmrestd >/dev/null || need+=(slurmrestd)
+# job-scheduler = slurm-native compiles its libslurm shim against slurm/slurm.h with the system compiler.
+[ -e /usr/include/slurm/slurm.h ] || need+=(libslurm-dev)
+command -v cc >/dev/null || need+=(gcc)
 [ -e /usr/lib/x86_64-linux-gnu/slurm-wlm/auth_jwt.so ] || [ -e /usr/lib/aarch64-linux-gnu/slurm-wlm/auth_jwt.so ] || need+=(slurm-wlm-jwt-plugin)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
@@ -30,3 +33,11 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
+
+# The PBS lab's OpenPBS, built once into /var/cache/nsh-lab (keyed by the source's hash; ~12-20 min cold,
+# a second run only checks). Needs the source in ../shared/vendor/openpbs; NSH_SKIP_PBS_BUILD=1 skips it.
+if [ "${NSH_SKIP_PBS_BUILD:-0}" = 1 ]; then
+  echo "setup: skipping the OpenPBS build (NSH_SKIP_PBS_BUILD=1)"
+else
+  ./node_modules/.bin/bun test/lab/pbs-build.ts >/dev/null || echo "setup: OpenPBS not built: the PBS lab's tests will fail" >&2
+fi

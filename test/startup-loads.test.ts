@@ -28,7 +28,10 @@ beforeAll(() => {
   fs.writeFileSync(path.join(decoy, "package.json"), JSON.stringify(pkg));
   const code = `require("fs").appendFileSync(${JSON.stringify(marker)}, "ssh2\\n");\nmodule.exports = () => ({ flags: {} });\n`;
   fs.writeFileSync(path.join(decoy, "index.js"), code);
-  fs.writeFileSync(path.join(dir, "nsh.conf"), "");
+  // Set up enough that the hook takes a build (readiness.ts): else it declines without looking.
+  fs.writeFileSync(path.join(dir, "jwt"), "header.payload.signature\n", { mode: 0o600 });
+  const conf = `slurm-state-dir = ${path.join(dir, "cluster")}\nslurm-jwt-token-file = ${path.join(dir, "jwt")}\n`;
+  fs.writeFileSync(path.join(dir, "nsh.conf"), conf);
   env = { ...(process.env as Record<string, string>), NSH_CONF: path.join(dir, "nsh.conf"), HOME: dir, NSH_DEBUG_LOADED: trace };
 });
 afterAll(() => {

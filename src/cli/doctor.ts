@@ -5,11 +5,12 @@ import fs from "node:fs";
 import { defineCommand } from "citty";
 import { loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
 import { missingSetup } from "../hook/readiness.ts";
-import { schedulerFor } from "../hook/schedulers.ts";
 import { parseDestination } from "../remote/destination.ts";
 import { openRemoteServe } from "../remote/open-store.ts";
 import { SshPool, shellQuote } from "../remote/ssh.ts";
-import { SlurmRestScheduler, jwtToken } from "../schedulers/slurm-rest.ts";
+import { sshPoolOptions } from "../remote/ssh-options.ts";
+import { createScheduler, loginHostOf, schedulerModule } from "../schedulers/registry.ts";
+import { doctorChecks } from "../schedulers/scheduler.ts";
 
 type Check = { name: string; ok: boolean; detail: string };
 
@@ -40,33 +41,33 @@ export const doctorCommand = defineCommand({
       const detail = missing.length ? `missing: ${missing.join("; ")}; until then the hook declines every build` : "the hook takes the cluster's builds";
       add("hook setup", missing.length === 0, detail);
     }
-    if (c["job-scheduler"] === "slurm") {
+    // The scheduler's own checks (for slurm: the JWT, then slurmrestd and its API version).
+    const module = schedulerModule(c["job-scheduler"]);
+    if (module?.create) {
       try {
-        const t = jwtToken(c);
-        add("JWT", true, `from ${t.source}${t.warnings.length ? `; ${t.warnings.join("; ")}` : ""}`);
-        const s = schedulerFor(c) as SlurmRestScheduler;
-        const n = await s.negotiate();
-        add("slurmrestd", true, `${s.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})`);
+        for (const check of await doctorChecks(await module.create(c, process.env, {}))) add(check.what, check.ok, check.detail);
       } catch (e) {
-        add("slurmrestd", false, (e as Error).message);
+        add(module.service, false, (e as Error).message);
       }
     }
-    const pool = new SshPool(c["ssh-config"] ? { configFile: c["ssh-config"] } : {});
+    let pool: SshPool | undefined;
     try {
-      const login = parseDestination(c["login-host"] || c["slurm-api-host"]);
+      pool = new SshPool(sshPoolOptions(c));
+      const login = parseDestination(loginHostOf(c));
       const dir = c["slurm-state-dir"];
       if (!dir) add("slurm-state-dir", false, "not set: set it to a directory on the cluster's shared file system (e.g. ~/.nsh)");
       else {
         const r = await pool.runCommand(login, `mkdir -p ${shellQuote(dir)} && test -w ${shellQuote(dir)} && echo writable`);
         add("slurm-state-dir", r.stdout.includes("writable"), r.stdout.includes("writable") ? `${dir} on ${login.text}` : `${dir} on ${login.text}: ${r.stderr.trim() || "not writable"}`);
       }
-      const remote = await openRemoteServe(pool, [login], { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined });
+      const storeOpts = { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined, storeDir: c["store-dir"] };
+      const remote = await openRemoteServe(pool, [login], storeOpts);
       add("remote Nix store", true, `${remote.client.name} answers the serve protocol (2.${remote.client.minor})`);
       await remote.client.close();
     } catch (e) {
       add("ssh and remote Nix", false, (e as Error).message);
     } finally {
-      pool.close();
+      pool?.close();
     }
     const bad = checks.filter((x) => !x.ok).length;
     process.stdout.write(bad ? `${bad} problem${bad === 1 ? "" : "s"} found\n` : "everything nsh needs is in place\n");

@@ -2,7 +2,8 @@
 import { defineCommand } from "citty";
 import { loadNshConf } from "../config/nsh-conf.ts";
 import { formatJobs, readJobRecords, type JobRecord } from "../hook/job-record.ts";
-import { schedulerFor } from "../hook/schedulers.ts";
+import { createScheduler } from "../schedulers/registry.ts";
+import { cancelEach } from "../schedulers/scheduler.ts";
 import { ensureStateDir } from "../state/dir.ts";
 import { isAlive } from "../sys/proc.ts";
 
@@ -39,17 +40,13 @@ export const cancelCommand = defineCommand({
       process.exitCode = args.all ? 0 : 2;
       return;
     }
-    const scheduler = schedulerFor(loadNshConf().config);
-    let failed = 0;
+    const failures = await cancelEach(await createScheduler(loadNshConf().config), targets);
     for (const id of targets) {
-      try {
-        await scheduler.cancel(id);
-        process.stdout.write(`cancelled job ${id}\n`);
-      } catch (e) {
-        failed++;
-        process.stderr.write(`nsh cancel: job ${id}: ${(e as Error).message}\n`);
-      }
+      const e = failures.get(id);
+      if (e) process.stderr.write(`nsh cancel: job ${id}: ${e.message}\n`);
+      else process.stdout.write(`cancelled job ${id}\n`);
     }
+    const failed = failures.size;
     process.exitCode = failed ? 1 : 0;
   },
 });

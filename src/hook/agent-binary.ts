@@ -69,7 +69,7 @@ export async function ensureAgent(
   jobDir: string,
 ): Promise<AgentPlacement> {
   const check = await pool.runCommand(login, checkCommand(agent, jobDir));
-  const why = check.stderr.trim() || `exit ${check.code}`;
+  const why = check.stderr.trim() || (check.signal ? `killed by ${check.signal}` : `exit ${check.code}`);
   if (check.code !== 0) throw new Error(`cannot prepare ${jobDir} on ${login.text}: ${why}`);
   if (check.stdout.trim() === "present") return { path: agent.bin, wasMissing: false, uploaded: false };
   const uploadId = `${process.pid}-${crypto.randomUUID().slice(0, 8)}`;

@@ -35,7 +35,7 @@ const SLURM_REST_ALLOWED = [
   "comment",
 ] as const;
 
-/** The built-in allow-list of each scheduler's per-derivation attribute (hook/schedulers.ts PARAMS_ATTR). */
+/** The built-in allow-list of each scheduler's per-derivation attribute (schedulers/registry.ts: each scheduler module's paramsAttr). */
 export const DEFAULT_ALLOWED_PARAMS: Readonly<Record<string, readonly string[]>> = {
   extraSlurmParams: SLURM_REST_ALLOWED,
   // the original NSH's libslurm constraints (seed 004)

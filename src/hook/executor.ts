@@ -5,9 +5,10 @@
 // status per Nix version is hookFailureStatus's in src/nix/version.ts).
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { Settings, TryRequest } from "../nix/hook-protocol.ts";
+import { availableSchedulers } from "../schedulers/registry.ts";
 import type { HookLog } from "./hook-log.ts";
 
-export type SchedulerKind = "slurm" | "slurm-native" | "pbs";
+export type SchedulerKind = NshConfig["job-scheduler"];
 
 export interface BuildContext {
   req: TryRequest;
@@ -35,25 +36,8 @@ export interface BuildContext {
 
 export type BuildExecutor = (ctx: BuildContext) => Promise<number>;
 
-/** Filled by the scheduler modules; a scheduler without one sends every build to the fallback. */
-export const executors: Record<SchedulerKind, BuildExecutor | undefined> = {
-  slurm: (ctx) => import("./build-job.ts").then((m) => m.runJobBuild(ctx)),
-  "slurm-native": undefined,
-  pbs: undefined,
-};
+/** The accepted build, the same for every scheduler: its steps are in build/. */
+const runBuild: BuildExecutor = (ctx) => import("./build/build.ts").then((m) => m.runJobBuild(ctx));
 
-export const isSchedulerKind = (s: string): s is SchedulerKind => s in executors;
-
-/** What Nix shows as the machine: `building '…drv' on 'slurm:login1'`. */
-export function machineName(conf: NshConfig): string {
-  switch (conf["job-scheduler"]) {
-    case "slurm":
-      return `slurm:${conf["slurm-api-host"]}`;
-    case "slurm-native":
-      return "slurm-native";
-    case "pbs":
-      return conf["pbs-host"] ? `pbs:${conf["pbs-host"]}` : "pbs";
-    default:
-      return conf["job-scheduler"];
-  }
-}
+/** One per scheduler this nsh has (schedulers/registry.ts); a scheduler without one sends every build to the fallback. */
+export const executors: Partial<Record<SchedulerKind, BuildExecutor>> = Object.fromEntries(availableSchedulers().map((k) => [k, runBuild]));

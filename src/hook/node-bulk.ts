@@ -11,7 +11,7 @@ import type { CopyDeps } from "../remote/copy.ts";
 import type { Destination } from "../remote/destination.ts";
 import { remoteServeCommand } from "../remote/open-store.ts";
 import { openBulkServe, type BulkSession } from "../remote/openssh.ts";
-import { shellQuote, type SshPool } from "../remote/ssh.ts";
+import type { SshPool } from "../remote/ssh.ts";
 import { parseJobEnvironment } from "./job-plan.ts";
 
 export interface NodeBulk {
@@ -28,7 +28,10 @@ export interface NodeBulkTarget {
   nixBinDir?: string;
   /** job-environment: the node's nix-store sees what the job's does (NIX_CONF_DIR, NIX_STATE_DIR…). */
   environment: readonly string[];
+  /** The store directory of the paths (the serve client's). */
   storeDir: string;
+  /** store-dir: given to the node's nix-store as the job's agent gets it (NIX_STORE_DIR). */
+  remoteStoreDir?: string;
   /** openssh-min-size: 0 turns bulk transfers off. */
   minBytes: number;
   /** How the session is named in progress lines. */
@@ -36,11 +39,10 @@ export interface NodeBulkTarget {
   log: (msg: string) => void;
 }
 
-/** The node's `nix-store --serve --write`, in the job's environment (pure). */
-export function bulkServeCommand(t: Pick<NodeBulkTarget, "remoteStore" | "nixBinDir" | "environment">): string {
-  const serve = remoteServeCommand({ remoteStore: t.remoteStore, nixBinDir: t.nixBinDir });
-  const env = Object.entries(parseJobEnvironment(t.environment)).map(([k, v]) => shellQuote(`${k}=${v}`));
-  return env.length ? `env ${env.join(" ")} ${serve}` : serve;
+/** The node's `nix-store --serve --write`, in the job's environment: store-dir, then job-environment (pure). */
+export function bulkServeCommand(t: Pick<NodeBulkTarget, "remoteStore" | "nixBinDir" | "environment" | "remoteStoreDir">): string {
+  const environment = parseJobEnvironment(t.environment);
+  return remoteServeCommand({ remoteStore: t.remoteStore, nixBinDir: t.nixBinDir, storeDir: t.remoteStoreDir, environment });
 }
 
 export function nodeBulk(t: NodeBulkTarget): NodeBulk {

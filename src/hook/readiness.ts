@@ -5,9 +5,10 @@
 // build takes it) with one warning; `nsh doctor` shows the same list.
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
+import { schedulerModule } from "../schedulers/registry.ts";
 
 export interface SetupInput {
-  conf: Pick<NshConfig, "job-scheduler" | "slurm-state-dir" | "slurm-jwt-token" | "slurm-jwt-token-file">;
+  conf: NshConfig;
   env: Env;
   /** the nsh.conf files that were read (empty: none was found) */
   files: readonly string[];
@@ -17,25 +18,13 @@ export interface SetupInput {
   readable: (path: string) => boolean;
 }
 
-const JWT_SOURCES = "slurm-jwt-token, slurm-jwt-token-file or SLURM_JWT in the environment";
-
 /** What is missing before a job can be submitted, each naming the setting; empty when nsh is ready. */
 export function missingSetup(i: SetupInput): string[] {
   const missing: string[] = [];
   if (i.files.length === 0) missing.push(`nsh.conf (none found at ${i.searched.join(" or ")})`);
-  const scheduler = i.conf["job-scheduler"];
-  // pbs: decided when its executor exists (until then the runner declines its builds anyway).
-  if (scheduler === "slurm" || scheduler === "slurm-native") {
-    if (!i.conf["slurm-state-dir"].trim()) missing.push("slurm-state-dir (where jobs keep their files on the cluster)");
-  }
-  if (scheduler === "slurm") {
-    // The order the scheduler takes the token in (slurm-rest.ts jwtToken): a token file that is set
-    // but unreadable fails the submit even when SLURM_JWT is set.
-    const inline = i.conf["slurm-jwt-token"].trim();
-    const file = i.conf["slurm-jwt-token-file"].trim();
-    if (!inline && file && !i.readable(file)) missing.push(`a readable slurm-jwt-token-file (${file} cannot be read)`);
-    else if (!inline && !file && !i.env.SLURM_JWT?.trim()) missing.push(`a JWT for slurmrestd (${JWT_SOURCES})`);
-  }
+  // Every build's job keeps its files there; the scheduler's own needs (its credentials) follow.
+  if (!i.conf["slurm-state-dir"].trim()) missing.push("slurm-state-dir (where jobs keep their files on the cluster)");
+  missing.push(...(schedulerModule(i.conf["job-scheduler"])?.missingSetup?.(i.conf, i.env, i.readable) ?? []));
   return missing;
 }
 

@@ -13,7 +13,8 @@ import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/h
 import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
 import { type Decision, decide } from "./decision.ts";
-import { type BuildExecutor, type SchedulerKind, executors as registry, machineName } from "./executor.ts";
+import { machineName } from "../schedulers/registry.ts";
+import { type BuildExecutor, type SchedulerKind, executors as registry } from "./executor.ts";
 import { Fallback, fallbackHook } from "./fallback.ts";
 import { HookLog, type Level, type Sink } from "./hook-log.ts";
 import { missingSetup, notReadyMessage } from "./readiness.ts";

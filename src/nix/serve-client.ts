@@ -1,7 +1,7 @@
 // A serve protocol session (`nix-store --serve --write`) over any Duplex: an ssh2 channel to a
 // remote store or a local child process. Requests run one at a time; a dead server turns into an
 // error that names where it ran and what it said on stderr (the protocol has no error framing).
-import type { Duplex } from "../remote/duplex.ts";
+import type { Duplex } from "./duplex.ts";
 import { readNar, type NarOutput, type NarSink } from "./nar.ts";
 import {
   type AddToStoreNarInfo,

@@ -1,6 +1,6 @@
 // The runner behind `nsh copy`: configuration, ssh, the two sessions, cache, budget and progress.
 import path from "node:path";
-import { loadNshConf, pinnedKeys } from "../config/nsh-conf.ts";
+import { loadNshConf } from "../config/nsh-conf.ts";
 import type { ServeClient } from "../nix/serve-client.ts";
 import { makeLogger } from "../util/log.ts";
 import { JsonSink, TerminalSink, nullSink, type ProgressSink } from "../util/progress.ts";
@@ -10,6 +10,7 @@ import { openLocalServe, openRemoteServe, remoteServeCommand } from "./open-stor
 import { openBulkServe, type BulkSession } from "./openssh.ts";
 import { parseSizeText } from "../util/size.ts";
 import { SshPool } from "./ssh.ts";
+import { sshPoolOptions } from "./ssh-options.ts";
 import { openCopyState } from "./copy-state.ts";
 import { localNarReader, localStoreUri } from "./local-nar.ts";
 
@@ -53,9 +54,12 @@ export async function runCopy(a: CopyArgs): Promise<number> {
     return 1;
   }
   const c = conf.config;
-  const { pins, error } = pinnedKeys(c.trusted);
-  if (error) {
-    log.error(error);
+  // Pins and the connect timeout (ssh-options.ts); a malformed pin or ssh config is said here.
+  let pool: SshPool;
+  try {
+    pool = new SshPool(sshPoolOptions(c, { configFile: a.sshConfig, warn: (m) => log.warn(m) }));
+  } catch (e) {
+    log.error((e as Error).message);
     return 1;
   }
   const paths = a.paths.map((p) => path.resolve(p));
@@ -66,7 +70,6 @@ export async function runCopy(a: CopyArgs): Promise<number> {
     log.error(`--openssh-min-size: expected a size such as 64M or 0, got '${a.opensshMinSize}'`);
     return 2;
   }
-  const pool = new SshPool({ configFile: a.sshConfig ?? (c["ssh-config"] || undefined), trusted: Object.fromEntries(pins), warn: (m) => log.warn(m) });
   let local: ServeClient | undefined;
   let remote: ServeClient | undefined;
   let bulk: Promise<BulkSession | undefined> | undefined;

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import { pipe } from "../sys/libc.ts";
 import { PipeWriter } from "../sys/pipe-writer.ts";
-import { StderrCollector, type Duplex, type ExitStatus } from "./duplex.ts";
+import { StderrCollector, type Duplex, type ExitStatus } from "../nix/duplex.ts";
 
 export function spawnDuplex(argv: string[], opts: { env?: Record<string, string | undefined>; describe?: string } = {}): Duplex {
   const proc = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: opts.env as Record<string, string> | undefined });

@@ -3,7 +3,7 @@
 // connection or a missing program surfacing as errors that name the host, never as a clean EOF.
 import * as path from "node:path";
 import type { ClientChannel } from "ssh2";
-import { StderrCollector, type Duplex, type ExitStatus } from "./duplex.ts";
+import { StderrCollector, type Duplex, type ExitStatus } from "../nix/duplex.ts";
 
 export interface SshDuplex extends Duplex {
   /** "alias (user@host:port)", the host the command runs on. */

@@ -68,6 +68,8 @@ export interface ResolvedHost {
   /** Agent socket from IdentityAgent: a path, or "none"; undefined means SSH_AUTH_SOCK. */
   identityAgent?: string;
   connectTimeoutMs: number;
+  /** Where connectTimeoutMs comes from, for messages: the ssh config's line, nsh.conf, or nsh's default. */
+  connectTimeoutFrom: string;
   keepaliveIntervalMs: number;
   keepaliveCountMax: number;
 }
@@ -228,7 +230,17 @@ export function expandTokens(value: string, tokens: Record<string, string>, env:
   });
 }
 
-export function resolveHost(config: SshConfig, destination: Destination | string): ResolvedHost {
+/** What applies where the ssh config says nothing (nsh.conf's ssh-connect-timeout). */
+export interface HostDefaults {
+  connectTimeoutMs: number;
+  connectTimeoutFrom: string;
+}
+
+/**
+ * The host's settings. A ConnectTimeout in the ssh config (for this host, or `Host *`) wins over
+ * `defaults`: it is what `ssh host` would use, and the OpenSSH bulk session reads the same file.
+ */
+export function resolveHost(config: SshConfig, destination: Destination | string, defaults?: HostDefaults): ResolvedHost {
   const dest = typeof destination === "string" ? parseDestination(destination) : destination;
   const alias = dest.host;
   const first = new Map<string, SshConfigOption>();
@@ -282,7 +294,9 @@ export function resolveHost(config: SshConfig, destination: Destination | string
     strictHostKeyChecking: strict === "no" || strict === "off" ? "no" : strict === "accept-new" ? "accept-new" : "yes",
     identitiesOnly: get("identitiesonly")?.toLowerCase() === "yes",
     identityAgent: agent === undefined ? undefined : agent.toLowerCase() === "none" ? "none" : resolveAgent(agent, tokens, local, where("identityagent")),
-    connectTimeoutMs: connect === undefined || connect === "none" || connect === "0" ? DEFAULT_CONNECT_TIMEOUT_MS : Number(connect) * 1000,
+    ...(connect === undefined || connect === "none" || connect === "0"
+      ? defaults ?? { connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, connectTimeoutFrom: "nsh's default" }
+      : { connectTimeoutMs: Number(connect) * 1000, connectTimeoutFrom: `ConnectTimeout at ${where("connecttimeout")}` }),
     keepaliveIntervalMs: interval === undefined ? DEFAULT_KEEPALIVE_INTERVAL_MS : Number(interval) * 1000,
     keepaliveCountMax: Number(get("serveralivecountmax") ?? DEFAULT_KEEPALIVE_COUNT_MAX),
   };

@@ -9,7 +9,7 @@ import { type Destination, formatDestination, parseDestinations } from "./destin
 import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
 import { checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts, parsePublicKey, preferredHostKeyAlgorithms } from "./known-hosts.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
-import { loadSshConfig, type ResolvedHost, resolveHost, type SshConfig } from "./ssh-config.ts";
+import { type HostDefaults, loadSshConfig, type ResolvedHost, resolveHost, type SshConfig } from "./ssh-config.ts";
 
 export { SshError };
 export type { SshDuplex } from "./ssh-channel.ts";
@@ -24,6 +24,8 @@ export interface SshPoolOptions {
   agentSocket?: string | null;
   /** Warnings (an unknown host key accepted because StrictHostKeyChecking says so). */
   warn?: (message: string) => void;
+  /** The connect timeout for hosts whose ssh config sets no ConnectTimeout (nsh.conf ssh-connect-timeout). */
+  connectTimeout?: HostDefaults;
   /** Channels per connection before another is opened (OpenSSH's MaxSessions default is 10). */
   maxChannelsPerConnection?: number;
 }
@@ -49,14 +51,6 @@ export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_\-.,:/@%+=]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** `<dir>/nix-store --serve --write --store '<store>'`: remote-nix-bin-dir and remote-store apply to every remote command. */
-export function remoteCommand(parts: { nixBinDir?: string; program: string; args: string[]; store?: string }): string {
-  const dir = parts.nixBinDir?.replace(/\/+$/, "");
-  const program = dir ? `${dir}/${parts.program}` : parts.program;
-  const args = parts.store !== undefined ? [...parts.args, "--store", parts.store] : parts.args;
-  return [program, ...args].map(shellQuote).join(" ");
-}
-
 export class SshPool {
   readonly config: SshConfig;
   /** Connections opened so far (tests check reuse). */
@@ -76,7 +70,7 @@ export class SshPool {
     for (const dest of dests) {
       let host: ResolvedHost;
       try {
-        host = resolveHost(this.config, dest);
+        host = this.resolve(dest);
       } catch (e) {
         failures.push(`${dest.text}: ${(e as Error).message}`);
         continue;
@@ -96,7 +90,7 @@ export class SshPool {
    * Fails when the socket is not there (yet) or sshd forbids forwarding: callers fall back to a command.
    */
   async connectUnix(dest: Destination, socketPath: string): Promise<SshDuplex> {
-    const conn = this.connection(resolveHost(this.config, dest));
+    const conn = this.connection(this.resolve(dest));
     conn.channels++;
     try {
       await conn.ready;
@@ -134,7 +128,7 @@ export class SshPool {
 
   /** What a second transport to the host (OpenSSH's ssh, for bulk data) needs: its settings and the key verified here. */
   async verifiedHost(dest: Destination): Promise<{ host: ResolvedHost; keyType: string; key: Buffer; configFile?: string }> {
-    const host = resolveHost(this.config, dest);
+    const host = this.resolve(dest);
     const conn = this.connection(host);
     await conn.ready;
     if (!conn.hostKey) throw new SshError(`${conn.label}: no verified host key`);
@@ -146,6 +140,10 @@ export class SshPool {
     this.closed = true;
     for (const list of this.conns.values()) for (const c of list) c.client.end();
     this.conns.clear();
+  }
+
+  private resolve(dest: Destination): ResolvedHost {
+    return resolveHost(this.config, dest, this.opts.connectTimeout);
   }
 
   private async execOn(host: ResolvedHost, command: string): Promise<SshDuplex> {
@@ -379,7 +377,7 @@ function explainConnectError(err: SshErr, host: ResolvedHost, st: { hostKeyProbl
     case "ETIMEDOUT": return `timed out connecting to ${addr}`;
     case "EHOSTUNREACH": case "ENETUNREACH": return `${addr} is unreachable (${err.code})`;
   }
-  if (err.level === "client-timeout") return `no SSH handshake with ${addr} within ${host.connectTimeoutMs / 1000} s (ConnectTimeout)`;
+  if (err.level === "client-timeout") return `no SSH handshake with ${addr} within ${host.connectTimeoutMs / 1000} s (the connect timeout: ${host.connectTimeoutFrom}; is it an SSH server?)`;
   if (err.code === "ECONNRESET" || /before handshake|during the SSH handshake/.test(err.message)) return `${addr} closed the connection before the SSH handshake finished (${err.message}; is it an SSH server?)`;
   return `${err.message}${notes}`;
 }

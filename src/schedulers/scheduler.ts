@@ -1,6 +1,9 @@
-// The interface every job scheduler implements (slurm REST now; slurm-native and pbs are one module
-// each later). A build becomes one job: submit a shell script, poll its status, cancel it when the
-// build is abandoned. Pure: types, the normalised states, and the JSON merge of extra parameters.
+// The interface every job scheduler implements, and the descriptor each scheduler module registers
+// (registry.ts). A build becomes one job: submit a shell script, poll its status, cancel it when the
+// build is abandoned. Pure: types, the normalised states, the defaults of the optional members, and
+// the JSON merge of extra parameters.
+import type { Env } from "../config/nixconf.ts";
+import type { NshConfig } from "../config/nsh-conf.ts";
 
 /** Normalised job states; each scheduler maps its own words onto these. */
 export type JobState =
@@ -79,19 +82,107 @@ export interface JobStatus {
   timeLimitMinutes?: number | null;
 }
 
+/** One line of `nsh doctor`: what was checked, whether it holds, and what was found or is wrong. */
+export interface DoctorCheck {
+  ok: boolean;
+  what: string;
+  detail: string;
+}
+
 export interface Scheduler {
-  readonly kind: "slurm" | "slurm-native" | "pbs";
+  readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs";
+  /**
+   * Whatever must hold before a submit (negotiate an API version, check credentials, load a
+   * library): a wrong token or an unreachable scheduler is said before the agent's upload.
+   */
+  prepare?(): Promise<void>;
   submit(job: JobSpec): Promise<JobHandle>;
   status(id: string): Promise<JobStatus>;
+  /** The status of each of `ids` in as few calls as the scheduler allows; a job it forgot is "unknown". */
+  statusMany?(ids: string[]): Promise<Map<string, JobStatus>>;
   /** Ends the job; a job that already finished is not an error. */
   cancel(id: string): Promise<void>;
+  /** Ends every one of `ids` (finished ones are no error); throws when any could not be cancelled. */
+  cancelMany?(ids: string[]): Promise<void>;
+  /** `nsh doctor`'s lines for the scheduler itself: credentials, reachability, version. */
+  doctor?(): Promise<DoctorCheck[]>;
   /** Ids of the unfinished jobs submitted with `tag` (see JobSpec.tag). */
   findTagged?(tag: string): Promise<string[]>;
+  /** The bound of each request: a submit sent may still create its job until this long after. */
+  readonly requestTimeoutMs?: number;
   /** one line for logs: where the scheduler is and what it speaks (never credentials) */
   describe(): string;
 }
 
-export type SchedulerErrorKind = "config" | "unreachable" | "timeout" | "auth" | "rejected" | "protocol" | "version";
+/** prepare(), or nothing for a scheduler that needs no preparing. */
+export const prepareScheduler = async (s: Scheduler): Promise<void> => {
+  if (s.prepare) await s.prepare();
+};
+
+/** statusMany(), or status() of each job in turn. */
+export async function statusOfMany(s: Scheduler, ids: string[]): Promise<Map<string, JobStatus>> {
+  if (s.statusMany) return s.statusMany(ids);
+  const out = new Map<string, JobStatus>();
+  for (const id of ids) out.set(id, await s.status(id));
+  return out;
+}
+
+/**
+ * Cancels each of `ids`: the error of each job that could not be cancelled (absent: cancelled).
+ * One cancelMany() call when the scheduler has it; when that fails, one by one to say which.
+ */
+export async function cancelEach(s: Scheduler, ids: string[]): Promise<Map<string, Error>> {
+  const failed = new Map<string, Error>();
+  if (s.cancelMany && ids.length > 1) {
+    try {
+      await s.cancelMany(ids);
+      return failed;
+    } catch {}
+  }
+  for (const id of ids) await s.cancel(id).catch((e: unknown) => failed.set(id, e instanceof Error ? e : new Error(String(e))));
+  return failed;
+}
+
+/** doctor(), or: the scheduler prepares (or throws), described. */
+export async function doctorChecks(s: Scheduler): Promise<DoctorCheck[]> {
+  if (s.doctor) return s.doctor();
+  await prepareScheduler(s);
+  return [{ ok: true, what: s.kind, detail: s.describe() }];
+}
+
+export interface CreateOptions {
+  /** the scheduler's lines: requests (for debugging) and warnings; default: warnings to stderr */
+  log?: (line: string) => void;
+  /** the local state directory: what one hook negotiated saves the next one a request */
+  memoDir?: string;
+}
+
+/**
+ * A scheduler module as the registry knows it: light (no scheduler code is loaded to read it), so
+ * a hook that declines a build, or checks its setup, loads no scheduler at all.
+ */
+export interface SchedulerModule {
+  /** its job-scheduler value in nsh.conf */
+  kind: NshConfig["job-scheduler"];
+  /** the derivation attribute that carries per-build scheduler parameters (derivation-params.ts) */
+  paramsAttr: string;
+  /** the nsh.conf settings it reads, for docs and messages */
+  settings: readonly string[];
+  /** what `nsh doctor` calls the scheduler's side when it cannot even be set up (e.g. "slurmrestd") */
+  service: string;
+  /** environment variables that carry its credentials: the reaper gets them in memory */
+  secretEnv?: readonly string[];
+  /** what Nix shows as the machine: `building '…drv' on 'slurm:login1'` */
+  machineName(conf: NshConfig): string;
+  /** the host nsh reaches the cluster through when login-host is unset */
+  defaultLoginHost?(conf: NshConfig): string;
+  /** what it lacks before a job can be submitted, each naming the setting (readiness.ts adds the common ones) */
+  missingSetup?(conf: NshConfig, env: Env, readable: (path: string) => boolean): string[];
+  /** the scheduler (imports its code); absent: a job-scheduler nsh.conf knows but this nsh does not have yet */
+  create?(conf: NshConfig, env: Env, opts: CreateOptions): Promise<Scheduler>;
+}
+
+export type SchedulerErrorKind = "config" | "unreachable" | "tls" | "timeout" | "auth" | "rejected" | "protocol" | "version";
 
 /** Errors a caller can act on by kind; `details` holds the scheduler's own messages. */
 export class SchedulerError extends Error {
@@ -104,6 +195,10 @@ export class SchedulerError extends Error {
     super(message);
   }
 }
+
+/** A submit that failed this way may still have created its job (the request was sent, no answer came). */
+export const mayHaveSubmitted = (err: unknown): boolean =>
+  !(err instanceof SchedulerError) || err.kind === "timeout" || err.kind === "unreachable";
 
 const isObject = (v: JsonValue | undefined): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 

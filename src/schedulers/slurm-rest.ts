@@ -5,7 +5,6 @@
 // The JWT never leaves this module except in the X-SLURM-USER-TOKEN header: it is not a field of
 // the scheduler object (so it cannot be logged or serialised with it), and every message built
 // from remote or fetch text is passed through `redact` first.
-import * as fs from "node:fs";
 import * as os from "node:os";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import {
@@ -25,6 +24,7 @@ import {
   SUPPORTED_VERSIONS,
 } from "./slurm-rest-shapes.ts";
 import {
+  type DoctorCheck,
   type JobHandle,
   type JobSpec,
   type JobStatus,
@@ -33,15 +33,26 @@ import {
   SchedulerError,
   type SchedulerErrorKind,
 } from "./scheduler.ts";
+import { jwtToken } from "./slurm-jwt.ts";
+export { jwtToken, type JwtToken } from "./slurm-jwt.ts";
+import { type ApiScheme, certificateMessage, cleartextTokenWarning, isCertificateError, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
 
-export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+/** Bun's fetch init: RequestInit plus its TLS options (the CA to check the server against). */
+export type FetchInit = RequestInit & { tls?: { ca?: string } };
+export type FetchLike = (url: string, init: FetchInit) => Promise<Response>;
 
 export interface SlurmRestOptions {
   host: string;
   port: number;
+  /** "http" (default) or "https"; over https the server's certificate is always checked */
+  scheme?: ApiScheme;
+  /** PEM file of the CA(s) to check slurmrestd's certificate against, instead of the system's */
+  caFile?: string;
   token: string;
   /** where the token came from, for messages ("slurm-jwt-token", "SLURM_JWT", …) */
   tokenSource?: string;
+  /** what is wrong with how the token is kept (a token file others may read), for `nsh doctor` */
+  tokenWarnings?: string[];
   /** X-SLURM-USER-NAME (22.05 needs it); default the token's user (`sun`), else the current user */
   user?: string;
   /** "auto" (default): the newest version both sides know; or one version to force */
@@ -80,6 +91,9 @@ export interface Negotiated {
 const tokens = new WeakMap<SlurmRestScheduler, string>();
 const ALREADY_DONE = 2021; // ESLURM_ALREADY_DONE: cancelling a finished job is not an error
 const SLOW_PING_MS = 5000; // a refused token fails in ms; a dead slurmctld only after its MessageTimeout
+/** Base URLs whose clear-text warning this process has given (once per process, not per build). */
+const warnedCleartext = new Set<string>();
+const isRequestLine = (line: string) => /^slurm: [A-Z]+ \//.test(line);
 
 export class SlurmRestScheduler implements Scheduler {
   readonly kind = "slurm" as const;
@@ -88,8 +102,14 @@ export class SlurmRestScheduler implements Scheduler {
   private readonly where: string;
   private readonly wanted: string;
   private readonly tokenSource: string;
+  private readonly tokenWarnings: string[];
   private readonly extraParams: JsonObject;
-  private readonly timeoutMs: number;
+  readonly requestTimeoutMs: number;
+  private readonly scheme: ApiScheme;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly caFile: string;
+  private readonly ca: string | undefined;
   private readonly fetchFn: FetchLike;
   private readonly log: (line: string) => void;
   private readonly remembered: SlurmRestOptions["rememberedVersion"];
@@ -99,12 +119,18 @@ export class SlurmRestScheduler implements Scheduler {
   constructor(opts: SlurmRestOptions) {
     tokens.set(this, opts.token);
     this.where = `${opts.host}:${opts.port}`;
-    this.baseUrl = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${opts.port}`;
+    this.scheme = opts.scheme ?? "http";
+    this.host = opts.host;
+    this.port = opts.port;
+    this.baseUrl = slurmApiBaseUrl(this.scheme, opts.host, opts.port);
+    this.caFile = opts.caFile?.trim() ?? "";
+    this.ca = this.caFile ? readCaFile(this.caFile) : undefined;
     this.user = opts.user || jwtClaims(opts.token)?.sun || safeUserName();
     this.wanted = opts.apiVersion?.trim() || "auto";
     this.tokenSource = opts.tokenSource ?? "slurm-jwt-token";
+    this.tokenWarnings = opts.tokenWarnings ?? [];
     this.extraParams = opts.extraParams ?? {};
-    this.timeoutMs = opts.requestTimeoutMs ?? 20_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
     this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
     this.log = opts.log ?? (() => {});
     this.remembered = opts.rememberedVersion;
@@ -113,12 +139,18 @@ export class SlurmRestScheduler implements Scheduler {
   /** Settings of nsh.conf: slurm-api-host/port/version, slurm-user, slurm-extra-submission-params and the JWT. */
   static fromConfig(config: NshConfig, env: Record<string, string | undefined> = process.env, more: Partial<SlurmRestOptions> = {}): SlurmRestScheduler {
     const jwt = jwtToken(config, env);
-    for (const w of jwt.warnings) (more.log ?? ((l: string) => process.stderr.write(`nsh: warning: ${l}\n`)))(w);
+    // Without a log of its own (nsh doctor, nsh cancel) warnings go to stderr, request lines nowhere.
+    const log = more.log ?? ((l: string) => void (isRequestLine(l) || process.stderr.write(`nsh: warning: ${l}\n`)));
+    for (const w of jwt.warnings) log(w);
     return new SlurmRestScheduler({
       host: config["slurm-api-host"],
       port: config["slurm-api-port"],
+      scheme: config["slurm-api-scheme"] as ApiScheme,
+      caFile: config["slurm-api-ca-file"],
+      log,
       token: jwt.token,
       tokenSource: jwt.source,
+      tokenWarnings: jwt.warnings,
       user: config["slurm-user"] || undefined,
       apiVersion: config["slurm-api-version"],
       extraParams: config["slurm-extra-submission-params"] as JsonObject,
@@ -141,6 +173,24 @@ export class SlurmRestScheduler implements Scheduler {
       },
     );
     return this.negotiation;
+  }
+
+  /** A wrong token or an unreachable slurmrestd is found here, before anything is uploaded. */
+  async prepare(): Promise<void> {
+    await this.negotiate();
+  }
+
+  /** The JWT's source, then slurmrestd: its API version, after a ping proved the token works. */
+  async doctor(): Promise<DoctorCheck[]> {
+    const warned = this.tokenWarnings.length ? `; ${this.tokenWarnings.join("; ")}` : "";
+    const checks: DoctorCheck[] = [{ ok: true, what: "JWT", detail: `from ${this.tokenSource}${warned}` }];
+    try {
+      const n = await this.negotiate();
+      checks.push({ ok: true, what: "slurmrestd", detail: `${this.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})` });
+    } catch (e) {
+      checks.push({ ok: false, what: "slurmrestd", detail: (e as Error).message });
+    }
+    return checks;
   }
 
   async submit(job: JobSpec): Promise<JobHandle> {
@@ -250,6 +300,9 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   private async request(method: string, path: string, body?: JsonObject): Promise<Reply> {
+    const cleartext = !warnedCleartext.has(this.baseUrl) && cleartextTokenWarning(this.scheme, this.host, this.port);
+    if (cleartext) this.log(cleartext);
+    warnedCleartext.add(this.baseUrl);
     const headers: Record<string, string> = {
       Accept: "application/json",
       "X-SLURM-USER-NAME": this.user,
@@ -264,14 +317,16 @@ export class SlurmRestScheduler implements Scheduler {
         method,
         headers,
         body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+        ...(this.ca ? { tls: { ca: this.ca } } : {}),
       });
       text = await res.text();
     } catch (e) {
       const err = e as { name?: string; code?: string; message?: string };
       if (err.name === "TimeoutError" || err.name === "AbortError") {
-        throw this.error("timeout", `slurmrestd at ${this.where} did not answer ${method} ${path} within ${this.timeoutMs} ms`);
+        throw this.error("timeout", `slurmrestd at ${this.where} did not answer ${method} ${path} within ${this.requestTimeoutMs} ms`);
       }
+      if (this.scheme === "https" && isCertificateError(err.code)) throw this.error("tls", certificateMessage(this.where, err.code!, this.caFile));
       throw this.error("unreachable", `slurmrestd not reachable at ${this.where} (${err.code ?? err.message ?? String(e)})`);
     }
     const ms = performance.now() - t0;
@@ -329,40 +384,4 @@ function safeUserName(): string {
   } catch {
     return process.env.USER ?? "nobody";
   }
-}
-
-export interface JwtToken {
-  token: string;
-  source: string;
-  warnings: string[];
-}
-
-/**
- * The JWT from slurm-jwt-token, else the file named by slurm-jwt-token-file (warning when group
- * or others may read it), else $SLURM_JWT. A file may hold `scontrol token`'s "SLURM_JWT=…" line.
- */
-export function jwtToken(config: Pick<NshConfig, "slurm-jwt-token" | "slurm-jwt-token-file">, env: Record<string, string | undefined> = process.env): JwtToken {
-  const inline = config["slurm-jwt-token"].trim();
-  if (inline) return { token: inline, source: "slurm-jwt-token", warnings: [] };
-  const file = config["slurm-jwt-token-file"].trim();
-  if (file) {
-    let text: string;
-    let mode: number;
-    try {
-      mode = fs.statSync(file).mode;
-      text = fs.readFileSync(file, "utf8");
-    } catch (e) {
-      throw new SchedulerError("config", `slurm-jwt-token-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    const token = text.trim().replace(/^SLURM_JWT=/, "").trim();
-    if (!token) throw new SchedulerError("config", `slurm-jwt-token-file ${file} is empty`);
-    const warnings =
-      (mode & 0o044) !== 0
-        ? [`slurm-jwt-token-file ${file} is readable by ${(mode & 0o040 ? ["group"] : []).concat(mode & 0o004 ? ["others"] : []).join(" and ")} (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); chmod 600 it`]
-        : [];
-    return { token, source: `slurm-jwt-token-file ${file}`, warnings };
-  }
-  const fromEnv = env.SLURM_JWT?.trim();
-  if (fromEnv) return { token: fromEnv, source: "SLURM_JWT", warnings: [] };
-  throw new SchedulerError("config", "no JWT for slurmrestd: set slurm-jwt-token or slurm-jwt-token-file in nsh.conf, or SLURM_JWT in the environment");
 }

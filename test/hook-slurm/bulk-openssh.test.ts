@@ -3,6 +3,8 @@
 // such in nix-build's copy lines, and arrive byte for byte; the small paths stay on the ssh2
 // session. With openssh-min-size = 0 nothing goes through OpenSSH. Copy lines name the job and
 // its node, not a socket path. When ssh cannot get in, the build still succeeds on ssh2 and says why.
+// The OpenSSH session uses the store named by store-dir (nsh says it: the lab's sshd, like a real
+// one, gives sessions no NIX_STORE_DIR), so the big input lands in the node's store under store-dir.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -50,6 +52,10 @@ test("openssh-min-size = 1M: the big input goes and the big output comes back th
     expect(lines).toContainEqual([out, `${node} (OpenSSH)`, "local store"]);
     expect(r.stderr).not.toContain("bulk transfers stay on ssh2");
     expect(job.state).toBe("succeeded");
+    // On the node: valid in the store whose directory is store-dir (not Nix's default /nix/store).
+    const nodeStore = { env: { NIX_STORE_DIR: lab.nix.storeDir } };
+    expect((await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", input], nodeStore)).code).toBe(0);
+    expect((await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--verify-path", input], nodeStore)).code).toBe(0);
   } finally {
     lab.writeConf();
   }

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
+import { NSH_SETTINGS } from "../../src/config/nsh-conf.ts";
 import { startNixLab, type NixLab } from "../lab/nix.ts";
 import { buildersLine, startSshd, type SshdLab } from "../lab/sshd.ts";
 import { DIST_NSH } from "./harness.ts";
@@ -27,7 +28,7 @@ afterAll(async () => {
 
 const salt = () => `bc${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const errors = () => [
-  `${conf}:2: 'job-scheduler' expects one of slurm, slurm-native, pbs, got 'lsf'`,
+  `${conf}:2: 'job-scheduler' expects one of ${NSH_SETTINGS["job-scheduler"].kind.enum.join(", ")}, got 'lsf'`,
   `${conf}:3: expected 'name = value', 'include path' or '!include path', got 'this is not a setting'`,
 ];
 

@@ -126,10 +126,10 @@ describe("sshd lab and build-remote", () => {
     sshd = await startSshd(lab);
   });
 
-  test("ssh -F config alias works and sees the lab's store dir", async () => {
-    const r = await lab.run(["ssh", "-F", sshd.configFile, sshd.alias, "echo $NIX_STORE_DIR"], { timeoutMs: 30_000 });
+  test("ssh -F config alias works; sessions get the lab's Nix configuration but, like a real sshd's, no store dir", async () => {
+    const r = await lab.run(["ssh", "-F", sshd.configFile, sshd.alias, 'echo "$NIX_CONF_DIR|$NIX_STORE_DIR"'], { timeoutMs: 30_000 });
     expect(r.code, show(r)).toBe(0);
-    expect(r.stdout.trim()).toBe(lab.storeDir);
+    expect(r.stdout.trim()).toBe(`${lab.confDir}|`);
   });
 
   test("a wrong known_hosts is refused", async () => {

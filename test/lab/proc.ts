@@ -38,6 +38,7 @@ export const DEFAULT_RUN_TIMEOUT_MS = 120_000;
 const liveGroups = new Set<number>();
 const liveRoots = new Set<string>();
 const liveDirs = new Set<string>();
+const liveCleanups = new Map<string, string[]>();
 let hooksInstalled = false;
 
 export function registerGroup(pid: number): void {
@@ -60,6 +61,17 @@ export function unregisterRoot(root: string): void {
   liveRoots.delete(root);
   liveDirs.delete(root);
   tellWatchdog({ op: "unroot", root });
+}
+
+/** A command to run when the test process ends without having called unregisterCleanup(id). */
+export function registerCleanup(id: string, argv: string[]): void {
+  installExitHooks();
+  liveCleanups.set(id, argv);
+  tellWatchdog({ op: "cleanup", id, argv });
+}
+export function unregisterCleanup(id: string): void {
+  liveCleanups.delete(id);
+  tellWatchdog({ op: "uncleanup", id });
 }
 
 type Sink = { write(s: string): void };
@@ -104,6 +116,10 @@ function emergencyCleanup(): void {
   for (const pid of liveGroups) killGroup(pid, "SIGKILL");
   for (const root of liveRoots) for (const pid of findByMarker(root)) trySignal(pid, "SIGKILL");
   for (const dir of liveDirs) removeTree(dir);
+  for (const argv of liveCleanups.values()) {
+    if (argv.length > 0) spawnSync(argv[0]!, argv.slice(1), { stdio: "ignore", timeout: 120_000 });
+  }
+  liveCleanups.clear();
   liveGroups.clear();
   liveRoots.clear();
   liveDirs.clear();
@@ -138,6 +154,36 @@ export function trySignal(pid: number, sig: NodeJS.Signals | number): boolean {
 export function killGroup(pid: number, sig: NodeJS.Signals | number): void {
   trySignal(-pid, sig);
   trySignal(pid, sig);
+}
+
+/**
+ * What is left of a group whose leader has exited and been reaped. Its PID is free again (pid_max
+ * is 32768 here, and a full test run wraps it), so the PID itself is never signalled, and the group
+ * only while no process has that PID: a kernel never hands out a PID still in use as a process
+ * group, so a process with it means the group is gone and the number belongs to someone else
+ * (another lab's daemon, started as its own group leader).
+ */
+export function killLeftovers(pid: number, sig: NodeJS.Signals | number): void {
+  if (fs.existsSync(`/proc/${pid}`)) return;
+  trySignal(-pid, sig);
+}
+
+/** The process's start time (clock ticks since boot), which tells a reused PID from the process seen before. */
+export function startTimeOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Processes seen earlier, each signalled only if its PID still names the same process. */
+export function snapshot(pids: number[]): { pid: number; start: number | undefined }[] {
+  return pids.map((pid) => ({ pid, start: startTimeOf(pid) }));
+}
+export function signalSnapshot(seen: { pid: number; start: number | undefined }[], sig: NodeJS.Signals | number): void {
+  for (const { pid, start } of seen) if (start !== undefined && startTimeOf(pid) === start) trySignal(pid, sig);
 }
 
 /** Alive and not a zombie (PID 1 here does not always reap orphans). */
@@ -259,7 +305,7 @@ export async function runCommand(argv: string[], opts: RunOptions & { env: Recor
   } finally {
     clearTimeout(timer);
     // Leftover members of the group (e.g. a backgrounded child) die with it.
-    killGroup(proc.pid, "SIGKILL");
+    killLeftovers(proc.pid, "SIGKILL");
     unregisterGroup(proc.pid);
   }
   return {
@@ -305,7 +351,7 @@ export function spawnBackground(argv: string[], env: Record<string, string>, log
         await proc.exited;
       }
     }
-    killGroup(pid, "SIGKILL"); // group members that ignored SIGTERM
+    killLeftovers(pid, "SIGKILL"); // group members that ignored SIGTERM
     unregisterGroup(pid);
   };
   return { proc, pid, stop };

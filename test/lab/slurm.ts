@@ -42,7 +42,9 @@ import {
   spawnBackground,
   sweepMarker,
   tailFile,
-  trySignal,
+  signalSnapshot,
+  snapshot,
+  startTimeOf,
   unregisterRoot,
   waitUntil,
 } from "./proc.ts";
@@ -153,17 +155,18 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
 
   const stopDaemons = async (): Promise<void> => {
     // Snapshot before anything dies: orphaned job processes get reparented.
-    const before = labProcesses(root);
+    const before = snapshot(labProcesses(root));
     const stopOne = async (name: keyof SlurmLabPids, graceMs: number): Promise<void> => {
       const bg = daemons[name];
       if (bg) await bg.stop(graceMs);
     };
     // slurmctld saves state on SIGTERM (~2 s); the lab's state is disposable.
     await Promise.all([stopOne("slurmrestd", 2000), stopOne("slurmd", 2000), stopOne("slurmctld", 0)]);
-    for (const pid of before) trySignal(pid, "SIGKILL");
+    // By the time the daemons are down a PID of the snapshot may name another process (pid_max is 32768).
+    signalSnapshot(before, "SIGKILL");
     await sweepMarker(root, 500);
     await stopOne("munged", 2000);
-    await waitUntil(() => before.every((pid) => !isAlive(pid)), 5000);
+    await waitUntil(() => before.every(({ pid, start }) => !isAlive(pid) || startTimeOf(pid) !== start), 5000);
   };
 
   const lab: SlurmLab = {

@@ -1,10 +1,13 @@
 // A private OpenSSH server on 127.0.0.1 for remote-build tests.
 //
-// Given a NixLab, sshd's SetEnv gives every session the lab's NIX_* variables,
-// so the remote `nix-store --serve` sees the same logical store dir. A chroot
-// store `local?root=<lab>/r` then acts as a separate remote store with that
-// store dir (Nix forces the sandbox for chroot stores; the lab's nix.conf has
-// the sandbox-paths that make /bin/sh work there).
+// Given a NixLab, sshd's SetEnv gives every session only what stands in for the
+// node's own system: its Nix installation's configuration (NIX_CONF_DIR, state,
+// log dir, daemon socket) and the account's home. NOT the store directory: a
+// real site's sshd sets no NIX_STORE_DIR, so whoever runs a remote nix command
+// must say it (nsh does; for Nix's own ssh:// stores, `store=` in remote-store:
+// see builderUri). A chroot store `local?root=<lab>/r` then acts as a
+// separate remote store (Nix forces the sandbox for chroot stores; the lab's
+// nix.conf has the sandbox-paths that make /bin/sh work there).
 //
 // Verified incantation for Nix's own build-remote (Nix 2.8, ~0.35 s per build):
 //   NIX_SSHOPTS="-F <configFile>" nix-build remote.nix --argstr salt <random> \
@@ -64,6 +67,8 @@ export interface SshdLab {
   /** chroot dir and store URI of the separate "remote" store */
   remoteRoot: string;
   remoteStore: string;
+  /** The lab's store directory (undefined without a lab), which a remote nix command must be told. */
+  storeDir?: string;
   stop(): Promise<void>;
 }
 
@@ -84,6 +89,21 @@ function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * The part of the lab's environment a session on the "node" gets, each standing in for something
+ * a real node has on its own: NIX_CONF_DIR, NIX_STATE_DIR, NIX_LOG_DIR, NIX_USER_CONF_FILES and
+ * NIX_DAEMON_SOCKET_PATH for its Nix installation (/etc/nix, /nix/var/nix, …: not the real host's
+ * here), HOME for the account's home (a real sshd sets it from passwd), and the lab's markers for
+ * the cleanup sweep (NSH_*; no program reads them). Left out: NIX_STORE_DIR (the store directory
+ * is nsh's store-dir setting, which nsh must pass itself), TMPDIR and XDG_* (no real sshd sets them;
+ * the XDG defaults follow HOME anyway).
+ */
+function nodeSystemEnv(env: Record<string, string>): Record<string, string> {
+  const keep = ["HOME", "NIX_CONF_DIR", "NIX_STATE_DIR", "NIX_LOG_DIR", "NIX_USER_CONF_FILES", "NIX_DAEMON_SOCKET_PATH"];
+  const markers = ["NSH_LAB_ROOT", "NSH_SSHD"];
+  return Object.fromEntries(Object.entries(env).filter(([k]) => keep.includes(k) || markers.includes(k)));
 }
 
 const quote = (v: string): string => `"${v.replace(/(["\\])/g, "\\$1")}"`;
@@ -122,9 +142,9 @@ export async function startSshd(lab?: NixLab, opts: SshdOptions = {}): Promise<S
   const knownHosts = path.join(dir, "known_hosts");
   fs.writeFileSync(knownHosts, `${alias} ${hostPublicKey}\n`);
 
-  // A lab running a root's Nix (roots.ts): sessions get its wrappers too.
+  // A lab running a root's Nix (roots.ts): sessions get its wrappers too (the node's own PATH).
   const sessionPath = lab?.binDir ? `${lab.binDir}:${SYS_PATH}` : SYS_PATH;
-  const sessionEnv: Record<string, string> = { ...baseEnv, PATH: sessionPath, ...opts.setEnv };
+  const sessionEnv: Record<string, string> = { ...nodeSystemEnv(baseEnv), PATH: sessionPath, ...opts.setEnv };
   const setEnv = Object.entries(sessionEnv)
     .map(([k, v]) => `${k}=${quote(v)}`)
     .join(" ");
@@ -215,6 +235,7 @@ export async function startSshd(lab?: NixLab, opts: SshdOptions = {}): Promise<S
     sshOpts: `-F ${configFile}`,
     remoteRoot,
     remoteStore: `local?root=${remoteRoot}`,
+    storeDir: lab?.storeDir,
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
@@ -241,9 +262,14 @@ export interface BuilderUriOptions {
   protocol?: "ssh" | "ssh-ng";
 }
 
-/** Store URI of the sshd as a remote builder, e.g. ssh://nshlab?remote-store=local?root=/tmp/nsh-lab-x/r */
+/**
+ * Store URI of the sshd as a remote builder, e.g. ssh://nshlab?remote-store=local?root=/tmp/nsh-lab-x/r%26store=/tmp/nsh-lab-x/s:
+ * Nix's own ssh stores tell the remote the lab's store directory in the remote store's `store=`
+ * (the sshd gives sessions no NIX_STORE_DIR, like a real one).
+ */
 export function builderUri(sshd: SshdLab, opts: BuilderUriOptions = {}): string {
-  const store = opts.remoteStore === undefined ? sshd.remoteStore : opts.remoteStore;
+  const given = opts.remoteStore === undefined ? sshd.remoteStore : opts.remoteStore;
+  const store = given !== null && sshd.storeDir && !/[?&]store=/.test(given) ? `${given}${given.includes("?") ? "&" : "?"}store=${sshd.storeDir}` : given;
   const base = `${opts.protocol ?? "ssh"}://${sshd.alias}`;
   return store === null ? base : `${base}?remote-store=${escapeQueryValue(store)}`;
 }

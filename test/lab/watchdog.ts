@@ -7,13 +7,17 @@
 // whatever is still registered, by PID, and remove registered directories.
 //
 // Messages: {"op":"group"|"ungroup","pid":n} {"op":"root"|"unroot","root":s,"rm":b}
+// {"op":"cleanup","id":s,"argv":[...]} {"op":"uncleanup","id":s}: a command run last (e.g. a
+// lab whose daemons live in a network namespace and daemonize: test/lab/pbs-netns.ts).
+import { spawnSync } from "node:child_process";
 import { findByMarker, isAlive, killGroup, removeTree, sleep, trySignal } from "./proc.ts";
 
 const groups = new Set<number>();
 const roots = new Map<string, boolean>();
+const cleanups = new Map<string, string[]>();
 
 function apply(line: string): void {
-  let msg: { op?: string; pid?: number; root?: string; rm?: boolean };
+  let msg: { op?: string; pid?: number; root?: string; rm?: boolean; id?: string; argv?: string[] };
   try {
     msg = JSON.parse(line) as typeof msg;
   } catch {
@@ -23,6 +27,10 @@ function apply(line: string): void {
   else if (msg.op === "ungroup" && typeof msg.pid === "number") groups.delete(msg.pid);
   else if (msg.op === "root" && typeof msg.root === "string") roots.set(msg.root, msg.rm === true);
   else if (msg.op === "unroot" && typeof msg.root === "string") roots.delete(msg.root);
+  else if (msg.op === "cleanup" && typeof msg.id === "string" && Array.isArray(msg.argv)) {
+    cleanups.set(msg.id, msg.argv);
+  }
+  else if (msg.op === "uncleanup" && typeof msg.id === "string") cleanups.delete(msg.id);
 }
 
 async function reap(): Promise<void> {
@@ -47,6 +55,9 @@ async function reap(): Promise<void> {
     await sleep(50);
   }
   for (const [root, rm] of roots) if (rm) removeTree(root);
+  for (const argv of cleanups.values()) {
+    if (argv.length > 0) spawnSync(argv[0]!, argv.slice(1), { stdio: "ignore", timeout: 120_000 });
+  }
 }
 
 // Only the parent's pipe matters; terminal signals must not stop the reaping.

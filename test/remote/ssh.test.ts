@@ -7,7 +7,8 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fingerprintSha256, parsePublicKey } from "../../src/remote/known-hosts.ts";
-import { remoteCommand, shellQuote, SshError, SshPool, type SshPoolOptions } from "../../src/remote/ssh.ts";
+import { shellQuote, SshError, SshPool, type SshPoolOptions } from "../../src/remote/ssh.ts";
+import { remoteCommand } from "../../src/remote/open-store.ts";
 import { type SshdLab, startSshd } from "../lab/sshd.ts";
 
 type Reader = { read(): Promise<{ done: boolean; value?: Uint8Array }> };

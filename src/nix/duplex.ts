@@ -1,7 +1,7 @@
 // A remote command's byte streams, whatever carries them: an ssh2 exec channel or a local child
 // process. The serve protocol client speaks through this, so the same code reads the local store
 // and writes a remote one, and the reverse.
-import type { ByteSource } from "../nix/wire.ts";
+import type { ByteSource } from "./wire.ts";
 
 export interface ExitStatus {
   code: number | null;

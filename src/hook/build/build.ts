@@ -1,0 +1,37 @@
+// One accepted build as a scheduler job, the same for every scheduler: plan the job, submit it,
+// follow it until it runs, connect to its agent, send the inputs, build with the log streaming to
+// Nix, bring the outputs home under Nix's held output locks, let the agent go.
+//
+// The job must never outlive the build. Three guards, from the quickest:
+//   - a failure here cancels the job before the hook reports it (settle.ts);
+//   - SIGTERM (Nix ≥ 2.35, 500 ms before its SIGKILL) interrupts whatever step runs, then the same;
+//   - a reaper outside the hook's process group, started before the submit, cancels the job when
+//     the hook dies without saying it is done (Nix ≤ 2.34 SIGKILLs the group at once, §1.7);
+// and last, the agent in the job ends it when no hook has been connected for a while.
+import type { BuildContext } from "../executor.ts";
+import { connectAgent } from "./connect.ts";
+import { followJob } from "./follow.ts";
+import { planBuild } from "./plan.ts";
+import { openRun } from "./run.ts";
+import { settleError, settleFailedBuild, settleSucceeded } from "./settle.ts";
+import { submitJob } from "./submit.ts";
+import { buildFailed, buildInJob, download, upload } from "./transfer.ts";
+
+export async function runJobBuild(ctx: BuildContext): Promise<number> {
+  const plan = planBuild(ctx);
+  const run = await openRun(ctx, plan);
+  try {
+    const { id, agentPath, methodReady } = await submitJob(run);
+    const node = await followJob(run, id);
+    const session = await connectAgent(run, id, node, agentPath);
+    await upload(run, session);
+    const result = await buildInJob(run, session);
+    if (buildFailed(result)) return await settleFailedBuild(run, session, id, node, result);
+    await download(run, session, methodReady);
+    return await settleSucceeded(run, session, id);
+  } catch (e) {
+    return await settleError(run, e);
+  } finally {
+    run.close();
+  }
+}

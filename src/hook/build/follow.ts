@@ -1,0 +1,78 @@
+// Step 3: the job is followed until it runs, saying why it waits; one that can never start, or
+// waits longer than max-queue-wait, fails. Also here: watching a running job for its end, and the
+// status of a job that ended (or is ending) under a build.
+import { isTerminal, type JobStatus, type Scheduler } from "../../schedulers/scheduler.ts";
+import { neverSince, queueVerdict } from "../../schedulers/pending-reason.ts";
+import { describeEnd } from "../job-end.ts";
+import { firstHost } from "../job-plan.ts";
+import { type BuildRun, INFO, Interrupted, JobFailure } from "./run.ts";
+
+/** Waits until job `id` runs; its node. */
+export async function followJob(run: BuildRun, id: string): Promise<string> {
+  const { ctx, record } = run;
+  const node = await run.step(waitUntilRunning(run, id));
+  record.mark("running");
+  record.phaseDone("queue");
+  record.update({ state: "running", node });
+  ctx.log(INFO, `nsh: job ${id} running on ${node}`);
+  return node;
+}
+
+async function waitUntilRunning({ scheduler: s, ctx }: BuildRun, id: string): Promise<string> {
+  const maxQueueWaitSec = ctx.conf["max-queue-wait"];
+  const t0 = Date.now();
+  let said = "";
+  let never: { reason: string; since: number } | undefined;
+  for (;;) {
+    if (ctx.signal.aborted) throw new Interrupted(`job ${id} cancelled: the build was interrupted`);
+    const st = await s.status(id);
+    if (st.state === "running" || st.state === "completing") {
+      const node = st.nodes ? firstHost(st.nodes) : undefined;
+      if (node) return node;
+    }
+    if (isTerminal(st.state)) throw new Error(`job ${id} ended (${describeEnd(st)}) before nsh could build in it`);
+    const now = `${st.state}${st.reason && st.reason !== "None" ? ` (${st.reason})` : ""}`;
+    if (now !== said) ctx.log(INFO, `nsh: job ${id} ${now}`);
+    said = now;
+    never = neverSince(never, st.state === "pending", st.reason, Date.now());
+    const neverForMs = never ? Date.now() - never.since : 0;
+    const verdict = queueVerdict({ jobId: id, reason: st.reason, waitedMs: Date.now() - t0, neverForMs, maxQueueWaitSec });
+    if (verdict) throw new JobFailure(verdict);
+    // Slurm cannot tell us when a job starts: ask every 100 ms while a start is likely soon (a
+    // status call costs slurmrestd a few ms; doubling steps cost up to 0.8 s of idle allocation
+    // per build in the benchmark), then back off to every 2 s for jobs that queue for long.
+    const waited = Date.now() - t0;
+    await Bun.sleep(waited < 5000 ? 100 : waited < 30000 ? 500 : 2000);
+  }
+}
+
+/**
+ * The job's status if it ended or is ending (undefined while it runs on): a build whose channels
+ * broke because the job was cancelled, timed out or lost its node says that. Slurm shows such a
+ * job as COMPLETING for a moment (22.05 hides the base state meanwhile): wait a little for it.
+ */
+export async function endingJob(s: Scheduler, id: string, withinMs = 3000): Promise<JobStatus | undefined> {
+  const end = Date.now() + withinMs;
+  for (;;) {
+    const st = await s.status(id).catch(() => undefined);
+    if (!st || st.state === "unknown") return undefined;
+    if (isTerminal(st.state)) return st;
+    if (st.state !== "completing") return undefined;
+    if (Date.now() > end) return st;
+    await Bun.sleep(200);
+  }
+}
+
+/** `promise` resolves with the job's status once it has ended (never, while it runs) until stop(). */
+export function watchEnd(s: Scheduler, id: string): { promise: Promise<JobStatus>; stop: () => void } {
+  let stopped = false;
+  const promise = (async () => {
+    for (;;) {
+      await Bun.sleep(1000);
+      if (stopped) return new Promise<never>(() => {});
+      const st = await s.status(id).catch(() => undefined);
+      if (st && isTerminal(st.state)) return st;
+    }
+  })();
+  return { promise, stop: () => void (stopped = true) };
+}

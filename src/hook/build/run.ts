@@ -1,0 +1,110 @@
+// What the steps of one accepted build share: its plan, the scheduler, the ssh pool, the job's
+// record and reaper, what is known of the job so far, and `step`, which races every wait against
+// SIGTERM (Nix ≥ 2.35, 500 ms before its SIGKILL) so the build is abandoned at once.
+import type { ServeClient } from "../../nix/serve-client.ts";
+import { type NixVersion, parseNixVersion } from "../../nix/version.ts";
+import { SshPool } from "../../remote/ssh.ts";
+import { sshPoolOptions } from "../../remote/ssh-options.ts";
+import { createScheduler } from "../../schedulers/registry.ts";
+import type { JobHandle, Scheduler } from "../../schedulers/scheduler.ts";
+import type { BuildContext } from "../executor.ts";
+import { JobLog } from "../job-record.ts";
+import type { NodeBulk } from "../node-bulk.ts";
+import { type Reaper, startReaper } from "../reaper.ts";
+import type { BuildPlan } from "./plan.ts";
+
+export const INFO = 3;
+export const ERROR = 0;
+
+/** The build was interrupted (SIGTERM): the job is being cancelled, nothing else to report. */
+export class Interrupted extends Error {}
+
+/** A failure whose message already says all (no "job N:" prefix needed); `status` is the hook's exit status. */
+export class JobFailure extends Error {
+  constructor(
+    message: string,
+    readonly status = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface BuildRun {
+  readonly ctx: BuildContext;
+  readonly env: Record<string, string | undefined>;
+  readonly plan: BuildPlan;
+  readonly scheduler: Scheduler;
+  readonly pool: SshPool;
+  readonly record: JobLog;
+  readonly reaper: Reaper;
+  /** Nix's version (how outputs are imported, which exit status says what), asked while the job starts. */
+  readonly nixVersion: Promise<NixVersion>;
+  /** Resolves once the agent said hello: a serve channel that came too early tries again directly. */
+  readonly heard: PromiseWithResolvers<void>;
+  /** `p`, or Interrupted as soon as SIGTERM comes. */
+  step<T>(p: Promise<T>): Promise<T>;
+  /** What is known of the job so far; the last steps (and the failure path) act on it. */
+  jobId?: string;
+  submitting?: Promise<JobHandle>;
+  localReady?: Promise<ServeClient>;
+  bulk?: NodeBulk;
+  /** Ends what the run holds (the interrupt listener, the local serve session, the pool). */
+  close(): void;
+}
+
+export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<BuildRun> {
+  const { conf, req } = ctx;
+  const env = ctx.env ?? process.env;
+  // The scheduler's request lines are for debugging; its other lines (token file readable by
+  // others, Slurm's submit warnings) are warnings.
+  const log = (line: string) => (/^slurm: [A-Z]+ \//.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`));
+  const scheduler = await createScheduler(conf, env, { log, memoDir: plan.localState });
+  const pool = new SshPool(sshPoolOptions(conf, { warn: (m) => ctx.log(1, `nsh: ${m}`) }));
+  const record = new JobLog(plan.localState, {
+    key: plan.key,
+    drv: req.drvPath,
+    scheduler: scheduler.describe(),
+    state: "submitting",
+    submittedAt: Date.now(),
+    phases: {},
+    marks: { hook: Math.round(performance.timeOrigin) },
+    hookPid: process.pid,
+  });
+  const reaper = startReaper(conf, env, { stateDir: plan.localState, key: plan.key }, (m) => ctx.log(1, `nsh: warning: ${m}`));
+
+  const interrupted = Promise.withResolvers<never>();
+  interrupted.promise.catch(() => {});
+  const onAbort = () => interrupted.reject(new Interrupted("the build was interrupted"));
+  if (ctx.signal.aborted) onAbort();
+  else ctx.signal.addEventListener("abort", onAbort, { once: true });
+  const heard = Promise.withResolvers<void>();
+  heard.promise.catch(() => {});
+  const nixVersion = localNixVersion(env);
+  nixVersion.catch(() => {});
+  const run: BuildRun = {
+    ctx,
+    env,
+    plan,
+    scheduler,
+    pool,
+    record,
+    reaper,
+    nixVersion,
+    heard,
+    step: <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted.promise]),
+    close() {
+      heard.reject(new Error("the agent never said hello"));
+      ctx.signal.removeEventListener("abort", onAbort);
+      void run.localReady?.then((c) => c.close(), () => {});
+      void run.bulk?.close();
+      pool.close();
+    },
+  };
+  return run;
+}
+
+/** The local Nix's version: how outputs are imported, and the exit status of a failed build. */
+async function localNixVersion(env: Record<string, string | undefined>): Promise<NixVersion> {
+  const p = Bun.spawn(["nix-store", "--version"], { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
+  return parseNixVersion(await new Response(p.stdout).text());
+}

@@ -1,0 +1,47 @@
+// Step 5: the build itself. The inputs go to the job's node (read from the local store's files
+// where possible, large ones over OpenSSH), the node builds with the log streaming to Nix, and the
+// outputs come home into the local store under Nix's held output locks.
+import { type BuildResult, DEFAULT_BUILD_OPTIONS, basicDerivation } from "../../nix/serve-protocol.ts";
+import type { ImportMethod } from "../../nix/version.ts";
+import { copyClosure } from "../../remote/copy.ts";
+import { localNarReader, localStoreUri } from "../../remote/local-nar.ts";
+import { buildLimits } from "../job-plan.ts";
+import type { AgentSession } from "./connect.ts";
+import { type BuildRun, INFO } from "./run.ts";
+
+export async function upload(run: BuildRun, s: AgentSession): Promise<void> {
+  const { ctx, record, step } = run;
+  // Inputs are read from the local store's files when we can (no pipe from a local nix-store).
+  const readLocalNar = localNarReader(localStoreUri(undefined, run.env));
+  const log = (m: string) => ctx.log(INFO, `nsh: ${m}`);
+  await step(copyClosure(s.local, { kind: "serve", client: s.remote }, ctx.inputs, { progress: s.progress, readLocalNar, log, bulk: run.bulk!.deps("to") }));
+  record.mark("uploaded");
+  record.phaseDone("upload");
+}
+
+/** The node builds the derivation; its result (a failure is the caller's to report). */
+export async function buildInJob(run: BuildRun, s: AgentSession): Promise<BuildResult> {
+  const { ctx, record, step } = run;
+  const { req } = ctx;
+  const limits = buildLimits(ctx.settings);
+  const options = { ...DEFAULT_BUILD_OPTIONS, maxSilentTime: limits.maxSilentTime, buildTimeout: limits.buildTimeout, maxLogSize: limits.maxLogSize };
+  const result = await step(s.remote.buildDerivation(req.drvPath, basicDerivation(run.plan.drv, ctx.inputs), options));
+  record.phaseDone("build");
+  return result;
+}
+
+/** A result Nix counts as a failed build (not built, nor already valid, nor substituted). */
+export const buildFailed = (result: BuildResult): boolean => result.status > 2 && result.status !== 13;
+
+export async function download(run: BuildRun, s: AgentSession, methodReady: Promise<ImportMethod>): Promise<void> {
+  const { ctx, record, step } = run;
+  const drv = run.plan.drv;
+  const outputs = ctx.wantedOutputs.map((o) => drv.outputs.get(o)?.path).filter((p): p is string => !!p);
+  record.mark("built");
+  const method = await step(methodReady);
+  record.mark("import-method");
+  const into = { kind: "import" as const, name: "local store", store: { store: "local" as const, env: run.env }, method, heldLocks: outputs, client: s.local };
+  await step(copyClosure(s.remote, into, outputs, { progress: s.progress, bulk: run.bulk!.deps("from") }));
+  record.mark("imported");
+  record.phaseDone("download");
+}

@@ -1,0 +1,62 @@
+// job-scheduler → the module that runs its jobs. Each entry is a light descriptor (scheduler.ts
+// SchedulerModule); the scheduler's own code is imported only when a scheduler is created, so a
+// hook that declines a build, or only checks its setup, loads none. Adding a scheduler: its own
+// files, and one line here.
+import type { Env } from "../config/nixconf.ts";
+import type { NshConfig } from "../config/nsh-conf.ts";
+import { type CreateOptions, type Scheduler, type SchedulerModule, SchedulerError } from "./scheduler.ts";
+import { slurmRestModule } from "./slurm-rest-module.ts";
+
+type Kind = NshConfig["job-scheduler"];
+
+// The seed's schedulers whose code this nsh does not have yet: nsh.conf accepts them, the hook
+// declines their builds (no create), and Nix still shows the machine it would have used.
+const slurmNativePlanned: SchedulerModule = {
+  kind: "slurm-native",
+  paramsAttr: "slurmNativeConstraints",
+  settings: ["slurm-state-dir", "slurm-conf"],
+  service: "libslurm",
+  machineName: () => "slurm-native",
+};
+const pbsPlanned: SchedulerModule = {
+  kind: "pbs",
+  paramsAttr: "pbsResources",
+  settings: ["pbs-host", "pbs-port"],
+  service: "pbs_server",
+  machineName: (conf) => (conf["pbs-host"] ? `pbs:${conf["pbs-host"]}` : "pbs"),
+};
+
+const MODULES: Partial<Record<Kind, SchedulerModule>> = {
+  slurm: slurmRestModule,
+  "slurm-native": slurmNativePlanned,
+  pbs: pbsPlanned,
+};
+
+/** The descriptor of a job-scheduler value (undefined: nsh knows no such scheduler). */
+export const schedulerModule = (kind: string): SchedulerModule | undefined => MODULES[kind as Kind];
+
+/** The job-scheduler values this nsh can submit jobs with. */
+export const availableSchedulers = (): Kind[] =>
+  Object.values(MODULES).flatMap((m) => (m?.create ? [m.kind] : []));
+
+/** The derivation attribute of per-build parameters for `kind`. */
+export const paramsAttrOf = (kind: string): string => schedulerModule(kind)?.paramsAttr ?? "extraSlurmParams";
+
+/** What Nix shows as the machine: `building '…drv' on 'slurm:login1'`. */
+export const machineName = (conf: NshConfig): string =>
+  schedulerModule(conf["job-scheduler"])?.machineName(conf) ?? conf["job-scheduler"];
+
+/** Where nsh reaches the cluster over ssh: login-host, else the scheduler's own host. */
+export const loginHostOf = (conf: NshConfig): string =>
+  conf["login-host"] || schedulerModule(conf["job-scheduler"])?.defaultLoginHost?.(conf) || "localhost";
+
+/** The configured scheduler (its module is imported now). */
+export async function createScheduler(conf: NshConfig, env: Env = process.env, opts: CreateOptions = {}): Promise<Scheduler> {
+  const kind = conf["job-scheduler"];
+  const m = schedulerModule(kind);
+  if (!m?.create) {
+    const have = availableSchedulers().join(" or ");
+    throw new SchedulerError("config", `job-scheduler ${kind} is not available in this nsh yet; use ${have}`);
+  }
+  return m.create(conf, env, opts);
+}

@@ -1,0 +1,331 @@
+// Slurm through its command-line tools, for clusters without slurmrestd: the runner. Each tool runs
+// from argv (never a shell); the job script goes to sbatch's stdin and the job's environment is
+// sbatch's own (--export=ALL), so neither is in any argv. argv builders and parsers: slurm-cli-shapes.ts.
+//
+// Who the job runs as: Slurm runs a job as the user who ran sbatch. The hook usually runs as root
+// under nix-daemon, and sites refuse root's jobs, so slurm-cli-user names the user the tools run as:
+// every child gets that uid and gid (Bun.spawn's uid/gid; nsh must be root to use it). slurmctld
+// looks up the user's groups itself, so partitions' AllowGroups and accounts work as for that user.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { NshConfig } from "../config/nsh-conf.ts";
+import type { DoctorCheck, JobHandle, JobSpec, JobStatus, JsonObject, Scheduler } from "./scheduler.ts";
+import { SchedulerError } from "./scheduler.ts";
+import {
+  accountingDisabled,
+  classifyFailure,
+  errorLines,
+  forgottenJob,
+  noSuchJobs,
+  parseSacct,
+  parseSlurmVersion,
+  parseSqueueFormat,
+  parseSqueueJson,
+  sacctArgs,
+  squeueArgs,
+  squeueTaggedArgs,
+  squeueUsesJson,
+  taggedIn,
+} from "./slurm-cli-shapes.ts";
+import { buildSbatch, parseSbatchOutput } from "./slurm-cli-sbatch.ts";
+
+export const SLURM_TOOLS = ["sbatch", "squeue", "sacct", "scancel"] as const;
+type Tool = (typeof SLURM_TOOLS)[number];
+
+export interface SlurmCliOptions {
+  /** slurm-bin-dir: where the tools are; empty: looked up on PATH */
+  binDir?: string;
+  /** slurm-conf: SLURM_CONF for every tool; empty: Slurm's own default (or configless) */
+  slurmConf?: string;
+  /** slurm-cli-user: the user (name or uid) the tools, and so the jobs, run as; empty: nsh's user */
+  user?: string;
+  /** slurm-extra-submission-params: merged over each job's own extra params, so it wins */
+  extraParams?: JsonObject;
+  /** bound for each tool call; default 60 s (Slurm's clients retry a busy slurmctld for a while) */
+  timeoutMs?: number;
+  /** how squeue answers: "auto" (--json from 23.02 on), or forced */
+  squeueOutput?: "auto" | "json" | "format";
+  /** the environment PATH lookup uses */
+  env?: Record<string, string | undefined>;
+  /** one line per tool call (tool, number of ids, exit, ms); never argv values or environment */
+  log?: (line: string) => void;
+}
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const SYS_PATH = "/usr/local/bin:/usr/bin:/bin";
+
+export class SlurmCliScheduler implements Scheduler {
+  readonly kind = "slurm-cli" as const;
+  private readonly opts: SlurmCliOptions;
+  private readonly log: (line: string) => void;
+  private preparing: Promise<Prepared> | null = null;
+
+  constructor(opts: SlurmCliOptions = {}) {
+    this.opts = opts;
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Settings of nsh.conf: slurm-bin-dir, slurm-conf, slurm-cli-user, slurm-extra-submission-params. */
+  static fromConfig(
+    conf: NshConfig,
+    env: Record<string, string | undefined> = process.env,
+    more: Partial<SlurmCliOptions> = {},
+  ): SlurmCliScheduler {
+    return new SlurmCliScheduler({
+      binDir: conf["slurm-bin-dir"].trim() || undefined,
+      slurmConf: conf["slurm-conf"].trim() || undefined,
+      user: conf["slurm-cli-user"].trim() || undefined,
+      extraParams: conf["slurm-extra-submission-params"] as JsonObject,
+      env,
+      ...more,
+    });
+  }
+
+  describe(): string {
+    const where = this.opts.binDir ? `tools in ${this.opts.binDir}` : "tools on PATH";
+    const conf = this.opts.slurmConf ? `, SLURM_CONF ${this.opts.slurmConf}` : "";
+    return `slurm command-line tools (${where}${conf}), jobs run as ${this.opts.user || "nsh's own user"}`;
+  }
+
+  /** Finds the tools, the user, and the Slurm version (`sbatch --version`); once, then cached. */
+  prepare(): Promise<void> {
+    return this.prepared().then(() => {});
+  }
+
+  private prepared(): Promise<Prepared> {
+    this.preparing ??= this.doPrepare().catch((e: unknown) => {
+      this.preparing = null; // a later call may succeed (tools installed, controller back)
+      throw e;
+    });
+    return this.preparing;
+  }
+
+  private async doPrepare(): Promise<Prepared> {
+    const paths = this.findTools();
+    const missing = SLURM_TOOLS.filter((t) => !paths[t]);
+    if (missing.length > 0) {
+      const where = this.opts.binDir ? `in slurm-bin-dir ${this.opts.binDir}` : `on PATH (${this.searchPath()})`;
+      const what = `slurm-cli: ${missing.join(", ")} not found ${where}`;
+      throw new SchedulerError("config", `${what}; install Slurm's client tools or set slurm-bin-dir`);
+    }
+    // Slurm's tools retry a missing slurm.conf for 60 s before they fail: say so at once.
+    const conf = this.opts.slurmConf;
+    if (conf && !fs.existsSync(conf)) throw new SchedulerError("config", `slurm-cli: slurm-conf ${conf} does not exist`);
+    const ids = this.opts.user ? await resolveUser(this.opts.user) : undefined;
+    const p: Prepared = { paths: paths as Record<Tool, string>, ids, version: null };
+    const r = await this.run(p, "sbatch", ["--version"]);
+    const version = parseSlurmVersion(r.stdout);
+    if (r.code !== 0 || !version) {
+      const conf = this.opts.slurmConf ? `slurm-conf ${this.opts.slurmConf}` : "Slurm's default slurm.conf (set slurm-conf?)";
+      const why = errorLines(r.stderr).join("; ") || r.stdout.trim();
+      const what = `slurm-cli: '${p.paths.sbatch} --version' failed (exit ${r.code}) with ${conf}: ${why}`;
+      throw new SchedulerError(classifyFailure(r.stderr), what);
+    }
+    p.version = version;
+    return p;
+  }
+
+  private searchPath(): string {
+    return this.opts.env?.PATH ?? process.env.PATH ?? SYS_PATH;
+  }
+
+  private findTools(): Partial<Record<Tool, string>> {
+    const found: Partial<Record<Tool, string>> = {};
+    const dirs = this.opts.binDir ? [this.opts.binDir] : this.searchPath().split(":").filter((d) => d !== "");
+    for (const tool of SLURM_TOOLS) {
+      for (const dir of dirs) {
+        const file = path.join(dir, tool);
+        try {
+          fs.accessSync(file, fs.constants.X_OK);
+          if (fs.statSync(file).isFile()) {
+            found[tool] = file;
+            break;
+          }
+        } catch {}
+      }
+    }
+    return found;
+  }
+
+  async submit(job: JobSpec): Promise<JobHandle> {
+    const p = await this.prepared();
+    const call = buildSbatch(job, this.opts.extraParams ?? {});
+    // The job's environment is sbatch's; SLURM_CONF lets sbatch find the cluster (Slurm gives every job it anyway).
+    const env = { ...call.env, ...(this.opts.slurmConf ? { SLURM_CONF: this.opts.slurmConf } : {}) };
+    const r = await this.run(p, "sbatch", call.args, { stdin: job.script, env });
+    const id = r.code === 0 ? parseSbatchOutput(r.stdout) : null;
+    if (id === null) {
+      const why = errorLines(r.stderr).join("; ") || `no job id in its output '${r.stdout.trim().slice(0, 200)}'`;
+      const kind = r.code === 0 ? "protocol" : classifyFailure(r.stderr);
+      throw new SchedulerError(kind, `sbatch refused the job (exit ${r.code}): ${why}`, errorLines(r.stderr));
+    }
+    for (const w of errorLines(r.stderr)) this.log(`slurm-cli: job ${id}: ${w}`);
+    return { id };
+  }
+
+  async status(id: string): Promise<JobStatus> {
+    return (await this.statusMany([id])).get(id)!;
+  }
+
+  /** One squeue for all ids; one sacct (then sacct -c without slurmdbd) for those squeue forgot. */
+  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
+    const wanted = [...new Set(ids)];
+    checkIds(wanted);
+    const out = new Map<string, JobStatus>();
+    if (wanted.length === 0) return out;
+    const p = await this.prepared();
+    const json = this.opts.squeueOutput === "json" || (this.opts.squeueOutput !== "format" && squeueUsesJson(p.version));
+    const q = await this.run(p, "squeue", squeueArgs(wanted, json));
+    if (q.code !== 0 && !noSuchJobs(q.stderr)) throw this.failed("squeue", q);
+    const parse = (): Map<string, JobStatus> =>
+      json ? parseSqueueJson(parseJson(q.stdout), wanted) : parseSqueueFormat(q.stdout);
+    const known = q.code !== 0 ? new Map<string, JobStatus>() : parse();
+    for (const [id, st] of known) if (wanted.includes(id)) out.set(id, st);
+    const gone = wanted.filter((id) => !out.has(id));
+    if (gone.length === 0) return out;
+    let why = "squeue and sacct do not know it";
+    let a = await this.run(p, "sacct", sacctArgs(gone));
+    if (a.code !== 0 && accountingDisabled(a.stderr)) a = await this.run(p, "sacct", sacctArgs(gone, true));
+    if (a.code === 0) {
+      for (const [id, st] of parseSacct(a.stdout)) if (gone.includes(id)) out.set(id, st);
+    } else why = `squeue does not know it and sacct failed: ${errorLines(a.stderr).join("; ")}`;
+    for (const id of gone) if (!out.has(id)) out.set(id, forgottenJob(id, `job ${id}: ${why}`));
+    return out;
+  }
+
+  async cancel(id: string): Promise<void> {
+    await this.cancelMany([id]);
+  }
+
+  /** One scancel for all ids; jobs already finished or gone are not an error. */
+  async cancelMany(ids: string[]): Promise<void> {
+    const wanted = [...new Set(ids)];
+    checkIds(wanted);
+    if (wanted.length === 0) return;
+    const p = await this.prepared();
+    const r = await this.run(p, "scancel", wanted);
+    const real = errorLines(r.stderr).filter((l) => !/already complet|Invalid job id/i.test(l));
+    if (r.code !== 0 && real.length > 0) throw this.failed("scancel", r);
+  }
+
+  async findTagged(tag: string): Promise<string[]> {
+    const p = await this.prepared();
+    const r = await this.run(p, "squeue", squeueTaggedArgs());
+    if (r.code !== 0) throw this.failed("squeue", r);
+    return taggedIn(r.stdout, tag);
+  }
+
+  async doctor(): Promise<DoctorCheck[]> {
+    const checks: DoctorCheck[] = [];
+    const paths = this.findTools();
+    const where = this.opts.binDir ? `in ${this.opts.binDir}` : "on PATH";
+    for (const t of SLURM_TOOLS) checks.push({ ok: !!paths[t], what: t, detail: paths[t] ?? `not found ${where}` });
+    if (this.opts.slurmConf) {
+      const readable = fs.existsSync(this.opts.slurmConf);
+      const detail = readable ? this.opts.slurmConf : `${this.opts.slurmConf} does not exist`;
+      checks.push({ ok: readable, what: "slurm-conf", detail });
+    }
+    let p: Prepared;
+    try {
+      p = await this.prepared();
+    } catch (e) {
+      checks.push({ ok: false, what: "sbatch --version", detail: (e as Error).message });
+      return checks;
+    }
+    checks.push({ ok: true, what: "Slurm version", detail: p.version?.release ?? "?" });
+    const user = p.ids ? `${this.opts.user} (uid ${p.ids.uid}, gid ${p.ids.gid})` : "nsh's own user";
+    checks.push({ ok: true, what: "jobs run as", detail: user });
+    const q = await this.run(p, "squeue", ["-h", "--me", "-o", "%i"]).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
+    const jobs = `${q.stdout.split("\n").filter(Boolean).length} job(s) of this user`;
+    checks.push({ ok: q.code === 0, what: "slurmctld answers squeue", detail: q.code === 0 ? jobs : errorLines(q.stderr).join("; ") });
+    return checks;
+  }
+
+  private failed(tool: Tool, r: Ran): SchedulerError {
+    const lines = errorLines(r.stderr);
+    const what = `${tool} failed (exit ${r.code}): ${lines.join("; ") || "no error text"}`;
+    return new SchedulerError(classifyFailure(r.stderr), what, lines);
+  }
+
+  /** One tool call from argv, with a bounded time. Default environment: nothing of nsh's own. */
+  private async run(p: Prepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<Ran> {
+    const env = o.env ?? {
+      PATH: SYS_PATH,
+      LC_ALL: "C",
+      SLURM_TIME_FORMAT: "%s", // squeue and sacct print times as unix seconds
+      ...(this.opts.slurmConf ? { SLURM_CONF: this.opts.slurmConf } : {}),
+    };
+    const timeoutMs = this.opts.timeoutMs ?? 60_000;
+    const t0 = performance.now();
+    let proc: ReturnType<typeof Bun.spawn>;
+    try {
+      proc = Bun.spawn([p.paths[tool], ...args], {
+        stdin: o.stdin === undefined ? "ignore" : Buffer.from(o.stdin),
+        stdout: "pipe",
+        stderr: "pipe",
+        env,
+        cwd: "/",
+        ...(p.ids ? { uid: p.ids.uid, gid: p.ids.gid } : {}),
+      });
+    } catch (e) {
+      const who = p.ids ? ` as ${this.opts.user} (nsh must run as root to switch user)` : "";
+      throw new SchedulerError("config", `slurm-cli: cannot run ${p.paths[tool]}${who}: ${(e as Error).message}`);
+    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill("SIGKILL");
+    }, timeoutMs);
+    const text = (s: unknown): Promise<string> => new Response(s as ReadableStream).text();
+    const [stdout, stderr, code] = await Promise.all([text(proc.stdout), text(proc.stderr), proc.exited]);
+    clearTimeout(timer);
+    const ms = performance.now() - t0;
+    const call = `${tool}${args[0] === "--version" ? " --version" : ""}`;
+    this.log(`slurm-cli: ${call} -> ${timedOut ? "timed out" : code} in ${ms.toFixed(1)} ms`);
+    if (timedOut) throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is slurmctld reachable?)`);
+    return { code, stdout, stderr };
+  }
+}
+
+interface RunExtras {
+  stdin?: string;
+  /** the child's whole environment (sbatch: the job's) */
+  env?: Record<string, string>;
+}
+
+interface Prepared {
+  paths: Record<Tool, string>;
+  ids: { uid: number; gid: number } | undefined;
+  version: { release: string; major: number; minor: number } | null;
+}
+
+/** Job ids are numbers (or ARRAY_TASK): anything else is a caller's bug, not something to pass on. */
+function checkIds(ids: readonly string[]): void {
+  const bad = ids.filter((id) => !/^\d+(_\d+)?$/.test(id));
+  if (bad.length > 0) throw new SchedulerError("config", `not Slurm job ids: ${bad.map((b) => `'${b}'`).join(", ")}`);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    const what = `squeue --json printed something that is not JSON: ${text.trim().slice(0, 200)}`;
+    throw new SchedulerError("protocol", what);
+  }
+}
+
+/** slurm-cli-user → uid and gid, through NSS (`getent passwd`), so LDAP users work too. */
+async function resolveUser(user: string): Promise<{ uid: number; gid: number }> {
+  const proc = Bun.spawn(["getent", "passwd", user], { stdout: "pipe", stderr: "ignore", env: { PATH: SYS_PATH } });
+  const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  const f = text.trim().split("\n")[0]?.split(":") ?? [];
+  if (code !== 0 || f.length < 4 || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) {
+    throw new SchedulerError("config", `slurm-cli-user '${user}': no such user (getent passwd found nothing)`);
+  }
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
