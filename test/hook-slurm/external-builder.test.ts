@@ -4,7 +4,7 @@
 // which builds it as a Slurm job exactly like the hook: the outputs land in the local store (built on
 // the node's store), the builder's log is in nix-build's output and `nix-store -l`, `nsh jobs`
 // records the job; a failing builder fails the build with its log; interrupting nix-build (Nix
-// SIGKILLs the program's group) cancels the job through the reaper. On an older Nix the file skips.
+// SIGKILLs the program's group) cancels the job through the reaper, and so does Nix's own `timeout`. On an older Nix the file skips.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
@@ -94,4 +94,15 @@ test("interrupting nix-build cancels the running job", async () => {
   } finally {
     p.kill("SIGKILL");
   }
+}, 200000);
+
+test("Nix's timeout kills the external builder and the job is cancelled", async () => {
+  if (!supported) return;
+  const s = salt();
+  const r = await nixBuild(["--option", "timeout", "8", lab!.nix.expr("slurm-job"), "--argstr", "salt", s, "--argstr", "sleep", "60"]);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(/timed out/);
+  const id = jobsOf(lab!, s)[0]?.jobId;
+  expect(id).toBeDefined();
+  expect(await jobEnded(lab!, id!, 30000)).toBe("CANCELLED");
 }, 200000);
