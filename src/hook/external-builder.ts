@@ -13,7 +13,13 @@ import path from "node:path";
 import { type LoadedNshConfig, loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
 import { parseDerivation, requiredSystemFeatures } from "../nix/derivation.ts";
-import { type ExternalBuild, derivationFileName, isTheDerivation, parseExternalBuild, parseExternalBuilderArgs } from "../nix/external-build.ts";
+import {
+  type ExternalBuild,
+  derivationFileName,
+  isTheDerivation,
+  parseExternalBuild,
+  parseExternalBuilderArgs,
+} from "../nix/external-build.ts";
 import { writeAll } from "../nix/hook-child.ts";
 import type { TryRequest } from "../nix/hook-protocol.ts";
 import { machineName } from "../schedulers/registry.ts";

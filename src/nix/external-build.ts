@@ -42,8 +42,10 @@ export function parseExternalBuild(text: string, where: string): ExternalBuild {
     if (typeof j[k] !== "string" || j[k] === "") throw new ExternalBuildError(`${where}: '${k}' must be a non-empty string`);
     return j[k] as string;
   };
-  for (const k of ["args", "inputPaths"]) if (!isStringList(j[k])) throw new ExternalBuildError(`${where}: '${k}' must be a list of strings`);
-  for (const k of ["env", "outputs"]) if (!isStringMap(j[k])) throw new ExternalBuildError(`${where}: '${k}' must be an object of strings`);
+  for (const k of ["args", "inputPaths"])
+    if (!isStringList(j[k])) throw new ExternalBuildError(`${where}: '${k}' must be a list of strings`);
+  for (const k of ["env", "outputs"])
+    if (!isStringMap(j[k])) throw new ExternalBuildError(`${where}: '${k}' must be an object of strings`);
   const outputs = j.outputs as Record<string, string>;
   if (Object.keys(outputs).length === 0) throw new ExternalBuildError(`${where}: 'outputs' is empty`);
   return {
@@ -73,7 +75,10 @@ export function derivationFileName(b: Pick<ExternalBuild, "topTmpDir" | "env">):
 }
 
 /** Pure: whether `drv` is the derivation being built: every output Nix wants is one of its outputs, at that path. */
-export function isTheDerivation(drv: Pick<Derivation, "outputs" | "platform">, b: Pick<ExternalBuild, "outputs" | "system">): boolean {
+export function isTheDerivation(
+  drv: Pick<Derivation, "outputs" | "platform">,
+  b: Pick<ExternalBuild, "outputs" | "system">,
+): boolean {
   if (drv.platform !== b.system) return false;
   return Object.entries(b.outputs).every(([name, path]) => drv.outputs.get(name)?.path === path);
 }
@@ -84,14 +89,16 @@ export function isTheDerivation(drv: Pick<Derivation, "outputs" | "platform">, b
  */
 export function parseExternalBuilderArgs(argv: readonly string[]): { file: string; verbosity: number } {
   const file = argv.at(-1);
-  if (!file || file.startsWith("-")) throw new ExternalBuildError("expected the build description Nix writes (…/build.json) as the last argument");
+  if (!file || file.startsWith("-"))
+    throw new ExternalBuildError("expected the build description Nix writes (…/build.json) as the last argument");
   let verbosity = 3;
   const own = argv.slice(0, -1);
   for (let i = 0; i < own.length; i++) {
     const a = own[i]!;
     const m = /^--verbosity(?:=(.*))?$/.exec(a);
     const v = m ? (m[1] ?? own[++i]) : undefined;
-    if (!m || v === undefined || !/^\d{1,2}$/.test(v)) throw new ExternalBuildError(`unknown argument '${a}' (external-builders args: --verbosity N, 0-7)`);
+    if (!m || v === undefined || !/^\d{1,2}$/.test(v))
+      throw new ExternalBuildError(`unknown argument '${a}' (external-builders args: --verbosity N, 0-7)`);
     verbosity = Number(v);
   }
   return { file, verbosity };
