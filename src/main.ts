@@ -18,6 +18,8 @@ async function main(): Promise<number> {
     const { runSigstopCli } = await import("./cli/sigstop.ts");
     return personality === "nix-sigstop" ? runSigstopCli(argv, process.env) : runSigstopCli(argv.slice(1), process.env);
   }
+  // Nix ≥ 2.32 `external-builders` program: `nsh external-builder [--verbosity N] <build.json>`.
+  if (argv[0] === "external-builder") return (await import("./hook/external-builder.ts")).runExternalBuilderProcess(argv.slice(1));
   if (argv[0] === "hook") return (await import("./cli/hook.ts")).runHookCli(argv.slice(1));
   // Nix runs build-hook as `<hook> [<extra args>…] <verbosity>` with stdin a pipe (Nix ≤ 2.16 and
   // a plain `build-hook = /path/to/nsh`: the verbosity alone).

@@ -188,7 +188,8 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   function spawnServe(): Subprocess<"pipe", "pipe", "pipe"> {
     // nsh accepted the build because the cluster offers its features: the node's Nix must agree.
     const features = o.systemFeatures.length ? ["--option", "extra-system-features", o.systemFeatures.join(" ")] : [];
-    const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv });
+    const noExternal = o.noExternalBuilders ? ["--option", "external-builders", "[]"] : [];
+    const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features, ...noExternal], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv });
     children.add(child);
     void child.exited.then(() => children.delete(child));
     return child;

@@ -5,6 +5,7 @@
 // status per Nix version is hookFailureStatus's in src/nix/version.ts).
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { Settings, TryRequest } from "../nix/hook-protocol.ts";
+import type { ImportMethod } from "../nix/version.ts";
 import { availableSchedulers } from "../schedulers/registry.ts";
 import type { HookLog } from "./hook-log.ts";
 
@@ -32,6 +33,10 @@ export interface BuildContext {
   verbosity: number;
   /** aborted on SIGTERM (Nix ≥ 2.35 sends it 500 ms before SIGKILL): cancel the job, then return */
   signal: AbortSignal;
+  /** How the outputs come home when not by the local Nix's version (an external builder: restore-only). */
+  importMethod?: ImportMethod;
+  /** The local store the outputs go to (default "local"; `local?real=…` when its files live elsewhere). */
+  localStore?: string;
 }
 
 export type BuildExecutor = (ctx: BuildContext) => Promise<number>;

@@ -32,7 +32,8 @@ export function honoursHeldLocks(v: NixVersion): boolean {
 }
 
 /** How outputs get into a local store whose output locks Nix holds. */
-export type ImportMethod = "held-locks" | "restore-register";
+/** restore-only: unpack the outputs where Nix expects them and leave registering to Nix (external builders). */
+export type ImportMethod = "held-locks" | "restore-register" | "restore-only";
 
 export function importMethod(v: NixVersion): ImportMethod {
   return honoursHeldLocks(v) ? "held-locks" : "restore-register";

@@ -115,6 +115,7 @@ export async function importPaths(items: ImportItem[], store: LocalStore, method
   if (items.length === 0) return;
   const env = { ...(store.env ?? process.env), NIX_REMOTE: store.store };
   if (method === "held-locks") return addUnderHeldLocks(items, store, env, heldLocks);
+  if (method === "restore-only") return restoreOnly(items, store, env, heldLocks);
   return restoreAndRegister(items, store, env, heldLocks, opts);
 }
 
@@ -157,6 +158,27 @@ async function restoreAndRegister(items: ImportItem[], store: LocalStore, env: E
     throw e;
   } finally {
     for (const l of locks) l.release();
+  }
+}
+
+/**
+ * An external builder (Nix ≥ 2.32) stands where the builder would: Nix holds the output locks and
+ * registers whatever is at the output paths once the program exits. So each output is only unpacked
+ * in place; anything else the outputs need must already be valid here (it is among the build's inputs).
+ */
+async function restoreOnly(items: ImportItem[], store: LocalStore, env: Env, outputs: string[]): Promise<void> {
+  const foreign = items.filter((i) => !outputs.includes(i.path)).map((i) => i.path);
+  if (foreign.length) throw new ImportError(`the outputs refer to paths that are neither outputs nor inputs of the build: ${foreign.slice(0, 3).join(", ")}`);
+  for (const item of items) {
+    const target = physicalPath(store.store, item.path);
+    removeTree(target);
+    const feed = async (write: (b: Uint8Array) => Promise<void>) => checkHash(item, await feedHashed(item, write));
+    try {
+      await runWithStdin([bin(store, "nix-store"), "--restore", target], env, feed, `nix-store --restore ${target}`);
+    } catch (e) {
+      removeTree(target);
+      throw e;
+    }
   }
 }
 

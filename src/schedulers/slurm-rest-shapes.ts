@@ -299,6 +299,26 @@ export function parseJobResponse(version: ApiVersion, json: unknown, id?: string
   };
 }
 
+/**
+ * A GET /jobs reply → the statuses of `ids` (one request for many jobs). A job the list no longer
+ * holds (gone after MinJobAge) is "unknown", as a GET /job/{id} answered "Invalid job id" would be.
+ */
+export function listedStatuses(version: ApiVersion, json: unknown, ids: readonly string[]): Map<string, JobStatus> {
+  const jobs = isObj(json) && Array.isArray(json.jobs) ? json.jobs.filter(isObj) : [];
+  const byId = new Map(jobs.map((j) => [String(j.job_id), j]));
+  const out = new Map<string, JobStatus>();
+  for (const id of ids) {
+    const job = byId.get(id);
+    const parsed = job ? parseJobResponse(version, { jobs: [job] }, id) : undefined;
+    if (parsed?.ok) out.set(id, parsed.status);
+    else {
+      const reason = `slurmctld no longer lists job ${id}`;
+      out.set(id, { id, state: "unknown", rawState: [], reason, nodes: null, exitCode: null, signal: null, startTime: null, endTime: null });
+    }
+  }
+  return out;
+}
+
 /** A GET /jobs reply → ids of the unfinished jobs whose comment carries `tag`. */
 export function taggedJobs(json: unknown, tag: string): string[] {
   const jobs = isObj(json) && Array.isArray(json.jobs) ? json.jobs.filter(isObj) : [];

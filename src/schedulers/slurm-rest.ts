@@ -15,6 +15,7 @@ import {
   formatErrors,
   jwtClaims,
   jwtProblem,
+  listedStatuses,
   looksLikeRejectedToken,
   parseErrors,
   parseJobResponse,
@@ -229,13 +230,23 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   async findTagged(tag: string): Promise<string[]> {
+    return taggedJobs((await this.listJobs()).json, tag);
+  }
+
+  /** One GET /jobs for many jobs (one RPC for slurmctld, as squeue makes), not one GET each. */
+  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
+    const { version, json } = await this.listJobs();
+    return listedStatuses(version, json, ids);
+  }
+
+  private async listJobs(): Promise<{ version: ApiVersion; json: unknown }> {
     const { version } = await this.negotiate();
     const path = apiPath.jobs(version);
     const reply = await this.request("GET", path);
     const json = this.expectJson(reply, "GET", path);
     const errors = parseErrors(json);
     if (reply.status !== 200 || errors.length > 0) throw this.failure(reply, `listing jobs failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
-    return taggedJobs(json, tag);
+    return { version, json };
   }
 
   private async doNegotiate(ignoreRemembered = false): Promise<Negotiated> {

@@ -93,7 +93,8 @@ export function waitMessage(want: number, a: Assessment, total: number): string 
   return `waiting for ${fmtBytes(want)} of transfer budget: ${fmtBytes(a.inFlight)} of ${fmtBytes(total)} in flight by ${a.holders} process(es)${others}`;
 }
 
-function probeHolder(r: LeaseRow): boolean {
+/** Is the process that wrote this row (pid + start time) still there? Ours always is. */
+export function probeHolder(r: Pick<LeaseRow, "pid" | "start_time">): boolean {
   if (r.pid === process.pid && r.start_time === selfStart()) return true;
   const exists = isAlive(r.pid);
   const startTime = exists ? readStartTime(r.pid) : undefined;
@@ -102,7 +103,7 @@ function probeHolder(r: LeaseRow): boolean {
 }
 
 let ownStart: number | undefined;
-const selfStart = (): number => (ownStart ??= readStartTime(process.pid) ?? 0);
+export const selfStart = (): number => (ownStart ??= readStartTime(process.pid) ?? 0);
 
 export interface Lease extends Disposable {
   readonly id: number;

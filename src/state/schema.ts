@@ -32,4 +32,50 @@ export const MIGRATIONS: readonly Migration[] = [
       since INTEGER NOT NULL
     )`);
   },
+  // 1 → 2: being polite to the scheduler (rate-limit.ts, job-watch.ts): one token bucket per
+  // scheduler endpoint, the jobs nsh follows with their last known state, the leader lease of
+  // the process that asks the scheduler for all of them, queued cancels and submits in flight.
+  (db) => {
+    db.run(`CREATE TABLE IF NOT EXISTS rate_buckets (
+      key TEXT PRIMARY KEY,
+      tokens REAL NOT NULL,
+      updated_at INTEGER NOT NULL
+    )`);
+    // status: the scheduler's JobStatus as JSON (opaque here); error: the last poll's failure.
+    db.run(`CREATE TABLE IF NOT EXISTS job_watch (
+      endpoint TEXT NOT NULL,
+      job_id TEXT NOT NULL,
+      pid INTEGER NOT NULL,
+      start_time INTEGER NOT NULL,
+      followed_at INTEGER NOT NULL,
+      state TEXT,
+      done INTEGER NOT NULL DEFAULT 0,
+      status TEXT,
+      error TEXT,
+      checked_at INTEGER,
+      changed_at INTEGER,
+      PRIMARY KEY (endpoint, job_id)
+    ) WITHOUT ROWID`);
+    db.run(`CREATE TABLE IF NOT EXISTS broker_leaders (
+      endpoint TEXT PRIMARY KEY,
+      pid INTEGER NOT NULL,
+      start_time INTEGER NOT NULL,
+      renewed_at INTEGER NOT NULL
+    )`);
+    db.run(`CREATE TABLE IF NOT EXISTS job_cancels (
+      endpoint TEXT NOT NULL,
+      job_id TEXT NOT NULL,
+      requested_at INTEGER NOT NULL,
+      done_at INTEGER,
+      error TEXT,
+      PRIMARY KEY (endpoint, job_id)
+    ) WITHOUT ROWID`);
+    db.run(`CREATE TABLE IF NOT EXISTS job_submits (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      endpoint TEXT NOT NULL,
+      pid INTEGER NOT NULL,
+      start_time INTEGER NOT NULL,
+      since INTEGER NOT NULL
+    )`);
+  },
 ];

@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { aptInstall } from "./apt.ts";
+import { hostNixVersion, type LabRoot, selectedRoot, type Suite, versionNumbers, writeRootBin } from "./roots.ts";
 import {
   accepts,
   type Background,
@@ -53,10 +54,26 @@ export interface NixLabOptions {
   name?: string;
   /** extra environment for the daemon (e.g. NIX_SSHOPTS for build-remote) */
   daemonEnv?: Record<string, string>;
+  /** which Nix: default NSH_LAB_SUITE (bookworm = the host's); trixie/sid run from a root (roots.ts) */
+  suite?: Suite;
 }
+
+/** What a root's Nix is called by (wrappers in <lab>/bin, first on the lab's PATH). */
+const NIX_TOOLS = [
+  "nix", "nix-build", "nix-store", "nix-instantiate", "nix-env", "nix-daemon", "nix-shell",
+  "nix-collect-garbage", "nix-copy-closure", "nix-hash", "nix-prefetch-url", "nix-channel",
+];
 
 export interface NixLab {
   root: string;
+  /** which Nix runs: the host's (bookworm) or a debootstrap root's (NSH_LAB_SUITE, roots.ts) */
+  suite: Suite;
+  /** `nix --version`, e.g. "nix (Nix) 2.8.0" */
+  nixVersion: string;
+  /** [major, minor, patch] of nixVersion, for tests that branch on known differences */
+  nixVersionNumbers: number[];
+  /** the root's wrappers (NSH_LAB_SUITE other than bookworm), first on env.PATH; else undefined */
+  binDir?: string;
   storeDir: string;
   stateDir: string;
   confDir: string;
@@ -108,7 +125,8 @@ export function socketAccepts(socketPath: string, timeoutMs = 500): Promise<bool
 }
 
 export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
-  await ensureNix();
+  const labRoot: LabRoot | undefined = await selectedRoot(opts.suite);
+  if (!labRoot) await ensureNix();
   const label = (opts.name ?? "").replace(/[^A-Za-z0-9_-]/g, "").slice(0, 12);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), label ? `nsh-lab-${label}-` : "nsh-lab-"));
   registerRoot(root, true);
@@ -128,8 +146,12 @@ export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
   const userConf = path.join(confDir, "user.conf");
   fs.writeFileSync(userConf, ""); // NIX_USER_CONF_FILES: ignore ~/.config/nix
 
+  // A root's Nix: wrappers that enter the root (same PID), first on PATH.
+  const binDir = labRoot ? path.join(root, "bin") : undefined;
+  const tools = labRoot && binDir ? writeRootBin(labRoot, binDir, NIX_TOOLS) : {};
+  const nixVersion = labRoot ? labRoot.nixVersion : await hostNixVersion();
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? DEFAULT_PATH,
+    PATH: binDir ? `${binDir}:${process.env.PATH ?? DEFAULT_PATH}` : (process.env.PATH ?? DEFAULT_PATH),
     HOME: home,
     TMPDIR: tmp,
     XDG_CONFIG_HOME: path.join(home, ".config"),
@@ -152,6 +174,10 @@ export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
 
   const lab: NixLab = {
     root,
+    suite: labRoot?.suite ?? "bookworm",
+    nixVersion,
+    nixVersionNumbers: versionNumbers(nixVersion),
+    binDir,
     storeDir,
     stateDir,
     confDir,
@@ -165,7 +191,7 @@ export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
       if (daemon) await lab.stopDaemon();
       fs.appendFileSync(daemonLog, `--- starting nix-daemon ${new Date().toISOString()}\n`);
       // NIX_REMOTE=local: never let the daemon's own store resolve to itself.
-      const bg = spawnBackground(["nix-daemon"], { ...env, ...extraEnv, NIX_REMOTE: "local" }, daemonLog, root);
+      const bg = spawnBackground([tools["nix-daemon"] ?? "nix-daemon"], { ...env, ...extraEnv, NIX_REMOTE: "local" }, daemonLog, root);
       daemon = bg;
       lab.daemonPid = bg.pid;
       const ok = await waitUntil(
@@ -191,7 +217,9 @@ export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
     },
 
     run(argv: string[], runOpts: RunOptions = {}): Promise<RunResult> {
-      return runCommand(argv, { ...runOpts, env: { ...env, ...runOpts.env }, cwd: runOpts.cwd ?? home });
+      // the root's tool by its wrapper's path: Bun resolves a bare argv[0] on the runner's PATH
+      const cmd = [tools[argv[0] ?? ""] ?? argv[0]!, ...argv.slice(1)];
+      return runCommand(cmd, { ...runOpts, env: { ...env, ...runOpts.env }, cwd: runOpts.cwd ?? home });
     },
 
     expr: exprPath,

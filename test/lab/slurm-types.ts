@@ -26,6 +26,8 @@ export interface SlurmLabOptions {
    * it waits until then. false: return ~0.3 s after start instead.
    */
   waitForScheduler?: boolean;
+  /** which Slurm: default NSH_LAB_SUITE (bookworm = the host's); trixie/sid run from a root (roots.ts) */
+  suite?: "bookworm" | "trixie" | "sid";
 }
 
 export interface SlurmLabPids {
@@ -56,6 +58,14 @@ export interface RestResponse {
 }
 
 export interface SlurmLab {
+  /** which Slurm runs: the host's (bookworm) or a debootstrap root's (NSH_LAB_SUITE, roots.ts) */
+  suite: "bookworm" | "trixie" | "sid";
+  /** `slurmctld -V`, e.g. "slurm 22.05.8" */
+  slurmVersion: string;
+  /** [major, minor, patch] of slurmVersion, for tests that branch on known differences */
+  slurmVersionNumbers: number[];
+  /** the root's wrappers (NSH_LAB_SUITE other than bookworm), first on env.PATH; else undefined */
+  binDir?: string;
   root: string;
   /** <root>/etc/slurm.conf; SLURM_CONF for clients (also for libslurm's slurm_init) */
   confFile: string;

@@ -30,6 +30,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { socketAccepts } from "./nix.ts";
+import { hostSlurmVersion, selectedRoot, versionNumbers, writeRootBin } from "./roots.ts";
 import {
   type Background,
   isAlive,
@@ -55,8 +56,15 @@ export { mintSlurmJwt } from "./slurm-conf.ts";
 export { ensureSlurm, type EnsureSlurmOptions } from "./slurm-host.ts";
 export type { RestOptions, RestResponse, SlurmLab, SlurmLabOptions, SlurmLabPids } from "./slurm-types.ts";
 
+// What a root's Slurm is called by (wrappers in <lab>/bin, first on the lab's PATH).
+const SLURM_TOOLS = [
+  "munged", "slurmctld", "slurmd", "slurmrestd", "sbatch", "squeue", "sinfo", "scontrol", "scancel", "sacct",
+  "srun", "salloc", "sstat", "munge", "unmunge",
+];
+
 export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLab> {
-  await ensureSlurm();
+  const labRoot = await selectedRoot(opts.suite);
+  if (!labRoot) await ensureSlurm();
   const restUser = lookupUser(opts.restUser ?? "nobody");
   const started = Date.now();
   const stepMs = opts.stepTimeoutMs ?? 30_000;
@@ -86,6 +94,13 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
   const jwtKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32)));
   fs.writeFileSync(jwtKeyFile, jwtKey, { mode: 0o600 });
   fs.writeFileSync(path.join(confDir, "plugstack.conf"), "");
+  // Slurm >= 24.11's slurmd will not start without a cgroup filesystem unless told (versions.md)
+  if (labRoot) fs.writeFileSync(path.join(confDir, "cgroup.conf"), "CgroupPlugin=disabled\n");
+  const binDir = labRoot ? dir("bin", 0o755) : undefined;
+  const tools = labRoot && binDir ? writeRootBin(labRoot, binDir, SLURM_TOOLS) : {};
+  const bin = (name: string): string => tools[name] ?? which(name) ?? `/usr/sbin/${name}`;
+  const slurmVersion = labRoot ? labRoot.slurmVersion : await hostSlurmVersion();
+  const withBin = (p: string): string => (binDir ? `${binDir}:${p}` : p);
 
   const nodeName = os.hostname().split(".")[0] || "localhost";
   const clusterName = "nshlab";
@@ -102,11 +117,11 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
   const outFile = (name: string): string => path.join(logDir, `${name}.out`);
 
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? SYS_PATH,
+    PATH: withBin(process.env.PATH ?? SYS_PATH),
     SLURM_CONF: confFile,
     NSH_SLURM_LAB: root, // marker for the /proc environ sweep
   };
-  const daemonEnv: Record<string, string> = { PATH: SYS_PATH, LC_ALL: "C", SLURM_CONF: confFile, NSH_SLURM_LAB: root };
+  const daemonEnv: Record<string, string> = { PATH: withBin(SYS_PATH), LC_ALL: "C", SLURM_CONF: confFile, NSH_SLURM_LAB: root };
 
   const daemons: Partial<Record<keyof SlurmLabPids, Background>> = {};
   const pids: SlurmLabPids = { munged: 0, slurmctld: 0, slurmd: 0, slurmrestd: 0 };
@@ -131,7 +146,7 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
   const fail = (what: string): Error => new Error(`slurm lab ${root}: ${what}\n${logTails()}`);
 
   const run = (argv: string[], runOpts: RunOptions = {}): Promise<RunResult> =>
-    runCommand(argv, { timeoutMs: 60_000, ...runOpts, env: { ...env, ...runOpts.env }, cwd: runOpts.cwd ?? jobsDir });
+    runCommand([tools[argv[0] ?? ""] ?? argv[0]!, ...argv.slice(1)], { timeoutMs: 60_000, ...runOpts, env: { ...env, ...runOpts.env }, cwd: runOpts.cwd ?? jobsDir });
 
   const token = async (user = "root", lifetimeSec = 3600): Promise<string> => mintSlurmJwt(jwtKey, user, lifetimeSec);
 
@@ -156,6 +171,10 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
 
   const lab: SlurmLab = {
     root,
+    suite: labRoot?.suite ?? "bookworm",
+    slurmVersion,
+    slurmVersionNumbers: versionNumbers(slurmVersion),
+    binDir,
     confFile,
     confDir,
     logDir,
@@ -207,7 +226,7 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
     // munged: private key and socket, foreground so the PID is ours
     fs.writeFileSync(outFile("munged"), "");
     const munged = spawn("munged", [
-      which("munged") ?? "/usr/sbin/munged",
+      bin("munged"),
       "-F",
       `--socket=${mungeSocket}`,
       `--key-file=${mungeKey}`,
@@ -242,13 +261,13 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
         }),
       );
       fs.chmodSync(confFile, 0o644);
-      const ctld = spawn("slurmctld", [which("slurmctld") ?? "/usr/sbin/slurmctld", "-D"]);
+      const ctld = spawn("slurmctld", [bin("slurmctld"), "-D"]);
       // Probe the port, never the CLI: `scontrol ping` against a controller
       // that is not up yet retries for ~9 s.
       const ctldUp = await waitUntil(async () => exited(ctld) || (await tcpAccepts(ctldPort)), stepMs);
       let slurmdOk = false;
       if (ctldUp && !exited(ctld)) {
-        const slurmd = spawn("slurmd", [which("slurmd") ?? "/usr/sbin/slurmd", "-D", "-N", nodeName]);
+        const slurmd = spawn("slurmd", [bin("slurmd"), "-D", "-N", nodeName]);
         const up = await waitUntil(async () => exited(slurmd) || (await tcpAccepts(slurmdPort)), stepMs);
         slurmdOk = up && !exited(slurmd);
         if (!slurmdOk && !(addrInUse(tailFile(logs.slurmd, 40) + tailFile(outFile("slurmd"), 40)) && attempt < 4)) {
@@ -279,7 +298,7 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
     if (!idle) throw fail(`node ${nodeName} not idle within ${stepMs} ms (sinfo: ${nodeState})`);
 
     // slurmrestd: unprivileged, JWT, every openapi plugin that works without slurmdbd
-    const restd = which("slurmrestd") ?? "/usr/sbin/slurmrestd";
+    const restd = bin("slurmrestd");
     const ids = ["-u", String(restUser.uid), "-g", String(restUser.gid)];
     let plugins = opts.openapiPlugins;
     if (!plugins) {

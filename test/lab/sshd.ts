@@ -142,7 +142,9 @@ export async function startSshd(lab?: NixLab, opts: SshdOptions = {}): Promise<S
   const knownHosts = path.join(dir, "known_hosts");
   fs.writeFileSync(knownHosts, `${alias} ${hostPublicKey}\n`);
 
-  const sessionEnv: Record<string, string> = { ...nodeSystemEnv(baseEnv), PATH: SYS_PATH, ...opts.setEnv };
+  // A lab running a root's Nix (roots.ts): sessions get its wrappers too (the node's own PATH).
+  const sessionPath = lab?.binDir ? `${lab.binDir}:${SYS_PATH}` : SYS_PATH;
+  const sessionEnv: Record<string, string> = { ...nodeSystemEnv(baseEnv), PATH: sessionPath, ...opts.setEnv };
   const setEnv = Object.entries(sessionEnv)
     .map(([k, v]) => `${k}=${quote(v)}`)
     .join(" ");

@@ -71,7 +71,7 @@ export async function submitJob(run: BuildRun): Promise<Submitted> {
   // version (how the outputs are imported). Neither is then on the path once the job runs.
   run.localReady = openLocalServe({ env: run.env });
   run.localReady.catch(() => {});
-  const methodReady = run.nixVersion.then(importMethod);
+  const methodReady = run.ctx.importMethod ? Promise.resolve(run.ctx.importMethod) : run.nixVersion.then(importMethod);
   methodReady.catch(() => {});
   record.update({ jobId: id, state: "pending" });
   ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);

@@ -40,7 +40,7 @@ export async function download(run: BuildRun, s: AgentSession, methodReady: Prom
   record.mark("built");
   const method = await step(methodReady);
   record.mark("import-method");
-  const into = { kind: "import" as const, name: "local store", store: { store: "local" as const, env: run.env }, method, heldLocks: outputs, client: s.local };
+  const into = { kind: "import" as const, name: "local store", store: { store: ctx.localStore ?? "local", env: run.env }, method, heldLocks: outputs, client: s.local };
   await step(copyClosure(s.remote, into, outputs, { progress: s.progress, bulk: run.bulk!.deps("from") }));
   record.mark("imported");
   record.phaseDone("download");

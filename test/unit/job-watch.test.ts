@@ -1,0 +1,51 @@
+// Expected: the broker's decisions. The lease stays with a live holder that renews and passes to
+// the next process once the holder is dead or silent too long; a followed job is polled at once
+// when new, every 100 ms while a start or end is likely soon, then every 0.5 s and 2 s; the queue
+// cap lets a submit go below the cap only (0: no cap).
+import { describe, expect, test } from "bun:test";
+import { capDecision, jobPollDelay, leaseVerdict, nextPollAt } from "../../src/state/job-watch.ts";
+
+const me = { pid: 10, start_time: 100 };
+const alive = () => true;
+const dead = () => false;
+
+describe("leaseVerdict", () => {
+  test.each([
+    ["nobody leads", null, alive, "free"],
+    ["we lead", { pid: 10, start_time: 100, renewed_at: 0 }, alive, "mine"],
+    ["we lead even when our renewal is late", { pid: 10, start_time: 100, renewed_at: -60_000 }, alive, "mine"],
+    ["another live, renewed process leads", { pid: 11, start_time: 5, renewed_at: 9000 }, alive, "held"],
+    ["the holder is dead", { pid: 11, start_time: 5, renewed_at: 9000 }, dead, "free"],
+    ["our pid reused by another start: not us; dead holder", { pid: 10, start_time: 99, renewed_at: 9000 }, dead, "free"],
+    ["the holder stopped renewing 11 s ago", { pid: 11, start_time: 5, renewed_at: -1000 }, alive, "free"],
+  ] as const)("%s", (_l, row, isAlive, want) => expect(leaseVerdict(row, me, 10_000, 10_000, isAlive)).toBe(want));
+});
+
+describe("jobPollDelay", () => {
+  test.each([
+    ["never polled", { followed_at: 0, changed_at: null, checked_at: null }, 0, 0],
+    ["just followed", { followed_at: 0, changed_at: 0, checked_at: 0 }, 1000, 100],
+    ["queued 10 s", { followed_at: 0, changed_at: 0, checked_at: 9900 }, 10_000, 500],
+    ["queued 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000 }, 60_000, 2000],
+    ["started a second ago after a long queue", { followed_at: 0, changed_at: 59_000, checked_at: 59_900 }, 60_000, 100],
+  ])("%s", (_l, row, now, want) => expect(jobPollDelay(row, now)).toBe(want));
+});
+
+describe("nextPollAt", () => {
+  const row = (o: Partial<{ followed_at: number; changed_at: number | null; checked_at: number | null; done: number }>) => ({ followed_at: 0, changed_at: 0, checked_at: 0, done: 0, ...o });
+  test("nothing to poll: undefined", () => expect(nextPollAt([row({ done: 1 })], 0, 100)).toBeUndefined());
+  test("a new job: now", () => expect(nextPollAt([row({ checked_at: 59_000 }), row({ checked_at: null })], 59_000, 60_000)).toBe(60_000));
+  test("the most urgent job sets the tick", () => {
+    expect(nextPollAt([row({}), row({ changed_at: 59_000 })], 59_950, 60_000)).toBe(60_050);
+  });
+});
+
+describe("capDecision", () => {
+  test.each([
+    [0, 0, "go"],
+    [500, 0, "go"],
+    [2, 3, "go"],
+    [3, 3, "wait"],
+    [4, 3, "wait"],
+  ] as const)("%i queued, cap %i: %s", (queued, cap, want) => expect(capDecision(queued, cap)).toBe(want));
+});
