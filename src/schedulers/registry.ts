@@ -5,6 +5,7 @@
 import type { Env } from "../config/nixconf.ts";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { type CreateOptions, type Scheduler, type SchedulerModule, SchedulerError } from "./scheduler.ts";
+import { pbsCliModule, pbsModule } from "./pbs-module.ts";
 import { slurmRestModule } from "./slurm-rest-module.ts";
 
 type Kind = NshConfig["job-scheduler"];
@@ -18,18 +19,12 @@ const slurmNativePlanned: SchedulerModule = {
   service: "libslurm",
   machineName: () => "slurm-native",
 };
-const pbsPlanned: SchedulerModule = {
-  kind: "pbs",
-  paramsAttr: "pbsResources",
-  settings: ["pbs-host", "pbs-port"],
-  service: "pbs_server",
-  machineName: (conf) => (conf["pbs-host"] ? `pbs:${conf["pbs-host"]}` : "pbs"),
-};
 
 const MODULES: Partial<Record<Kind, SchedulerModule>> = {
   slurm: slurmRestModule,
   "slurm-native": slurmNativePlanned,
-  pbs: pbsPlanned,
+  pbs: pbsModule,
+  "pbs-cli": pbsCliModule,
 };
 
 /** The descriptor of a job-scheduler value (undefined: nsh knows no such scheduler). */

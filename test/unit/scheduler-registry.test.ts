@@ -20,6 +20,7 @@ test.each([
   [{ "job-scheduler": "slurm-native" }, "slurm-native", "slurmNativeConstraints"],
   [{ "job-scheduler": "pbs", "pbs-host": "pbs1" }, "pbs:pbs1", "pbsResources"],
   [{ "job-scheduler": "pbs" }, "pbs", "pbsResources"],
+  [{ "job-scheduler": "pbs-cli", "pbs-host": "pbs1" }, "pbs-cli:pbs1", "pbsResources"],
 ] as [Partial<NshConfig>, string, string][])("%j: machine %s, attribute %s", (over, machine, attr) => {
   const c = conf(over);
   expect(machineName(c)).toBe(machine);
@@ -34,15 +35,32 @@ test("login-host, else the scheduler's own host", () => {
 });
 
 test("every job-scheduler value nsh.conf accepts has a descriptor; slurm is available", () => {
-  for (const kind of ["slurm", "slurm-native", "pbs"]) expect(schedulerModule(kind)?.kind).toBe(kind as NshConfig["job-scheduler"]);
+  for (const kind of ["slurm", "slurm-native", "pbs", "pbs-cli"]) expect(schedulerModule(kind)?.kind).toBe(kind as NshConfig["job-scheduler"]);
   expect(availableSchedulers()).toContain("slurm");
+  expect(availableSchedulers()).toEqual(expect.arrayContaining(["pbs", "pbs-cli"]));
+});
+
+test("pbs and pbs-cli: the login host defaults to pbs-host; nothing beyond the state dir is missing", () => {
+  for (const kind of ["pbs", "pbs-cli"] as const) {
+    expect(loginHostOf(conf({ "job-scheduler": kind, "pbs-host": "pbs1" }))).toBe("pbs1");
+    expect(loginHostOf(conf({ "job-scheduler": kind, "pbs-host": "pbs1", "login-host": "me@login2" }))).toBe("me@login2");
+    expect(schedulerModule(kind)?.missingSetup?.(conf({ "job-scheduler": kind }), {}, () => false) ?? []).toEqual([]);
+  }
+});
+
+test("creating pbs or pbs-cli loads its module, and nothing is asked of the server yet", async () => {
+  for (const kind of ["pbs", "pbs-cli"] as const) {
+    const s = await createScheduler(conf({ "job-scheduler": kind, "pbs-host": "pbs1" }), {});
+    expect(s.kind).toBe(kind);
+    expect(s.describe()).toContain("pbs1");
+  }
 });
 
 test("a scheduler this nsh lacks: a config error naming the ones it has", async () => {
-  const err = await createScheduler(conf({ "job-scheduler": "pbs" }), {}).catch((e: unknown) => e);
+  const err = await createScheduler(conf({ "job-scheduler": "slurm-native" }), {}).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(SchedulerError);
   expect((err as SchedulerError).kind).toBe("config");
-  expect((err as Error).message).toContain("pbs is not available");
+  expect((err as Error).message).toContain("slurm-native is not available");
   expect((err as Error).message).toContain("slurm");
 });
 
