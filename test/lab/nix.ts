@@ -17,6 +17,7 @@ import {
   accepts,
   type Background,
   registerRoot,
+  registerRootNamespace,
   removeTree,
   runCommand,
   type RunOptions,
@@ -199,6 +200,8 @@ export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
         15_000,
       );
       const died = bg.proc.exitCode !== null || bg.proc.signalCode !== null;
+      // a root's daemon: its private mount namespace marks its builders (they get a clean environment)
+      if (ok && !died && labRoot) registerRootNamespace(root, bg.pid);
       if (!ok || died) {
         await lab.stopDaemon();
         const why = died ? `exited (code ${bg.proc.exitCode}, signal ${bg.proc.signalCode})` : "did not accept connections within 15 s";

@@ -59,7 +59,39 @@ export function registerRoot(root: string, removeDir: boolean): void {
 export function unregisterRoot(root: string): void {
   liveRoots.delete(root);
   liveDirs.delete(root);
+  rootNamespaces.delete(root);
   tellWatchdog({ op: "unroot", root });
+}
+
+// A lab running from a Debian root (roots.ts) starts each daemon in a private mount namespace, and
+// some of their children carry no marker: Slurm >= 24.11's slurmstepd runs with an empty
+// environment. Every process in such a namespace descends from the lab's daemon, so the namespace
+// is a marker too. Never the test process's own namespace or init's (a daemon not yet inside).
+const rootNamespaces = new Map<string, Set<string>>();
+const hostNamespaces = new Set(["self", "1"].map((p) => mountNamespace(p)).filter((n): n is string => !!n));
+
+/** "mnt:[4026532256]" for a pid, undefined when it is gone or unreadable. */
+export function mountNamespace(pid: number | string): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Treat every process in `ns` as carrying root's marker (also in the watchdog). */
+export function addRootNamespace(root: string, ns: string): boolean {
+  if (hostNamespaces.has(ns)) return false;
+  const set = rootNamespaces.get(root) ?? new Set<string>();
+  set.add(ns);
+  rootNamespaces.set(root, set);
+  return true;
+}
+
+/** Register the mount namespace pid runs in (call once it is up) as part of root's marker. */
+export function registerRootNamespace(root: string, pid: number): void {
+  const ns = mountNamespace(pid);
+  if (ns && addRootNamespace(root, ns)) tellWatchdog({ op: "rootns", root, ns });
 }
 
 type Sink = { write(s: string): void };
@@ -178,7 +210,8 @@ export function findByMarker(root: string): number[] {
     } catch {
       continue; // gone, or a kernel thread
     }
-    if (envMatches(environ, root) && isAlive(pid)) found.push(pid);
+    const inNs = (): boolean => rootNamespaces.get(root)?.has(mountNamespace(pid) ?? "") === true;
+    if ((envMatches(environ, root) || inNs()) && isAlive(pid)) found.push(pid);
   }
   return found;
 }

@@ -35,6 +35,7 @@ import {
   type Background,
   isAlive,
   registerRoot,
+  registerRootNamespace,
   removeTree,
   runCommand,
   type RunOptions,
@@ -340,6 +341,8 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
         if (!inUse || attempt === 4) throw fail(`slurmrestd on 127.0.0.1:${restPort} not ready (last: ${last})`);
       }
     }
+    // A root's daemons each run in a private mount namespace; its slurmstepds carry no marker.
+    if (labRoot) for (const pid of Object.values(pids)) registerRootNamespace(root, pid);
     lab.apiVersions = apiVersions;
     lab.apiVersion = apiVersions[apiVersions.length - 1]!;
     lab.restPort = restPort;

@@ -7,13 +7,14 @@
 // whatever is still registered, by PID, and remove registered directories.
 //
 // Messages: {"op":"group"|"ungroup","pid":n} {"op":"root"|"unroot","root":s,"rm":b}
-import { findByMarker, isAlive, killGroup, removeTree, sleep, trySignal } from "./proc.ts";
+//           {"op":"rootns","root":s,"ns":"mnt:[n]"} (a mount namespace that counts as root's marker)
+import { addRootNamespace, findByMarker, isAlive, killGroup, removeTree, sleep, trySignal } from "./proc.ts";
 
 const groups = new Set<number>();
 const roots = new Map<string, boolean>();
 
 function apply(line: string): void {
-  let msg: { op?: string; pid?: number; root?: string; rm?: boolean };
+  let msg: { op?: string; pid?: number; root?: string; rm?: boolean; ns?: string };
   try {
     msg = JSON.parse(line) as typeof msg;
   } catch {
@@ -23,6 +24,7 @@ function apply(line: string): void {
   else if (msg.op === "ungroup" && typeof msg.pid === "number") groups.delete(msg.pid);
   else if (msg.op === "root" && typeof msg.root === "string") roots.set(msg.root, msg.rm === true);
   else if (msg.op === "unroot" && typeof msg.root === "string") roots.delete(msg.root);
+  else if (msg.op === "rootns" && typeof msg.root === "string" && typeof msg.ns === "string") addRootNamespace(msg.root, msg.ns);
 }
 
 async function reap(): Promise<void> {
