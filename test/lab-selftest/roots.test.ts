@@ -47,7 +47,8 @@ for (const suite of wanted) {
       const v = await lab.run(["nix-store", "--version"]);
       expect(v.stdout.trim().split(" ").pop()).toBe(root.nixVersion.split(" ").pop());
       const salt = `${suite}-${Date.now()}`;
-      const r = await lab.run(["nix-build", "--store", "daemon", "--no-out-link", lab.expr("trivial"), "--argstr", "salt", salt]);
+      const trivial = [lab.expr("trivial"), "--argstr", "salt", salt];
+      const r = await lab.run(["nix-build", "--store", "daemon", "--no-out-link", ...trivial]);
       expect(r.code, r.stderr).toBe(0);
       const out = r.stdout.trim().split("\n").pop()!;
       expect(out.startsWith(`${lab.storeDir}/`)).toBe(true);
@@ -87,7 +88,11 @@ for (const suite of wanted) {
       expect(pids.filter(isAlive)).toEqual([]);
       expect(findByMarker(labRoot)).toEqual([]);
       const inLabNamespaces = (): number[] =>
-        fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d) && namespaces.has(mountNamespace(d))).map(Number).filter(isAlive);
+        fs
+          .readdirSync("/proc")
+          .filter((d) => /^\d+$/.test(d) && namespaces.has(mountNamespace(d)))
+          .map(Number)
+          .filter(isAlive);
       // (a killed process can take a moment to be reaped)
       await waitUntil(() => inLabNamespaces().length === 0, 5000);
       expect(inLabNamespaces()).toEqual([]);

@@ -1,4 +1,4 @@
-// Private Nix 2.8 instances for tests and the demo.
+// Private Nix instances for tests and the demo: the host's Nix 2.8, or a Debian root's (NSH_LAB_SUITE, roots.ts).
 //
 // Each lab is a fresh mkdtemp dir with its own store, state, log and conf dirs
 // and daemon socket, so several test files can run labs side by side. Layout

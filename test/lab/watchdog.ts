@@ -24,7 +24,9 @@ function apply(line: string): void {
   else if (msg.op === "ungroup" && typeof msg.pid === "number") groups.delete(msg.pid);
   else if (msg.op === "root" && typeof msg.root === "string") roots.set(msg.root, msg.rm === true);
   else if (msg.op === "unroot" && typeof msg.root === "string") roots.delete(msg.root);
-  else if (msg.op === "rootns" && typeof msg.root === "string" && typeof msg.ns === "string") addRootNamespace(msg.root, msg.ns);
+  else if (msg.op === "rootns" && typeof msg.root === "string" && typeof msg.ns === "string") {
+    addRootNamespace(msg.root, msg.ns);
+  }
 }
 
 async function reap(): Promise<void> {
