@@ -2,6 +2,7 @@
 // munged, slurmctld, slurmd and slurmrestd (JWT), all under one mkdtemp dir.
 // This file is the runner; slurm-conf.ts holds the pure parts (slurm.conf,
 // JWT), slurm-host.ts the host helpers, slurm-types.ts the types.
+// NSH_LAB_SUITE=trixie|sid runs Slurm 24.11 / 26.05 from a Debian root instead (roots.ts).
 //
 // Facts this relies on (checked on Debian 12, Slurm 22.05.8, munge 0.5.15,
 // root, no systemd; see also shared/reference/slurm-lab.md):
