@@ -7,8 +7,9 @@
 // whatever is still registered, by PID, and remove registered directories.
 //
 // Messages: {"op":"group"|"ungroup","pid":n} {"op":"root"|"unroot","root":s,"rm":b}
-//           {"op":"rootns","root":s,"ns":"mnt:[n]"} (a mount namespace that counts as root's marker)
-import { addRootNamespace, findByMarker, isAlive, killGroup, removeTree, sleep, trySignal } from "./proc.ts";
+//           {"op":"rootns","root":s,"pid":n,"ns":"mnt:[n]"} (pid's mount namespace counts as root's marker;
+//           held here too, and only if pid is still in that namespace)
+import { findByMarker, holdRootNamespace, isAlive, killGroup, releaseRootNamespaces, removeTree, sleep, trySignal } from "./proc.ts";
 
 const groups = new Set<number>();
 const roots = new Map<string, boolean>();
@@ -23,9 +24,11 @@ function apply(line: string): void {
   if (msg.op === "group" && typeof msg.pid === "number") groups.add(msg.pid);
   else if (msg.op === "ungroup" && typeof msg.pid === "number") groups.delete(msg.pid);
   else if (msg.op === "root" && typeof msg.root === "string") roots.set(msg.root, msg.rm === true);
-  else if (msg.op === "unroot" && typeof msg.root === "string") roots.delete(msg.root);
-  else if (msg.op === "rootns" && typeof msg.root === "string" && typeof msg.ns === "string") {
-    addRootNamespace(msg.root, msg.ns);
+  else if (msg.op === "unroot" && typeof msg.root === "string") {
+    roots.delete(msg.root);
+    releaseRootNamespaces(msg.root);
+  } else if (msg.op === "rootns" && typeof msg.root === "string" && typeof msg.pid === "number") {
+    holdRootNamespace(msg.root, msg.pid, typeof msg.ns === "string" ? msg.ns : "");
   }
 }
 
