@@ -27,7 +27,10 @@ const table: Array<[string, Array<{ name: string; text: string }>, string | unde
     "one-line list with options; a third-party repo and a disabled file ignored",
     [
       { name: "/etc/apt/sources.list.d/google.list.disabled-by-farm", text: "deb http://x.example/debian bookworm main\n" },
-      { name: "/etc/apt/sources.list.d/nodesource.sources", text: "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n" },
+      {
+        name: "/etc/apt/sources.list.d/nodesource.sources",
+        text: "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n",
+      },
       { name: "/etc/apt/sources.list", text: "# comment\ndeb [arch=amd64] http://ftp.de.debian.org/debian bookworm main\n" },
     ],
     "http://ftp.de.debian.org/debian",

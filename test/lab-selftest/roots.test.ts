@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { startNixLab, type NixLab } from "../lab/nix.ts";
-import { findByMarker, isAlive } from "../lab/proc.ts";
+import { findByMarker, isAlive, mountNamespace, waitUntil } from "../lab/proc.ts";
 import { ensureRoot, type RootSuite, SUITES } from "../lab/roots.ts";
 import { startSlurmLab, waitJobState, type SlurmLab } from "../lab/slurm.ts";
 
@@ -47,7 +47,8 @@ for (const suite of wanted) {
       const v = await lab.run(["nix-store", "--version"]);
       expect(v.stdout.trim().split(" ").pop()).toBe(root.nixVersion.split(" ").pop());
       const salt = `${suite}-${Date.now()}`;
-      const r = await lab.run(["nix-build", "--store", "daemon", "--no-out-link", lab.expr("trivial"), "--argstr", "salt", salt]);
+      const trivial = [lab.expr("trivial"), "--argstr", "salt", salt];
+      const r = await lab.run(["nix-build", "--store", "daemon", "--no-out-link", ...trivial]);
       expect(r.code, r.stderr).toBe(0);
       const out = r.stdout.trim().split("\n").pop()!;
       expect(out.startsWith(`${lab.storeDir}/`)).toBe(true);
@@ -76,12 +77,25 @@ for (const suite of wanted) {
       expect(fs.readFileSync(`${lab.jobsDir}/${jobId}.out`, "utf8")).toBe("job-ran\n");
       const ping = await lab.rest("GET", `/slurm/${lab.apiVersion}/ping`);
       expect(ping.status).toBe(200);
+      // a job still running at cleanup: its slurmstepd (no marker in its environment from 24.11 on) goes too
+      const busy = await lab.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "sleep 301"]);
+      expect(await waitJobState(lab, busy.stdout.trim().split(";")[0]!, ["RUNNING"], 60_000)).toBe("RUNNING");
       const pids = Object.values(lab.pids);
+      const namespaces = new Set(pids.map((p) => mountNamespace(p)));
       const labRoot = lab.root;
       await lab.cleanup();
       lab = undefined;
       expect(pids.filter(isAlive)).toEqual([]);
       expect(findByMarker(labRoot)).toEqual([]);
+      const inLabNamespaces = (): number[] =>
+        fs
+          .readdirSync("/proc")
+          .filter((d) => /^\d+$/.test(d) && namespaces.has(mountNamespace(d)))
+          .map(Number)
+          .filter(isAlive);
+      // (a killed process can take a moment to be reaped)
+      await waitUntil(() => inLabNamespaces().length === 0, 5000);
+      expect(inLabNamespaces()).toEqual([]);
     }, 300_000);
   });
 }

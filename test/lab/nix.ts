@@ -1,4 +1,4 @@
-// Private Nix 2.8 instances for tests and the demo.
+// Private Nix instances for tests and the demo: the host's Nix 2.8, or a Debian root's (NSH_LAB_SUITE, roots.ts).
 //
 // Each lab is a fresh mkdtemp dir with its own store, state, log and conf dirs
 // and daemon socket, so several test files can run labs side by side. Layout
@@ -17,6 +17,7 @@ import {
   accepts,
   type Background,
   registerRoot,
+  registerRootNamespace,
   removeTree,
   runCommand,
   type RunOptions,
@@ -199,6 +200,8 @@ export async function startNixLab(opts: NixLabOptions = {}): Promise<NixLab> {
         15_000,
       );
       const died = bg.proc.exitCode !== null || bg.proc.signalCode !== null;
+      // a root's daemon: its private mount namespace marks its builders (they get a clean environment)
+      if (ok && !died && labRoot) registerRootNamespace(root, bg.pid);
       if (!ok || died) {
         await lab.stopDaemon();
         const why = died ? `exited (code ${bg.proc.exitCode}, signal ${bg.proc.signalCode})` : "did not accept connections within 15 s";

@@ -46,7 +46,8 @@ const RECIPE = "2";
 
 /** Cache directory name: the suite plus a hash of everything that shapes the root. */
 export function rootName(suite: RootSuite, packages = ROOT_PACKAGES): string {
-  const hash = createHash("sha256").update(JSON.stringify({ suite, packages, RECIPE, arch: process.arch })).digest("hex");
+  const recipe = JSON.stringify({ suite, packages, RECIPE, arch: process.arch });
+  const hash = createHash("sha256").update(recipe).digest("hex");
   return `${suite}-${hash.slice(0, 12)}`;
 }
 

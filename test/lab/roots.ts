@@ -105,14 +105,21 @@ export async function selectedRoot(wanted?: Suite): Promise<LabRoot | undefined>
  * Writes `binDir/<name>` wrappers running the root's `/usr/{bin,sbin}/<name>` for each name (the
  * lab puts binDir first on PATH) plus `binDir/.enter`; returns name → wrapper path.
  */
-export function writeRootBin(root: LabRoot, binDir: string, names: string[], extraBinds: string[] = []): Record<string, string> {
+export function writeRootBin(
+  root: LabRoot,
+  binDir: string,
+  names: string[],
+  extraBinds: string[] = [],
+): Record<string, string> {
   fs.mkdirSync(binDir, { recursive: true });
   const enter = path.join(binDir, ".enter");
   const binds = bindPaths(["/tmp", os.tmpdir(), "/var/tmp", REPO_DIR, ...extraBinds]);
   fs.writeFileSync(enter, enterScript(root.dir, binds), { mode: 0o755 });
   const out: Record<string, string> = {};
   for (const name of names) {
-    const target = ["/usr/bin", "/usr/sbin"].map((d) => `${d}/${name}`).find((p) => fs.existsSync(path.join(root.dir, p)));
+    const target = ["/usr/bin", "/usr/sbin"]
+      .map((d) => `${d}/${name}`)
+      .find((p) => fs.existsSync(path.join(root.dir, p)));
     if (!target) continue; // not in this release (e.g. a tool that was dropped)
     out[name] = path.join(binDir, name);
     fs.writeFileSync(out[name], wrapperScript(enter, target), { mode: 0o755 });

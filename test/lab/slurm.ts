@@ -2,6 +2,7 @@
 // munged, slurmctld, slurmd and slurmrestd (JWT), all under one mkdtemp dir.
 // This file is the runner; slurm-conf.ts holds the pure parts (slurm.conf,
 // JWT), slurm-host.ts the host helpers, slurm-types.ts the types.
+// NSH_LAB_SUITE=trixie|sid runs Slurm 24.11 / 26.05 from a Debian root instead (roots.ts).
 //
 // Facts this relies on (checked on Debian 12, Slurm 22.05.8, munge 0.5.15,
 // root, no systemd; see also shared/reference/slurm-lab.md):
@@ -35,6 +36,7 @@ import {
   type Background,
   isAlive,
   registerRoot,
+  registerRootNamespace,
   removeTree,
   runCommand,
   type RunOptions,
@@ -343,6 +345,8 @@ export async function startSlurmLab(opts: SlurmLabOptions = {}): Promise<SlurmLa
         if (!inUse || attempt === 4) throw fail(`slurmrestd on 127.0.0.1:${restPort} not ready (last: ${last})`);
       }
     }
+    // A root's daemons each run in a private mount namespace; its slurmstepds carry no marker.
+    if (labRoot) for (const pid of Object.values(pids)) registerRootNamespace(root, pid);
     lab.apiVersions = apiVersions;
     lab.apiVersion = apiVersions[apiVersions.length - 1]!;
     lab.restPort = restPort;

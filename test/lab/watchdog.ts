@@ -9,15 +9,17 @@
 // Messages: {"op":"group"|"ungroup","pid":n} {"op":"root"|"unroot","root":s,"rm":b}
 // {"op":"cleanup","id":s,"argv":[...]} {"op":"uncleanup","id":s}: a command run last (e.g. a
 // lab whose daemons live in a network namespace and daemonize: test/lab/pbs-netns.ts).
+//           {"op":"rootns","root":s,"pid":n,"ns":"mnt:[n]"} (pid's mount namespace counts as root's marker;
+//           held here too, and only if pid is still in that namespace)
 import { spawnSync } from "node:child_process";
-import { findByMarker, isAlive, killGroup, removeTree, sleep, trySignal } from "./proc.ts";
+import { findByMarker, holdRootNamespace, isAlive, killGroup, releaseRootNamespaces, removeTree, sleep, trySignal } from "./proc.ts";
 
 const groups = new Set<number>();
 const roots = new Map<string, boolean>();
 const cleanups = new Map<string, string[]>();
 
 function apply(line: string): void {
-  let msg: { op?: string; pid?: number; root?: string; rm?: boolean; id?: string; argv?: string[] };
+  let msg: { op?: string; pid?: number; root?: string; rm?: boolean; id?: string; argv?: string[]; ns?: string };
   try {
     msg = JSON.parse(line) as typeof msg;
   } catch {
@@ -26,11 +28,14 @@ function apply(line: string): void {
   if (msg.op === "group" && typeof msg.pid === "number") groups.add(msg.pid);
   else if (msg.op === "ungroup" && typeof msg.pid === "number") groups.delete(msg.pid);
   else if (msg.op === "root" && typeof msg.root === "string") roots.set(msg.root, msg.rm === true);
-  else if (msg.op === "unroot" && typeof msg.root === "string") roots.delete(msg.root);
-  else if (msg.op === "cleanup" && typeof msg.id === "string" && Array.isArray(msg.argv)) {
+  else if (msg.op === "unroot" && typeof msg.root === "string") {
+    roots.delete(msg.root);
+    releaseRootNamespaces(msg.root);
+  } else if (msg.op === "rootns" && typeof msg.root === "string" && typeof msg.pid === "number") {
+    holdRootNamespace(msg.root, msg.pid, typeof msg.ns === "string" ? msg.ns : "");
+  } else if (msg.op === "cleanup" && typeof msg.id === "string" && Array.isArray(msg.argv)) {
     cleanups.set(msg.id, msg.argv);
-  }
-  else if (msg.op === "uncleanup" && typeof msg.id === "string") cleanups.delete(msg.id);
+  } else if (msg.op === "uncleanup" && typeof msg.id === "string") cleanups.delete(msg.id);
 }
 
 async function reap(): Promise<void> {
