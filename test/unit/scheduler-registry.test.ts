@@ -18,6 +18,7 @@ const conf = (over: Partial<NshConfig>): NshConfig => ({ ...defaultNshConfig(), 
 test.each([
   [{ "job-scheduler": "slurm", "slurm-api-host": "login1" }, "slurm:login1", "extraSlurmParams"],
   [{ "job-scheduler": "slurm-native" }, "slurm-native", "slurmNativeConstraints"],
+  [{ "job-scheduler": "slurm-cli" }, "slurm-cli", "extraSlurmParams"],
   [{ "job-scheduler": "pbs", "pbs-host": "pbs1" }, "pbs:pbs1", "pbsResources"],
   [{ "job-scheduler": "pbs" }, "pbs", "pbsResources"],
 ] as [Partial<NshConfig>, string, string][])("%j: machine %s, attribute %s", (over, machine, attr) => {
@@ -31,11 +32,16 @@ test.each([
 test("login-host, else the scheduler's own host", () => {
   expect(loginHostOf(conf({ "slurm-api-host": "rest1" }))).toBe("rest1");
   expect(loginHostOf(conf({ "slurm-api-host": "rest1", "login-host": "me@login2" }))).toBe("me@login2");
+  // the tools and libslurm work where slurm.conf is: the hook runs on the login node itself
+  for (const kind of ["slurm-cli", "slurm-native"] as const) {
+    expect(loginHostOf(conf({ "job-scheduler": kind, "slurm-api-host": "rest1" }))).toBe("localhost");
+    expect(loginHostOf(conf({ "job-scheduler": kind, "login-host": "login2" }))).toBe("login2");
+  }
 });
 
-test("every job-scheduler value nsh.conf accepts has a descriptor; slurm is available", () => {
-  for (const kind of ["slurm", "slurm-native", "pbs"]) expect(schedulerModule(kind)?.kind).toBe(kind as NshConfig["job-scheduler"]);
-  expect(availableSchedulers()).toContain("slurm");
+test("every job-scheduler value nsh.conf accepts has a descriptor; the three Slurm ones are available", () => {
+  for (const kind of ["slurm", "slurm-native", "slurm-cli", "pbs"]) expect(schedulerModule(kind)?.kind).toBe(kind as NshConfig["job-scheduler"]);
+  expect(availableSchedulers()).toEqual(["slurm", "slurm-native", "slurm-cli"]);
 });
 
 test("a scheduler this nsh lacks: a config error naming the ones it has", async () => {

@@ -1,0 +1,20 @@
+// job-scheduler = slurm-cli: Slurm through sbatch/squeue/sacct/scancel (slurm-cli.ts), as the registry
+// knows it. No slurmrestd and no token: the tools authenticate through munge like any user's. The
+// tools read slurm.conf (or ask slurmctld, configless), so the hook runs where sbatch works: the
+// login node itself, hence login-host defaults to localhost.
+import { type SchedulerModule } from "./scheduler.ts";
+
+export const slurmCliModule: SchedulerModule = {
+  kind: "slurm-cli",
+  paramsAttr: "extraSlurmParams",
+  settings: ["slurm-state-dir", "slurm-bin-dir", "slurm-conf", "slurm-cli-user", "slurm-extra-submission-params"],
+  service: "sbatch/squeue/scancel",
+  machineName: () => "slurm-cli",
+  defaultLoginHost: () => "localhost",
+  // Nothing beyond the common settings: missing tools or slurm.conf are said by prepare (and doctor).
+  missingSetup: () => [],
+  async create(conf, env, { log }) {
+    const { SlurmCliScheduler } = await import("./slurm-cli.ts");
+    return SlurmCliScheduler.fromConfig(conf, env, log ? { log } : {});
+  },
+};
