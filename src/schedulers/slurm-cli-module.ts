@@ -4,6 +4,9 @@
 // login node itself, hence login-host defaults to localhost.
 import { type SchedulerModule } from "./scheduler.ts";
 
+/** slurm-cli's line for each tool call (`slurm-cli: squeue -> 0 in 14.6 ms`): for debugging only. */
+const TOOL_CALL = /^slurm-cli: [\w -]+ -> (\d+|timed out) in /;
+
 export const slurmCliModule: SchedulerModule = {
   kind: "slurm-cli",
   paramsAttr: "extraSlurmParams",
@@ -13,8 +16,9 @@ export const slurmCliModule: SchedulerModule = {
   defaultLoginHost: () => "localhost",
   // Nothing beyond the common settings: missing tools or slurm.conf are said by prepare (and doctor).
   missingSetup: () => [],
-  async create(conf, env, { log }) {
+  async create(conf, env, { log, debug }) {
     const { SlurmCliScheduler } = await import("./slurm-cli.ts");
-    return SlurmCliScheduler.fromConfig(conf, env, log ? { log } : {});
+    if (!log) return SlurmCliScheduler.fromConfig(conf, env);
+    return SlurmCliScheduler.fromConfig(conf, env, { log: (line) => (TOOL_CALL.test(line) ? debug?.(line) : log(line)) });
   },
 };

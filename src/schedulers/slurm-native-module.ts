@@ -3,6 +3,9 @@
 // host, so the hook runs on a login node and login-host defaults to localhost.
 import { type SchedulerModule } from "./scheduler.ts";
 
+/** The note that the shim was compiled (once per Slurm release): for debugging only. */
+const SHIM_COMPILED = /^slurm-native: compiled /;
+
 export const slurmNativeModule: SchedulerModule = {
   kind: "slurm-native",
   paramsAttr: "slurmNativeConstraints",
@@ -20,8 +23,9 @@ export const slurmNativeModule: SchedulerModule = {
   defaultLoginHost: () => "localhost",
   // Nothing beyond the common settings: missing headers, compiler or libslurm are said by prepare.
   missingSetup: () => [],
-  async create(conf, env, { log }) {
+  async create(conf, env, { log, debug }) {
     const { SlurmNativeScheduler } = await import("./slurm-native.ts");
-    return SlurmNativeScheduler.fromConfig(conf, env, log ? { log } : {});
+    if (!log) return SlurmNativeScheduler.fromConfig(conf, env);
+    return SlurmNativeScheduler.fromConfig(conf, env, { log: (line) => (SHIM_COMPILED.test(line) ? debug?.(line) : log(line)) });
   },
 };
