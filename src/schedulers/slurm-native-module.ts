@@ -24,8 +24,9 @@ export const slurmNativeModule: SchedulerModule = {
   // Nothing beyond the common settings: missing headers, compiler or libslurm are said by prepare.
   missingSetup: () => [],
   async create(conf, env, { log, debug }) {
-    const { SlurmNativeScheduler } = await import("./slurm-native.ts");
-    if (!log) return SlurmNativeScheduler.fromConfig(conf, env);
-    return SlurmNativeScheduler.fromConfig(conf, env, { log: (line) => (SHIM_COMPILED.test(line) ? debug?.(line) : log(line)) });
+    // On a thread of its own: libslurm's calls block (slurm-native-thread.ts).
+    const { SlurmNativeThreaded } = await import("./slurm-native-thread.ts");
+    if (!log) return SlurmNativeThreaded.fromConfig(conf, env);
+    return SlurmNativeThreaded.fromConfig(conf, env, (line) => (SHIM_COMPILED.test(line) ? debug?.(line) : log(line)));
   },
 };
