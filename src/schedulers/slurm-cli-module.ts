@@ -19,6 +19,7 @@ export const slurmCliModule: SchedulerModule = {
   async create(conf, env, { log, debug }) {
     const { SlurmCliScheduler } = await import("./slurm-cli.ts");
     if (!log) return SlurmCliScheduler.fromConfig(conf, env);
-    return SlurmCliScheduler.fromConfig(conf, env, { log: (line) => (TOOL_CALL.test(line) ? debug?.(line) : log(line)) });
+    const route = (line: string) => (TOOL_CALL.test(line) ? debug?.(line) : log(line));
+    return SlurmCliScheduler.fromConfig(conf, env, { log: route });
   },
 };

@@ -27,6 +27,7 @@ export const slurmNativeModule: SchedulerModule = {
     // On a thread of its own: libslurm's calls block (slurm-native-thread.ts).
     const { SlurmNativeThreaded } = await import("./slurm-native-thread.ts");
     if (!log) return SlurmNativeThreaded.fromConfig(conf, env);
-    return SlurmNativeThreaded.fromConfig(conf, env, (line) => (SHIM_COMPILED.test(line) ? debug?.(line) : log(line)));
+    const route = (line: string) => (SHIM_COMPILED.test(line) ? debug?.(line) : log(line));
+    return SlurmNativeThreaded.fromConfig(conf, env, route);
   },
 };

@@ -50,7 +50,8 @@ function thread(): Worker {
     }
   };
   w.onerror = (e) => {
-    for (const p of pending.values()) p.reject(new SchedulerError("protocol", `slurm-native thread failed: ${e.message}`));
+    const err = new SchedulerError("protocol", `slurm-native thread failed: ${e.message}`);
+    for (const p of pending.values()) p.reject(err);
     pending.clear();
   };
   w.unref();
@@ -75,7 +76,7 @@ export class SlurmNativeThreaded implements Scheduler {
   private readonly created: Promise<unknown>;
 
   /** nsh.conf's settings, as SlurmNativeScheduler.fromConfig reads them. */
-  static fromConfig(conf: NshConfig, env: Record<string, string | undefined>, log?: (line: string) => void): SlurmNativeThreaded {
+  static fromConfig(conf: NshConfig, env: Record<string, string | undefined>, log?: (line: string) => void) {
     return new SlurmNativeThreaded({ ...nativeOptions(conf, { ...env }), ...(log ? { log } : {}) });
   }
 

@@ -19,8 +19,9 @@ async function handle(req: ThreadRequest): Promise<void> {
   try {
     if (req.method === "create") {
       const o = req.args[0] as Omit<SlurmNativeOptions, "log">;
-      schedulers.set(req.scheduler, new SlurmNativeScheduler({ ...o, log: (line) => reply({ log: line, scheduler: req.scheduler }) }));
-      return reply({ id: req.id, value: null, scheduler: req.scheduler, describe: schedulers.get(req.scheduler)!.describe() });
+      const made = new SlurmNativeScheduler({ ...o, log: (line) => reply({ log: line, scheduler: req.scheduler }) });
+      schedulers.set(req.scheduler, made);
+      return reply({ id: req.id, value: null, scheduler: req.scheduler, describe: made.describe() });
     }
     const s = schedulers.get(req.scheduler);
     if (!s) throw new SchedulerError("protocol", `slurm-native thread: no scheduler ${req.scheduler}`);

@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { type Backend, NSH_BIN, startClusterLab, type ClusterLab } from "../lab/cluster.ts";
-import { confWith, hasStackTrace, jobEnded, jobInState, jobsOf, salt, showJob, spawnNsh, squeue, until } from "./helpers.ts";
+import {
+  confWith, hasStackTrace, jobEnded, jobInState, jobsOf, salt, showJob, spawnNsh, squeue, until,
+} from "./helpers.ts";
 
 /** Generous for a loaded machine, yet below the 60 s builder's own end. */
 const BOUND_MS = 30_000;
@@ -67,8 +69,8 @@ export function backendSuite(backend: Backend): void {
   const env = () => ({ ...lab.nix.env, NSH_CONF: lab.nshConf });
   const jobArgs = (s: string, o: { script?: string; params?: Record<string, unknown> | string } = {}) => {
     const params = o.params === undefined ? "none" : typeof o.params === "string" ? o.params : JSON.stringify(o.params);
-    return [lab.nix.expr("slurm-job"), "--argstr", "salt", s, "--argstr", "attr", lab.paramsAttr, "--argstr", "params", params,
-      ...(o.script ? ["--argstr", "script", o.script] : [])];
+    const script = o.script ? ["--argstr", "script", o.script] : [];
+    return [lab.nix.expr("slurm-job"), "--argstr", "salt", s, "--argstr", "attr", lab.paramsAttr, "--argstr", "params", params, ...script];
   };
   const startBuild = (args: string[]) =>
     Bun.spawn(["nix-build", "--store", "daemon", "--option", "build-hook", NSH_BIN, "--no-out-link", ...args], {
@@ -145,7 +147,8 @@ export function backendSuite(backend: Backend): void {
       const s = salt();
       const params = kind === "refused" ? f.refused.params : kind === "invalid" ? f.invalid!.params : kind;
       const r = await lab.nixBuild(jobArgs(s, { params }), 60000);
-      const says = kind === "refused" ? `attribute ${lab.paramsAttr} sets the key '${f.refused.key}'` : kind === "invalid" ? f.invalid!.says : lab.paramsAttr;
+      const refusedSays = `attribute ${lab.paramsAttr} sets the key '${f.refused.key}'`;
+      const says = kind === "refused" ? refusedSays : kind === "invalid" ? f.invalid!.says : lab.paramsAttr;
       expectClearFailure(r, says);
       expect(r.stderr).toContain(`job-${s}.drv`);
       expect(await slurmJobsNamed(s)).toEqual([]);
@@ -198,7 +201,8 @@ export function backendSuite(backend: Backend): void {
         if (r.code !== 0) console.log(r.stderr);
         expect(r.code).toBe(0);
         const out = r.stdout.trim();
-        const validOnNode = async () => (await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", out])).code === 0;
+        const validOnNode = async () =>
+          (await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", out])).code === 0;
         expect(await until(async () => ((await validOnNode()) ? undefined : true), 15000, 200)).toBe(true);
       } finally {
         lab.writeConf();
@@ -206,7 +210,8 @@ export function backendSuite(backend: Backend): void {
     }, 120000);
 
     test("no nix on the job's PATH: remote-nix-bin-dir = /usr/bin makes it work", async () => {
-      confWith(lab, { "job-environment": `NIX_CONF_DIR=${lab.nix.confDir} PATH=/nonexistent`, "remote-nix-bin-dir": "/usr/bin" });
+      const noNixOnPath = `NIX_CONF_DIR=${lab.nix.confDir} PATH=/nonexistent`;
+      confWith(lab, { "job-environment": noNixOnPath, "remote-nix-bin-dir": "/usr/bin" });
       try {
         const s = salt();
         const r = await lab.nixBuild(jobArgs(s));
@@ -236,7 +241,8 @@ export function backendSuite(backend: Backend): void {
       if (backend === "slurm") confWith(lab, { "slurm-api-port": closed });
       else {
         const conf = path.join(lab.nix.root, "unreachable-slurm.conf");
-        fs.writeFileSync(conf, fs.readFileSync(lab.slurm.confFile, "utf8").replace(/^SlurmctldPort=.*$/m, `SlurmctldPort=${closed}`));
+        const text = fs.readFileSync(lab.slurm.confFile, "utf8");
+        fs.writeFileSync(conf, text.replace(/^SlurmctldPort=.*$/m, `SlurmctldPort=${closed}`));
         confWith(lab, { "slurm-conf": conf });
       }
       try {
@@ -251,7 +257,8 @@ export function backendSuite(backend: Backend): void {
 
     test("a job past its 1-minute Slurm time limit fails the build naming the limit", async () => {
       const s = salt();
-      const build = lab.nixBuild(jobArgs(s, { script: "/bin/sleep 300; echo > $out", ...(f.timeLimit ? { params: f.timeLimit } : {}) }), 150000);
+      const params = f.timeLimit ? { params: f.timeLimit } : {};
+      const build = lab.nixBuild(jobArgs(s, { script: "/bin/sleep 300; echo > $out", ...params }), 150000);
       // slurm-native has no time constraint per derivation: the running job's limit is lowered instead.
       if (!f.timeLimit) {
         const running = await jobInState(lab, s, "RUNNING");
