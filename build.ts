@@ -16,13 +16,17 @@ const NO_AUTOLOAD = [
   "--no-compile-autoload-tsconfig",
   "--no-compile-autoload-package-json",
 ];
+// `new Worker(new URL("./x.ts", import.meta.url))` in the binary finds x.ts only when it was built in.
+const WORKERS = ["src/schedulers/slurm-native-worker.ts"];
 // --bytecode needs ESM output because consola and citty use import.meta (bun.md §3).
 // --splitting: each personality's modules become their own chunk, loaded when it is chosen, so a
 // process no longer loads the whole bundle first (nix-sigstop --version 19 → 15 ms, the hook 25 → 20 ms).
 const result = Bun.spawnSync(
   [
     process.execPath, "build", "--compile", ...NO_AUTOLOAD, "--splitting", "--minify", "--bytecode", "--format=esm",
-    "--sourcemap=none", "--external", "cpu-features", path.join(import.meta.dir, "src/main.ts"), "--outfile", outfile,
+    "--sourcemap=none", "--external", "cpu-features", path.join(import.meta.dir, "src/main.ts"),
+    // Workers are entry points of their own, or the binary has no code to start them with (bun.md).
+    ...WORKERS.map((w) => path.join(import.meta.dir, w)), "--outfile", outfile,
   ],
   { stdio: ["inherit", "inherit", "inherit"] },
 );

@@ -6,23 +6,16 @@ import type { Env } from "../config/nixconf.ts";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { type CreateOptions, type Scheduler, type SchedulerModule, SchedulerError } from "./scheduler.ts";
 import { pbsCliModule, pbsModule } from "./pbs-module.ts";
+import { slurmCliModule } from "./slurm-cli-module.ts";
+import { slurmNativeModule } from "./slurm-native-module.ts";
 import { slurmRestModule } from "./slurm-rest-module.ts";
 
 type Kind = NshConfig["job-scheduler"];
 
-// The seed's schedulers whose code this nsh does not have yet: nsh.conf accepts them, the hook
-// declines their builds (no create), and Nix still shows the machine it would have used.
-const slurmNativePlanned: SchedulerModule = {
-  kind: "slurm-native",
-  paramsAttr: "slurmNativeConstraints",
-  settings: ["slurm-state-dir", "slurm-conf"],
-  service: "libslurm",
-  machineName: () => "slurm-native",
-};
-
 const MODULES: Partial<Record<Kind, SchedulerModule>> = {
   slurm: slurmRestModule,
-  "slurm-native": slurmNativePlanned,
+  "slurm-native": slurmNativeModule,
+  "slurm-cli": slurmCliModule,
   pbs: pbsModule,
   "pbs-cli": pbsCliModule,
 };

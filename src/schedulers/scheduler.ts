@@ -153,6 +153,8 @@ export async function doctorChecks(s: Scheduler): Promise<DoctorCheck[]> {
 export interface CreateOptions {
   /** the scheduler's lines: requests (for debugging) and warnings; default: warnings to stderr */
   log?: (line: string) => void;
+  /** lines only for debugging (each tool call, a shim compiled) when the scheduler tells them apart; default: dropped */
+  debug?: (line: string) => void;
   /** the local state directory: what one hook negotiated saves the next one a request */
   memoDir?: string;
 }

@@ -47,6 +47,18 @@ const USER_ID_MISSING = 2010; // ESLURM_USER_ID_MISSING: "Invalid user id", also
 const DEFAULT_CONFS = ["/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/run/slurm/conf/slurm.conf"];
 let initialisedWith: string | undefined; // libslurm reads one slurm.conf per process
 
+/** The options nsh.conf's slurm-conf and slurm-native-* settings give; the shim cache lives in the state directory. */
+export const nativeOptions = (conf: NshConfig, env: Env): SlurmNativeOptions => ({
+  conf: conf["slurm-conf"],
+  user: conf["slurm-native-user"],
+  partition: conf["slurm-native-partition"],
+  includeDir: conf["slurm-native-include-dir"],
+  libDir: conf["slurm-native-lib-dir"],
+  compiler: conf["slurm-native-cc"],
+  cacheDir: path.join(conf["state-dir"] || stateDir(env), "slurm-native"),
+  env,
+});
+
 export class SlurmNativeScheduler implements Scheduler {
   readonly kind = "slurm-native" as const;
   private readonly o: SlurmNativeOptions;
@@ -66,17 +78,7 @@ export class SlurmNativeScheduler implements Scheduler {
 
   /** nsh.conf's slurm-conf and slurm-native-* settings; the shim cache lives in the state directory. */
   static fromConfig(conf: NshConfig, env: Env = process.env, opts: Partial<SlurmNativeOptions> = {}): SlurmNativeScheduler {
-    return new SlurmNativeScheduler({
-      conf: conf["slurm-conf"],
-      user: conf["slurm-native-user"],
-      partition: conf["slurm-native-partition"],
-      includeDir: conf["slurm-native-include-dir"],
-      libDir: conf["slurm-native-lib-dir"],
-      compiler: conf["slurm-native-cc"],
-      cacheDir: path.join(conf["state-dir"] || stateDir(env), "slurm-native"),
-      env,
-      ...opts,
-    });
+    return new SlurmNativeScheduler({ ...nativeOptions(conf, env), ...opts });
   }
 
   describe(): string {

@@ -27,6 +27,7 @@ describe("ready", () => {
     ["SLURM_JWT in the environment", STATE, { SLURM_JWT: "eyJ" }],
     ["inline token wins over an unreadable file", { ...STATE, "slurm-jwt-token": "eyJ", "slurm-jwt-token-file": "/nope" }, {}],
     ["slurm-native needs no JWT", { ...STATE, "job-scheduler": "slurm-native" as const }, {}],
+    ["slurm-cli needs no JWT", { ...STATE, "job-scheduler": "slurm-cli" as const }, {}],
   ])("%s", (_name, over, env) => expect(check(over, env)).toEqual([]));
 });
 
@@ -40,6 +41,7 @@ describe("missing, named by setting", () => {
     ["an empty SLURM_JWT", STATE, { SLURM_JWT: " " }, FOUND, [NO_JWT]],
     ["an unreadable token file, even with SLURM_JWT", { ...STATE, "slurm-jwt-token-file": "/nope" }, { SLURM_JWT: "eyJ" }, FOUND, ["a readable slurm-jwt-token-file (/nope cannot be read)"]],
     ["slurm-native without slurm-state-dir", { "job-scheduler": "slurm-native" as const }, {}, FOUND, [NO_STATE]],
+    ["slurm-cli without slurm-state-dir", { "job-scheduler": "slurm-cli" as const }, {}, FOUND, [NO_STATE]],
   ])("%s", (_name, over, env, files, missing) => expect(check(over, env, files)).toEqual(missing));
 });
 

@@ -18,6 +18,7 @@ const conf = (over: Partial<NshConfig>): NshConfig => ({ ...defaultNshConfig(), 
 test.each([
   [{ "job-scheduler": "slurm", "slurm-api-host": "login1" }, "slurm:login1", "extraSlurmParams"],
   [{ "job-scheduler": "slurm-native" }, "slurm-native", "slurmNativeConstraints"],
+  [{ "job-scheduler": "slurm-cli" }, "slurm-cli", "extraSlurmParams"],
   [{ "job-scheduler": "pbs", "pbs-host": "pbs1" }, "pbs:pbs1", "pbsResources"],
   [{ "job-scheduler": "pbs" }, "pbs", "pbsResources"],
   [{ "job-scheduler": "pbs-cli", "pbs-host": "pbs1" }, "pbs-cli:pbs1", "pbsResources"],
@@ -32,12 +33,17 @@ test.each([
 test("login-host, else the scheduler's own host", () => {
   expect(loginHostOf(conf({ "slurm-api-host": "rest1" }))).toBe("rest1");
   expect(loginHostOf(conf({ "slurm-api-host": "rest1", "login-host": "me@login2" }))).toBe("me@login2");
+  // the tools and libslurm work where slurm.conf is: the hook runs on the login node itself
+  for (const kind of ["slurm-cli", "slurm-native"] as const) {
+    expect(loginHostOf(conf({ "job-scheduler": kind, "slurm-api-host": "rest1" }))).toBe("localhost");
+    expect(loginHostOf(conf({ "job-scheduler": kind, "login-host": "login2" }))).toBe("login2");
+  }
 });
 
-test("every job-scheduler value nsh.conf accepts has a descriptor; slurm is available", () => {
-  for (const kind of ["slurm", "slurm-native", "pbs", "pbs-cli"]) expect(schedulerModule(kind)?.kind).toBe(kind as NshConfig["job-scheduler"]);
-  expect(availableSchedulers()).toContain("slurm");
-  expect(availableSchedulers()).toEqual(expect.arrayContaining(["pbs", "pbs-cli"]));
+test("every job-scheduler value nsh.conf accepts has a descriptor, and this nsh has all five", () => {
+  const kinds = ["slurm", "slurm-native", "slurm-cli", "pbs", "pbs-cli"] as const;
+  for (const kind of kinds) expect(schedulerModule(kind)?.kind).toBe(kind);
+  expect([...availableSchedulers()].sort()).toEqual([...kinds].sort());
 });
 
 test("pbs and pbs-cli: the login host defaults to pbs-host; nothing beyond the state dir is missing", () => {
@@ -57,11 +63,12 @@ test("creating pbs or pbs-cli loads its module, and nothing is asked of the serv
 });
 
 test("a scheduler this nsh lacks: a config error naming the ones it has", async () => {
-  const err = await createScheduler(conf({ "job-scheduler": "slurm-native" }), {}).catch((e: unknown) => e);
+  const lacking = "lsf" as NshConfig["job-scheduler"]; // nsh.conf's enum refuses it; a stale config object may not
+  const err = await createScheduler(conf({ "job-scheduler": lacking }), {}).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(SchedulerError);
   expect((err as SchedulerError).kind).toBe("config");
-  expect((err as Error).message).toContain("slurm-native is not available");
-  expect((err as Error).message).toContain("slurm");
+  expect((err as Error).message).toContain("lsf is not available");
+  expect((err as Error).message).toContain("slurm-cli");
 });
 
 test("declining a build, or checking the setup, loads no scheduler; creating one does", async () => {

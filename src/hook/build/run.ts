@@ -58,7 +58,8 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   // The scheduler's request lines (`slurm: GET /… -> 200 in 3.1 ms`, `pbs-cli: qstat … -> 0 in …`) are for debugging; its other lines (token file readable by
   // others, Slurm's submit warnings) are warnings.
   const log = (line: string) => (/ -> .* in [\d.]+ ms$/.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`));
-  const scheduler = await createScheduler(conf, env, { log, memoDir: plan.localState });
+  const debug = (line: string) => ctx.log(6, `nsh: ${line}`);
+  const scheduler = await createScheduler(conf, env, { log, debug, memoDir: plan.localState });
   const pool = new SshPool(sshPoolOptions(conf, { warn: (m) => ctx.log(1, `nsh: ${m}`) }));
   const record = new JobLog(plan.localState, {
     key: plan.key,

@@ -8,14 +8,16 @@
 #   cpus    int, cpus_per_task in extraSlurmParams, default 0 (not set)
 #   params  string, raw extraSlurmParams text (wins over the JSON built from
 #           salt/cpus when not ""); "none" sets no extraSlurmParams at all
+#   attr    the attribute params go into, default "extraSlurmParams" (e.g.
+#           "slurmNativeConstraints" for slurm-native)
 #   system  default builtins.currentSystem
 # Result: derivation "job-<salt>"; extraSlurmParams is, unless params is given,
 #   builtins.toJSON { comment = "nsh-test-<salt>"; cpus_per_task = cpus; }
 #   (cpus_per_task only when cpus > 0).
-{ salt ? "0", script ? "echo job ${salt} > $out", sleep ? "0", cpus ? 0, params ? "", system ? builtins.currentSystem }:
+{ salt ? "0", script ? "echo job ${salt} > $out", sleep ? "0", cpus ? 0, params ? "", attr ? "extraSlurmParams", system ? builtins.currentSystem }:
 let
   fromArgs = builtins.toJSON ({ comment = "nsh-test-${salt}"; } // (if cpus > 0 then { cpus_per_task = cpus; } else { }));
-  extra = if params == "none" then { } else { extraSlurmParams = if params == "" then fromArgs else params; };
+  extra = if params == "none" then { } else { ${attr} = if params == "" then fromArgs else params; };
 in
 builtins.derivation ({
   name = "job-${salt}";

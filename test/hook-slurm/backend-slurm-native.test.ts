@@ -1,0 +1,4 @@
+// The core end-to-end scenarios with job-scheduler = slurm-native; what each expects: backend-suite.ts.
+import { backendSuite } from "./backend-suite.ts";
+
+backendSuite("slurm-native");
