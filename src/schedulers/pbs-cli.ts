@@ -13,6 +13,7 @@ import * as path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { DoctorCheck, JobHandle, JobSpec, JobStatus, Scheduler } from "./scheduler.ts";
 import { SchedulerError } from "./scheduler.ts";
+import { SYS_PATH, type ToolResult, resolveUser, runTool } from "./cli-tool.ts";
 import {
   buildQsub, classifyFailure, errorLines, isPbsJobId, isSlurmWrapper, matchId, parsePbsConf, parseQstatDsv,
   parseQstatJson, parseQsubOutput, parseServerStatus, qdelHarmless, qstatManyArgs, qstatServerArgs, qstatTaggedArgs,
@@ -51,7 +52,6 @@ interface Prepared {
   version: string;
 }
 
-const SYS_PATH = "/usr/local/bin:/usr/bin:/bin";
 
 export class PbsCliScheduler implements Scheduler {
   readonly kind = "pbs-cli" as const;
@@ -128,7 +128,7 @@ export class PbsCliScheduler implements Scheduler {
     const paths = found as Record<Tool, string>;
     const wrapper = this.slurmWrapper(paths.qsub);
     if (wrapper) this.log(`pbs-cli: warning: ${wrapper}`);
-    const ids = this.opts.user ? await resolveUser(this.opts.user) : undefined;
+    const ids = this.opts.user ? await resolveUser("pbs-cli-user", this.opts.user) : undefined;
     const p: Prepared = { paths, ids, version: "" };
     const r = await this.run(p, "qstat", qstatServerArgs(this.opts.server));
     const server = r.code === 0 ? parseServerStatus(parseJson(r.stdout, "qstat -B")) : null;
@@ -290,30 +290,15 @@ export class PbsCliScheduler implements Scheduler {
       ...(this.opts.port ? { PBS_BATCH_SERVICE_PORT: String(this.opts.port) } : {}),
     };
     const timeoutMs = this.opts.timeoutMs ?? 60_000;
-    const t0 = performance.now();
-    let proc: ReturnType<typeof Bun.spawn>;
+    let r: ToolResult;
     try {
-      proc = Bun.spawn([p.paths[tool], ...args], {
-        stdin: o.stdin === undefined ? "ignore" : Buffer.from(o.stdin),
-        stdout: "pipe",
-        stderr: "pipe",
-        env,
-        cwd: "/",
-        ...(p.ids ? { uid: p.ids.uid, gid: p.ids.gid } : {}),
-      });
+      const extras = { ...(o.stdin === undefined ? {} : { stdin: o.stdin }), ...(p.ids ? { ids: p.ids } : {}) };
+      r = await runTool({ argv: [p.paths[tool], ...args], env, timeoutMs, ...extras });
     } catch (e) {
       const who = p.ids ? ` as ${this.opts.user} (nsh must run as root to switch user)` : "";
       throw new SchedulerError("config", `pbs-cli: cannot run ${p.paths[tool]}${who}: ${(e as Error).message}`);
     }
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill("SIGKILL");
-    }, timeoutMs);
-    const text = (s: unknown): Promise<string> => new Response(s as ReadableStream).text();
-    const [stdout, stderr, code] = await Promise.all([text(proc.stdout), text(proc.stderr), proc.exited]);
-    clearTimeout(timer);
-    const ms = performance.now() - t0;
+    const { code, stdout, stderr, ms, timedOut } = r;
     const end = timedOut ? "timed out" : code;
     this.log(`pbs-cli: ${tool}${tool === "qsub" ? "" : ` (${args.length} args)`} -> ${end} in ${ms.toFixed(1)} ms`);
     if (timedOut) {
@@ -342,15 +327,4 @@ function parseJson(text: string, what: string): unknown {
     const what2 = `${what} -F json printed something that is not JSON: ${text.trim().slice(0, 200)}`;
     throw new SchedulerError("protocol", what2);
   }
-}
-
-/** pbs-cli-user → uid and gid, through NSS (`getent passwd`), so LDAP users work too. */
-async function resolveUser(user: string): Promise<{ uid: number; gid: number }> {
-  const proc = Bun.spawn(["getent", "passwd", user], { stdout: "pipe", stderr: "ignore", env: { PATH: SYS_PATH } });
-  const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-  const f = text.trim().split("\n")[0]?.split(":") ?? [];
-  if (code !== 0 || f.length < 4 || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) {
-    throw new SchedulerError("config", `pbs-cli-user '${user}': no such user (getent passwd found nothing)`);
-  }
-  return { uid: Number(f[2]), gid: Number(f[3]) };
 }

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { DoctorCheck, JobHandle, JobSpec, JobStatus, JsonObject, Scheduler } from "./scheduler.ts";
 import { SchedulerError } from "./scheduler.ts";
+import { SYS_PATH, type ToolResult, resolveUser, runTool } from "./cli-tool.ts";
 import {
   accountingDisabled,
   classifyFailure,
@@ -57,7 +58,6 @@ interface Ran {
   stderr: string;
 }
 
-const SYS_PATH = "/usr/local/bin:/usr/bin:/bin";
 
 export class SlurmCliScheduler implements Scheduler {
   readonly kind = "slurm-cli" as const;
@@ -116,7 +116,7 @@ export class SlurmCliScheduler implements Scheduler {
     // Slurm's tools retry a missing slurm.conf for 60 s before they fail: say so at once.
     const conf = this.opts.slurmConf;
     if (conf && !fs.existsSync(conf)) throw new SchedulerError("config", `slurm-cli: slurm-conf ${conf} does not exist`);
-    const ids = this.opts.user ? await resolveUser(this.opts.user) : undefined;
+    const ids = this.opts.user ? await resolveUser("slurm-cli-user", this.opts.user) : undefined;
     const p: Prepared = { paths: paths as Record<Tool, string>, ids, version: null };
     const r = await this.run(p, "sbatch", ["--version"]);
     const version = parseSlurmVersion(r.stdout);
@@ -261,30 +261,15 @@ export class SlurmCliScheduler implements Scheduler {
       ...(this.opts.slurmConf ? { SLURM_CONF: this.opts.slurmConf } : {}),
     };
     const timeoutMs = this.opts.timeoutMs ?? 60_000;
-    const t0 = performance.now();
-    let proc: ReturnType<typeof Bun.spawn>;
+    let r: ToolResult;
     try {
-      proc = Bun.spawn([p.paths[tool], ...args], {
-        stdin: o.stdin === undefined ? "ignore" : Buffer.from(o.stdin),
-        stdout: "pipe",
-        stderr: "pipe",
-        env,
-        cwd: "/",
-        ...(p.ids ? { uid: p.ids.uid, gid: p.ids.gid } : {}),
-      });
+      const extras = { ...(o.stdin === undefined ? {} : { stdin: o.stdin }), ...(p.ids ? { ids: p.ids } : {}) };
+      r = await runTool({ argv: [p.paths[tool], ...args], env, timeoutMs, ...extras });
     } catch (e) {
       const who = p.ids ? ` as ${this.opts.user} (nsh must run as root to switch user)` : "";
       throw new SchedulerError("config", `slurm-cli: cannot run ${p.paths[tool]}${who}: ${(e as Error).message}`);
     }
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill("SIGKILL");
-    }, timeoutMs);
-    const text = (s: unknown): Promise<string> => new Response(s as ReadableStream).text();
-    const [stdout, stderr, code] = await Promise.all([text(proc.stdout), text(proc.stderr), proc.exited]);
-    clearTimeout(timer);
-    const ms = performance.now() - t0;
+    const { code, stdout, stderr, ms, timedOut } = r;
     const call = `${tool}${args[0] === "--version" ? " --version" : ""}`;
     this.log(`slurm-cli: ${call} -> ${timedOut ? "timed out" : code} in ${ms.toFixed(1)} ms`);
     if (timedOut) throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is slurmctld reachable?)`);
@@ -317,15 +302,4 @@ function parseJson(text: string): unknown {
     const what = `squeue --json printed something that is not JSON: ${text.trim().slice(0, 200)}`;
     throw new SchedulerError("protocol", what);
   }
-}
-
-/** slurm-cli-user → uid and gid, through NSS (`getent passwd`), so LDAP users work too. */
-async function resolveUser(user: string): Promise<{ uid: number; gid: number }> {
-  const proc = Bun.spawn(["getent", "passwd", user], { stdout: "pipe", stderr: "ignore", env: { PATH: SYS_PATH } });
-  const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-  const f = text.trim().split("\n")[0]?.split(":") ?? [];
-  if (code !== 0 || f.length < 4 || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) {
-    throw new SchedulerError("config", `slurm-cli-user '${user}': no such user (getent passwd found nothing)`);
-  }
-  return { uid: Number(f[2]), gid: Number(f[3]) };
 }
