@@ -12,8 +12,9 @@ import { copy } from "./copy.ts";
 import { hook } from "./hook.ts";
 import { hookBig } from "./hook-big.ts";
 import { startup } from "./startup.ts";
+import { schedulers } from "./schedulers.ts";
 
-const BENCHES: Bench[] = [startup, overhead, memory, copy, hook, hookBig];
+const BENCHES: Bench[] = [startup, overhead, memory, copy, hook, hookBig, schedulers];
 
 function usage(): string {
   return [
