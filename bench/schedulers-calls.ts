@@ -53,7 +53,8 @@ export function confOverrides(b: SchedBackend, c: ConfContext): string {
     case "slurm":
       return `slurm-api-port = ${need("proxyPort")}`;
     case "slurm-cli":
-      return ["job-scheduler = slurm-cli", `slurm-conf = ${need("slurmConf")}`, `slurm-bin-dir = ${need("binDir")}`].join("\n");
+      return ["job-scheduler = slurm-cli", `slurm-conf = ${need("slurmConf")}`, `slurm-bin-dir = ${need("binDir")}`]
+        .join("\n");
     case "slurm-native":
       return ["job-scheduler = slurm-native", `slurm-conf = ${need("slurmConf")}`].join("\n");
     case "pbs":

@@ -14,39 +14,40 @@ import { startClusterLab, type ClusterLab } from "../test/lab/cluster.ts";
 import { ensureLibslurmDev } from "../test/lab/libslurm-dev.ts";
 import { startPbsHookLab, type PbsHookLab } from "../test/hook-pbs/lab.ts";
 import {
-  COUNTED_AT, type CallCounts, classifyCliLine, classifyFfiLine, classifyRest, confOverrides, countCalls,
-  fmtCalls, hookWrapper, isPbs, parseBackends, parseJobLines, parseSlurmctldLog, recordsOfRun, type RecordLite,
-  type SchedBackend, submitToRunning, toolWrapper, addCalls, noCalls, withOverrides,
+  addCalls, type CallCounts, type CallKind, classifyCliLine, classifyFfiLine, classifyRest, confOverrides, countCalls,
+  fmtCalls,
+  hookWrapper, isPbs, noCalls, parseBackends, parseJobLines, parseSlurmctldLog, type RecordLite, recordsOfRun,
+  type SchedBackend, toolWrapper, withOverrides,
 } from "./schedulers-calls.ts";
-import { EXPR, envNumber, envString, max, median, min, onCleanup, salt, sigstopBin, table, tail, timed, type Bench, type BenchResult } from "./lib.ts";
+import { buildArgv, type CaseId, expectedOutput, parseCases, reportTables, rotate, type Run } from "./schedulers-report.ts";
+import {
+  EXPR, envNumber, envString, max, median, min, onCleanup, salt, sigstopBin, tail, timed, type Bench, type BenchResult,
+} from "./lib.ts";
 
 const WORKLOAD = path.join(EXPR, "hook.nix");
-type CaseId = "one" | "wide";
-
-interface Run {
-  backend: SchedBackend;
-  caseId: CaseId;
-  /** 0 = warm-up */
-  round: number;
-  salt: string;
-  ms: number;
-  ok: boolean;
-  why?: string;
-  load1: number;
-  calls: CallCounts;
-}
-
 const load1 = (): number => Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
-const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : "–");
-const rotate = <T>(xs: T[], k: number): T[] => [...xs.slice(k % xs.length), ...xs.slice(0, k % xs.length)];
-const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(0.9 * xs.length))] ?? Number.NaN;
-const range = (xs: number[]) => (xs.length ? `${fmt(median(xs))} (${fmt(min(xs))}–${fmt(max(xs))})` : "–");
 
 /** A directory others may enter (the PBS user runs the pbs-cli wrappers and appends to their log). */
 function openDir(dir: string, mode: number): string {
   fs.mkdirSync(dir, { recursive: true });
   fs.chmodSync(dir, mode);
   return dir;
+}
+
+/** An HTTP proxy in front of slurmrestd that tells `count` what each request was. */
+function countingProxy(upstream: string, count: (kind: CallKind) => void): ReturnType<typeof Bun.serve> {
+  return Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(req) {
+      const url = new URL(req.url);
+      count(classifyRest(req.method, url.pathname));
+      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer();
+      const res = await fetch(`${upstream}${url.pathname}${url.search}`, { method: req.method, headers: req.headers, body });
+      const type = res.headers.get("content-type") ?? "application/json";
+      return new Response(await res.arrayBuffer(), { status: res.status, headers: { "content-type": type } });
+    },
+  });
 }
 
 export const schedulers: Bench = {
@@ -57,8 +58,7 @@ export const schedulers: Bench = {
     const wideRounds = envNumber("NSH_BENCH_WIDE_ROUNDS", 2);
     const wideN = envNumber("NSH_BENCH_WIDE", 50);
     const timeoutMs = envNumber("NSH_BENCH_TIMEOUT", 600) * 1000;
-    const cases = envString("NSH_BENCH_CASES", "one,wide").split(",").map((s) => s.trim()) as CaseId[];
-    for (const c of cases) if (c !== "one" && c !== "wide") throw new Error(`NSH_BENCH_CASES: expected one and/or wide, got '${c}'`);
+    const cases = parseCases(envString("NSH_BENCH_CASES", "one,wide"));
     const backends = parseBackends(process.env.NSH_BENCH_BACKENDS);
     const nsh = path.join(path.dirname(sigstopBin()), "nsh");
     // pbs runs each libpbs conversation as `nsh __pbs-client` under the PBS user: it must reach the snapshot.
@@ -83,7 +83,7 @@ export const schedulers: Bench = {
     // Labs: one Slurm lab (started for REST) and one PBS lab (started for libpbs), as needed.
     let slurmLab: ClusterLab | undefined;
     let pbsLab: PbsHookLab | undefined;
-    const restKinds: ReturnType<typeof classifyRest>[] = [];
+    const restKinds: CallKind[] = [];
     let proxy: ReturnType<typeof Bun.serve> | undefined;
     try {
       const conf: Partial<Record<SchedBackend, string>> = {};
@@ -91,22 +91,18 @@ export const schedulers: Bench = {
         if (backends.includes("slurm-native")) await ensureLibslurmDev();
         slurmLab = await startClusterLab("bench-sched", "slurm");
         const lab = slurmLab;
-        const upstream = lab.slurm.restUrl;
-        proxy = Bun.serve({
-          port: 0,
-          hostname: "127.0.0.1",
-          async fetch(req) {
-            const url = new URL(req.url);
-            restKinds.push(classifyRest(req.method, url.pathname));
-            const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer();
-            const res = await fetch(`${upstream}${url.pathname}${url.search}`, { method: req.method, headers: req.headers, body });
-            return new Response(await res.arrayBuffer(), { status: res.status, headers: { "content-type": res.headers.get("content-type") ?? "application/json" } });
-          },
-        });
+        proxy = countingProxy(lab.slurm.restUrl, (kind) => restKinds.push(kind));
         const slurmPath = { PATH: lab.slurm.env.PATH ?? process.env.PATH ?? "" };
-        const real = (t: string) => Bun.which(t, slurmPath) ?? (() => { throw new Error(`${t} is not on the Slurm lab's PATH`); })();
-        const binDir = backends.includes("slurm-cli") ? wrapTools("slurm-cli", ["sbatch", "squeue", "sacct", "scancel"], real) : undefined;
-        for (const b of backends.filter((x) => !isPbs(x))) conf[b] = confOverrides(b, { proxyPort: proxy.port, slurmConf: lab.slurm.confFile, binDir });
+        const real = (t: string): string => {
+          const found = Bun.which(t, slurmPath);
+          if (!found) throw new Error(`${t} is not on the Slurm lab's PATH`);
+          return found;
+        };
+        const binDir = backends.includes("slurm-cli")
+          ? wrapTools("slurm-cli", ["sbatch", "squeue", "sacct", "scancel"], real)
+          : undefined;
+        const ctx = { proxyPort: proxy.port, slurmConf: lab.slurm.confFile, binDir };
+        for (const b of backends.filter((x) => !isPbs(x))) conf[b] = confOverrides(b, ctx);
       }
       if (backends.some(isPbs)) {
         pbsLab = await startPbsHookLab("pbs", "bench-sched-pbs");
@@ -118,7 +114,9 @@ export const schedulers: Bench = {
           const r = await lab.pbs.qmgr(`set node ${n} resources_available.ncpus = 16`);
           if (r.code !== 0) notes.push(`PBS: setting ${n}'s ncpus to 16 failed: ${r.stderr.trim()}`);
         }
-        const binDir = backends.includes("pbs-cli") ? wrapTools("pbs-cli", ["qsub", "qstat", "qdel"], (t) => path.join(lab.pbs.exec, "bin", t)) : undefined;
+        const binDir = backends.includes("pbs-cli")
+          ? wrapTools("pbs-cli", ["qsub", "qstat", "qdel"], (t) => path.join(lab.pbs.exec, "bin", t))
+          : undefined;
         for (const b of backends.filter(isPbs)) conf[b] = confOverrides(b, { binDir, pbsUser: lab.pbs.user.name });
       }
       const labOf = (b: SchedBackend): ClusterLab | PbsHookLab => (isPbs(b) ? pbsLab! : slurmLab!);
@@ -140,7 +138,6 @@ export const schedulers: Bench = {
         }
         return addCalls(addCalls(rest, cli), countCalls(ffiLines.map(classifyFfiLine)));
       };
-      const expected = (c: CaseId, s: string) => (c === "one" ? `one ${s}` : String((wideN * (wideN - 1)) / 2));
       const runs: Run[] = [];
       const runOne = async (b: SchedBackend, c: CaseId, round: number, of: number): Promise<Run> => {
         const lab = labOf(b);
@@ -148,92 +145,70 @@ export const schedulers: Bench = {
         fs.writeFileSync(lab.nshConf, withOverrides(fs.readFileSync(lab.nshConf, "utf8"), conf[b] ?? ""));
         takeCalls(b); // whatever came between runs is nobody's
         const s = salt();
-        const argv = [
-          "nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", c === "one" ? "one" : "all",
-          "--argstr", "salt", s, "--arg", "n", String(wideN), "--option", "build-hook", hookPath, "-j", "16",
-        ];
         const load = load1();
-        const r = await timed(argv, lab.nix.env, { timeoutMs });
+        const r = await timed(buildArgv(WORKLOAD, c, s, wideN, hookPath), lab.nix.env, { timeoutMs });
         await Bun.sleep(300); // the last hook's tee writes its copy
         const calls = takeCalls(b);
-        let why = r.timedOut ? `timed out after ${timeoutMs / 1000} s` : r.code !== 0 ? `exit ${r.code ?? r.signal}: ${tail(r.stderr, 800)}` : undefined;
+        let why = r.timedOut ? `timed out after ${timeoutMs / 1000} s` : undefined;
+        if (!why && r.code !== 0) why = `exit ${r.code ?? r.signal}: ${tail(r.stderr, 800)}`;
         const out = r.stdout.trim().split("\n").at(-1) ?? "";
         const got = why || !fs.existsSync(out) ? "" : fs.readFileSync(out, "utf8").trim();
-        if (!why && got !== expected(c, s)) why = `exit 0, but ${out || "no output path"} holds '${got}'`;
+        if (!why && got !== expectedOutput(c, s, wideN)) why = `exit 0, but ${out || "no output path"} holds '${got}'`;
         const run: Run = { backend: b, caseId: c, round, salt: s, ms: r.ms, ok: !why, why, load1: load, calls };
         const when = round === 0 ? "warm-up" : `round ${round}/${of}`;
-        process.stderr.write(`  ${c}, ${when}: ${b} ${run.ok ? `${r.ms.toFixed(0)} ms, calls ${fmtCalls(calls)}` : `FAILED (${why})`}\n`);
+        const said = run.ok ? `${r.ms.toFixed(0)} ms, calls ${fmtCalls(calls)}` : `FAILED (${why})`;
+        process.stderr.write(`  ${c}, ${when}: ${b} ${said}\n`);
         return run;
       };
       // Warm-up, not counted: the agent binary is placed once per cluster, slurm-native compiles its shim.
       for (const b of backends) runs.push(await runOne(b, "one", 0, rounds));
       for (const c of (["one", "wide"] as CaseId[]).filter((x) => cases.includes(x))) {
         const of = c === "one" ? rounds : wideRounds;
-        for (let round = 1; round <= of; round++) for (const b of rotate(backends, round - 1)) runs.push(await runOne(b, c, round, of));
+        for (let round = 1; round <= of; round++) {
+          for (const b of rotate(backends, round - 1)) runs.push(await runOne(b, c, round, of));
+        }
       }
 
       // ---------- nsh's records, slurmctld's log ----------
       const records: RecordLite[] = [];
       for (const lab of [slurmLab, pbsLab]) {
         if (!lab) continue;
-        const env = { ...lab.nix.env, NSH_CONF: lab.nshConf, ...("pbs" in lab ? { PBS_CONF_FILE: lab.pbs.confFile } : {}) };
+        const pbsConf = "pbs" in lab ? { PBS_CONF_FILE: lab.pbs.confFile } : {};
+        const env = { ...lab.nix.env, NSH_CONF: lab.nshConf, ...pbsConf };
         records.push(...parseJobLines(Bun.spawnSync([nsh, "jobs", "--all", "--json"], { env }).stdout.toString()));
       }
       const ctld = slurmLab ? parseSlurmctldLog(fs.readFileSync(slurmLab.slurm.logs.slurmctld, "utf8")) : undefined;
 
-      // ---------- tables ----------
-      const counted = (b: SchedBackend, c: CaseId) => runs.filter((r) => r.backend === b && r.caseId === c && r.round > 0);
-      const good = (b: SchedBackend, c: CaseId) => counted(b, c).filter((r) => r.ok);
-      const recsOf = (b: SchedBackend, c: CaseId) => good(b, c).flatMap((r) => recordsOfRun(records, r.salt));
-      const shown = (["one", "wide"] as CaseId[]).filter((c) => cases.includes(c));
-      const label = (c: CaseId) => (c === "one" ? "1 build" : `${wideN} + aggregate`);
-      const ref = median(good(backends[0]!, "one").map((r) => r.ms));
-      const refWide = median(good(backends[0]!, "wide").map((r) => r.ms));
-
-      const wallRows = backends.map((b) => [b, ...shown.flatMap((c) => {
-        const ms = good(b, c).map((r) => r.ms);
-        const base = c === "one" ? ref : refWide;
-        return [`${ms.length} / ${counted(b, c).length}`, range(ms), (median(ms) / base).toFixed(2)];
-      })]);
-      const tables = [table(["backend", ...shown.flatMap((c) => [`${label(c)}: ok runs`, "wall ms median (min–max)", `÷ ${backends[0]}`])], wallRows)];
-
-      const latencyRows = backends.map((b) => [b, ...shown.flatMap((c) => {
-        const recs = recsOf(b, c);
-        const seen = submitToRunning(recs);
-        const sched = ctld && !isPbs(b) ? recs.flatMap((j) => {
-          const [s, a] = [ctld.submitAt.get(j.jobId ?? ""), ctld.allocAt.get(j.jobId ?? "")];
-          return s !== undefined && a !== undefined ? [a - s] : [];
-        }) : [];
-        return [`${seen.length}`, range(seen), fmt(p90(seen)), sched.length ? range(sched) : "–"];
-      })]);
-      tables.push(table(["backend", ...shown.flatMap((c) => [`${label(c)}: jobs`, "submit → nsh sees it running ms, median (min–max)", "p90", "slurmctld: submit RPC → allocation ms"])], latencyRows));
-
-      const medCalls = (rs: Run[]): CallCounts => {
-        const m = (k: keyof CallCounts) => median(rs.map((r) => r.calls[k]));
-        return { submit: m("submit"), status: m("status"), cancel: m("cancel"), other: m("other") };
-      };
-      const callRows = backends.map((b) => [b, COUNTED_AT[b], ...shown.flatMap((c) => {
-        const mc = medCalls(good(b, c));
-        const builds = c === "one" ? 1 : wideN + 1;
-        return [good(b, c).length ? fmtCalls(mc) : "–", good(b, c).length ? (mc.status / builds).toFixed(1) : "–"];
-      })]);
-      tables.push(table(["backend", "counted at", ...shown.flatMap((c) => [`${label(c)}: calls per run, submit / status / cancel / other (median)`, "status calls per build"])], callRows));
-
+      const tables = reportTables({ backends, cases, width: wideN, runs, records, ctld });
       const loads = runs.filter((r) => r.round > 0).map((r) => r.load1);
+      const counts = cases.map((c) => (c === "one" ? `1 build ${rounds}` : `${wideN} + aggregate ${wideRounds}`)).join(", ");
       notes.push(
-        `Rounds: ${cases.includes("one") ? `1 build ${rounds}` : ""}${cases.includes("wide") ? `, ${wideN} + aggregate ${wideRounds}` : ""}; one warm-up single build per backend first, not counted; the order of the backends rotates every round. nsh ran as ${nsh} (a snapshot of dist/nsh) through ${hookPath} (NSH_FFI_TRACE=1, stderr copied to a file).`,
-        `"other" calls: REST pings and the OpenAPI document; sbatch --version and qstat -B; libslurm init/ping; pbs_connect (one per libpbs conversation) and pbs_statserver.`,
+        `Rounds: ${counts}; one warm-up single build per backend first, not counted; the order of the backends rotates`
+          + ` every round. nsh ran as ${nsh} (a snapshot of dist/nsh) through ${hookPath} (NSH_FFI_TRACE=1, stderr`
+          + " copied to a file).",
+        `"other" calls: REST pings and the OpenAPI document; sbatch --version and qstat -B; libslurm init/ping;`
+          + " pbs_connect (one per libpbs conversation) and pbs_statserver.",
       );
-      if (loads.length) notes.push(`1-minute load average before the counted runs: ${min(loads).toFixed(2)} – ${max(loads).toFixed(2)} (median ${median(loads).toFixed(2)}) on ${navigator.hardwareConcurrency} cores.`);
-      for (const r of runs.filter((x) => !x.ok)) notes.push(`FAILED (${r.backend}, ${r.caseId}, ${r.round === 0 ? "warm-up" : `round ${r.round}`}): ${r.why}`);
-      for (const r of runs.filter((x) => x.ok && x.calls.submit === 0)) notes.push(`NO SUBMIT COUNTED (${r.backend}, ${r.caseId}, round ${r.round}): the counting does not see this backend's calls`);
+      if (loads.length) {
+        const range = `${min(loads).toFixed(2)} – ${max(loads).toFixed(2)} (median ${median(loads).toFixed(2)})`;
+        notes.push(`1-minute load average before the counted runs: ${range} on ${navigator.hardwareConcurrency} cores.`);
+      }
+      for (const r of runs.filter((x) => !x.ok)) {
+        notes.push(`FAILED (${r.backend}, ${r.caseId}, ${r.round === 0 ? "warm-up" : `round ${r.round}`}): ${r.why}`);
+      }
+      for (const r of runs.filter((x) => x.ok && x.calls.submit === 0)) {
+        const what = `${r.backend}, ${r.caseId}, round ${r.round}`;
+        notes.push(`NO SUBMIT COUNTED (${what}): the counting misses this backend's calls`);
+      }
+      const jobs = runs.filter((r) => r.round > 0)
+        .flatMap((r) => recordsOfRun(records, r.salt).map((j) => ({ backend: r.backend, caseId: r.caseId, ...j })));
       return {
         tables,
         notes,
         data: {
           settings: { rounds, wideRounds, wideN, timeoutMs, cases, backends, conf },
           runs,
-          jobs: runs.filter((r) => r.round > 0).flatMap((r) => recordsOfRun(records, r.salt).map((j) => ({ backend: r.backend, caseId: r.caseId, ...j }))),
+          jobs,
         },
       };
     } finally {

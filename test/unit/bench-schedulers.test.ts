@@ -1,8 +1,9 @@
-// Expected: the pure parts of `npm run bench schedulers` (bench/schedulers-calls.ts) choose each
+// Expected: the pure parts of `npm run bench schedulers` (bench/schedulers-*.ts) choose each
 // backend's nsh.conf lines without leaving a setting twice, sort every kind of scheduler call record
 // (HTTP requests to slurmrestd, tool wrapper log lines, NSH_FFI_TRACE lines) into submits, status
 // queries, cancels and other calls, and read submit → running from nsh's job records; the counting
-// wrappers pass everything through while they count. The benchmark itself is not run here.
+// wrappers pass everything through while they count; the report leaves warm-ups and failed runs out
+// of its numbers. The benchmark itself is not run here.
 import { expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
@@ -10,8 +11,9 @@ import path from "node:path";
 import {
   type CallKind, classifyCliLine, classifyFfiLine, classifyRest, confOverrides, countCalls, hookWrapper,
   parseBackends, parseJobLines, parseSlurmctldLog, recordsOfRun, SCHED_BACKENDS, submitToRunning, toolWrapper,
-  withOverrides,
+  type SchedBackend, withOverrides,
 } from "../../bench/schedulers-calls.ts";
+import { buildArgv, expectedOutput, parseCases, reportTables, rotate, type Run } from "../../bench/schedulers-report.ts";
 
 test("NSH_BENCH_BACKENDS: empty means all five, a list keeps its order, a wrong name is named", () => {
   expect(parseBackends(undefined)).toEqual([...SCHED_BACKENDS]);
@@ -142,4 +144,38 @@ test("the wrappers pass arguments, output and exit status through and count what
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the nix-build of each case, and the output it must leave", () => {
+  const argv = buildArgv("/b/hook.nix", "wide", "s1", 50, "/w/hook.sh");
+  expect(argv.slice(0, 7)).toEqual(["nix-build", "--store", "daemon", "--no-out-link", "/b/hook.nix", "-A", "all"]);
+  expect(argv.join(" ")).toContain("--argstr salt s1 --arg n 50 --option build-hook /w/hook.sh -j 16");
+  expect(buildArgv("/b/hook.nix", "one", "s1", 50, "/w/hook.sh")[6]).toBe("one");
+  expect(expectedOutput("one", "s1", 50)).toBe("one s1");
+  expect(expectedOutput("wide", "s1", 50)).toBe("1225");
+  expect(parseCases("wide, one")).toEqual(["wide", "one"]);
+  expect(() => parseCases("one,big")).toThrow("got 'big'");
+  expect([0, 1, 2, 5].map((k) => rotate(["a", "b", "c"], k).join(""))).toEqual(["abc", "bca", "cab", "cab"]);
+});
+
+test("the report: warm-ups and failed runs are left out, ratios against the first backend, calls per build", () => {
+  const calls = (status: number) => ({ submit: 3, status, cancel: 0, other: 3 });
+  const run = (backend: SchedBackend, round: number, ms: number, ok = true, status = 4): Run =>
+    ({ backend, caseId: "wide", round, salt: `${backend}-${round}`, ms, ok, load1: 1, calls: calls(status) });
+  const runs = [
+    run("slurm", 0, 99_999), run("slurm", 1, 1000), run("slurm", 2, 3000),
+    run("pbs", 1, 1500, true, 6), run("pbs", 2, 99_999, false),
+  ];
+  const records = [
+    { drv: "/s/x-leaf0-slurm-1.drv", jobId: "7", state: "succeeded", submittedAt: 0, marks: { submitted: 10, running: 60 } },
+    { drv: "/s/x-leaf0-pbs-1.drv", jobId: "8.pbs", state: "succeeded", submittedAt: 0, marks: { submitted: 10, running: 30 } },
+  ];
+  const ctld = { submitAt: new Map([["7", 100]]), allocAt: new Map([["7", 140]]) };
+  const [wall, latency, counted] = reportTables({ backends: ["slurm", "pbs"], cases: ["wide"], width: 2, runs, records, ctld });
+  expect(wall).toContain("| slurm | 2 / 2 | 2000 (1000–3000) | 1.00 |");
+  expect(wall).toContain("| pbs | 1 / 2 | 1500 (1500–1500) | 0.75 |");
+  expect(latency).toContain("| slurm | 1 | 50 (50–50) | 50 | 40 (40–40) |");
+  expect(latency).toContain("| pbs | 1 | 20 (20–20) | 20 | – |");
+  expect(counted).toContain("| slurm | HTTP proxy in front of slurmrestd | 3 / 4 / 0 / 3 | 1.3 |");
+  expect(counted).toContain("| pbs | NSH_FFI_TRACE (libpbs calls) | 3 / 6 / 0 / 3 | 2.0 |");
 });
