@@ -29,7 +29,8 @@ test.each([
   ["pbs", "job-scheduler = pbs"],
   ["pbs-cli", "job-scheduler = pbs-cli\npbs-cli-user = nshpbs\npbs-bin-dir = /w/bin"],
 ] as const)("nsh.conf lines for %s", (backend, lines) => {
-  expect(confOverrides(backend, { proxyPort: 4242, slurmConf: "/lab/slurm.conf", binDir: "/w/bin", pbsUser: "nshpbs" })).toBe(lines);
+  const ctx = { proxyPort: 4242, slurmConf: "/lab/slurm.conf", binDir: "/w/bin", pbsUser: "nshpbs" };
+  expect(confOverrides(backend, ctx)).toBe(lines);
 });
 
 test("a backend whose counting is not set up says what is missing", () => {
@@ -89,14 +90,17 @@ test.each([
 });
 
 test("counting", () => {
-  expect(countCalls(["submit", undefined, "status", "status", "other"])).toEqual({ submit: 1, status: 2, cancel: 0, other: 1 });
+  const counted = countCalls(["submit", undefined, "status", "status", "other"]);
+  expect(counted).toEqual({ submit: 1, status: 2, cancel: 0, other: 1 });
 });
 
 test("submit → running per job of one run, from the records' marks", () => {
+  const rec = (drv: string, submitted: number, running: number) =>
+    JSON.stringify({ drv, state: "succeeded", submittedAt: 1, marks: { submitted, running } });
   const text = [
-    JSON.stringify({ drv: "/s/a-leaf0-salt1.drv", state: "succeeded", submittedAt: 1, marks: { submitted: 1000, running: 1250 } }),
-    JSON.stringify({ drv: "/s/b-all-salt1.drv", state: "succeeded", submittedAt: 2, marks: { submitted: 2000, running: 2100 } }),
-    JSON.stringify({ drv: "/s/c-one-salt2.drv", state: "succeeded", submittedAt: 3, marks: { submitted: 3000, running: 3900 } }),
+    rec("/s/a-leaf0-salt1.drv", 1000, 1250),
+    rec("/s/b-all-salt1.drv", 2000, 2100),
+    rec("/s/c-one-salt2.drv", 3000, 3900),
     JSON.stringify({ drv: "/s/d-one-salt1x.drv", state: "failed", submittedAt: 4, marks: { submitted: 1 } }),
     "not json",
   ].join("\n");
@@ -129,7 +133,8 @@ test("the wrappers pass arguments, output and exit status through and count what
 
     // The hook wrapper: stdin, stdout and stderr stay the hook's; stderr is also copied to a file.
     const fake = path.join(dir, "fake-nsh");
-    fs.writeFileSync(fake, "#!/bin/sh\nread x\necho \"out $1 $x\"\necho \"nsh ffi: libpbs pbs_connect(\\\"h\\\") -> 3 (1 ms) $NSH_FFI_TRACE\" >&2\nexit 3\n", { mode: 0o755 });
+    const traceLine = `echo "nsh ffi: libpbs pbs_connect(\\"h\\") -> 3 (1 ms) $NSH_FFI_TRACE" >&2`;
+    fs.writeFileSync(fake, `#!/bin/sh\nread x\necho "out $1 $x"\n${traceLine}\nexit 3\n`, { mode: 0o755 });
     const logs = path.join(dir, "hooks");
     fs.mkdirSync(logs);
     const hook = path.join(dir, "hook.sh");
@@ -167,11 +172,14 @@ test("the report: warm-ups and failed runs are left out, ratios against the firs
     run("pbs", 1, 1500, true, 6), run("pbs", 2, 99_999, false),
   ];
   const records = [
-    { drv: "/s/x-leaf0-slurm-1.drv", jobId: "7", state: "succeeded", submittedAt: 0, marks: { submitted: 10, running: 60 } },
-    { drv: "/s/x-leaf0-pbs-1.drv", jobId: "8.pbs", state: "succeeded", submittedAt: 0, marks: { submitted: 10, running: 30 } },
+    { drv: "/s/x-leaf0-slurm-1.drv", jobId: "7", state: "succeeded", submittedAt: 0,
+      marks: { submitted: 10, running: 60 } },
+    { drv: "/s/x-leaf0-pbs-1.drv", jobId: "8.pbs", state: "succeeded", submittedAt: 0,
+      marks: { submitted: 10, running: 30 } },
   ];
   const ctld = { submitAt: new Map([["7", 100]]), allocAt: new Map([["7", 140]]) };
-  const [wall, latency, counted] = reportTables({ backends: ["slurm", "pbs"], cases: ["wide"], width: 2, runs, records, ctld });
+  const input = { backends: ["slurm", "pbs"] as SchedBackend[], cases: ["wide" as const], width: 2, runs, records, ctld };
+  const [wall, latency, counted] = reportTables(input);
   expect(wall).toContain("| slurm | 2 / 2 | 2000 (1000–3000) | 1.00 |");
   expect(wall).toContain("| pbs | 1 / 2 | 1500 (1500–1500) | 0.75 |");
   expect(latency).toContain("| slurm | 1 | 50 (50–50) | 50 | 40 (40–40) |");
