@@ -35,6 +35,9 @@ export const ROOT_PACKAGES = [
   "slurm-wlm-jwt-plugin",
   "munge",
   "libslurm-dev",
+  // slurm-native compiles its C shim against the root's slurm/slurm.h when nsh runs inside it
+  "gcc",
+  "libc6-dev",
   "openssh-client",
   "procps",
   "mount",
