@@ -37,6 +37,11 @@ export interface ExternalBuilderOptions {
   terminate?: AbortSignal;
 }
 
+/** Why a build nsh would not take fails instead of being built elsewhere. */
+const CANNOT_DECLINE =
+  "An external builder cannot decline: Nix hands it every build of a system that external-builders lists " +
+  "(after any build hook declined it) and builds none of them itself";
+
 /** Not the build's fault nor the cluster's: nsh cannot take this build; the message says why. */
 class CannotBuild extends Error {}
 
@@ -86,7 +91,7 @@ export async function runExternalBuilder(argv: string[], opts: ExternalBuilderOp
 
     const req: TryRequest = { amWilling: true, system: build.system, drvPath, requiredFeatures: requiredSystemFeatures(drv) };
     const d = decide(req, conf);
-    if (!d.take) throw new CannotBuild(`not building '${drvPath}' on the cluster: ${d.reason}`);
+    if (!d.take) throw new CannotBuild(`not building '${drvPath}' on the cluster: ${d.reason}. ${CANNOT_DECLINE}`);
 
     // Messages are text in the build log here, not the hook's `@nix` JSON.
     const hookLog = new HookLog(verbosity, (b) => write(plainMessage(String(b))), write);
