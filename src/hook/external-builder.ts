@@ -15,6 +15,8 @@ import type { Env } from "../config/nixconf.ts";
 import { parseDerivation, requiredSystemFeatures } from "../nix/derivation.ts";
 import {
   type ExternalBuild,
+  buildUserOf,
+  buildUserWarning,
   derivationFileName,
   isTheDerivation,
   parseExternalBuild,
@@ -75,6 +77,8 @@ export async function runExternalBuilder(argv: string[], opts: ExternalBuilderOp
   try {
     const args = parseExternalBuilderArgs(argv);
     verbosity = args.verbosity;
+    const buildUser = buildUserOf(process.getuid?.() ?? 0, readOr(`/proc/${process.ppid}/status`));
+    if (buildUser !== undefined && verbosity >= 1) write(`nsh: warning: ${buildUserWarning(buildUser)}\n`);
     const build = parseExternalBuild(fs.readFileSync(args.file, "utf8"), args.file);
     const drvPath = findDerivation(build);
     const drv = parseDerivation(fs.readFileSync(path.join(build.realStoreDir, path.basename(drvPath)), "utf8"));
@@ -130,6 +134,14 @@ function plainMessage(line: string): string {
     return line;
   }
 }
+
+const readOr = (file: string, otherwise = "") => {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return otherwise;
+  }
+};
 
 const canRead = (file: string) => {
   try {
