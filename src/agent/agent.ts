@@ -65,7 +65,11 @@ export async function nixStoreProblem(nixStore: string, nixBinDir: string | unde
 }
 
 /** nixStoreProblem's check, with the `--version` line nix-store answered when it works. */
-export async function checkNixStore(nixStore: string, nixBinDir: string | undefined, env: Record<string, string | undefined> = process.env): Promise<{ problem?: string; version?: string }> {
+export async function checkNixStore(
+  nixStore: string,
+  nixBinDir: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ problem?: string; version?: string }> {
   const node = os.hostname();
   const fix = "set remote-nix-bin-dir in nsh.conf to the directory that holds nix-store on the cluster (a shared Nix installation)";
   let exe: string | null = null;
@@ -74,7 +78,8 @@ export async function checkNixStore(nixStore: string, nixBinDir: string | undefi
       fs.accessSync(nixStore, fs.constants.X_OK);
       exe = nixStore;
     } catch {
-      return { problem: `there is no executable ${nixStore} on node ${node} (remote-nix-bin-dir = ${nixBinDir}): ${fix}` };
+      const where = `(remote-nix-bin-dir = ${nixBinDir})`;
+      return { problem: `there is no executable ${nixStore} on node ${node} ${where}: ${fix}` };
     }
   } else {
     exe = Bun.which("nix-store", { PATH: env.PATH ?? "" });
@@ -83,7 +88,9 @@ export async function checkNixStore(nixStore: string, nixBinDir: string | undefi
   try {
     // Not spawnSync: the agent listens (and the hook connects) meanwhile.
     const r = Bun.spawn([exe, "--version"], { stdout: "pipe", stderr: "pipe" });
-    const [exitCode, stdout, stderr] = await Promise.all([r.exited, new Response(r.stdout).text(), new Response(r.stderr).text()]);
+    const [exitCode, stdout, stderr] = await Promise.all([
+      r.exited, new Response(r.stdout).text(), new Response(r.stderr).text(),
+    ]);
     if (exitCode === 0) return { version: stdout.trim().split("\n")[0] ?? "" };
     const why = stderr.trim().split("\n").pop() ?? "";
     return { problem: `${exe} --version failed on node ${node} (exit ${exitCode}${why ? `: ${why}` : ""}): ${fix}` };

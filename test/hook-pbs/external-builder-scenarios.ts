@@ -30,7 +30,8 @@ async function startLab(kind: PbsKind, root: LabRoot): Promise<PbsHookLab> {
   const builders = [{ systems: [SYSTEM], program: NSH_BIN, args: ["external-builder"] }];
   const nixConfig = `extra-experimental-features = external-builders\nexternal-builders = ${JSON.stringify(builders)}`;
   const binds = [
-    "/tmp", os.tmpdir(), "/var/tmp", REPO_DIR, path.dirname(lab.pbs.exec), path.dirname(lab.pbs.root), "/etc/passwd", "/etc/group",
+    "/tmp", os.tmpdir(), "/var/tmp", REPO_DIR,
+    path.dirname(lab.pbs.exec), path.dirname(lab.pbs.root), "/etc/passwd", "/etc/group",
   ];
   fs.writeFileSync(path.join(lab.nix.root, "bin", ".enter"), enterScript(root.dir, bindPaths(binds)), { mode: 0o755 });
   await lab.nix.stopDaemon();
@@ -51,7 +52,8 @@ export function externalBuilderPbsScenarios(kind: PbsKind): void {
   beforeAll(async () => {
     const root = await selectedRoot();
     const [major = 0, minor = 0] = versionNumbers(root?.nixVersion ?? "nix 2.8.0");
-    if (!root || major < 2 || (major === 2 && minor < 32)) skip = `skipped: ${root?.nixVersion ?? "the host's Nix"} has no external-builders`;
+    const supported = root && (major > 2 || (major === 2 && minor >= 32));
+    if (!supported) skip = `skipped: ${root?.nixVersion ?? "the host's Nix"} has no external-builders`;
     else lab = await startLab(kind, root);
   }, 60 * 60_000);
   afterAll(async () => {
@@ -103,8 +105,8 @@ export function externalBuilderPbsScenarios(kind: PbsKind): void {
       expect(id).toBeDefined();
       p.kill("SIGINT");
       expect(await jobGone(lab!, id!, 30_000)).toBe(true); // well before the 60 s builder would end it
-      const rec = await until(async () => ((await jobsOf(lab!, s))[0]?.state === "cancelled" ? true : undefined), 30_000, 250);
-      expect(rec).toBe(true);
+      const cancelled = async () => ((await jobsOf(lab!, s))[0]?.state === "cancelled" ? true : undefined);
+      expect(await until(cancelled, 30_000, 250)).toBe(true);
     } finally {
       p.kill("SIGKILL");
     }

@@ -36,7 +36,11 @@ export interface ExternalBuilderLab {
  * passes `--option build-hook nsh`, so both are configured. The cluster offers the lab
  * expressions' feature "nsh"; Nix itself does not (no local build could take them).
  */
-export async function startExternalBuilderLab(name: string, backend: Backend, withHook = false): Promise<ExternalBuilderLab> {
+export async function startExternalBuilderLab(
+  name: string,
+  backend: Backend,
+  withHook = false,
+): Promise<ExternalBuilderLab> {
   const lab = await startClusterLab(name, backend);
   const [major = 0, minor = 0] = lab.nix.nixVersionNumbers;
   const supported = major > 2 || (major === 2 && minor >= 32);
@@ -56,7 +60,8 @@ export async function startExternalBuilderLab(name: string, backend: Backend, wi
     lab,
     supported,
     nixBuild: (args, timeoutMs = 150_000) => lab.nix.run(argv(args), { timeoutMs }),
-    spawnBuild: (args) => Bun.spawn(argv(args), { env: lab.nix.env, cwd: lab.nix.root, stdio: ["ignore", "pipe", "pipe"] }),
+    spawnBuild: (args) =>
+      Bun.spawn(argv(args), { env: lab.nix.env, cwd: lab.nix.root, stdio: ["ignore", "pipe", "pipe"] }),
     jobArgs: (s, o = {}) => [
       lab.nix.expr("slurm-job"), "--argstr", "salt", s, "--argstr", "params", "none",
       ...(o.script ? ["--argstr", "script", o.script] : []),
