@@ -12,6 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { AGENT_LOG, AGENT_SOCKET, parseHello, statusLine, type AgentOptions } from "./protocol.ts";
+import { knowsExternalBuilders, parseNixVersion } from "../nix/version.ts";
 
 interface Client {
   mode?: "serve" | "log";
@@ -60,6 +61,15 @@ function feed(s: Socket<Client>, child: Subprocess<"pipe", "pipe", "pipe">, data
  * nodes' PATH is one clear message instead of a serve protocol that never starts.
  */
 export async function nixStoreProblem(nixStore: string, nixBinDir: string | undefined, env: Record<string, string | undefined> = process.env): Promise<string | undefined> {
+  return (await checkNixStore(nixStore, nixBinDir, env)).problem;
+}
+
+/** nixStoreProblem's check, with the `--version` line nix-store answered when it works. */
+export async function checkNixStore(
+  nixStore: string,
+  nixBinDir: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ problem?: string; version?: string }> {
   const node = os.hostname();
   const fix = "set remote-nix-bin-dir in nsh.conf to the directory that holds nix-store on the cluster (a shared Nix installation)";
   let exe: string | null = null;
@@ -68,21 +78,24 @@ export async function nixStoreProblem(nixStore: string, nixBinDir: string | unde
       fs.accessSync(nixStore, fs.constants.X_OK);
       exe = nixStore;
     } catch {
-      return `there is no executable ${nixStore} on node ${node} (remote-nix-bin-dir = ${nixBinDir}): ${fix}`;
+      const where = `(remote-nix-bin-dir = ${nixBinDir})`;
+      return { problem: `there is no executable ${nixStore} on node ${node} ${where}: ${fix}` };
     }
   } else {
     exe = Bun.which("nix-store", { PATH: env.PATH ?? "" });
-    if (!exe) return `nix-store is not on the job's PATH on node ${node} (PATH=${env.PATH ?? ""}): ${fix}`;
+    if (!exe) return { problem: `nix-store is not on the job's PATH on node ${node} (PATH=${env.PATH ?? ""}): ${fix}` };
   }
   try {
     // Not spawnSync: the agent listens (and the hook connects) meanwhile.
-    const r = Bun.spawn([exe, "--version"], { stdout: "ignore", stderr: "pipe" });
-    const [exitCode, stderr] = await Promise.all([r.exited, new Response(r.stderr).text()]);
-    if (exitCode === 0) return undefined;
+    const r = Bun.spawn([exe, "--version"], { stdout: "pipe", stderr: "pipe" });
+    const [exitCode, stdout, stderr] = await Promise.all([
+      r.exited, new Response(r.stdout).text(), new Response(r.stderr).text(),
+    ]);
+    if (exitCode === 0) return { version: stdout.trim().split("\n")[0] ?? "" };
     const why = stderr.trim().split("\n").pop() ?? "";
-    return `${exe} --version failed on node ${node} (exit ${exitCode}${why ? `: ${why}` : ""}): ${fix}`;
+    return { problem: `${exe} --version failed on node ${node} (exit ${exitCode}${why ? `: ${why}` : ""}): ${fix}` };
   } catch (e) {
-    return `cannot run ${exe} on node ${node} (${(e as Error).message}): ${fix}`;
+    return { problem: `cannot run ${exe} on node ${node} (${(e as Error).message}): ${fix}` };
   }
 }
 
@@ -102,20 +115,23 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   const nixStore = o.nixBinDir ? path.join(o.nixBinDir, "nix-store") : "nix-store";
   // nix-store's own children (builders, hooks) find the same Nix first.
   const childEnv = o.nixBinDir ? { ...process.env, PATH: `${o.nixBinDir}:${process.env.PATH ?? ""}` } : process.env;
-  // The check runs while the agent already listens; clients wait for its verdict. Meanwhile one
-  // `nix-store --serve` starts (its store takes ~40 ms to open), killed if the check fails.
-  const checked = nixStoreProblem(nixStore, o.nixBinDir).catch((e: Error) => `cannot check ${nixStore}: ${e.message}`);
+  // The check runs while the agent already listens; clients wait for its verdict. Then one
+  // `nix-store --serve` starts (its store takes ~40 ms to open) before the hook connects over ssh;
+  // its options depend on the version the check saw.
+  const checked: Promise<{ problem?: string; version?: string }> = checkNixStore(nixStore, o.nixBinDir)
+    .catch((e: Error) => ({ problem: `cannot check ${nixStore}: ${e.message}` }));
   let problem: string | undefined;
+  let noExternalBuilders = false;
   let spare: Subprocess<"pipe", "pipe", "pipe"> | undefined;
-  try {
-    spare = spawnServe();
-  } catch {} // said when a session asks for it
-  void checked.then((p) => {
-    problem = p;
-    if (!p) return;
-    fs.writeSync(logFile, `nsh agent: error: ${p}\n`);
-    spare?.kill("SIGTERM");
-    spare = undefined;
+  const ready = checked.then((c) => {
+    problem = c.problem;
+    if (problem) return void fs.writeSync(logFile, `nsh agent: error: ${problem}\n`);
+    try {
+      noExternalBuilders = knowsExternalBuilders(parseNixVersion(c.version ?? ""));
+    } catch {} // an unknown version line: a Nix without the setting
+    try {
+      spare = spawnServe();
+    } catch {} // said when a session asks for it
   });
   const say = (line: string) => {
     fs.writeSync(logFile, line);
@@ -151,14 +167,14 @@ export async function runAgent(o: AgentOptions): Promise<number> {
         c.mode = mode;
         fs.writeSync(logFile, `nsh agent: ${mode} client at ${Date.now()}\n`);
         if (mode === "log") {
-          void checked.then(() => {
+          void ready.then(() => {
             s.write(statusLine(problem));
             logs.add(s);
           });
           return;
         }
         c.early = rest.length ? [rest] : [];
-        void checked.then(() => {
+        void ready.then(() => {
           if (c.gone) return;
           if (problem) return void s.end();
           try {
@@ -188,7 +204,7 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   function spawnServe(): Subprocess<"pipe", "pipe", "pipe"> {
     // nsh accepted the build because the cluster offers its features: the node's Nix must agree.
     const features = o.systemFeatures.length ? ["--option", "extra-system-features", o.systemFeatures.join(" ")] : [];
-    const noExternal = o.noExternalBuilders ? ["--option", "external-builders", "[]"] : [];
+    const noExternal = noExternalBuilders ? ["--option", "external-builders", "[]"] : [];
     const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features, ...noExternal], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv });
     children.add(child);
     void child.exited.then(() => children.delete(child));

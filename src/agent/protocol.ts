@@ -37,11 +37,6 @@ export interface AgentOptions {
   collectGarbage: boolean;
   /** Features the cluster offers (nsh.conf system-features): the node's Nix must accept them too. */
   systemFeatures: string[];
-  /**
-   * The build came from an external builder (Nix ≥ 2.32): the node's Nix must build it itself, not
-   * hand it to its own `external-builders` (a shared nix.conf would send it back to nsh, in a loop).
-   */
-  noExternalBuilders?: boolean;
   /** With no client connected for this long after the first one came, the hook is gone: end the job. */
   orphanGraceMs: number;
   /** If no client ever connects within this long, give the allocation back. */
@@ -63,7 +58,6 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
     else if (a === "--nix-bin-dir") o.nixBinDir = val();
     else if (a === "--collect-garbage") o.collectGarbage = true;
     else if (a === "--system-features") o.systemFeatures = val().split(/\s+/).filter(Boolean);
-    else if (a === "--no-external-builders") o.noExternalBuilders = true;
     else if (a === "--orphan-grace") o.orphanGraceMs = Number(val()) * 1000;
     else if (a === "--first-contact-timeout") o.firstContactTimeoutMs = Number(val()) * 1000;
     else throw new Error(`unknown agent argument '${a}'`);
@@ -72,7 +66,7 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
 }
 
 /** The agent's command line, as the job script runs it (shell-quoted by the caller). */
-export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage" | "noExternalBuilders"> & { systemFeatures?: string[] }): string[] {
+export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage"> & { systemFeatures?: string[] }): string[] {
   return [
     "__agent",
     o.jobDir,
@@ -80,6 +74,5 @@ export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixB
     ...(o.nixBinDir ? ["--nix-bin-dir", o.nixBinDir] : []),
     ...(o.collectGarbage ? ["--collect-garbage"] : []),
     ...(o.systemFeatures?.length ? ["--system-features", o.systemFeatures.join(" ")] : []),
-    ...(o.noExternalBuilders ? ["--no-external-builders"] : []),
   ];
 }

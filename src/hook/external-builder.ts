@@ -15,6 +15,8 @@ import type { Env } from "../config/nixconf.ts";
 import { parseDerivation, requiredSystemFeatures } from "../nix/derivation.ts";
 import {
   type ExternalBuild,
+  buildUserOf,
+  buildUserWarning,
   derivationFileName,
   isTheDerivation,
   parseExternalBuild,
@@ -36,6 +38,11 @@ export interface ExternalBuilderOptions {
   executors?: Partial<Record<SchedulerKind, BuildExecutor | undefined>>;
   terminate?: AbortSignal;
 }
+
+/** Why a build nsh would not take fails instead of being built elsewhere. */
+const CANNOT_DECLINE =
+  "An external builder cannot decline: Nix hands it every build of a system that external-builders lists " +
+  "(after any build hook declined it) and builds none of them itself";
 
 /** Not the build's fault nor the cluster's: nsh cannot take this build; the message says why. */
 class CannotBuild extends Error {}
@@ -70,6 +77,8 @@ export async function runExternalBuilder(argv: string[], opts: ExternalBuilderOp
   try {
     const args = parseExternalBuilderArgs(argv);
     verbosity = args.verbosity;
+    const buildUser = buildUserOf(process.getuid?.() ?? 0, readOr(`/proc/${process.ppid}/status`));
+    if (buildUser !== undefined && verbosity >= 1) write(`nsh: warning: ${buildUserWarning(buildUser)}\n`);
     const build = parseExternalBuild(fs.readFileSync(args.file, "utf8"), args.file);
     const drvPath = findDerivation(build);
     const drv = parseDerivation(fs.readFileSync(path.join(build.realStoreDir, path.basename(drvPath)), "utf8"));
@@ -86,7 +95,7 @@ export async function runExternalBuilder(argv: string[], opts: ExternalBuilderOp
 
     const req: TryRequest = { amWilling: true, system: build.system, drvPath, requiredFeatures: requiredSystemFeatures(drv) };
     const d = decide(req, conf);
-    if (!d.take) throw new CannotBuild(`not building '${drvPath}' on the cluster: ${d.reason}`);
+    if (!d.take) throw new CannotBuild(`not building '${drvPath}' on the cluster: ${d.reason}. ${CANNOT_DECLINE}`);
 
     // Messages are text in the build log here, not the hook's `@nix` JSON.
     const hookLog = new HookLog(verbosity, (b) => write(plainMessage(String(b))), write);
@@ -125,6 +134,14 @@ function plainMessage(line: string): string {
     return line;
   }
 }
+
+const readOr = (file: string, otherwise = "") => {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    return otherwise;
+  }
+};
 
 const canRead = (file: string) => {
   try {

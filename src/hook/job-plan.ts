@@ -45,8 +45,6 @@ export interface JobPlanInput {
   storeDir?: string;
   /** system-features and mandatory-system-features: what the node's Nix must accept. */
   systemFeatures?: string[];
-  /** From an external builder: the node's Nix may not use its own external-builders (agent --no-external-builders). */
-  noExternalBuilders?: boolean;
 }
 
 /** job-environment words → a map; a word without '=' is an error naming it. */
@@ -108,7 +106,7 @@ export const jobOutputFile = (jobDir: string) => `${jobDir}.out`;
 
 export function jobSpec(p: JobPlanInput): JobSpec {
   const dir = jobDir(p.stateDir, p.key);
-  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures, noExternalBuilders: p.noExternalBuilders });
+  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures });
   return {
     name: `nsh-${drvName(p.drvPath)}`.slice(0, 200),
     tag: jobTag(p.key),

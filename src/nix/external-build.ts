@@ -103,3 +103,25 @@ export function parseExternalBuilderArgs(argv: readonly string[]): { file: strin
   }
   return { file, verbosity };
 }
+
+/**
+ * Pure: the build user Nix runs us as, if any. With build users (`build-users-group`,
+ * `auto-allocate-uids`) Nix ≥ 2.32 switches the external builder to the build's user like any
+ * builder (setUser()), while its own process (our parent) stays root. `parentStatus` is the text
+ * of /proc/<ppid>/status.
+ */
+export function buildUserOf(selfUid: number, parentStatus: string): number | undefined {
+  const parentUid = /^Uid:\s+(\d+)/m.exec(parentStatus)?.[1];
+  return selfUid !== 0 && parentUid === "0" ? selfUid : undefined;
+}
+
+/** Why nsh as a build user falls short (Nix 2.34's DerivationBuilderImpl::killSandbox → killUser). */
+export function buildUserWarning(uid: number): string {
+  return (
+    `nsh runs as build user ${uid} (Nix's build-users-group or auto-allocate-uids): it needs read access to ` +
+    "nsh.conf, the JWT and ssh keys and write access to its state dir as that user, and when Nix stops the build " +
+    "(interrupt, timeout) it kills every process of the user, nsh's job reaper included, so a queued job is not " +
+    "cancelled and a running one ends only when its agent misses nsh (about 15 s); see the README, " +
+    "'nsh as an external builder'"
+  );
+}

@@ -31,6 +31,15 @@ export function honoursHeldLocks(v: NixVersion): boolean {
   return v.impl === "lix" || !atLeast(v, 2, 29);
 }
 
+/**
+ * Nix ≥ 2.32 has the `external-builders` setting (Lix has not). The node's Nix of a job must build
+ * the job's derivation itself: a nix.conf shared with the login host that lists nsh there would hand
+ * the build back to `nsh external-builder` on the node (a second job, or a failure).
+ */
+export function knowsExternalBuilders(v: NixVersion): boolean {
+  return v.impl === "nix" && atLeast(v, 2, 32);
+}
+
 /** How outputs get into a local store whose output locks Nix holds. */
 /** restore-only: unpack the outputs where Nix expects them and leave registering to Nix (external builders). */
 export type ImportMethod = "held-locks" | "restore-register" | "restore-only";

@@ -25,6 +25,8 @@ export const SHIM_SOURCE = String.raw`
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+/* Slurm 26.05 takes a slurm_step_id_t where a job id was; this keeps the uint32_t calls (ignored before) */
+#define SLURM_BACKWARD_COMPAT 1
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 
@@ -33,7 +35,8 @@ long nsh_shim_slurm_version(void) { return SLURM_VERSION_NUMBER; }
 
 static void put(char *buf, int len, const char *msg) { if (buf && len > 0) snprintf(buf, len, "%s", msg ? msg : ""); }
 static int given(const char *s) { return s && *s; }
-static int neg_errno(void) { int e = slurm_get_errno(); return e > 0 ? -e : -1; }
+/* libslurm reports through errno (slurm_get_errno() returned just that, and is gone since 24.11) */
+static int neg_errno(void) { int e = errno; return e > 0 ? -e : -1; }
 
 /* libslurm dlopen()s its plugins (auth/munge, select/cons_tres, ...), which resolve libslurm's
  * symbols globally; an FFI loads this shim (and libslurm with it) RTLD_LOCAL, so the first RPC
@@ -96,7 +99,11 @@ int64_t nsh_shim_submit(const char *script, const char *name, const char *workdi
         rc = neg_errno();
         put(err, errlen, slurm_strerror((int)-rc));
     } else {
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(26, 5, 0)
+        rc = resp->step_id.job_id; /* 26.05: a slurm_step_id_t (22.05 and 24.11: job_id) */
+#else
         rc = resp->job_id;
+#endif
         if (resp->job_submit_user_msg) put(err, errlen, resp->job_submit_user_msg);
         slurm_free_submit_response_response_msg(resp);
     }
@@ -144,7 +151,7 @@ int64_t nsh_shim_jobs(const char *user, const uint32_t *ids, int nids, char *out
         rc = slurm_load_job_user(&msg, uid, SHOW_ALL);
     }
     if (rc != SLURM_SUCCESS || !msg) {
-        int e = slurm_get_errno();
+        int e = errno;
         if (e == ESLURM_INVALID_JOB_ID) { if (cap > 0) out[0] = 0; return 0; }
         put(err, errlen, slurm_strerror(e));
         return e > 0 ? -e : -1;

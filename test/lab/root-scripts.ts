@@ -35,6 +35,11 @@ export const ROOT_PACKAGES = [
   "slurm-wlm-jwt-plugin",
   "munge",
   "libslurm-dev",
+  // slurm-native compiles its C shim against the root's slurm/slurm.h when nsh runs inside it
+  "gcc",
+  "libc6-dev",
+  // the PBS lab's clients (built on the host, test/lab/pbs-build.ts) run inside the root for its Nix's nsh
+  "libcjson1",
   "openssh-client",
   "procps",
   "mount",

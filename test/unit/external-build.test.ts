@@ -2,7 +2,9 @@
 // a clear message naming the file and the field for anything malformed; the derivation found by its
 // build directory's name and its outputs; the program's own arguments (--verbosity N) before the file.
 import { expect, test } from "bun:test";
-import { derivationFileName, isTheDerivation, parseExternalBuild, parseExternalBuilderArgs } from "../../src/nix/external-build.ts";
+import {
+  buildUserOf, derivationFileName, isTheDerivation, parseExternalBuild, parseExternalBuilderArgs,
+} from "../../src/nix/external-build.ts";
 
 const S = "/nix/store";
 const good = {
@@ -80,4 +82,15 @@ test.each([
   [["--fast", "/t/build.json"], /unknown argument '--fast'/],
 ])("bad arguments %j say what is expected", (argv, message) => {
   expect(() => parseExternalBuilderArgs(argv)).toThrow(message);
+});
+
+// Nix switched us to a build user when we are not root but Nix (our parent) is.
+test.each([
+  [872415232, "Name:\tnix-daemon\nUid:\t0\t0\t0\t0\n", 872415232],
+  [30001, "Name:\tnix-daemon\nUid:\t0\t0\t0\t0\n", 30001],
+  [0, "Uid:\t0\t0\t0\t0\n", undefined],
+  [1000, "Uid:\t1000\t1000\t1000\t1000\n", undefined],
+  [1000, "", undefined],
+] as const)("uid %p under a parent with status %p: build user %p", (uid, status, expected) => {
+  expect(buildUserOf(uid, status)).toBe(expected);
 });

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { hookFailureStatus, importMethod, parseNixVersion } from "../../src/nix/version.ts";
+import { hookFailureStatus, importMethod, knowsExternalBuilders, parseNixVersion } from "../../src/nix/version.ts";
 
 test.each([
   ["nix-store (Nix) 2.8.0", "nix", 2, 8, "held-locks"],
@@ -30,4 +30,16 @@ test.each([
 ] as const)("hook exit status on %p: permanent %p, timed out %p, other %p", (line, permanent, timedOut, other) => {
   const v = line ? parseNixVersion(line) : undefined;
   expect([hookFailureStatus(v, "permanent"), hookFailureStatus(v, "timed-out"), hookFailureStatus(v, "other")]).toEqual([permanent, timedOut, other]);
+});
+
+// The job's node Nix gets `external-builders = []` only where the setting exists (older Nix would warn).
+test.each([
+  ["nix-store (Nix) 2.8.0", false],
+  ["nix (Nix) 2.26.3", false],
+  ["nix (Nix) 2.31.2", false],
+  ["nix (Nix) 2.32.0", true],
+  ["nix-store (Nix) 2.34.8", true],
+  ["nix (Lix, like Nix) 2.93.3", false],
+] as const)("external-builders known to %p: %p", (line, known) => {
+  expect(knowsExternalBuilders(parseNixVersion(line))).toBe(known);
 });

@@ -54,7 +54,6 @@ export function planJob(ctx: BuildContext, plan: BuildPlan, agentPath: string): 
     environment: conf["job-environment"],
     storeDir: conf["store-dir"],
     systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])],
-    noExternalBuilders: ctx.importMethod === "restore-only",
   });
 }
 

@@ -1,0 +1,4 @@
+// nsh as external builder with job-scheduler = pbs; what each test expects: external-builder-scenarios.ts.
+import { externalBuilderPbsScenarios } from "./external-builder-scenarios.ts";
+
+externalBuilderPbsScenarios("pbs");
