@@ -14,6 +14,7 @@ export function slurmAuthRefusal(backend: "slurm-cli" | "slurm-native", text: st
   const why = said
     ? "slurmctld refused nsh's credential"
     : "slurmctld hung up without an answer, as it does for a credential it cannot verify";
-  const check = "check that this host's munged has the cluster's munge.key and that slurm.conf's AuthInfo names its socket";
+  const check =
+    "check that this host's munged has the cluster's munge.key and that slurm.conf's AuthInfo names its socket";
   return `${backend}: authentication failed: ${why}; ${check}`;
 }

@@ -2,18 +2,17 @@
 // - the job's node unreachable over ssh (its name maps to a closed port; the login host still
 //   answers): the build fails with a clear nsh error naming the node, no stack trace, and the job
 //   it submitted is ended (not left in Slurm) within a bound;
-// - the scheduler refuses nsh's credentials: slurm (REST) gets a well-formed JWT signed with
-//   another key; slurm-cli and slurm-native a munged whose key is not slurmctld's (what a login
-//   node with a stale munge.key hits). The build fails at once with a clear nsh error saying
-//   authentication failed, naming the backend, no stack trace, no job, no hang; `nsh doctor`
-//   fails saying the same.
+// - the scheduler refuses nsh's credentials: slurm (REST) gets the cluster's JWT, expired
+//   (bad-setup.test.ts has garbage and foreign ones); slurm-cli and slurm-native a munged whose
+//   key is not slurmctld's (what a login node with a stale munge.key hits). The build fails at
+//   once with a clear nsh error saying authentication failed, naming the backend, no stack
+//   trace, no job, no hang; `nsh doctor` fails saying the same.
 import { expect, test } from "bun:test";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Backend, ClusterLab } from "../lab/cluster.ts";
-import { mintSlurmJwt } from "../lab/slurm-conf.ts";
 import { confWith, hasStackTrace, jobState, jobsOf, salt, spawnNsh, until } from "./helpers.ts";
 
 type Ran = { code: number | null; stderr: string; timedOut: boolean };
@@ -28,7 +27,11 @@ export interface AccessSuite {
 }
 
 /** How each backend names itself in its errors. */
-const NAMED: Record<Backend, RegExp> = { slurm: /slurmrestd|slurm-jwt/, "slurm-cli": /slurm-cli/, "slurm-native": /slurm-native/ };
+const NAMED: Record<Backend, RegExp> = {
+  slurm: /slurmrestd|slurm-jwt/,
+  "slurm-cli": /slurm-cli/,
+  "slurm-native": /slurm-native/,
+};
 
 export function accessScenarios(a: AccessSuite): void {
   test("the job's node unreachable over ssh: the node is named, the job does not stay", async () => {
@@ -91,10 +94,11 @@ interface Refused {
 /** A credential the lab's Slurm refuses, as a site could really have it. */
 async function refusedCredentials(lab: ClusterLab, backend: Backend, s: string): Promise<Refused> {
   if (backend === "slurm") {
-    const forged = mintSlurmJwt(Buffer.from(`not-the-key-${s}`), "root", 3600);
-    const file = path.join(lab.nix.root, "forged.jwt");
-    fs.writeFileSync(file, `${forged}\n`, { mode: 0o600 });
-    return { values: { "slurm-jwt-token-file": file }, secret: forged, stop: () => {} };
+    // Signed with the cluster's key, but expired two minutes ago (a long build outlives its token).
+    const expired = await lab.slurm.token("root", -120);
+    const file = path.join(lab.nix.root, `expired-${s}.jwt`);
+    fs.writeFileSync(file, `${expired}\n`, { mode: 0o600 });
+    return { values: { "slurm-jwt-token-file": file }, secret: expired, stop: () => {} };
   }
   const munged = await startOtherMunged(lab);
   const conf = path.join(lab.nix.root, "other-munge-slurm.conf");

@@ -278,7 +278,9 @@ export function backendSuite(backend: Backend): void {
     }, 160000);
 
     // The job's node unreachable over ssh, and the scheduler refusing nsh's credentials: backend-suite-access.ts.
-    accessScenarios({ backend, lab: () => lab, jobArgs: (s) => jobArgs(s), expectClearFailure, slurmJobsNamed, boundMs: BOUND_MS });
+    accessScenarios({
+      backend, lab: () => lab, jobArgs: (s) => jobArgs(s), expectClearFailure, slurmJobsNamed, boundMs: BOUND_MS,
+    });
   });
 }
 
