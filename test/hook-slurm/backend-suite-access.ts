@@ -2,8 +2,8 @@
 // - the job's node unreachable over ssh (its name maps to a closed port; the login host still
 //   answers): the build fails with a clear nsh error naming the node, no stack trace, and the job
 //   it submitted is ended (not left in Slurm) within a bound;
-// - the scheduler refuses nsh's credentials: slurm (REST) gets the cluster's JWT, expired
-//   (bad-setup.test.ts has garbage and foreign ones); slurm-cli and slurm-native a munged whose
+// - the scheduler refuses nsh's credentials: slurm (REST) gets the cluster's JWT, expired, and a
+//   JWT signed with another key; slurm-cli and slurm-native a munged whose
 //   key is not slurmctld's (what a login node with a stale munge.key hits). The build fails at
 //   once with a clear nsh error saying authentication failed, naming the backend, no stack
 //   trace, no job, no hang; `nsh doctor` fails saying the same.
@@ -13,6 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Backend, ClusterLab } from "../lab/cluster.ts";
+import { mintSlurmJwt } from "../lab/slurm-conf.ts";
 import { confWith, hasStackTrace, jobState, jobsOf, salt, spawnNsh, until } from "./helpers.ts";
 
 type Ran = { code: number | null; stderr: string; timedOut: boolean };
@@ -58,10 +59,11 @@ export function accessScenarios(a: AccessSuite): void {
     }
   }, 150000);
 
-  test("the scheduler refuses nsh's credentials: authentication failed, no job, nsh doctor says so", async () => {
+  const refusedTitle = "the scheduler refuses nsh's credentials (%s): authentication failed, no job, nsh doctor says so";
+  test.each(REFUSED[a.backend])(refusedTitle, async (how) => {
     const lab = a.lab();
     const s = salt();
-    const refused = await refusedCredentials(lab, a.backend, s);
+    const refused = await refusedCredentials(lab, how, s);
     confWith(lab, refused.values);
     try {
       const r = await lab.nixBuild(a.jobArgs(s), 110000);
@@ -91,14 +93,24 @@ interface Refused {
   stop: () => void;
 }
 
+/** How each backend's credential goes wrong at a real site. */
+type Refusal = "expired JWT" | "JWT of another key" | "munge key not the cluster's";
+const REFUSED: Record<Backend, Refusal[]> = {
+  // An expired token is found by nsh before asking; one of another key only slurmctld can refuse.
+  slurm: ["expired JWT", "JWT of another key"],
+  "slurm-cli": ["munge key not the cluster's"],
+  "slurm-native": ["munge key not the cluster's"],
+};
+
 /** A credential the lab's Slurm refuses, as a site could really have it. */
-async function refusedCredentials(lab: ClusterLab, backend: Backend, s: string): Promise<Refused> {
-  if (backend === "slurm") {
-    // Signed with the cluster's key, but expired two minutes ago (a long build outlives its token).
-    const expired = await lab.slurm.token("root", -120);
-    const file = path.join(lab.nix.root, `expired-${s}.jwt`);
-    fs.writeFileSync(file, `${expired}\n`, { mode: 0o600 });
-    return { values: { "slurm-jwt-token-file": file }, secret: expired, stop: () => {} };
+async function refusedCredentials(lab: ClusterLab, how: Refusal, s: string): Promise<Refused> {
+  if (how !== "munge key not the cluster's") {
+    // Expired two minutes ago (a long build outlives its token), or signed with a key not the cluster's.
+    const token =
+      how === "expired JWT" ? await lab.slurm.token("root", -120) : mintSlurmJwt(Buffer.from(`not-${s}`), "root", 3600);
+    const file = path.join(lab.nix.root, `refused-${s}.jwt`);
+    fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    return { values: { "slurm-jwt-token-file": file }, secret: token, stop: () => {} };
   }
   const munged = await startOtherMunged(lab);
   const conf = path.join(lab.nix.root, "other-munge-slurm.conf");
