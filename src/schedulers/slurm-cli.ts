@@ -29,6 +29,7 @@ import {
   taggedIn,
 } from "./slurm-cli-shapes.ts";
 import { buildSbatch, parseSbatchOutput } from "./slurm-cli-sbatch.ts";
+import { slurmAuthRefusal } from "./slurm-auth.ts";
 
 export const SLURM_TOOLS = ["sbatch", "squeue", "sacct", "scancel"] as const;
 type Tool = (typeof SLURM_TOOLS)[number];
@@ -160,6 +161,8 @@ export class SlurmCliScheduler implements Scheduler {
     const r = await this.run(p, "sbatch", call.args, { stdin: job.script, env });
     const id = r.code === 0 ? parseSbatchOutput(r.stdout) : null;
     if (id === null) {
+      const refused = r.code !== 0 ? credentialRefused("sbatch", r) : null;
+      if (refused) throw refused;
       const why = errorLines(r.stderr).join("; ") || `no job id in its output '${r.stdout.trim().slice(0, 200)}'`;
       const kind = r.code === 0 ? "protocol" : classifyFailure(r.stderr);
       throw new SchedulerError(kind, `sbatch refused the job (exit ${r.code}): ${why}`, errorLines(r.stderr));
@@ -242,11 +245,14 @@ export class SlurmCliScheduler implements Scheduler {
     checks.push({ ok: true, what: "jobs run as", detail: user });
     const q = await this.run(p, "squeue", ["-h", "--me", "-o", "%i"]).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
     const jobs = `${q.stdout.split("\n").filter(Boolean).length} job(s) of this user`;
-    checks.push({ ok: q.code === 0, what: "slurmctld answers squeue", detail: q.code === 0 ? jobs : errorLines(q.stderr).join("; ") });
+    const why = q.code === 0 ? jobs : (slurmAuthRefusal("slurm-cli", q.stderr) ?? errorLines(q.stderr).join("; "));
+    checks.push({ ok: q.code === 0, what: "slurmctld answers squeue", detail: why });
     return checks;
   }
 
   private failed(tool: Tool, r: Ran): SchedulerError {
+    const refused = credentialRefused(tool, r);
+    if (refused) return refused;
     const lines = errorLines(r.stderr);
     const what = `${tool} failed (exit ${r.code}): ${lines.join("; ") || "no error text"}`;
     return new SchedulerError(classifyFailure(r.stderr), what, lines);
@@ -302,4 +308,11 @@ function parseJson(text: string): unknown {
     const what = `squeue --json printed something that is not JSON: ${text.trim().slice(0, 200)}`;
     throw new SchedulerError("protocol", what);
   }
+}
+
+/** slurmctld refused the credential: said as such, not in the tool's bare words. */
+function credentialRefused(tool: string, r: { stderr: string }): SchedulerError | null {
+  const refused = slurmAuthRefusal("slurm-cli", r.stderr);
+  const lines = errorLines(r.stderr);
+  return refused ? new SchedulerError("auth", `${refused} (${tool}: ${lines.join("; ")})`, lines) : null;
 }

@@ -22,6 +22,7 @@ import {
   parseJobLines,
   submitNumbers,
 } from "./slurm-native-shapes.ts";
+import { slurmAuthRefusal } from "./slurm-auth.ts";
 import { slurmVersionText } from "./slurm-native-shim.ts";
 
 type Env = Record<string, string | undefined>;
@@ -163,6 +164,8 @@ export class SlurmNativeScheduler implements Scheduler {
   private failure(what: string, rc: number, text: string): SchedulerError {
     const e = -rc;
     const msg = text || this.lib?.nsh_shim_strerror(e) || `error ${e}`;
+    const refused = slurmAuthRefusal("slurm-native", msg);
+    if (refused) return new SchedulerError("auth", `${refused} (${what}: ${msg}, Slurm error ${e})`, [msg]);
     return new SchedulerError(errnoKind(e), `slurm-native: ${what}: ${msg} (Slurm error ${e})`, [msg]);
   }
 
@@ -281,7 +284,9 @@ export class SlurmNativeScheduler implements Scheduler {
       const how = s.compiled ? "compiled now" : "cached";
       checks.push({ ok: true, what: "libslurm shim", detail: `${s.file} (Slurm ${s.slurmVersion}, ${how}; ${this.libslurmPath})` });
       const rc = this.lib!.nsh_shim_ping();
-      const detail = rc === 0 ? `answers (slurm.conf ${initialisedWith})` : `${this.lib!.nsh_shim_strerror(rc)} (Slurm error ${-rc})`;
+      const said = rc === 0 ? "" : `${this.lib!.nsh_shim_strerror(rc)} (Slurm error ${-rc})`;
+      const refused = rc === 0 ? null : slurmAuthRefusal("slurm-native", said);
+      const detail = rc === 0 ? `answers (slurm.conf ${initialisedWith})` : refused ? `${refused} (${said})` : said;
       checks.push({ ok: rc === 0, what: "slurmctld", detail });
     } catch (e) {
       checks.push({ ok: false, what: "libslurm shim", detail: e instanceof Error ? e.message : String(e) });

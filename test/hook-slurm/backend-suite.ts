@@ -5,13 +5,16 @@
 // builder fails the build with its exit status and log; a job past its Slurm time limit fails the
 // build naming the limit; interrupting nix-build ends a pending and a running job within a generous
 // bound; Slurm unreachable, or the backend's tools missing, fails the build with a clear nsh error
-// and no job; malformed or refused per-derivation attributes fail the build naming the attribute,
-// with no job; collect-garbage and remote-nix-bin-dir work; `nsh doctor`, `nsh jobs` and
-// `nsh cancel` work; a build that goes well shows no nsh warning. Backend-specific differences are in FLAVOURS (which attribute, which keys).
+// and no job; the job's node unreachable over ssh, or the scheduler refusing nsh's credentials,
+// fails the build with a clear nsh error (backend-suite-access.ts); malformed or refused
+// per-derivation attributes fail the build naming the attribute, with no job; collect-garbage and
+// remote-nix-bin-dir work; `nsh doctor`, `nsh jobs` and `nsh cancel` work; a build that goes well
+// shows no nsh warning. Backend-specific differences are in FLAVOURS (which attribute, which keys).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { type Backend, NSH_BIN, startClusterLab, type ClusterLab } from "../lab/cluster.ts";
+import { accessScenarios, closedPort } from "./backend-suite-access.ts";
 import {
   confWith, hasStackTrace, jobEnded, jobInState, jobsOf, salt, showJob, spawnNsh, squeue, until,
 } from "./helpers.ts";
@@ -273,13 +276,11 @@ export function backendSuite(backend: Backend): void {
       expect(r.stderr).toContain(`job ${id} reached its Slurm time limit of 1 min`);
       expect((await showJob(lab, id!)).JobState).toBe("TIMEOUT");
     }, 160000);
+
+    // The job's node unreachable over ssh, and the scheduler refusing nsh's credentials: backend-suite-access.ts.
+    accessScenarios({
+      backend, lab: () => lab, jobArgs: (s) => jobArgs(s), expectClearFailure, slurmJobsNamed, boundMs: BOUND_MS,
+    });
   });
 }
 
-/** A loopback TCP port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = server.port;
-  server.stop(true);
-  return port;
-}
