@@ -41,6 +41,9 @@ export function buildScenarios(kind: PbsKind): void {
     expect(r.stderr).toContain("building top"); // the builder's output streamed back from the job
     expect(r.stderr).not.toContain("nsh: warning:"); // the scheduler's request lines are debug output
     expect((await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", out])).code).toBe(0);
+    // The build log is Nix's too: `nix log` (nix-store -l) shows the builder's output.
+    const drv = (await lab.nix.run(["nix-store", "-q", "--deriver", out])).stdout.trim();
+    expect((await lab.nix.run(["nix-store", "--store", "daemon", "-l", drv])).stdout).toContain("building top");
     const mine = await jobsOf(lab, s);
     expect(mine.map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
     const job = await lab.qstat(mine[0]!.jobId!);
@@ -73,6 +76,7 @@ export function buildScenarios(kind: PbsKind): void {
   }, 300_000);
 
   cliScenarios(kind, () => lab);
+  settingScenarios(kind, () => lab);
 
   test(`${kind}: refused pbsResources fail the build with a message naming the key, and no job is submitted`, async () => {
     const s = salt();
@@ -108,6 +112,69 @@ export function cliScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
     const b = await build;
     expect(b.code).not.toBe(0);
     expect(hasStackTrace(b.stderr)).toBe(false);
+  }, 300_000);
+}
+
+/**
+ * collect-garbage and remote-nix-bin-dir with the backend: the job collects the node store's garbage
+ * once the outputs are home; with no Nix on the job's PATH the build fails naming the node and the
+ * setting (and its job is gone), and remote-nix-bin-dir = /usr/bin makes it work.
+ */
+export function settingScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
+  test(`${kind}: collect-garbage = true: the output is valid here and gone from the node store`, async () => {
+    lab().confWith({ "collect-garbage": "true" });
+    try {
+      const s = salt();
+      const r = await lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s]);
+      if (r.code !== 0) console.log(r.stderr);
+      expect(r.code).toBe(0);
+      const out = r.stdout.trim();
+      expect((await lab().nix.run(["nix-store", "--check-validity", out])).code).toBe(0);
+      const validOnNode = async () =>
+        (await lab().nix.run(["nix-store", "--store", lab().nodeStore, "--check-validity", out])).code === 0;
+      expect(await until(async () => ((await validOnNode()) ? undefined : true), 30_000, 250)).toBe(true);
+    } finally {
+      lab().writeConf();
+    }
+  }, 300_000);
+
+  const noNixOnPath = () => {
+    const env = fs.readFileSync(lab().nshConf, "utf8").match(/^job-environment = (.*)$/m)![1]!;
+    return `${env} PATH=/nonexistent`;
+  };
+  test(`${kind}: no nix on the job's PATH: a clear error naming the node and remote-nix-bin-dir, no job left`, async () => {
+    lab().writeConf();
+    lab().confWith({ "job-environment": noNixOnPath() });
+    try {
+      const s = salt();
+      const r = await lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s], 120_000);
+      if (r.code === 0 || !r.stderr.includes("remote-nix-bin-dir")) console.log(r.stderr);
+      expect(r.timedOut).toBe(false);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`nix-store is not on the job's PATH on node ${lab().pbs.serverHost}`);
+      expect(r.stderr).toContain("set remote-nix-bin-dir in nsh.conf");
+      expect(hasStackTrace(r.stderr)).toBe(false);
+      const [rec] = await jobsOf(lab(), s);
+      expect(rec?.state).toBe("failed");
+      expect(await jobGone(lab(), rec!.jobId!, 30_000)).toBe(true);
+    } finally {
+      lab().writeConf();
+    }
+  }, 300_000);
+
+  test(`${kind}: no nix on the job's PATH: remote-nix-bin-dir = /usr/bin makes it work`, async () => {
+    lab().writeConf();
+    lab().confWith({ "job-environment": noNixOnPath(), "remote-nix-bin-dir": "/usr/bin" });
+    try {
+      const s = salt();
+      const r = await lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s]);
+      if (r.code !== 0) console.log(r.stderr);
+      expect(r.code).toBe(0);
+      expect(fs.readFileSync(r.stdout.trim(), "utf8")).toBe(`job ${s}\n`);
+      expect((await jobsOf(lab(), s))[0]?.state).toBe("succeeded");
+    } finally {
+      lab().writeConf();
+    }
   }, 300_000);
 }
 
