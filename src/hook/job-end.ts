@@ -68,14 +68,17 @@ export interface JobEndVerdict {
  * answered"); `cause` is what broke on the hook's side (a closed channel), worth saying only when
  * the scheduler does not explain it.
  */
-export function jobEndVerdict(id: string, st: JobStatus, during: string, cause?: string, words = SLURM_WORDS): JobEndVerdict {
+export function jobEndVerdict(
+  id: string, st: JobStatus, during: string, cause?: string, words = SLURM_WORDS,
+): JobEndVerdict {
   if (hitTimeLimit(st)) {
     const limit = st.timeLimitMinutes ? ` of ${formatMinutes(st.timeLimitMinutes)}` : "";
     const who = words.scheduler;
     return {
       status: TIMED_OUT,
       message:
-        `job ${id} reached its ${who} time limit${limit} and ${who} ended it (${describeEnd(st)}) ${during}; the build did not finish. ` +
+        `job ${id} reached its ${who} time limit${limit} and ${who} ended it (${describeEnd(st)}) ${during}; ` +
+        "the build did not finish. " +
         `For more time raise Nix's timeout (the job gets it plus ${JOB_TIME_MARGIN_MINUTES} min) or ${words.raise}`,
     };
   }

@@ -136,7 +136,8 @@ export class PbsCliScheduler implements Scheduler {
       const why = errorLines(r.stderr).join("; ") || r.stdout.trim().slice(0, 200);
       // Named as nsh asked for it: qstat's own message names pbs.conf's default server even when
       // it was given another (OpenPBS 23.06).
-      const what = `pbs-cli: the PBS server ${this.serverNamed()} does not answer '${paths.qstat} -B' (exit ${r.code}): ${why}`;
+      const asked = `'${paths.qstat} -B' (exit ${r.code})`;
+      const what = `pbs-cli: the PBS server ${this.serverNamed()} does not answer ${asked}: ${why}`;
       const kind = classifyFailure(r.stderr);
       throw new SchedulerError(kind === "rejected" ? "unreachable" : kind, wrapper ? `${what}; ${wrapper}` : what);
     }

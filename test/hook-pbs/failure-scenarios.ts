@@ -100,7 +100,8 @@ export function failureScenarios(kind: PbsKind): void {
   // error saying PBS refused it and naming the user, no job; a job user the system does not know fails
   // it naming the setting, no job.
   const users: [string, string, RegExp][] = [
-    ["refused by PBS (not in the queue's acl_users)", "nobody", new RegExp(`Unauthorized Request.*PBS refused ${userSetting} nobody`)],
+    ["refused by PBS (not in the queue's acl_users)", "nobody",
+      new RegExp(`Unauthorized Request.*PBS refused ${userSetting} nobody`)],
     ["unknown to the system", "nsh-no-such-user", new RegExp(`${userSetting}.*nsh-no-such-user.*no such user`)],
   ];
   for (const [what, user, says] of users) {

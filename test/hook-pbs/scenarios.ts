@@ -154,7 +154,8 @@ export function settingScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
       expect(r.timedOut).toBe(false);
       expect(r.code).not.toBe(0);
       // The agent names its host (the lab's node shares the machine's host name) and nsh the job's node.
-      expect(r.stderr).toContain(`on ${lab().pbs.serverHost} cannot build: there is no executable /nonexistent-nix/bin/nix-store`);
+      const says = `on ${lab().pbs.serverHost} cannot build: there is no executable /nonexistent-nix/bin/nix-store`;
+      expect(r.stderr).toContain(says);
       expect(hasStackTrace(r.stderr)).toBe(false);
       const [rec] = await jobsOf(lab(), s);
       expect(rec?.state).toBe("failed");
@@ -173,7 +174,8 @@ export function settingScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
       if (!fs.existsSync(path.join(bin, f))) fs.symlinkSync(path.join("/usr/bin", f), path.join(bin, f));
     }
     fs.rmSync(path.join(bin, "nix-store"));
-    fs.writeFileSync(path.join(bin, "nix-store"), `#!/bin/sh\ntouch ${mark}\nexec /usr/bin/nix-store "$@"\n`, { mode: 0o755 });
+    const script = `#!/bin/sh\ntouch ${mark}\nexec /usr/bin/nix-store "$@"\n`;
+    fs.writeFileSync(path.join(bin, "nix-store"), script, { mode: 0o755 });
     fs.rmSync(mark, { force: true });
     lab().confWith({ "remote-nix-bin-dir": bin });
     try {

@@ -46,7 +46,8 @@ export async function settleError(run: BuildRun, e: unknown): Promise<number> {
   // A job that died under the build (time limit, node failure, scancel) explains the failure.
   if (jobId && !aborted && !(e instanceof JobFailure)) {
     const st = await endingJob(scheduler, jobId);
-    if (st) ({ message, status } = jobEndVerdict(jobId, st, "while nsh built in it", message, timeLimitWordsOf(scheduler.kind)));
+    const words = timeLimitWordsOf(scheduler.kind);
+    if (st) ({ message, status } = jobEndVerdict(jobId, st, "while nsh built in it", message, words));
   }
   // Interrupted while the submit was on its way: the job may exist a moment later. If the answer
   // does not come, or says nothing definite (timeout), the reaper looks for the job by its tag.
