@@ -73,9 +73,13 @@ export async function endingJob(s: Scheduler, id: string, withinMs = 3000): Prom
 /** How long a job still running past its time limit is waited for (its scheduler is ending it). */
 const PAST_LIMIT_WAIT_MS = 30_000;
 
-/** The job has run as long as its time limit allows (start and limit as the scheduler says). */
+/** Seconds the scheduler's clock may be ahead of this host's. */
+const CLOCK_SLACK_S = 10;
+
+/** The job has run (about) as long as its time limit allows (start and limit as the scheduler says). */
 export const pastTimeLimit = (st: JobStatus, nowMs = Date.now()): boolean =>
-  st.startTime !== null && !!st.timeLimitMinutes && nowMs / 1000 >= st.startTime + st.timeLimitMinutes * 60;
+  st.startTime !== null && !!st.timeLimitMinutes &&
+  nowMs / 1000 + CLOCK_SLACK_S >= st.startTime + st.timeLimitMinutes * 60;
 
 /** `promise` resolves with the job's status once it has ended (never, while it runs) until stop(). */
 export function watchEnd(s: Scheduler, id: string): { promise: Promise<JobStatus>; stop: () => void } {
