@@ -7,7 +7,7 @@
 // Both are a timed-out build to Nix: exit 101 (TimedOut on Nix ≤ 2.28 and Lix), never a stack trace;
 // the status per Nix version is hookFailureStatus's (src/nix/version.ts).
 import type { HookFailure } from "../nix/version.ts";
-import type { JobStatus } from "../schedulers/scheduler.ts";
+import type { JobStatus, TimeLimitWords } from "../schedulers/scheduler.ts";
 
 /** The hook's exit status for a timed-out build on Nix ≤ 2.28 and Lix (nix-protocols.md §1.5; see hookFailureStatus). */
 export const TIMED_OUT = 101;
@@ -52,6 +52,11 @@ export function formatMinutes(m: number): string {
   return `${Math.floor(m / 1440)} d ${Math.floor((m % 1440) / 60)} h`;
 }
 
+const SLURM_WORDS: TimeLimitWords = {
+  scheduler: "Slurm",
+  raise: "set time_limit in extraSlurmParams or slurm-extra-submission-params",
+};
+
 export interface JobEndVerdict {
   message: string;
   /** the hook's exit status */
@@ -63,14 +68,18 @@ export interface JobEndVerdict {
  * answered"); `cause` is what broke on the hook's side (a closed channel), worth saying only when
  * the scheduler does not explain it.
  */
-export function jobEndVerdict(id: string, st: JobStatus, during: string, cause?: string): JobEndVerdict {
+export function jobEndVerdict(
+  id: string, st: JobStatus, during: string, cause?: string, words = SLURM_WORDS,
+): JobEndVerdict {
   if (hitTimeLimit(st)) {
     const limit = st.timeLimitMinutes ? ` of ${formatMinutes(st.timeLimitMinutes)}` : "";
+    const who = words.scheduler;
     return {
       status: TIMED_OUT,
       message:
-        `job ${id} reached its Slurm time limit${limit} and Slurm ended it (${describeEnd(st)}) ${during}; the build did not finish. ` +
-        `For more time raise Nix's timeout (the job gets it plus ${JOB_TIME_MARGIN_MINUTES} min) or set time_limit in extraSlurmParams or slurm-extra-submission-params`,
+        `job ${id} reached its ${who} time limit${limit} and ${who} ended it (${describeEnd(st)}) ${during}; ` +
+        "the build did not finish. " +
+        `For more time raise Nix's timeout (the job gets it plus ${JOB_TIME_MARGIN_MINUTES} min) or ${words.raise}`,
     };
   }
   const ending = st.state === "completing" ? "is ending" : "ended";

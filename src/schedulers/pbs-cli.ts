@@ -134,12 +134,21 @@ export class PbsCliScheduler implements Scheduler {
     const server = r.code === 0 ? parseServerStatus(parseJson(r.stdout, "qstat -B")) : null;
     if (!server) {
       const why = errorLines(r.stderr).join("; ") || r.stdout.trim().slice(0, 200);
-      const what = `pbs-cli: the PBS server does not answer '${paths.qstat} -B' (exit ${r.code}): ${why}`;
+      // Named as nsh asked for it: qstat's own message names pbs.conf's default server even when
+      // it was given another (OpenPBS 23.06).
+      const asked = `'${paths.qstat} -B' (exit ${r.code})`;
+      const what = `pbs-cli: the PBS server ${this.serverNamed()} does not answer ${asked}: ${why}`;
       const kind = classifyFailure(r.stderr);
       throw new SchedulerError(kind === "rejected" ? "unreachable" : kind, wrapper ? `${what}; ${wrapper}` : what);
     }
     p.version = server.version;
     return p;
+  }
+
+  /** The server as nsh.conf or pbs.conf names it, for messages. */
+  private serverNamed(): string {
+    if (this.opts.server) return `${this.opts.server}:${this.opts.port ?? 15001} (pbs-host, pbs-port)`;
+    return `of ${this.env().PBS_CONF_FILE || "/etc/pbs.conf"} (its PBS_SERVER; or set pbs-host)`;
   }
 
   private slurmWrapper(qsub: string): string | null {
@@ -191,7 +200,8 @@ export class PbsCliScheduler implements Scheduler {
     if (id === null) {
       const why = errorLines(r.stderr).join("; ") || `no job id in its output '${r.stdout.trim().slice(0, 200)}'`;
       const kind = r.code === 0 ? "protocol" : classifyFailure(r.stderr);
-      throw new SchedulerError(kind, `qsub refused the job (exit ${r.code}): ${why}`, errorLines(r.stderr));
+      const user = kind === "auth" ? `; ${this.refusedUser()}` : "";
+      throw new SchedulerError(kind, `qsub refused the job (exit ${r.code}): ${why}${user}`, errorLines(r.stderr));
     }
     return { id };
   }
@@ -273,8 +283,18 @@ export class PbsCliScheduler implements Scheduler {
 
   private failed(tool: Tool, r: Ran): SchedulerError {
     const lines = errorLines(r.stderr);
+    const kind = classifyFailure(r.stderr);
     const what = `${tool} failed (exit ${r.code}): ${lines.join("; ") || "no error text"}`;
-    return new SchedulerError(classifyFailure(r.stderr), what, lines);
+    return new SchedulerError(kind, kind === "auth" ? `${what}; ${this.refusedUser()}` : what, lines);
+  }
+
+  /** Whom PBS refused, and what would let it in. */
+  private refusedUser(): string {
+    if (!this.opts.user && process.getuid?.() === 0) {
+      return "nsh runs as root and PBS refuses root's jobs: set pbs-cli-user to the user jobs should run as";
+    }
+    const who = this.opts.user ? `pbs-cli-user ${this.opts.user}` : `nsh's own user (uid ${process.getuid?.()})`;
+    return `PBS refused ${who}: the PBS admin must let it submit (the server's and queue's acl_users, flatuid)`;
   }
 
   /** One tool call from argv, with a bounded time. Default environment: nothing of nsh's own. */

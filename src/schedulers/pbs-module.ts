@@ -8,6 +8,8 @@ import type { SchedulerModule } from "./scheduler.ts";
 // reaper, which builds its scheduler from the hook's settings and these alone, must find the same.
 const PBS_ENV = ["PBS_CONF_FILE", "PBS_SERVER"] as const;
 
+const timeLimit = { scheduler: "PBS", raise: "set walltime in pbsResources" };
+
 const pbsHostOf = (conf: { "pbs-host": string }): string => conf["pbs-host"].trim();
 
 export const pbsModule: SchedulerModule = {
@@ -16,6 +18,7 @@ export const pbsModule: SchedulerModule = {
   settings: ["slurm-state-dir", "pbs-host", "pbs-port", "pbs-user", "pbs-lib"],
   service: "pbs_server",
   secretEnv: PBS_ENV,
+  timeLimit,
   machineName: (conf) => (pbsHostOf(conf) ? `pbs:${pbsHostOf(conf)}` : "pbs"),
   defaultLoginHost: pbsHostOf,
   async create(conf, env) {
@@ -30,6 +33,7 @@ export const pbsCliModule: SchedulerModule = {
   settings: ["slurm-state-dir", "pbs-bin-dir", "pbs-cli-user", "pbs-host", "pbs-port"],
   service: "PBS command-line tools",
   secretEnv: PBS_ENV,
+  timeLimit,
   machineName: (conf) => (pbsHostOf(conf) ? `pbs-cli:${pbsHostOf(conf)}` : "pbs-cli"),
   defaultLoginHost: pbsHostOf,
   async create(conf, env, { log }) {

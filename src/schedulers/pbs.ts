@@ -118,10 +118,17 @@ export class PbsScheduler implements Scheduler {
       throw new SchedulerError(kind === "auth" ? "auth" : "unreachable", msg, [answer.message]);
     }
     let msg = `pbs: ${request.op} at ${server}: ${answer.message} (PBS error ${answer.errno})`;
-    if (kind === "auth" && !r.ids && process.getuid?.() === 0) {
-      msg += "; nsh runs as root and PBS refuses root's jobs: set pbs-user to the user jobs should run as";
-    }
+    if (kind === "auth") msg += `; ${this.refusedUser(r)}`;
     throw new SchedulerError(kind, msg, [answer.message]);
+  }
+
+  /** Whom PBS refused, and what would let it in. */
+  private refusedUser(r: Resolved): string {
+    if (!r.ids && process.getuid?.() === 0) {
+      return "nsh runs as root and PBS refuses root's jobs: set pbs-user to the user jobs should run as";
+    }
+    const who = this.o.user ? `pbs-user ${this.o.user}` : `nsh's own user (uid ${process.getuid?.()})`;
+    return `PBS refused ${who}: the PBS admin must let it submit (the server's and queue's acl_users, flatuid)`;
   }
 
   private async spawnClient(r: Resolved, call: object): Promise<ClientAnswer> {

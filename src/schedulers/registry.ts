@@ -4,7 +4,9 @@
 // files, and one line here.
 import type { Env } from "../config/nixconf.ts";
 import type { NshConfig } from "../config/nsh-conf.ts";
-import { type CreateOptions, type Scheduler, type SchedulerModule, SchedulerError } from "./scheduler.ts";
+import {
+  type CreateOptions, type Scheduler, type SchedulerModule, SchedulerError, type TimeLimitWords,
+} from "./scheduler.ts";
 import { pbsCliModule, pbsModule } from "./pbs-module.ts";
 import { slurmCliModule } from "./slurm-cli-module.ts";
 import { slurmNativeModule } from "./slurm-native-module.ts";
@@ -29,6 +31,9 @@ export const availableSchedulers = (): Kind[] =>
 
 /** The derivation attribute of per-build parameters for `kind`. */
 export const paramsAttrOf = (kind: string): string => schedulerModule(kind)?.paramsAttr ?? "extraSlurmParams";
+
+/** How `kind` names a job's time limit and where a derivation raises it (undefined: Slurm's words). */
+export const timeLimitWordsOf = (kind: string): TimeLimitWords | undefined => schedulerModule(kind)?.timeLimit;
 
 /** What Nix shows as the machine: `building '…drv' on 'slurm:login1'`. */
 export const machineName = (conf: NshConfig): string =>

@@ -176,12 +176,20 @@ export interface SchedulerModule {
   secretEnv?: readonly string[];
   /** what Nix shows as the machine: `building '…drv' on 'slurm:login1'` */
   machineName(conf: NshConfig): string;
+  /** how a job's time limit is named in messages, and where a derivation raises it; absent: Slurm's words */
+  timeLimit?: TimeLimitWords;
   /** the host nsh reaches the cluster through when login-host is unset */
   defaultLoginHost?(conf: NshConfig): string;
   /** what it lacks before a job can be submitted, each naming the setting (readiness.ts adds the common ones) */
   missingSetup?(conf: NshConfig, env: Env, readable: (path: string) => boolean): string[];
   /** the scheduler (imports its code); absent: a job-scheduler nsh.conf knows but this nsh does not have yet */
   create?(conf: NshConfig, env: Env, opts: CreateOptions): Promise<Scheduler>;
+}
+
+/** A time limit in the scheduler's words: "PBS" and "set walltime in pbsResources". */
+export interface TimeLimitWords {
+  scheduler: string;
+  raise: string;
 }
 
 export type SchedulerErrorKind = "config" | "unreachable" | "tls" | "timeout" | "auth" | "rejected" | "protocol" | "version";

@@ -32,6 +32,10 @@ export interface PbsHookLab {
   clusterState: string;
   /** Rewrites nsh.conf: the base settings plus `extra` lines. */
   writeConf(extra?: string): void;
+  /** Rewrites nsh.conf: the base settings with some values replaced (or added) instead of repeated. */
+  confWith(values: Record<string, string>): void;
+  /** the ssh config the hook uses (login host and node) */
+  sshConfig: string;
   nixBuild(args: string[], timeoutMs?: number): ReturnType<NixLab["run"]>;
   /** dist/nsh with the hook's nsh.conf and environment */
   nsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -101,6 +105,18 @@ export async function startPbsHookLab(kind: PbsKind, name = `hook-${kind}`): Pro
       ].join("\n"),
     );
   writeConf();
+  const confWith = (values: Record<string, string>) => {
+    writeConf();
+    const left = new Map(Object.entries(values));
+    const lines = fs.readFileSync(nshConf, "utf8").split("\n").map((l) => {
+      const k = l.split("=")[0]!.trim();
+      const v = left.get(k);
+      if (v === undefined) return l;
+      left.delete(k);
+      return `${k} = ${v}`;
+    });
+    fs.writeFileSync(nshConf, `${[...lines, ...[...left].map(([k, v]) => `${k} = ${v}`)].join("\n")}\n`);
+  };
   // The hook finds the server, libpbs and the tools through pbs.conf, as on a login node.
   const pbsEnv = { PBS_CONF_FILE: pbs.confFile };
   await nix.startDaemon({ NSH_CONF: nshConf, NIX_SSHOPTS: `-F ${sshConfig}`, ...pbsEnv });
@@ -114,6 +130,8 @@ export async function startPbsHookLab(kind: PbsKind, name = `hook-${kind}`): Pro
     nodeStore,
     clusterState,
     writeConf,
+    confWith,
+    sshConfig,
     nixBuild: (args, timeoutMs = 180_000) =>
       nix.run(["nix-build", "--store", "daemon", "--option", "build-hook", NSH_BIN, "--no-out-link", ...args], { timeoutMs }),
     async nsh(args) {

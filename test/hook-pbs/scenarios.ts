@@ -2,6 +2,7 @@
 // Nix 2.8 daemon with nsh as build hook, the real OpenPBS lab, the lab sshd standing for the node.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
+import path from "node:path";
 import { hasStackTrace, salt, until } from "../hook-slurm/helpers.ts";
 import { NSH_BIN } from "../lab/cluster.ts";
 import { type PbsHookLab, type PbsKind, startPbsHookLab } from "./lab.ts";
@@ -41,6 +42,9 @@ export function buildScenarios(kind: PbsKind): void {
     expect(r.stderr).toContain("building top"); // the builder's output streamed back from the job
     expect(r.stderr).not.toContain("nsh: warning:"); // the scheduler's request lines are debug output
     expect((await lab.nix.run(["nix-store", "--store", lab.nodeStore, "--check-validity", out])).code).toBe(0);
+    // The build log is Nix's too: `nix log` (nix-store -l) shows the builder's output.
+    const drv = (await lab.nix.run(["nix-store", "-q", "--deriver", out])).stdout.trim();
+    expect((await lab.nix.run(["nix-store", "--store", "daemon", "-l", drv])).stdout).toContain("building top");
     const mine = await jobsOf(lab, s);
     expect(mine.map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
     const job = await lab.qstat(mine[0]!.jobId!);
@@ -73,6 +77,7 @@ export function buildScenarios(kind: PbsKind): void {
   }, 300_000);
 
   cliScenarios(kind, () => lab);
+  settingScenarios(kind, () => lab);
 
   test(`${kind}: refused pbsResources fail the build with a message naming the key, and no job is submitted`, async () => {
     const s = salt();
@@ -97,17 +102,92 @@ export function cliScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
     expect(r.code).toBe(0);
   }, 120_000);
 
-  test(`${kind}: nsh cancel ends a running build's job, and the build fails`, async () => {
+  test(`${kind}: nsh jobs lists a running build's job; nsh cancel ends it, and the build fails`, async () => {
     const s = salt();
     const build = lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s, "--argstr", "sleep", "60"]);
     const id = await jobIn(lab(), s, "R");
     expect(id).toBeDefined();
+    // `nsh jobs` (active jobs, as a table) shows the build's job running.
+    const listed = (await lab().nsh(["jobs"])).stdout.split("\n").find((l) => l.includes(id!));
+    expect(listed).toContain("running");
     const r = await lab().nsh(["cancel", id!]);
     expect(r.stdout).toContain(`cancelled job ${id}`);
     expect(await jobGone(lab(), id!, 30_000)).toBe(true);
     const b = await build;
     expect(b.code).not.toBe(0);
     expect(hasStackTrace(b.stderr)).toBe(false);
+  }, 300_000);
+}
+
+/**
+ * collect-garbage and remote-nix-bin-dir with the backend: the job collects the node store's garbage
+ * once the outputs are home; the node's nix-store is the one in remote-nix-bin-dir, and one that
+ * holds none fails the build naming the node and the path (and its job is gone).
+ */
+export function settingScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
+  test(`${kind}: collect-garbage = true: the output is valid here and gone from the node store`, async () => {
+    lab().confWith({ "collect-garbage": "true" });
+    try {
+      const s = salt();
+      const r = await lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s]);
+      if (r.code !== 0) console.log(r.stderr);
+      expect(r.code).toBe(0);
+      const out = r.stdout.trim();
+      expect((await lab().nix.run(["nix-store", "--check-validity", out])).code).toBe(0);
+      const validOnNode = async () =>
+        (await lab().nix.run(["nix-store", "--store", lab().nodeStore, "--check-validity", out])).code === 0;
+      expect(await until(async () => ((await validOnNode()) ? undefined : true), 30_000, 250)).toBe(true);
+    } finally {
+      lab().writeConf();
+    }
+  }, 300_000);
+
+  // PBS starts the job's script through the user's login shell, whose profile sets PATH: the job's
+  // PATH cannot be emptied through job-environment as with Slurm. So a remote-nix-bin-dir that holds
+  // no nix-store shows the setting is used, and one whose nix-store leaves a mark shows it works.
+  test(`${kind}: a remote-nix-bin-dir without nix-store is named with the node, and no job is left`, async () => {
+    lab().confWith({ "remote-nix-bin-dir": "/nonexistent-nix/bin" });
+    try {
+      const s = salt();
+      const r = await lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s], 120_000);
+      if (r.code === 0) console.log(r.stderr);
+      expect(r.timedOut).toBe(false);
+      expect(r.code).not.toBe(0);
+      // The agent names its host (the lab's node shares the machine's host name) and nsh the job's node.
+      const says = `on ${lab().pbs.serverHost} cannot build: there is no executable /nonexistent-nix/bin/nix-store`;
+      expect(r.stderr).toContain(says);
+      expect(hasStackTrace(r.stderr)).toBe(false);
+      const [rec] = await jobsOf(lab(), s);
+      expect(rec?.state).toBe("failed");
+      expect(await jobGone(lab(), rec!.jobId!, 30_000)).toBe(true);
+    } finally {
+      lab().writeConf();
+    }
+  }, 300_000);
+
+  test(`${kind}: the node's nix-store comes from remote-nix-bin-dir`, async () => {
+    // A bin dir of the PBS user's whose nix-store leaves a mark, then is the real one.
+    const bin = path.join(lab().clusterState, "nix-bin");
+    const mark = path.join(lab().clusterState, "nix-bin-used");
+    fs.mkdirSync(bin, { recursive: true });
+    for (const f of fs.readdirSync("/usr/bin").filter((n) => n.startsWith("nix"))) {
+      if (!fs.existsSync(path.join(bin, f))) fs.symlinkSync(path.join("/usr/bin", f), path.join(bin, f));
+    }
+    fs.rmSync(path.join(bin, "nix-store"));
+    const script = `#!/bin/sh\ntouch ${mark}\nexec /usr/bin/nix-store "$@"\n`;
+    fs.writeFileSync(path.join(bin, "nix-store"), script, { mode: 0o755 });
+    fs.rmSync(mark, { force: true });
+    lab().confWith({ "remote-nix-bin-dir": bin });
+    try {
+      const s = salt();
+      const r = await lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s]);
+      if (r.code !== 0) console.log(r.stderr);
+      expect(r.code).toBe(0);
+      expect(fs.readFileSync(r.stdout.trim(), "utf8")).toBe(`job ${s}\n`);
+      expect(fs.existsSync(mark)).toBe(true);
+    } finally {
+      lab().writeConf();
+    }
   }, 300_000);
 }
 

@@ -3,6 +3,7 @@
 // the job id; any other end is a plain failure (exit 1) that keeps what broke on nsh's side.
 import { expect, test } from "bun:test";
 import { JOB_TIME_MARGIN_MINUTES, TIMED_OUT, formatMinutes, hitTimeLimit, jobEndVerdict, jobTimeLimitMinutes, plainText, remoteFailure } from "../../src/hook/job-end.ts";
+import { pastTimeLimit } from "../../src/hook/build/follow.ts";
 import type { JobState, JobStatus } from "../../src/schedulers/scheduler.ts";
 
 const st = (state: JobState, rawState: string[], reason: string | null, timeLimitMinutes?: number | null): JobStatus => ({
@@ -52,6 +53,28 @@ test.each([
   expect(v.status).toBe(status);
   for (const t of has) expect(v.message).toContain(t);
   for (const t of hasNot) expect(v.message).not.toContain(t);
+});
+
+test("a PBS job's time limit is told in PBS's words, with PBS's way to raise it", () => {
+  const words = { scheduler: "PBS", raise: "set walltime in pbsResources" };
+  const v = jobEndVerdict("12.srv", st("timeout", ["F", "substate 93"], "the job exceeded its walltime", 1), "while nsh built in it", "eof", words);
+  expect(v.status).toBe(TIMED_OUT);
+  expect(v.message).toContain("job 12.srv reached its PBS time limit of 1 min and PBS ended it");
+  expect(v.message).toContain("set walltime in pbsResources");
+  expect(v.message).not.toContain("Slurm");
+});
+
+test.each([
+  // [label, start (unix s), limit (min), now (unix s), past its limit]
+  // 10 s of slack: the scheduler's clock may be ahead of the hook's
+  ["running for less than its limit", 1000, 1, 1049, false],
+  ["running within 10 s of its limit", 1000, 1, 1050, true],
+  ["running past its limit", 1000, 1, 1090, true],
+  ["no start time", null, 1, 5000, false],
+  ["no limit", 1000, null, 5000, false],
+] as const)("past its time limit: %s", (_l, startTime, limit, now, want) => {
+  const s = { ...st("running", ["R"], null, limit), startTime };
+  expect(pastTimeLimit(s, now * 1000)).toBe(want);
 });
 
 test.each([

@@ -7,8 +7,8 @@ import { type AgentMode, parseStatusLine } from "../../agent/protocol.ts";
 import { ServeClient } from "../../nix/serve-client.ts";
 import { type Destination, parseDestination } from "../../remote/destination.ts";
 import { type SshDuplex, type SshPool, shellQuote } from "../../remote/ssh.ts";
-import { loginHostOf } from "../../schedulers/registry.ts";
-import type { JobStatus } from "../../schedulers/scheduler.ts";
+import { loginHostOf, timeLimitWordsOf } from "../../schedulers/registry.ts";
+import type { JobStatus, TimeLimitWords } from "../../schedulers/scheduler.ts";
 import type { ProgressSink } from "../../util/progress.ts";
 import { lineReader, openAgentChannel } from "../agent-channels.ts";
 import { copyProgress } from "../copy-progress.ts";
@@ -58,7 +58,8 @@ export async function connectAgent(run: BuildRun, id: string, node: string, agen
   const ended = watchEnd(run.scheduler, id);
   const status = await step(Promise.race([lines.next(), ended.promise])).finally(ended.stop);
   if (status !== undefined && typeof status !== "string") {
-    throw await endedFailure(pool, parseDestination(loginHostOf(conf)), plan.dir, id, status);
+    const words = timeLimitWordsOf(run.scheduler.kind);
+    throw await endedFailure(pool, parseDestination(loginHostOf(conf)), plan.dir, id, status, words);
   }
   if (status === undefined) throw new JobFailure(`the agent of job ${id} on ${node} did not answer: ${log.stderrTail().trim() || "its channel closed"}`);
   const hello = parseStatusLine(status);
@@ -87,9 +88,11 @@ function failOnNode(e: Error, node: string): never {
 }
 
 /** The job ended before its agent answered: its output file says why. */
-async function endedFailure(pool: SshPool, login: Destination, dir: string, id: string, st: JobStatus): Promise<JobFailure> {
+async function endedFailure(
+  pool: SshPool, login: Destination, dir: string, id: string, st: JobStatus, words?: TimeLimitWords,
+): Promise<JobFailure> {
   const out = await pool.runCommand(login, `tail -c 2000 ${shellQuote(jobOutputFile(dir))}`).catch(() => undefined);
   const text = out?.stdout.trim();
-  const v = jobEndVerdict(id, st, "before its agent answered");
+  const v = jobEndVerdict(id, st, "before its agent answered", undefined, words);
   return new JobFailure(`${v.message}${text ? `; the job's output:\n${text}` : ""}`, v.status);
 }

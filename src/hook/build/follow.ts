@@ -52,16 +52,34 @@ async function waitUntilRunning({ scheduler: s, ctx }: BuildRun, id: string): Pr
  * job as COMPLETING for a moment (22.05 hides the base state meanwhile): wait a little for it.
  */
 export async function endingJob(s: Scheduler, id: string, withinMs = 3000): Promise<JobStatus | undefined> {
-  const end = Date.now() + withinMs;
+  let end = Date.now() + withinMs;
+  let pastLimitSeen = false;
   for (;;) {
     const st = await s.status(id).catch(() => undefined);
     if (!st || st.state === "unknown") return undefined;
     if (isTerminal(st.state)) return st;
-    if (st.state !== "completing") return undefined;
-    if (Date.now() > end) return st;
+    // A job killed at its time limit can still show as running for a while (PBS: until MoM's
+    // obituary reaches the server): one past its limit is worth waiting for.
+    if (st.state === "running" && pastTimeLimit(st) && !pastLimitSeen) {
+      pastLimitSeen = true;
+      end = Date.now() + PAST_LIMIT_WAIT_MS;
+    }
+    if (st.state !== "completing" && !(st.state === "running" && pastLimitSeen)) return undefined;
+    if (Date.now() > end) return st.state === "running" ? undefined : st;
     await Bun.sleep(200);
   }
 }
+
+/** How long a job still running past its time limit is waited for (its scheduler is ending it). */
+const PAST_LIMIT_WAIT_MS = 30_000;
+
+/** Seconds the scheduler's clock may be ahead of this host's. */
+const CLOCK_SLACK_S = 10;
+
+/** The job has run (about) as long as its time limit allows (start and limit as the scheduler says). */
+export const pastTimeLimit = (st: JobStatus, nowMs = Date.now()): boolean =>
+  st.startTime !== null && !!st.timeLimitMinutes &&
+  nowMs / 1000 + CLOCK_SLACK_S >= st.startTime + st.timeLimitMinutes * 60;
 
 /** `promise` resolves with the job's status once it has ended (never, while it runs) until stop(). */
 export function watchEnd(s: Scheduler, id: string): { promise: Promise<JobStatus>; stop: () => void } {

@@ -5,6 +5,7 @@
 // down only once the job is known to be ending.
 import type { BuildResult } from "../../nix/serve-protocol.ts";
 import { hookFailureStatus } from "../../nix/version.ts";
+import { timeLimitWordsOf } from "../../schedulers/registry.ts";
 import { mayHaveSubmitted, type Scheduler } from "../../schedulers/scheduler.ts";
 import { TIMED_OUT, jobEndVerdict, plainText, remoteFailure } from "../job-end.ts";
 import type { Reaper } from "../reaper.ts";
@@ -45,7 +46,8 @@ export async function settleError(run: BuildRun, e: unknown): Promise<number> {
   // A job that died under the build (time limit, node failure, scancel) explains the failure.
   if (jobId && !aborted && !(e instanceof JobFailure)) {
     const st = await endingJob(scheduler, jobId);
-    if (st) ({ message, status } = jobEndVerdict(jobId, st, "while nsh built in it", message));
+    const words = timeLimitWordsOf(scheduler.kind);
+    if (st) ({ message, status } = jobEndVerdict(jobId, st, "while nsh built in it", message, words));
   }
   // Interrupted while the submit was on its way: the job may exist a moment later. If the answer
   // does not come, or says nothing definite (timeout), the reaper looks for the job by its tag.
