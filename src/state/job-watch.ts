@@ -48,17 +48,25 @@ export function leaseVerdict(
   return "held";
 }
 
-/** Pure: the poll interval for one followed job: 100 ms while it may start or end soon, then 0.5 s, then 2 s. */
-export function jobPollDelay(row: Pick<WatchRow, "followed_at" | "changed_at" | "checked_at">, now: number): number {
+/**
+ * Pure: the poll interval for one followed job. Waiting to start: 100 ms while a start is likely
+ * soon, then 0.5 s, then 2 s (a build waits on that start). Running: 1 s, then 2 s (a build learns
+ * its end from its agent; the state only explains failures), except 100 ms for a moment after a
+ * change made by nsh (a cancel), whose end the canceller waits for.
+ */
+export function jobPollDelay(row: Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "state">, now: number): number {
   if (row.checked_at === null) return 0;
-  // As build-job's waitUntilRunning: a start (or, after a change, the next change) is likely soon.
   const age = now - Math.max(row.followed_at, row.changed_at ?? 0);
+  if (row.state !== null && row.state !== "pending" && row.changed_at !== null && row.changed_at > row.checked_at) {
+    return 100;
+  }
+  if (row.state !== null && row.state !== "pending") return age < 30_000 ? 1000 : 2000;
   return age < 5000 ? 100 : age < 30_000 ? 500 : 2000;
 }
 
 /** Pure: when the next poll of all `rows` is due (ms since the epoch), undefined when none needs one. */
 export function nextPollAt(
-  rows: readonly Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "done">[],
+  rows: readonly Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "done" | "state">[],
   lastPollAt: number,
   now: number,
 ): number | undefined {

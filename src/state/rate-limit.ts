@@ -16,8 +16,33 @@ export interface RatePolicy {
   perSecond: number;
 }
 
-/** nsh's default, below Slurm's own rl_enable defaults (bucket 30, refill 2 per second). */
-export const DEFAULT_RATE: RatePolicy = { burst: 25, perSecond: 1.5 };
+/** nsh's default for all its requests together, below Slurm's own rl_enable defaults (bucket 30, refill 2 per second). */
+export const DEFAULT_RATE: RatePolicy = { burst: 28, perSecond: 1.8 };
+
+/** The share of the site's rate that job-state queries and cancels get; submits get the rest. */
+export const QUERY_SHARE = 0.45;
+
+export interface RateBudgets {
+  /** job submits: bursty (a wide build submits many at once) */
+  submit: RatePolicy;
+  /** the broker's one batched query per tick for all jobs, cancels, tag look-ups */
+  query: RatePolicy;
+}
+
+/**
+ * Pure: the site's rate split into two buckets whose sum is the whole, so that a wide build's
+ * submits never starve the job-state queries every build waits on, nor the other way round.
+ * Each bucket holds at least one token.
+ */
+export function splitRate(total: RatePolicy, queryShare = QUERY_SHARE): RateBudgets {
+  const queryBurst = Math.min(Math.max(1, Math.round(total.burst * queryShare)), Math.max(1, total.burst - 1));
+  const submitBurst = Math.max(1, total.burst - queryBurst);
+  const queryRate = total.perSecond * queryShare;
+  return {
+    submit: { burst: submitBurst, perSecond: total.perSecond - queryRate },
+    query: { burst: queryBurst, perSecond: queryRate },
+  };
+}
 
 export interface BucketState {
   tokens: number;
@@ -56,7 +81,7 @@ export function reserve(
   return { next: { tokens: left, updatedAt: full.updatedAt }, waitMs, granted: true };
 }
 
-/** Pure: "BURST PER-SECOND" (e.g. "25 1.5"), or "0"/"off" for no limit. */
+/** Pure: "BURST PER-SECOND" (e.g. "28 1.8"), or "0"/"off" for no limit. */
 export function parseRate(text: string): { ok: true; rate: RatePolicy | null } | { ok: false; error: string } {
   const t = text.trim();
   if (t === "0" || t === "off" || t === "none") return { ok: true, rate: null };
@@ -64,7 +89,7 @@ export function parseRate(text: string): { ok: true; rate: RatePolicy | null } |
   const burst = m ? Number(m[1]) : NaN;
   const perSecond = m ? Number(m[2]) : NaN;
   if (!m || burst < 1 || !(perSecond > 0)) {
-    return { ok: false, error: `expects BURST PER-SECOND (e.g. "25 1.5": 25 requests at once, then 1.5 per second) or "off", got '${text}'` };
+    return { ok: false, error: `expects BURST PER-SECOND (e.g. "28 1.8": 28 requests at once, then 1.8 per second) or "off", got '${text}'` };
   }
   return { ok: true, rate: { burst, perSecond } };
 }
