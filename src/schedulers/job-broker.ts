@@ -111,6 +111,11 @@ export class JobBroker {
           const lastAnswer = row.status !== null && row.checked_at !== null ? row.checked_at : -Infinity;
           if (row.error !== null && Date.now() - lastAnswer > this.o.errorAfterMs) throw errorFrom(row.error);
           const seenSince = row.done === 1 || (row.checked_at !== null && row.checked_at >= asked);
+          // A started job is polled seldom: ask the leader for its state now.
+          if (o.fresh && n === 0 && !seenSince && row.state !== null && row.state !== "pending") {
+            await this.table.touch([id]);
+            this.kick?.();
+          }
           if (row.status !== null && (!o.fresh || seenSince)) return JSON.parse(row.status) as JobStatus;
         }
         if (Date.now() > deadline) {

@@ -71,9 +71,12 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
   const log = o.log ?? (() => {});
   const table = new JobWatchTable(o.db, o.endpoint);
   const budgets = o.rate ? splitRate(o.rate) : undefined;
+  // Each may use the other's surplus above half its burst: a chain of single builds gets most of
+  // the budget for its queries, a wide build most for its submits, and neither starves the other.
+  const keys = { submit: `${o.endpoint} submit`, query: `${o.endpoint} query` };
   const limiters = budgets && {
-    submit: new RateLimiter(o.db, `${o.endpoint} submit`, budgets.submit),
-    query: new RateLimiter(o.db, `${o.endpoint} query`, budgets.query),
+    submit: new RateLimiter(o.db, keys.submit, budgets.submit, { sibling: { key: keys.query, policy: budgets.query, keep: budgets.query.burst / 2 } }),
+    query: new RateLimiter(o.db, keys.query, budgets.query, { sibling: { key: keys.submit, policy: budgets.submit, keep: budgets.submit.burst / 2 } }),
   };
   const broker = new JobBroker(inner, table, { ...o.broker, ...(limiters ? { limiter: limiters.query } : {}), log });
   const take = (kind: "submit" | "query") =>

@@ -81,6 +81,16 @@ export function reserve(
   return { next: { tokens: left, updatedAt: full.updatedAt }, waitMs, granted: true };
 }
 
+/**
+ * Pure: a take from a sibling bucket's surplus (its tokens above `keep`, e.g. half its burst), for a
+ * request whose own bucket would make it wait: the sibling after the take, or null when it has no
+ * surplus. The sum of both buckets still bounds the two together.
+ */
+export function borrow(sibling: BucketState | undefined, now: number, cost: number, p: RatePolicy, keep: number): BucketState | null {
+  const full = refill(sibling ?? { tokens: p.burst, updatedAt: now }, now, p);
+  return full.tokens - cost >= keep ? { tokens: full.tokens - cost, updatedAt: full.updatedAt } : null;
+}
+
 /** Pure: "BURST PER-SECOND" (e.g. "28 1.8"), or "0"/"off" for no limit. */
 export function parseRate(text: string): { ok: true; rate: RatePolicy | null } | { ok: false; error: string } {
   const t = text.trim();
@@ -112,6 +122,13 @@ export interface TakeOptions {
   reportAfterMs?: number;
 }
 
+/** A bucket whose surplus above `keep` tokens a RateLimiter may take when its own would make it wait. */
+export interface Sibling {
+  key: string;
+  policy: RatePolicy;
+  keep: number;
+}
+
 export class RateLimiter {
   /** the longest a take may wait; a longer one fails without reserving (RateLimitWaitTooLong) */
   readonly maxWaitMs: number;
@@ -120,26 +137,38 @@ export class RateLimiter {
     private readonly s: StateDb,
     readonly key: string,
     readonly policy: RatePolicy,
-    o: { maxWaitMs?: number; now?: () => number } = {},
+    o: { maxWaitMs?: number; now?: () => number; sibling?: Sibling } = {},
   ) {
     this.maxWaitMs = o.maxWaitMs ?? 30 * 60_000;
     this.now = o.now ?? Date.now;
+    this.sibling = o.sibling;
   }
   private readonly now: () => number;
+  private readonly sibling: Sibling | undefined;
 
   /** Waits until a request of `kind` ("submit", "query", "cancel") may go; resolves with the ms waited. */
   async take(kind: string, o: TakeOptions = {}): Promise<number> {
     o.signal?.throwIfAborted();
     const cost = Math.min(o.cost ?? 1, this.policy.burst);
     const r = await this.s.write(`taking a scheduler rate token (${kind})`, (db) => {
-      const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(this.key) as
-        | { tokens: number; updated_at: number }
-        | null;
-      const res = reserve(row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined, this.now(), cost, this.policy, this.maxWaitMs);
-      if (res.granted) {
+      const get = (key: string): BucketState | undefined => {
+        const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(key) as { tokens: number; updated_at: number } | null;
+        return row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined;
+      };
+      const put = (key: string, b: BucketState) =>
         db.query("INSERT INTO rate_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET tokens = ?2, updated_at = ?3")
-          .run(this.key, res.next.tokens, res.next.updatedAt);
+          .run(key, b.tokens, b.updatedAt);
+      const now = this.now();
+      const res = reserve(get(this.key), now, cost, this.policy, this.maxWaitMs);
+      if (res.granted && res.waitMs > 0 && this.sibling) {
+        const { key, policy, keep } = this.sibling;
+        const lent = borrow(get(key), now, cost, policy, keep);
+        if (lent) {
+          put(key, lent);
+          return { granted: true, waitMs: 0, next: res.next };
+        }
       }
+      if (res.granted) put(this.key, res.next);
       return res;
     });
     if (!r.granted) throw new RateLimitWaitTooLong(this.key, r.waitMs);

@@ -26,13 +26,14 @@ describe("jobPollDelay", () => {
     ["never polled", { followed_at: 0, changed_at: null, checked_at: null, state: null }, 0, 0],
     ["just followed", { followed_at: 0, changed_at: 0, checked_at: 0, state: null }, 1000, 100],
     ["pending a second", { followed_at: 0, changed_at: 0, checked_at: 900, state: "pending" }, 1000, 100],
+    ["pending 3 s", { followed_at: 0, changed_at: 0, checked_at: 2900, state: "pending" }, 3000, 250],
     ["queued 10 s", { followed_at: 0, changed_at: 0, checked_at: 9900, state: "pending" }, 10_000, 500],
     ["queued 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "pending" }, 60_000, 2000],
-    // A build learns its job's end from its agent: a running job is asked about each second.
-    ["started a second ago after a long queue", { followed_at: 0, changed_at: 59_000, checked_at: 59_900, state: "running" }, 60_000, 1000],
-    ["running 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "running" }, 60_000, 2000],
-    // touch() after a cancel: the canceller waits for the end.
-    ["cancelled since the last poll", { followed_at: 0, changed_at: 59_950, checked_at: 59_900, state: "running" }, 60_000, 100],
+    // A build learns its job's end from its agent: nobody waits on a running job's state.
+    ["started a second ago after a long queue", { followed_at: 0, changed_at: 59_000, checked_at: 59_900, state: "running" }, 60_000, 5000],
+    ["running 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "running" }, 60_000, 5000],
+    // touch(): a cancel was sent, or a reader wants the state now.
+    ["touched since the last poll", { followed_at: 0, changed_at: 59_950, checked_at: 59_900, state: "running" }, 60_000, 0],
   ] as const)("%s", (_l, row, now, want) => expect(jobPollDelay(row, now)).toBe(want));
 });
 
