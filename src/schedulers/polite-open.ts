@@ -1,6 +1,7 @@
 // The configured scheduler behind politeScheduler(), as every hook and reaper uses it: the state
 // database is opened here (a few ms), and a state directory that cannot be used costs only the
 // politeness (one warning), never the build.
+import fs from "node:fs";
 import type { Env } from "../config/nixconf.ts";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { openStateDb } from "../state/db.ts";
@@ -27,6 +28,8 @@ export async function openPoliteScheduler(conf: NshConfig, env: Env, o: OpenPoli
   const warn = o.log ?? (() => {});
   let db;
   try {
+    // state-dir from nsh.conf may not exist yet (ensureStateDir makes only the default one).
+    fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
     db = openStateDb(o.stateDir);
   } catch (e) {
     warn(`${(e as Error).message}; talking to the scheduler without the machine-wide rate limit, queue cap and job broker`);

@@ -150,7 +150,11 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
     const find = inner.findTagged.bind(inner);
     polite.findTagged = async (tag) => (await take("query"), find(tag));
   }
-  if (inner.prepare) polite.prepare = inner.prepare.bind(inner);
+  if (inner.prepare) {
+    // Preparing may ask the scheduler (slurmrestd pings slurmctld): a query like any other.
+    const prepare = inner.prepare.bind(inner);
+    polite.prepare = async () => (await take("query"), prepare());
+  }
   if (inner.doctor) polite.doctor = inner.doctor.bind(inner);
   return polite;
 }

@@ -3,7 +3,8 @@
 // a request log stays within a token-bucket budget.
 import type { ClusterLab } from "../lab/cluster.ts";
 
-export type RequestKind = "submit" | "status-list" | "status-one" | "cancel" | "other";
+/** ping reaches slurmctld (slurm_ping); other (API discovery) is slurmrestd's alone */
+export type RequestKind = "submit" | "status-list" | "status-one" | "cancel" | "ping" | "other";
 export interface Seen {
   kind: RequestKind;
   path: string;
@@ -16,6 +17,7 @@ export function kindOf(method: string, path: string): RequestKind {
   if (method === "GET" && /\/jobs\/?$/.test(path)) return "status-list";
   if (method === "GET" && /\/job\/\d+$/.test(path)) return "status-one";
   if (method === "DELETE") return "cancel";
+  if (method === "GET" && /\/ping\/?$/.test(path)) return "ping";
   return "other";
 }
 
