@@ -30,7 +30,9 @@ export async function openPoliteScheduler(conf: NshConfig, env: Env, o: OpenPoli
   try {
     // state-dir from nsh.conf may not exist yet (ensureStateDir makes only the default one).
     fs.mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+    const t0 = performance.now();
     db = openStateDb(o.stateDir);
+    o.debug?.(`state database opened in ${(performance.now() - t0).toFixed(1)} ms`);
   } catch (e) {
     warn(`${(e as Error).message}; talking to the scheduler without the machine-wide rate limit, queue cap and job broker`);
     return Object.assign(inner, { close() {} });
