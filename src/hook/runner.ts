@@ -143,9 +143,10 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
     } else if (!d.take && conf) log.talkative(`not building '${req.drvPath}' on the cluster: ${d.reason}; handing it to Nix's own build hook`);
 
     // At max-queued-jobs: Nix asks again later (loaded only when a cap is set).
-    const atCap = d.take && conf && conf["max-queued-jobs"] > 0 && (await (await import("./queue-cap.ts")).queuedAtCap(conf, env));
+    const cap = conf?.["max-queued-jobs"] ?? 0;
+    const atCap = d.take && conf && cap > 0 && (await (await import("./queue-cap.ts")).queuedAtCap(conf, env));
     if (atCap) {
-      log.talkative(`postponing '${req.drvPath}': ${atCap} of this machine's nsh jobs are queued (max-queued-jobs = ${conf!["max-queued-jobs"]})`);
+      log.talkative(`postponing '${req.drvPath}': ${atCap} of this machine's nsh jobs are queued (max-queued-jobs = ${cap})`);
       io.toNix("# postpone\n");
       continue;
     }

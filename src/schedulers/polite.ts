@@ -74,9 +74,10 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
   // Each may use the other's surplus above half its burst: a chain of single builds gets most of
   // the budget for its queries, a wide build most for its submits, and neither starves the other.
   const keys = { submit: `${o.endpoint} submit`, query: `${o.endpoint} query` };
+  const sibling = (kind: "submit" | "query") => ({ key: keys[kind], policy: budgets![kind], keep: budgets![kind].burst / 2 });
   const limiters = budgets && {
-    submit: new RateLimiter(o.db, keys.submit, budgets.submit, { sibling: { key: keys.query, policy: budgets.query, keep: budgets.query.burst / 2 } }),
-    query: new RateLimiter(o.db, keys.query, budgets.query, { sibling: { key: keys.submit, policy: budgets.submit, keep: budgets.submit.burst / 2 } }),
+    submit: new RateLimiter(o.db, keys.submit, budgets.submit, { sibling: sibling("query") }),
+    query: new RateLimiter(o.db, keys.query, budgets.query, { sibling: sibling("submit") }),
   };
   const broker = new JobBroker(inner, table, { ...o.broker, ...(limiters ? { limiter: limiters.query } : {}), log });
   const take = (kind: "submit" | "query") =>

@@ -55,7 +55,10 @@ export function leaseVerdict(
  * needs a running job's state now touches its row (changed after the last poll), which is polled
  * at once.
  */
-export function jobPollDelay(row: Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "state">, now: number): number {
+export function jobPollDelay(
+  row: Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "state">,
+  now: number,
+): number {
   if (row.checked_at === null) return 0;
   const started = row.state !== null && row.state !== "pending";
   if (started) return row.changed_at !== null && row.changed_at > row.checked_at ? 0 : 5000;

@@ -86,7 +86,13 @@ export function reserve(
  * request whose own bucket would make it wait: the sibling after the take, or null when it has no
  * surplus. The sum of both buckets still bounds the two together.
  */
-export function borrow(sibling: BucketState | undefined, now: number, cost: number, p: RatePolicy, keep: number): BucketState | null {
+export function borrow(
+  sibling: BucketState | undefined,
+  now: number,
+  cost: number,
+  p: RatePolicy,
+  keep: number,
+): BucketState | null {
   const full = refill(sibling ?? { tokens: p.burst, updatedAt: now }, now, p);
   return full.tokens - cost >= keep ? { tokens: full.tokens - cost, updatedAt: full.updatedAt } : null;
 }
@@ -152,7 +158,9 @@ export class RateLimiter {
     const cost = Math.min(o.cost ?? 1, this.policy.burst);
     const r = await this.s.write(`taking a scheduler rate token (${kind})`, (db) => {
       const get = (key: string): BucketState | undefined => {
-        const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(key) as { tokens: number; updated_at: number } | null;
+        const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(key) as
+          | { tokens: number; updated_at: number }
+          | null;
         return row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined;
       };
       const put = (key: string, b: BucketState) =>

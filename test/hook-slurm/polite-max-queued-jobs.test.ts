@@ -18,7 +18,8 @@ afterAll(async () => {
 test("max-queued-jobs = 2 with 6 builds: never more than 2 jobs pending, all succeed", async () => {
   lab.writeConf("max-queued-jobs = 2");
   const s = salt();
-  const expr = `map (i: import ${lab.nix.expr("slurm-job")} { salt = "${s}-\${toString i}"; cpus = 16; sleep = "1"; attr = "${lab.paramsAttr}"; }) [1 2 3 4 5 6]`;
+  const args = `salt = "${s}-\${toString i}"; cpus = 16; sleep = "1"; attr = "${lab.paramsAttr}";`;
+  const expr = `map (i: import ${lab.nix.expr("slurm-job")} { ${args} }) [1 2 3 4 5 6]`;
   let watching = true;
   let mostPending = 0;
   let seen = 0;

@@ -51,7 +51,7 @@ export interface RefusingProxy {
  * partition that does not exist, and the error slurmctld gave (ESLURM_INVALID_PARTITION_NAME,
  * 2000) is replaced by `refusal` (Slurm's text and number of the error to inject).
  */
-async function realRefusal(upstream: string, path: string, req: Request, body: string, refusal: { text: string; errno: number }) {
+async function realRefusal(upstream: string, path: string, req: Request, body: string, refusal: Refusal) {
   const json = JSON.parse(body) as { job?: Record<string, unknown> };
   (json.job ?? (json as Record<string, unknown>)).partition = "nsh-no-such-partition";
   const res = await fetch(`${upstream}${path}`, { method: "POST", headers: req.headers, body: JSON.stringify(json) });
@@ -61,7 +61,14 @@ async function realRefusal(upstream: string, path: string, req: Request, body: s
   return new Response(text, { status: res.status, headers: { "content-type": "application/json" } });
 }
 
-export function startProxy(lab: ClusterLab, refuse?: { first: number; refusals: { text: string; errno: number }[] }): RefusingProxy {
+/** Slurm's text and number of an error */
+export interface Refusal {
+  text: string;
+  errno: number;
+}
+
+/** `refuse`: the first `first` submits get the refusals in turn. */
+export function startProxy(lab: ClusterLab, refuse?: { first: number; refusals: Refusal[] }): RefusingProxy {
   const upstream = `http://127.0.0.1:${lab.slurm.restPort}`;
   const p: RefusingProxy = { port: 0, seen: [], refused: 0, stop: () => server.stop(true) };
   const server = Bun.serve({
