@@ -59,8 +59,8 @@ export const NSH_SETTINGS = {
   "pbs-cli-user": { kind: "string", default: "", doc: "pbs-cli: user (name or uid) the PBS tools run as, so jobs run as that user; default: nsh's own user" },
   "pbs-user": { kind: "string", default: "", doc: "pbs: user (name or uid) the IFL calls, and so the jobs, run as; needed when nsh runs as root (PBS refuses root's jobs); default: nsh's own user" },
   "pbs-lib": { kind: "string", default: "", doc: "pbs: path of libpbs.so.0 (default: PBS_EXEC/lib/libpbs.so.0 from pbs.conf)" },
-  "scheduler-rate": { kind: "string", default: "25 1.5", doc: "BURST PER-SECOND: scheduler requests (submits, queries, cancels) of all nsh processes on this machine together, below Slurm's own per-user rate limit (30, 2/s); off: no limit (not yet wired into the hook)" },
-  "max-queued-jobs": { kind: "int", default: 0, doc: "this machine's nsh jobs waiting in the scheduler's queue at most; a submit waits while there are this many (0: no cap; not yet wired into the hook)" },
+  "scheduler-rate": { kind: "string", default: "28 1.8", doc: "BURST PER-SECOND: scheduler requests of all nsh processes on this machine together, below Slurm's own per-user rate limit (30, 2/s); submits get 55%, job-state queries and cancels 45%; off: no limit" },
+  "max-queued-jobs": { kind: "int", default: 0, doc: "this machine's nsh jobs waiting in the scheduler's queue at most; at the cap the hook postpones new builds (Nix asks again later) and a submit waits (0: no cap)" },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;

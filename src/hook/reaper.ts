@@ -15,7 +15,9 @@ import type { NshConfig } from "../config/nsh-conf.ts";
 import { selfCommand } from "../util/self.ts";
 import { markRecord } from "./job-record.ts";
 import { jobTag } from "./job-plan.ts";
-import { createScheduler, schedulerModule } from "../schedulers/registry.ts";
+import { openPoliteScheduler } from "../schedulers/polite-open.ts";
+import { schedulerModule } from "../schedulers/registry.ts";
+import { ensureStateDir } from "../state/dir.ts";
 import { isTerminal, type Scheduler } from "../schedulers/scheduler.ts";
 
 /** Beyond the submit request's own bound: slurmctld may register the job a moment after slurmrestd gave up. */
@@ -63,7 +65,10 @@ export async function runReaper(): Promise<number> {
   }
   if (said.done || !said.order) return 0;
   const { order } = said;
-  const scheduler = await createScheduler(order.conf, order.env, { log: () => {} });
+  // Through the machine's job broker: the cancels of many reapers (a wide build interrupted) go out
+  // in one cancelMany, under the same rate budget as every hook's requests.
+  const stateDir = order.record?.stateDir ?? (order.conf["state-dir"] || ensureStateDir());
+  const scheduler = await openPoliteScheduler(order.conf, order.env, { log: () => {}, stateDir });
   const tag = order.record ? jobTag(order.record.key) : undefined;
   let jobIds = said.jobId ? [said.jobId] : [];
   // A job the hook submitted but had not named yet (killed as the answer arrived) carries the tag too.

@@ -142,6 +142,14 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
       warnedUnready = true;
     } else if (!d.take && conf) log.talkative(`not building '${req.drvPath}' on the cluster: ${d.reason}; handing it to Nix's own build hook`);
 
+    // At max-queued-jobs: Nix asks again later (loaded only when a cap is set).
+    const cap = conf?.["max-queued-jobs"] ?? 0;
+    const atCap = d.take && conf && cap > 0 && (await (await import("./queue-cap.ts")).queuedAtCap(conf, env));
+    if (atCap) {
+      log.talkative(`postponing '${req.drvPath}': ${atCap} of this machine's nsh jobs are queued (max-queued-jobs = ${cap})`);
+      io.toNix("# postpone\n");
+      continue;
+    }
     if (d.take && executor && conf) {
       await fallback.close();
       const machine = machineName(conf);

@@ -11,7 +11,7 @@ import type { RateLimiter } from "../state/rate-limit.ts";
 import { isTerminal, type JobStatus, type Scheduler, SchedulerError, type SchedulerErrorKind } from "./scheduler.ts";
 
 export interface BrokerOptions {
-  /** taken before every scheduler call the broker makes */
+  /** taken before every scheduler call the broker makes (its queries and cancels; submits have their own) */
   limiter?: RateLimiter;
   /** a leader silent this long is replaced even if its process lives (stopped, swapped out) */
   staleMs?: number;
@@ -90,10 +90,14 @@ export class JobBroker {
     for (const id of ids) this.followed.delete(id);
   }
 
-  /** The job's latest state as the leader last saw it; waits for the first one after following. */
-  async status(id: string): Promise<JobStatus> {
+  /**
+   * The job's state as the leader saw it; waits for the first one after following. `fresh`: one
+   * seen at or after this call (the next tick), unless the job has ended (it changes no more).
+   */
+  async status(id: string, o: { fresh?: boolean } = {}): Promise<JobStatus> {
     await this.follow([id]);
-    const deadline = Date.now() + this.o.directAfterMs;
+    const asked = Date.now();
+    const deadline = asked + this.o.directAfterMs;
     this.localWaiters++;
     try {
       for (let n = 0; ; n++) {
@@ -106,7 +110,13 @@ export class JobBroker {
           // One failed poll fails nobody's build while the last state is recent: the next tick retries.
           const lastAnswer = row.status !== null && row.checked_at !== null ? row.checked_at : -Infinity;
           if (row.error !== null && Date.now() - lastAnswer > this.o.errorAfterMs) throw errorFrom(row.error);
-          if (row.status !== null) return JSON.parse(row.status) as JobStatus;
+          const seenSince = row.done === 1 || (row.checked_at !== null && row.checked_at >= asked);
+          // A started job is polled seldom: ask the leader for its state now.
+          if (o.fresh && n === 0 && !seenSince && row.state !== null && row.state !== "pending") {
+            await this.table.touch([id]);
+            this.kick?.();
+          }
+          if (row.status !== null && (!o.fresh || seenSince)) return JSON.parse(row.status) as JobStatus;
         }
         if (Date.now() > deadline) {
           this.o.log(`nsh: no state for job ${id} from the job broker within ${this.o.directAfterMs} ms; asking the scheduler directly`);

@@ -1,13 +1,14 @@
 // A Scheduler put behind politeScheduler() is a good citizen of slurmctld, for all nsh processes of
-// the machine together: submits and queries stay under the site's rate (scheduler-rate), job
-// states come from the broker's one batched query per tick, cancels go out batched, a submit waits
-// while this machine has max-queued-jobs queued, and a refusal that means "not now" (rate limit,
-// too many jobs) waits and tries again instead of failing the build.
+// the machine together: submits and queries stay under the site's rate (scheduler-rate, split into
+// a submit bucket and a query bucket so neither starves the other), job states come from the
+// broker's one batched query per tick, cancels go out batched, a submit waits while this machine
+// has max-queued-jobs queued, and a refusal that means "not now" (rate limit, too many jobs) waits
+// and tries again instead of failing the build.
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { jitteredDelay } from "../state/backoff.ts";
 import type { StateDb } from "../state/db.ts";
 import { JobWatchTable } from "../state/job-watch.ts";
-import { parseRate, RateLimiter, type RatePolicy, sleep } from "../state/rate-limit.ts";
+import { parseRate, RateLimiter, type RatePolicy, sleep, splitRate } from "../state/rate-limit.ts";
 import { type BrokerOptions, JobBroker } from "./job-broker.ts";
 import { classifyRefusal, retryRefusal } from "./refusal.ts";
 import { type JobHandle, type JobSpec, type JobStatus, type Scheduler, SchedulerError } from "./scheduler.ts";
@@ -16,7 +17,7 @@ export interface PoliteOptions {
   db: StateDb;
   /** which scheduler this is, the same in every process talking to it (see endpointKey) */
   endpoint: string;
-  /** null: no rate limit */
+  /** all requests together (split by splitRate); null: no rate limit */
   rate: RatePolicy | null;
   /** this machine's nsh jobs pending in the queue at most; 0: no cap */
   maxQueuedJobs: number;
@@ -33,7 +34,8 @@ export interface PoliteOptions {
 
 export interface PoliteScheduler extends Scheduler {
   readonly broker: JobBroker;
-  readonly limiter: RateLimiter | undefined;
+  /** submits' bucket, and the broker's (queries, cancels); undefined without a rate limit */
+  readonly limiters: { submit: RateLimiter; query: RateLimiter } | undefined;
   /** "go" when a submit now would not wait for the queue cap; "wait" lets a caller postpone the build instead */
   queueVerdict(): Promise<"go" | "wait">;
   /** The caller no longer needs these jobs' states. */
@@ -68,9 +70,18 @@ export function politeOptionsFromConfig(c: NshConfig, db: StateDb, more: Partial
 export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteScheduler {
   const log = o.log ?? (() => {});
   const table = new JobWatchTable(o.db, o.endpoint);
-  const limiter = o.rate ? new RateLimiter(o.db, o.endpoint, o.rate) : undefined;
-  const broker = new JobBroker(inner, table, { ...o.broker, ...(limiter ? { limiter } : {}), log });
-  const take = (kind: string) => limiter?.take(kind, { ...(o.signal ? { signal: o.signal } : {}), onWait: log });
+  const budgets = o.rate ? splitRate(o.rate) : undefined;
+  // Each may use the other's surplus above half its burst: a chain of single builds gets most of
+  // the budget for its queries, a wide build most for its submits, and neither starves the other.
+  const keys = { submit: `${o.endpoint} submit`, query: `${o.endpoint} query` };
+  const sibling = (kind: "submit" | "query") => ({ key: keys[kind], policy: budgets![kind], keep: budgets![kind].burst / 2 });
+  const limiters = budgets && {
+    submit: new RateLimiter(o.db, keys.submit, budgets.submit, { sibling: sibling("query") }),
+    query: new RateLimiter(o.db, keys.query, budgets.query, { sibling: sibling("submit") }),
+  };
+  const broker = new JobBroker(inner, table, { ...o.broker, ...(limiters ? { limiter: limiters.query } : {}), log });
+  const take = (kind: "submit" | "query") =>
+    limiters?.[kind].take(kind, { ...(o.signal ? { signal: o.signal } : {}), onWait: log });
 
   /** Waits for room under the queue cap; the slot's id, to release once the job is followed. */
   async function queueSlot(): Promise<number | undefined> {
@@ -115,10 +126,11 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
   const polite: PoliteScheduler = {
     kind: inner.kind,
     broker,
-    limiter,
+    limiters,
     ...(inner.requestTimeoutMs !== undefined ? { requestTimeoutMs: inner.requestTimeoutMs } : {}),
     submit,
-    status: (id) => broker.status(id),
+    // A state seen since the call: a caller that asks again and again is paced by the broker's ticks.
+    status: (id) => broker.status(id, { fresh: true }),
     cancel: (id) => broker.cancel([id]),
     async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
       const all = await Promise.all(ids.map(async (id) => [id, await broker.status(id)] as const));
@@ -126,7 +138,7 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
     },
     cancelMany: (ids) => broker.cancel(ids),
     describe: () => {
-      const rate = o.rate ? `${o.rate.burst} at once, ${o.rate.perSecond}/s` : "no rate limit";
+      const rate = o.rate ? `${o.rate.burst} requests at once, ${o.rate.perSecond}/s` : "no rate limit";
       return `${inner.describe()} (polite: ${rate}${o.maxQueuedJobs > 0 ? `, at most ${o.maxQueuedJobs} queued` : ""})`;
     },
     async queueVerdict() {
@@ -139,7 +151,11 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
     const find = inner.findTagged.bind(inner);
     polite.findTagged = async (tag) => (await take("query"), find(tag));
   }
-  if (inner.prepare) polite.prepare = inner.prepare.bind(inner);
+  if (inner.prepare) {
+    // Preparing may ask the scheduler (slurmrestd pings slurmctld): a query like any other.
+    const prepare = inner.prepare.bind(inner);
+    polite.prepare = async () => (await take("query"), prepare());
+  }
   if (inner.doctor) polite.doctor = inner.doctor.bind(inner);
   return polite;
 }

@@ -48,17 +48,27 @@ export function leaseVerdict(
   return "held";
 }
 
-/** Pure: the poll interval for one followed job: 100 ms while it may start or end soon, then 0.5 s, then 2 s. */
-export function jobPollDelay(row: Pick<WatchRow, "followed_at" | "changed_at" | "checked_at">, now: number): number {
+/**
+ * Pure: the poll interval for one followed job. Waiting to start: 100 ms for 2 s (most jobs that
+ * start at once do so within a second), 250 ms until 5 s, 0.5 s until 30 s, then 2 s: a build waits
+ * on that start. Running: 5 s, since a build learns its job's end from its agent; a reader that
+ * needs a running job's state now touches its row (changed after the last poll), which is polled
+ * at once.
+ */
+export function jobPollDelay(
+  row: Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "state">,
+  now: number,
+): number {
   if (row.checked_at === null) return 0;
-  // As build-job's waitUntilRunning: a start (or, after a change, the next change) is likely soon.
+  const started = row.state !== null && row.state !== "pending";
+  if (started) return row.changed_at !== null && row.changed_at > row.checked_at ? 0 : 5000;
   const age = now - Math.max(row.followed_at, row.changed_at ?? 0);
-  return age < 5000 ? 100 : age < 30_000 ? 500 : 2000;
+  return age < 2000 ? 100 : age < 5000 ? 250 : age < 30_000 ? 500 : 2000;
 }
 
 /** Pure: when the next poll of all `rows` is due (ms since the epoch), undefined when none needs one. */
 export function nextPollAt(
-  rows: readonly Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "done">[],
+  rows: readonly Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "done" | "state">[],
   lastPollAt: number,
   now: number,
 ): number | undefined {

@@ -16,8 +16,33 @@ export interface RatePolicy {
   perSecond: number;
 }
 
-/** nsh's default, below Slurm's own rl_enable defaults (bucket 30, refill 2 per second). */
-export const DEFAULT_RATE: RatePolicy = { burst: 25, perSecond: 1.5 };
+/** nsh's default for all its requests together, below Slurm's own rl_enable defaults (bucket 30, refill 2 per second). */
+export const DEFAULT_RATE: RatePolicy = { burst: 28, perSecond: 1.8 };
+
+/** The share of the site's rate that job-state queries and cancels get; submits get the rest. */
+export const QUERY_SHARE = 0.45;
+
+export interface RateBudgets {
+  /** job submits: bursty (a wide build submits many at once) */
+  submit: RatePolicy;
+  /** the broker's one batched query per tick for all jobs, cancels, tag look-ups */
+  query: RatePolicy;
+}
+
+/**
+ * Pure: the site's rate split into two buckets whose sum is the whole, so that a wide build's
+ * submits never starve the job-state queries every build waits on, nor the other way round.
+ * Each bucket holds at least one token.
+ */
+export function splitRate(total: RatePolicy, queryShare = QUERY_SHARE): RateBudgets {
+  const queryBurst = Math.min(Math.max(1, Math.round(total.burst * queryShare)), Math.max(1, total.burst - 1));
+  const submitBurst = Math.max(1, total.burst - queryBurst);
+  const queryRate = total.perSecond * queryShare;
+  return {
+    submit: { burst: submitBurst, perSecond: total.perSecond - queryRate },
+    query: { burst: queryBurst, perSecond: queryRate },
+  };
+}
 
 export interface BucketState {
   tokens: number;
@@ -56,7 +81,23 @@ export function reserve(
   return { next: { tokens: left, updatedAt: full.updatedAt }, waitMs, granted: true };
 }
 
-/** Pure: "BURST PER-SECOND" (e.g. "25 1.5"), or "0"/"off" for no limit. */
+/**
+ * Pure: a take from a sibling bucket's surplus (its tokens above `keep`, e.g. half its burst), for a
+ * request whose own bucket would make it wait: the sibling after the take, or null when it has no
+ * surplus. The sum of both buckets still bounds the two together.
+ */
+export function borrow(
+  sibling: BucketState | undefined,
+  now: number,
+  cost: number,
+  p: RatePolicy,
+  keep: number,
+): BucketState | null {
+  const full = refill(sibling ?? { tokens: p.burst, updatedAt: now }, now, p);
+  return full.tokens - cost >= keep ? { tokens: full.tokens - cost, updatedAt: full.updatedAt } : null;
+}
+
+/** Pure: "BURST PER-SECOND" (e.g. "28 1.8"), or "0"/"off" for no limit. */
 export function parseRate(text: string): { ok: true; rate: RatePolicy | null } | { ok: false; error: string } {
   const t = text.trim();
   if (t === "0" || t === "off" || t === "none") return { ok: true, rate: null };
@@ -64,7 +105,7 @@ export function parseRate(text: string): { ok: true; rate: RatePolicy | null } |
   const burst = m ? Number(m[1]) : NaN;
   const perSecond = m ? Number(m[2]) : NaN;
   if (!m || burst < 1 || !(perSecond > 0)) {
-    return { ok: false, error: `expects BURST PER-SECOND (e.g. "25 1.5": 25 requests at once, then 1.5 per second) or "off", got '${text}'` };
+    return { ok: false, error: `expects BURST PER-SECOND (e.g. "28 1.8": 28 requests at once, then 1.8 per second) or "off", got '${text}'` };
   }
   return { ok: true, rate: { burst, perSecond } };
 }
@@ -87,6 +128,13 @@ export interface TakeOptions {
   reportAfterMs?: number;
 }
 
+/** A bucket whose surplus above `keep` tokens a RateLimiter may take when its own would make it wait. */
+export interface Sibling {
+  key: string;
+  policy: RatePolicy;
+  keep: number;
+}
+
 export class RateLimiter {
   /** the longest a take may wait; a longer one fails without reserving (RateLimitWaitTooLong) */
   readonly maxWaitMs: number;
@@ -95,26 +143,40 @@ export class RateLimiter {
     private readonly s: StateDb,
     readonly key: string,
     readonly policy: RatePolicy,
-    o: { maxWaitMs?: number; now?: () => number } = {},
+    o: { maxWaitMs?: number; now?: () => number; sibling?: Sibling } = {},
   ) {
     this.maxWaitMs = o.maxWaitMs ?? 30 * 60_000;
     this.now = o.now ?? Date.now;
+    this.sibling = o.sibling;
   }
   private readonly now: () => number;
+  private readonly sibling: Sibling | undefined;
 
   /** Waits until a request of `kind` ("submit", "query", "cancel") may go; resolves with the ms waited. */
   async take(kind: string, o: TakeOptions = {}): Promise<number> {
     o.signal?.throwIfAborted();
     const cost = Math.min(o.cost ?? 1, this.policy.burst);
     const r = await this.s.write(`taking a scheduler rate token (${kind})`, (db) => {
-      const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(this.key) as
-        | { tokens: number; updated_at: number }
-        | null;
-      const res = reserve(row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined, this.now(), cost, this.policy, this.maxWaitMs);
-      if (res.granted) {
+      const get = (key: string): BucketState | undefined => {
+        const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(key) as
+          | { tokens: number; updated_at: number }
+          | null;
+        return row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined;
+      };
+      const put = (key: string, b: BucketState) =>
         db.query("INSERT INTO rate_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET tokens = ?2, updated_at = ?3")
-          .run(this.key, res.next.tokens, res.next.updatedAt);
+          .run(key, b.tokens, b.updatedAt);
+      const now = this.now();
+      const res = reserve(get(this.key), now, cost, this.policy, this.maxWaitMs);
+      if (res.granted && res.waitMs > 0 && this.sibling) {
+        const { key, policy, keep } = this.sibling;
+        const lent = borrow(get(key), now, cost, policy, keep);
+        if (lent) {
+          put(key, lent);
+          return { granted: true, waitMs: 0, next: res.next };
+        }
       }
+      if (res.granted) put(this.key, res.next);
       return res;
     });
     if (!r.granted) throw new RateLimitWaitTooLong(this.key, r.waitMs);

@@ -23,16 +23,23 @@ describe("leaseVerdict", () => {
 
 describe("jobPollDelay", () => {
   test.each([
-    ["never polled", { followed_at: 0, changed_at: null, checked_at: null }, 0, 0],
-    ["just followed", { followed_at: 0, changed_at: 0, checked_at: 0 }, 1000, 100],
-    ["queued 10 s", { followed_at: 0, changed_at: 0, checked_at: 9900 }, 10_000, 500],
-    ["queued 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000 }, 60_000, 2000],
-    ["started a second ago after a long queue", { followed_at: 0, changed_at: 59_000, checked_at: 59_900 }, 60_000, 100],
-  ])("%s", (_l, row, now, want) => expect(jobPollDelay(row, now)).toBe(want));
+    ["never polled", { followed_at: 0, changed_at: null, checked_at: null, state: null }, 0, 0],
+    ["just followed", { followed_at: 0, changed_at: 0, checked_at: 0, state: null }, 1000, 100],
+    ["pending a second", { followed_at: 0, changed_at: 0, checked_at: 900, state: "pending" }, 1000, 100],
+    ["pending 3 s", { followed_at: 0, changed_at: 0, checked_at: 2900, state: "pending" }, 3000, 250],
+    ["queued 10 s", { followed_at: 0, changed_at: 0, checked_at: 9900, state: "pending" }, 10_000, 500],
+    ["queued 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "pending" }, 60_000, 2000],
+    // A build learns its job's end from its agent: nobody waits on a running job's state.
+    ["started a second ago after a long queue", { followed_at: 0, changed_at: 59_000, checked_at: 59_900, state: "running" }, 60_000, 5000],
+    ["running 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "running" }, 60_000, 5000],
+    // touch(): a cancel was sent, or a reader wants the state now.
+    ["touched since the last poll", { followed_at: 0, changed_at: 59_950, checked_at: 59_900, state: "running" }, 60_000, 0],
+  ] as const)("%s", (_l, row, now, want) => expect(jobPollDelay(row, now)).toBe(want));
 });
 
 describe("nextPollAt", () => {
-  const row = (o: Partial<{ followed_at: number; changed_at: number | null; checked_at: number | null; done: number }>) => ({ followed_at: 0, changed_at: 0, checked_at: 0, done: 0, ...o });
+  const row = (o: Partial<{ followed_at: number; changed_at: number | null; checked_at: number | null; done: number }>) =>
+    ({ followed_at: 0, changed_at: 0, checked_at: 0, done: 0, state: null, ...o });
   test("nothing to poll: undefined", () => expect(nextPollAt([row({ done: 1 })], 0, 100)).toBeUndefined());
   test("a new job: now", () => expect(nextPollAt([row({ checked_at: 59_000 }), row({ checked_at: null })], 59_000, 60_000)).toBe(60_000));
   test("the most urgent job sets the tick", () => {

@@ -1,8 +1,10 @@
 // Expected: the shared token bucket's arithmetic. A bucket refills at its rate up to its burst and
 // never refills for a clock that went backwards; a take reserves (the bucket may go below zero) and
 // says how long to wait for the token; a take whose wait would pass the bound reserves nothing.
+// The site's rate is split into a submit and a query bucket that sum to it, and a take may use the
+// other bucket's surplus above its keep instead of waiting.
 import { describe, expect, test } from "bun:test";
-import { parseRate, refill, reserve } from "../../src/state/rate-limit.ts";
+import { borrow, DEFAULT_RATE, parseRate, refill, reserve, splitRate } from "../../src/state/rate-limit.ts";
 
 const P = { burst: 30, perSecond: 2 };
 
@@ -56,7 +58,7 @@ describe("reserve", () => {
 
 describe("parseRate", () => {
   test.each([
-    ["25 1.5", { burst: 25, perSecond: 1.5 }],
+    ["28 1.8", { burst: 28, perSecond: 1.8 }],
     ["30 2", { burst: 30, perSecond: 2 }],
     ["  10   .5 ", { burst: 10, perSecond: 0.5 }],
     ["off", null],
@@ -67,5 +69,42 @@ describe("parseRate", () => {
     const r = parseRate(text);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error).toContain("BURST PER-SECOND");
+  });
+});
+
+describe("splitRate: submits and queries get separate buckets that sum to the site's rate", () => {
+  test.each([
+    // total             submit                         query
+    [{ burst: 28, perSecond: 1.8 }, { burst: 15, perSecond: 0.99 }, { burst: 13, perSecond: 0.81 }],
+    [{ burst: 30, perSecond: 2 }, { burst: 16, perSecond: 1.1 }, { burst: 14, perSecond: 0.9 }],
+    [{ burst: 2, perSecond: 1 }, { burst: 1, perSecond: 0.55 }, { burst: 1, perSecond: 0.45 }],
+    // A bucket of one: each budget still holds one token.
+    [{ burst: 1, perSecond: 0.5 }, { burst: 1, perSecond: 0.275 }, { burst: 1, perSecond: 0.225 }],
+  ] as const)("%o", (total, submit, query) => {
+    const b = splitRate(total);
+    expect(b.submit.burst).toBe(submit.burst);
+    expect(b.query.burst).toBe(query.burst);
+    expect(b.submit.perSecond).toBeCloseTo(submit.perSecond, 6);
+    expect(b.query.perSecond).toBeCloseTo(query.perSecond, 6);
+    expect(b.submit.perSecond + b.query.perSecond).toBeCloseTo(total.perSecond, 6);
+  });
+  test("the default stays below Slurm's own per-user limit (30 at once, 2/s)", () => {
+    const b = splitRate(DEFAULT_RATE);
+    expect(b.submit.burst + b.query.burst).toBeLessThan(30);
+    expect(b.submit.perSecond + b.query.perSecond).toBeLessThan(2);
+  });
+});
+
+describe("borrow: a take from the sibling bucket's surplus", () => {
+  const p = { burst: 10, perSecond: 1 };
+  test.each([
+    ["a full sibling lends", { tokens: 10, updatedAt: 0 }, 0, 5, 9],
+    ["down to its keep", { tokens: 6, updatedAt: 0 }, 0, 5, 5],
+    ["not below its keep", { tokens: 5.5, updatedAt: 0 }, 0, 5, null],
+    ["refilled first", { tokens: 0, updatedAt: 0 }, 8000, 5, 7],
+    ["a sibling never used starts full", undefined, 0, 5, 9],
+  ] as const)("%s", (_l, sibling, now, keep, left) => {
+    const r = borrow(sibling, now, 1, p, keep);
+    expect(r === null ? null : r.tokens).toBe(left);
   });
 });

@@ -5,7 +5,7 @@ import type { ServeClient } from "../../nix/serve-client.ts";
 import { type NixVersion, parseNixVersion } from "../../nix/version.ts";
 import { SshPool } from "../../remote/ssh.ts";
 import { sshPoolOptions } from "../../remote/ssh-options.ts";
-import { createScheduler } from "../../schedulers/registry.ts";
+import { openPoliteScheduler } from "../../schedulers/polite-open.ts";
 import type { JobHandle, Scheduler } from "../../schedulers/scheduler.ts";
 import type { BuildContext } from "../executor.ts";
 import { JobLog } from "../job-record.ts";
@@ -59,7 +59,10 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   // others, Slurm's submit warnings) are warnings.
   const log = (line: string) => (/ -> .* in [\d.]+ ms$/.test(line) ? ctx.log(6, `nsh: ${line}`) : ctx.log(1, `nsh: warning: ${line}`));
   const debug = (line: string) => ctx.log(6, `nsh: ${line}`);
-  const scheduler = await createScheduler(conf, env, { log, debug, memoDir: plan.localState });
+  // Behind the machine-wide politeness (rate budgets, job broker, queue cap): schedulers/polite.ts.
+  const notice = (line: string) => ctx.log(INFO, `nsh: ${line}`);
+  const politeOpts = { log, debug, notice, memoDir: plan.localState, stateDir: plan.localState, signal: ctx.signal };
+  const scheduler = await openPoliteScheduler(conf, env, politeOpts);
   const pool = new SshPool(sshPoolOptions(conf, { warn: (m) => ctx.log(1, `nsh: ${m}`) }));
   const record = new JobLog(plan.localState, {
     key: plan.key,
@@ -99,6 +102,7 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
       void run.localReady?.then((c) => c.close(), () => {});
       void run.bulk?.close();
       pool.close();
+      scheduler.close();
     },
   };
   return run;
