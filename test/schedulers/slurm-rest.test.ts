@@ -276,7 +276,7 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     expect(unknown).toMatchObject({ kind: "version", message: expect.stringContaining("slurm-api-version 'v0.0.99' is not a version nsh knows (nsh supports v0.0.38") });
     const notServed = await thrown(sched({ apiVersion: "v0.0.44" }).submit(spec("x", "#!/bin/sh\ntrue\n")));
     expect(notServed.message).toBe(
-      "slurm-api-version v0.0.44 is not served (slurmrestd serves v0.0.36, v0.0.37, v0.0.38; nsh supports v0.0.38, v0.0.39, v0.0.40, v0.0.41, v0.0.42, v0.0.43, v0.0.44)",
+      "slurm-api-version v0.0.44 is not served (slurmrestd serves v0.0.36, v0.0.37, v0.0.38; nsh supports v0.0.38, v0.0.39, v0.0.40, v0.0.41, v0.0.42, v0.0.43, v0.0.44, v0.0.45)",
     );
   });
 
