@@ -104,7 +104,7 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     });
     const p = await noOpenapi.negotiate();
     expect(p).toMatchObject({ version: "v0.0.38", via: "ping-probe", served: ["v0.0.38"] });
-    expect(probes).toEqual(["/openapi/v3", ...[44, 43, 42, 41, 40, 39, 38].map((v) => `/slurm/v0.0.${v}/ping`), "/slurm/v0.0.38/ping"]);
+    expect(probes).toEqual(["/openapi/v3", ...[45, 44, 43, 42, 41, 40, 39, 38].map((v) => `/slurm/v0.0.${v}/ping`), "/slurm/v0.0.38/ping"]);
     const forced = await sched({ apiVersion: "0.0.38" }).negotiate();
     expect(forced).toMatchObject({ version: "v0.0.38", via: "forced" });
     note(`negotiation: GET /openapi/v3 ${n.discoveryMs.toFixed(1)} ms + ping ${n.pingMs.toFixed(1)} ms; ` +
