@@ -38,9 +38,14 @@ export function failedBuildMessage(
   exitShown: number,
 ): string {
   if (remoteFailure(statusName) !== "timed-out") return `build of ${drvPath} failed: ${statusName}: ${errorMsg}`;
-  const silent = /of silence/.test(errorMsg);
-  const secs = silent ? limits.maxSilentTime : limits.buildTimeout;
-  const limit = `Nix's ${silent ? "max-silent-time" : "timeout"}${secs > 0 ? ` of ${secs} s` : ""}`;
+  // 2.8 says "… of silence" for max-silent-time; 2.34 says only "timed out after N seconds": match N.
+  const after = Number(/after (\d+) seconds?/.exec(errorMsg)?.[1] ?? Number.NaN);
+  const { buildTimeout: total, maxSilentTime: quiet } = limits;
+  const silent = /of silence/.test(errorMsg) || (quiet > 0 && (after === quiet || total === 0) && after !== total);
+  const both = !/of silence/.test(errorMsg) && quiet > 0 && after === quiet && after === total;
+  const secs = silent ? quiet : total;
+  const name = both ? "timeout or max-silent-time" : silent ? "max-silent-time" : "timeout";
+  const limit = `Nix's ${name}${secs > 0 ? ` of ${secs} s` : ""}`;
   const shown = exitShown === TIMED_OUT ? "" : `; Nix reports it as "builder failed with exit code ${exitShown}"`;
   return `build of ${drvPath} timed out: it ran into ${limit}${silent ? " without output" : ""} (${errorMsg})${shown}`;
 }
