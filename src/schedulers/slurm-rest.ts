@@ -137,14 +137,19 @@ export class SlurmRestScheduler implements Scheduler {
   async doctor(): Promise<DoctorCheck[]> {
     const warned = this.tokenWarnings.length ? `; ${this.tokenWarnings.join("; ")}` : "";
     const checks: DoctorCheck[] = [{ ok: true, what: "JWT", detail: `from ${this.tokenSource}${warned}` }];
+    let version: ApiVersion;
     try {
       const n = await this.negotiate();
+      version = n.version;
       checks.push({ ok: true, what: "slurmrestd", detail: `${this.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})` });
-      await this.checkToken(n.version);
+    } catch (e) {
+      return [...checks, { ok: false, what: "slurmrestd", detail: (e as Error).message }];
+    }
+    try {
+      await this.checkToken(version);
       checks.push({ ok: true, what: "JWT accepted", detail: `slurmctld answered an authenticated request as user ${this.user}` });
     } catch (e) {
-      const auth = e instanceof SchedulerError && e.kind === "auth";
-      checks.push({ ok: false, what: auth ? "JWT accepted" : "slurmrestd", detail: (e as Error).message });
+      checks.push({ ok: false, what: "JWT accepted", detail: (e as Error).message });
     }
     return checks;
   }
