@@ -4,6 +4,8 @@
 //   - a corrupted token is refused before any job is submitted: prepare() fails as an authentication
 //     failure, and doctor() reports the token as not accepted (24.11+ answer its ping with HTTP 200);
 //     a good token passes doctor() throughout;
+//   - a job submitted with the negotiated version's shapes (v0.0.45 on 26.05) runs, with its
+//     environment, and completes with exit code 0;
 //   - a job slurmctld does not know is "unknown" (26.05 answers 404), and cancelling it is no error;
 //   - a job cancelled while pending ends "cancelled" without an exit code (26.05 reports 0).
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -31,6 +33,27 @@ test("negotiation picks the newest served version", async () => {
   const n = await sched().negotiate();
   console.log(`${lab.slurmVersion}: served ${lab.apiVersions.join(", ")}; nsh chose ${n.version} (${n.via})`);
   expect(n.version as string).toBe(lab.apiVersion);
+}, 60000);
+
+test("a job submitted with the negotiated version's shapes completes", async () => {
+  const s = sched();
+  const out = `${lab.jobsDir}/v-${Date.now()}.out`;
+  const { id } = await s.submit({
+    name: "shapes",
+    script: "#!/bin/sh\necho \"env=$NSH_SHAPES\"\n",
+    workingDirectory: lab.jobsDir,
+    environment: { PATH: "/usr/bin:/bin", NSH_SHAPES: "yes" },
+    stdout: out,
+    timeLimitMinutes: 5,
+  });
+  const st = await until(async () => {
+    const x = await s.status(id);
+    return x.state === "completed" || x.state === "failed" ? x : undefined;
+  }, 30000);
+  console.log(`${(await s.negotiate()).version}: job ${id} ${st?.state} exit ${st?.exitCode}`);
+  expect(st?.state).toBe("completed");
+  expect(st?.exitCode).toBe(0);
+  expect(await Bun.file(out).text()).toContain("env=yes");
 }, 60000);
 
 test("a corrupted token fails prepare() and doctor() as an authentication failure", async () => {
