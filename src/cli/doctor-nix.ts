@@ -54,7 +54,9 @@ export function namesNsh(value: string, nshPath: string): boolean {
 export function nixHookChecks(f: NixHookFacts): NixHookCheck[] {
   const v = f.version;
   const what = "build-hook";
-  if (!v) return [{ what, ok: false, detail: "no local Nix answered `nix-store --version`: nsh runs as Nix's build hook" }];
+  if (!v) {
+    return [{ what, ok: false, detail: "no local Nix answered `nix-store --version`: nsh runs as Nix's build hook" }];
+  }
   const named = (h: { value: string; file: string }) => `'${h.value}' (${h.file})`;
   const trusted = !f.viaDaemon || isTrusted(f.trustedUsers, f.user, f.groups);
   const instead = [
@@ -71,7 +73,8 @@ export function nixHookChecks(f: NixHookFacts): NixHookCheck[] {
       what,
       ok: false,
       detail:
-        `${v.text} ignores build-hook ${named(sys)} in the system nix.conf (a Nix bug in 2.25–2.33, fixed in 2.34): ` +
+        `${v.text} ignores build-hook ${named(sys)} in the system nix.conf ` +
+        "(a Nix bug in 2.25–2.33, fixed in 2.34): " +
         `the daemon runs Nix's own build-remote and nsh never sees a build. Instead: ${instead.join("; ")}`,
     });
   } else if (sys) {
@@ -80,19 +83,25 @@ export function nixHookChecks(f: NixHookFacts): NixHookCheck[] {
   const user = f.userHook && namesNsh(f.userHook.value, f.nshPath) ? f.userHook : undefined;
   if (!trusted && (user || !sys)) {
     const how = user ? `build-hook ${named(user)}` : "`--option build-hook <nsh>`";
+    const daemonConf = ignoresSystemBuildHook(v)
+      ? `on ${v.text} that is ignored too: ${instead.join("; ")}`
+      : "the system nix.conf";
     checks.push({
       what: "build-hook from you",
       ok: false,
       detail:
         `the nix-daemon ignores ${how} from user ${f.user} without a word: only trusted-users ` +
         `(${f.trustedUsers.join(" ") || "none"}) may set it. Set build-hook in the daemon's nix.conf ` +
-        `(${ignoresSystemBuildHook(v) ? `on ${v.text} that is ignored too: ${instead.join("; ")}` : "the system nix.conf"}), ` +
+        `(${daemonConf}), ` +
         `or add ${f.user} to trusted-users`,
     });
   } else if (user) {
-    checks.push({ what: "build-hook from you", ok: true, detail: `${named(user)}, honoured: ${f.viaDaemon ? "you are a trusted user" : "no daemon"}` });
+    const why = f.viaDaemon ? "you are a trusted user" : "no daemon";
+    checks.push({ what: "build-hook from you", ok: true, detail: `${named(user)}, honoured: ${why}` });
   } else if (!sys) {
-    checks.push({ what, ok: true, detail: `not set to nsh in nix.conf: pass \`--option build-hook ${f.nshPath}\` per build${f.viaDaemon ? " (you are a trusted user)" : ""}` });
+    const trust = f.viaDaemon ? " (you are a trusted user)" : "";
+    const detail = `not set to nsh in nix.conf: pass \`--option build-hook ${f.nshPath}\` per build${trust}`;
+    checks.push({ what, ok: true, detail });
   }
   return checks;
 }

@@ -55,7 +55,8 @@ function nixHookFacts(env: Record<string, string | undefined> = process.env): Ni
     version,
     systemHook: sysHook ? { value: sysHook.value, file: sysHook.file } : undefined,
     userHook: userHook && userHook.file !== sysHook?.file ? { value: userHook.value, file: userHook.file } : undefined,
-    viaDaemon: remote === "daemon" || remote.startsWith("unix://") || ((remote === "" || remote === "auto") && process.getuid?.() !== 0),
+    // "auto" is the daemon for anyone but root (who may write the store itself).
+    viaDaemon: remote === "daemon" || remote.startsWith("unix://") || (["", "auto"].includes(remote) && process.getuid?.() !== 0),
     user,
     groups: out(["id", "-Gn"]).trim().split(/\s+/).filter(Boolean),
     trustedUsers: (system.get("trusted-users")?.value ?? "root").split(/\s+/).filter(Boolean),

@@ -13,12 +13,15 @@
 //   otherwise the same shapes.
 // * v0.0.45 (26.05): the OpenAPI document served by 26.05.5: job_desc_msg drops power_flags and adds
 //   container_type, cores_per_socket, memory_update_delay/margin; the ping drops `pinged` and `mode`
-//   and adds a `status` text; every field nsh sends or reads is unchanged. Errors everywhere are {error, error_number, description, source},
+//   and adds a `status` text; every field nsh sends or reads is unchanged.
+// Errors everywhere are {error, error_number, description, source},
 //   except 22.05's submit errors, which say `error_code`.
 import type { JobSpec, JobState, JobStatus, JsonObject, JsonValue } from "./scheduler.ts";
 import { isTerminal, mergeParams } from "./scheduler.ts";
 
-export const SUPPORTED_VERSIONS = ["v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43", "v0.0.44", "v0.0.45"] as const;
+export const SUPPORTED_VERSIONS = [
+  "v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43", "v0.0.44", "v0.0.45",
+] as const;
 export type ApiVersion = (typeof SUPPORTED_VERSIONS)[number];
 
 const minor = (v: string): number => Number(/^v?0\.0\.(\d+)$/.exec(v)?.[1] ?? Number.NaN);
@@ -255,8 +258,11 @@ export function parseExitCode(v: unknown): { exitCode: number | null; signal: nu
  * A cancelled job's exit code: 24.11+ report SUCCESS / 0 for a job cancelled before it ran
  * (22.05 reports the raw status, 15 for a SIGTERM); "exit 0" would read as a success, so none.
  */
-export function cancelledExit(status: Pick<JobStatus, "state" | "exitCode" | "signal">): { exitCode: number | null; signal: number | null } {
-  if (status.state === "cancelled" && status.exitCode === 0 && status.signal === null) return { exitCode: null, signal: null };
+export function cancelledExit(
+  status: Pick<JobStatus, "state" | "exitCode" | "signal">,
+): { exitCode: number | null; signal: number | null } {
+  const neverRan = status.state === "cancelled" && status.exitCode === 0 && status.signal === null;
+  if (neverRan) return { exitCode: null, signal: null };
   return { exitCode: status.exitCode, signal: status.signal };
 }
 

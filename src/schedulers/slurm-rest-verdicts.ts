@@ -22,7 +22,8 @@ export const AUTH_ERROR = 1007; // SLURM_PROTOCOL_AUTHENTICATION_ERROR
 /** What a ping with HTTP 200 says about the controller: up, or down (and why, when v0.0.45+ says). */
 export type PingVerdict = { up: true } | { up: false; why: string };
 
-/** pings[] of any version: `ping`/`status` (≤ v0.0.38), `pinged` (v0.0.39+), `responding` (v0.0.42+), `status` text (v0.0.45). */
+/** pings[] of any version: `ping`/`status` (≤ v0.0.38), `pinged` (v0.0.39+), `responding` (v0.0.42+),
+ * `status` text (v0.0.45). */
 export function pingVerdict(json: unknown): PingVerdict {
   const pings = isObj(json) && Array.isArray(json.pings) ? json.pings.filter(isObj) : [];
   if (pings.length === 0) return { up: true }; // nothing to go by: the ping's HTTP status decides
@@ -38,7 +39,8 @@ export function pingVerdict(json: unknown): PingVerdict {
 }
 
 /** The cheap authenticated request: jobs changed after `nowSec` + 1 h (none; slurmctld sends no job). */
-export const authProbePath = (version: string, nowSec: number): string => `/slurm/${version}/jobs?update_time=${nowSec + 3600}`;
+export const authProbePath = (version: string, nowSec: number): string =>
+  `/slurm/${version}/jobs?update_time=${nowSec + 3600}`;
 
 export type AuthVerdict = { accepted: true } | { accepted: false; tokenRejected: boolean; why: string };
 
@@ -68,7 +70,8 @@ export function cancelErrors(json: unknown): SlurmApiError[] {
     const e = isObj(s.error) ? s.error : undefined;
     const code = typeof e?.code === "number" ? e.code : 0;
     if (!e || code === 0) return [];
-    const message = [e.string, e.message].find((x): x is string => typeof x === "string" && x !== "") ?? "unspecified error";
+    const text = [e.string, e.message].find((x): x is string => typeof x === "string" && x !== "");
+    const message = text ?? "unspecified error";
     return [{ message, code, source: "kill_jobs" }];
   });
   return [...own, ...perJob];

@@ -35,7 +35,15 @@ import {
   type SchedulerErrorKind,
 } from "./scheduler.ts";
 import { jwtToken } from "./slurm-jwt.ts";
-import { authProbePath, authProbeVerdict, cancelDone, cancelErrors, INVALID_JOB_ID, isUnknownJobReply, pingVerdict } from "./slurm-rest-verdicts.ts";
+import {
+  authProbePath,
+  authProbeVerdict,
+  cancelDone,
+  cancelErrors,
+  INVALID_JOB_ID,
+  isUnknownJobReply,
+  pingVerdict,
+} from "./slurm-rest-verdicts.ts";
 export { jwtToken, type JwtToken } from "./slurm-jwt.ts";
 import { type ApiScheme, certificateMessage, cleartextTokenWarning, isCertificateError, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
 
@@ -147,7 +155,8 @@ export class SlurmRestScheduler implements Scheduler {
     }
     try {
       await this.checkToken(version);
-      checks.push({ ok: true, what: "JWT accepted", detail: `slurmctld answered an authenticated request as user ${this.user}` });
+      const detail = `slurmctld answered an authenticated request as user ${this.user}`;
+      checks.push({ ok: true, what: "JWT accepted", detail });
     } catch (e) {
       checks.push({ ok: false, what: "JWT accepted", detail: (e as Error).message });
     }
@@ -160,7 +169,8 @@ export class SlurmRestScheduler implements Scheduler {
     const v = authProbeVerdict(r.status, r.json);
     if (v.accepted) return;
     if (v.tokenRejected) throw this.authError(parseErrors(r.json), r.status);
-    throw this.error("unreachable", `slurmctld did not answer an authenticated request through slurmrestd at ${this.where}: ${v.why}`);
+    const what = `slurmctld did not answer an authenticated request through slurmrestd at ${this.where}`;
+    throw this.error("unreachable", `${what}: ${v.why}`);
   }
 
   async submit(job: JobSpec): Promise<JobHandle> {
@@ -196,7 +206,8 @@ export class SlurmRestScheduler implements Scheduler {
     const errors = cancelErrors(this.expectJson(reply, "DELETE", path, true));
     // "Invalid job id" also answers an expired token on 22.05: only believe it with a token that may be valid.
     const unknown = errors.some((e) => e.code === INVALID_JOB_ID);
-    if (cancelDone(reply.status, errors) && !(unknown && jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000)))) return;
+    const tokenBad = unknown && jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000)) !== null;
+    if (cancelDone(reply.status, errors) && !tokenBad) return;
     throw this.failure(reply, `cancelling job ${id} failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
   }
 
@@ -322,7 +333,8 @@ export class SlurmRestScheduler implements Scheduler {
       json = undefined;
     }
     // 511: 24.11+ say so for a token slurmctld refused ("Protocol authentication error").
-    if (res.status === 401 || res.status === 403 || res.status === 511) throw this.authError(parseErrors(json), res.status);
+    const refused = res.status === 401 || res.status === 403 || res.status === 511;
+    if (refused) throw this.authError(parseErrors(json), res.status);
     return { status: res.status, json, text, ms };
   }
 

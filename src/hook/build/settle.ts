@@ -29,7 +29,8 @@ export async function settleSucceeded(run: BuildRun, s: AgentSession, id: string
 /** The build failed in the job: said, the job ends, and Nix gets the failure's status. */
 export async function settleFailedBuild(run: BuildRun, s: AgentSession, id: string, node: string, result: BuildResult): Promise<number> {
   const status = hookFailureStatus(await run.nixVersion.catch(() => undefined), remoteFailure(result.statusName));
-  const what = failedBuildMessage(run.ctx.req.drvPath, result.statusName, result.errorMsg, buildLimits(run.ctx.settings), status);
+  const limits = buildLimits(run.ctx.settings);
+  const what = failedBuildMessage(run.ctx.req.drvPath, result.statusName, result.errorMsg, limits, status);
   run.ctx.log(ERROR, `nsh: job ${id} on ${node}: ${what}`);
   const bye = await finish(run, s);
   run.record.update({ state: "failed", message: plainText(result.errorMsg) });
