@@ -6,7 +6,7 @@
 //   - a daemon ignores `build-hook` (--option, user nix.conf, NIX_CONFIG) from a user who is not in
 //     trusted-users: the build runs with the daemon's own hook.
 import path from "node:path";
-import type { NixVersion } from "../nix/version.ts";
+import { hasExternalBuilders, ignoresSystemBuildHook, type NixVersion } from "../nix/version.ts";
 
 export interface NixHookFacts {
   /** the local Nix, from `nix-store --version`; undefined when there is none or it cannot be told */
@@ -30,14 +30,6 @@ export interface NixHookCheck {
   ok: boolean;
   detail: string;
 }
-
-/** Nix 2.25–2.33 (not Lix): `build-hook` in the system nix.conf is overwritten by the default. */
-export function ignoresSystemBuildHook(v: NixVersion): boolean {
-  return v.impl === "nix" && v.major === 2 && v.minor >= 25 && v.minor <= 33;
-}
-
-/** Nix ≥ 2.32 (not Lix) has `external-builders`, the way around the build hook. */
-const hasExternalBuilders = (v: NixVersion): boolean => v.impl === "nix" && (v.major > 2 || v.minor >= 32);
 
 /** trusted-users matching (Nix's matchUser): `*`, the user's name, or `@group`. */
 export function isTrusted(trusted: string[], user: string, groups: string[]): boolean {

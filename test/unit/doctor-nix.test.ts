@@ -6,8 +6,8 @@
 //     it only in their own nix.conf / --option): a failed check saying the daemon ignores it silently;
 //     a trusted user, or root on a local store, is told that --option build-hook works.
 import { describe, expect, test } from "bun:test";
-import { type NixHookFacts, ignoresSystemBuildHook, isTrusted, nixHookChecks } from "../../src/cli/doctor-nix.ts";
-import { parseNixVersion } from "../../src/nix/version.ts";
+import { type NixHookFacts, isTrusted, nixHookChecks } from "../../src/cli/doctor-nix.ts";
+import { ignoresSystemBuildHook, parseNixVersion } from "../../src/nix/version.ts";
 
 const NSH = "/usr/local/bin/nsh";
 const v = (line: string) => parseNixVersion(line);
