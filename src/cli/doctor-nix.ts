@@ -82,7 +82,8 @@ export function nixHookChecks(f: NixHookFacts): NixHookCheck[] {
       what: "build-hook from you",
       ok: false,
       detail:
-        `the nix-daemon ignores ${how} from user ${f.user} without a word: only trusted-users ` +
+        `the nix-daemon ignores ${how} from user ${f.user} (Nix 2.8 without a word, 2.26+ with a warning ` +
+        "that is easy to miss) and builds without nsh: only trusted-users " +
         `(${f.trustedUsers.join(" ") || "none"}) may set it. Set build-hook in the daemon's nix.conf ` +
         `(${daemonConf}), ` +
         `or add ${f.user} to trusted-users`,

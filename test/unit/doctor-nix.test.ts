@@ -61,7 +61,7 @@ describe("checks", () => {
 
   test("an untrusted user is told the daemon ignores it silently, and what to do", () => {
     const [c] = nixHookChecks(facts({ version: v("nix-store (Nix) 2.8.0"), systemHook: undefined }));
-    expect(c!.detail).toContain("ignores `--option build-hook <nsh>` from user alice without a word");
+    expect(c!.detail).toContain("ignores `--option build-hook <nsh>` from user alice (Nix 2.8 without a word");
     expect(c!.detail).toContain("add alice to trusted-users");
   });
 });
