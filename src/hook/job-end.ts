@@ -46,8 +46,9 @@ export function failedBuildMessage(
   const secs = silent ? quiet : total;
   const name = both ? "timeout or max-silent-time" : silent ? "max-silent-time" : "timeout";
   const limit = `Nix's ${name}${secs > 0 ? ` of ${secs} s` : ""}`;
-  const shown = exitShown === TIMED_OUT ? "" : `; Nix reports it as "builder failed with exit code ${exitShown}"`;
-  return `build of ${drvPath} timed out: it ran into ${limit}${silent ? " without output" : ""} (${errorMsg})${shown}`;
+  const shown = exitShown === TIMED_OUT ? "" : ` (Nix reports it as "builder failed with exit code ${exitShown}")`;
+  // Nix's own words stay last on the line, as in the line for any other failure.
+  return `build of ${drvPath} timed out: it ran into ${limit}${silent ? " without output" : ""}${shown}: ${errorMsg}`;
 }
 
 /** Minutes the job gets beyond Nix's `timeout`: the agent's start, the inputs, the outputs. */
