@@ -2,7 +2,9 @@
 // what to fix: the config, the JWT, slurmrestd and its API version, ssh to the login host, the
 // cluster state directory, and Nix and the store on the remote side.
 import fs from "node:fs";
+import os from "node:os";
 import { defineCommand } from "citty";
+import { loadNixConf, nixConfDir, parseNixConf } from "../config/nixconf.ts";
 import { loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
 import { missingSetup } from "../hook/readiness.ts";
 import { parseDestination } from "../remote/destination.ts";
@@ -11,6 +13,8 @@ import { SshPool, shellQuote } from "../remote/ssh.ts";
 import { sshPoolOptions } from "../remote/ssh-options.ts";
 import { createScheduler, loginHostOf, schedulerModule } from "../schedulers/registry.ts";
 import { doctorChecks } from "../schedulers/scheduler.ts";
+import { parseNixVersion } from "../nix/version.ts";
+import { type NixHookFacts, nixHookChecks } from "./doctor-nix.ts";
 
 type Check = { name: string; ok: boolean; detail: string };
 
@@ -21,6 +25,43 @@ function readable(file: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** What decides whether Nix runs nsh as its build hook: the local Nix, nix.conf, the user (doctor-nix.ts). */
+function nixHookFacts(env: Record<string, string | undefined> = process.env): NixHookFacts {
+  const out = (argv: string[]): string => {
+    try {
+      const r = Bun.spawnSync(argv, { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
+      return r.exitCode === 0 ? r.stdout.toString() : "";
+    } catch {
+      return "";
+    }
+  };
+  let version: NixHookFacts["version"];
+  try {
+    version = parseNixVersion(out(["nix-store", "--version"]));
+  } catch {
+    version = undefined;
+  }
+  const systemFile = `${nixConfDir(env)}/nix.conf`;
+  const read = (f: string) => (readable(f) ? fs.readFileSync(f, "utf8") : undefined);
+  const system = parseNixConf(read(systemFile) ?? "", systemFile, read).settings;
+  const all = loadNixConf(env).settings;
+  const sysHook = system.get("build-hook");
+  const userHook = all.get("build-hook");
+  const user = out(["id", "-un"]).trim() || os.userInfo().username; // Bun's userInfo may say "unknown"
+  const remote = env.NIX_REMOTE ?? all.get("store")?.value ?? "";
+  return {
+    version,
+    systemHook: sysHook ? { value: sysHook.value, file: sysHook.file } : undefined,
+    userHook: userHook && userHook.file !== sysHook?.file ? { value: userHook.value, file: userHook.file } : undefined,
+    // "auto" is the daemon for anyone but root (who may write the store itself).
+    viaDaemon: remote === "daemon" || remote.startsWith("unix://") || (["", "auto"].includes(remote) && process.getuid?.() !== 0),
+    user,
+    groups: out(["id", "-Gn"]).trim().split(/\s+/).filter(Boolean),
+    trustedUsers: (system.get("trusted-users")?.value ?? "root").split(/\s+/).filter(Boolean),
+    nshPath: process.execPath,
+  };
 }
 
 export const doctorCommand = defineCommand({
@@ -41,6 +82,8 @@ export const doctorCommand = defineCommand({
       const detail = missing.length ? `missing: ${missing.join("; ")}; until then the hook declines every build` : "the hook takes the cluster's builds";
       add("hook setup", missing.length === 0, detail);
     }
+    // Whether Nix runs nsh at all: the Nix version and nix.conf traps (doctor-nix.ts).
+    for (const check of nixHookChecks(nixHookFacts())) add(check.what, check.ok, check.detail);
     // The scheduler's own checks (for slurm: the JWT, then slurmrestd and its API version).
     const module = schedulerModule(c["job-scheduler"]);
     if (module?.create) {

@@ -6,6 +6,7 @@
 // outputs, its messages until EOF, and exits with its status; its build log reaches Nix directly on
 // the inherited fd 4.
 import fs from "node:fs";
+import path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { HookChild, acceptBytes, defaultHook, lineText, nixBinDir } from "../nix/hook-child.ts";
 import { type TryRequest, encodeAccepted, encodeTry, readAccepted } from "../nix/hook-protocol.ts";
@@ -13,10 +14,41 @@ import type { WireReader } from "../nix/wire.ts";
 import { compiled } from "../util/self.ts";
 import type { HookLog, Sink } from "./hook-log.ts";
 
-/** The hook to fall back to: `fallback-build-hook` split like Nix ≥ 2.17 splits `build-hook`, else Nix's default. */
-export function fallbackHook(conf: Pick<NshConfig, "fallback-build-hook"> | undefined, binDir: () => string = nixBinDir, exists: (p: string) => boolean = fs.existsSync): string[] {
+/** The directory of the `nix` on PATH (symlinks resolved), if there is one. */
+function pathNixDir(): string | undefined {
+  const nix = Bun.which("nix");
+  try {
+    return nix ? path.dirname(fs.realpathSync(nix)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The hook to fall back to: `fallback-build-hook` split like Nix ≥ 2.17 splits `build-hook`, else
+ * Nix's default next to the Nix that runs us (`/proc/<nix>/exe`), else next to the `nix` on PATH.
+ * The first can be gone: a daemon whose package was upgraded or collected reads "…/nix (deleted)",
+ * a chroot shows the host's path. Throws, saying what was tried, when neither exists.
+ */
+export function fallbackHook(
+  conf: Pick<NshConfig, "fallback-build-hook"> | undefined,
+  binDir: () => string = nixBinDir,
+  exists: (p: string) => boolean = fs.existsSync,
+  onPath: () => string | undefined = pathNixDir,
+): string[] {
   const set = (conf?.["fallback-build-hook"] ?? "").split(/\s+/).filter(Boolean);
-  return set.length > 0 ? set : defaultHook(binDir(), exists);
+  if (set.length > 0) return set;
+  const tried: string[] = [];
+  for (const dir of [binDir(), onPath()]) {
+    if (dir === undefined) continue;
+    const hook = defaultHook(dir, exists);
+    if (exists(hook[0]!)) return hook;
+    if (!tried.includes(hook[0]!)) tried.push(hook[0]!);
+  }
+  throw new Error(
+    `Nix's own build hook is not there (${tried.join(", ") || "no nix found"} does not exist; looked next to the Nix ` +
+      `that started nsh and the nix on PATH); set fallback-build-hook in nsh.conf to the hook to use`,
+  );
 }
 
 function isSelf(program: string): boolean {
@@ -120,7 +152,14 @@ export class Fallback {
       this.o.log.debug(`no builders: Nix's own build hook would decline every build, so it is not started`);
       return undefined;
     }
-    const [program] = this.hook;
+    let program: string | undefined;
+    try {
+      [program] = this.hook;
+    } catch (e) {
+      this.gone = "it was not found";
+      this.o.log.error(`${(e as Error).message}; declined builds are built locally if possible`);
+      return undefined;
+    }
     if (program && isSelf(program)) {
       this.gone = "it is nsh itself";
       this.o.log.error(`fallback-build-hook '${this.name}' is nsh itself; declined builds are built locally instead`);

@@ -24,6 +24,33 @@ export function remoteFailure(statusName: string): HookFailure {
   return "other";
 }
 
+/**
+ * nsh's line for a build that failed on the node. A timed-out build names the limit it ran into
+ * (Nix's `timeout` or `max-silent-time`, in seconds): from Nix 2.29 on Nix itself only says "builder
+ * failed with exit code 1" for it (the hook's status is no longer decoded), so this line is where
+ * the user learns why. `exitShown` is the status Nix gets (hookFailureStatus).
+ */
+export function failedBuildMessage(
+  drvPath: string,
+  statusName: string,
+  errorMsg: string,
+  limits: { buildTimeout: number; maxSilentTime: number },
+  exitShown: number,
+): string {
+  if (remoteFailure(statusName) !== "timed-out") return `build of ${drvPath} failed: ${statusName}: ${errorMsg}`;
+  // 2.8 says "… of silence" for max-silent-time; 2.34 says only "timed out after N seconds": match N.
+  const after = Number(/after (\d+) seconds?/.exec(errorMsg)?.[1] ?? Number.NaN);
+  const { buildTimeout: total, maxSilentTime: quiet } = limits;
+  const silent = /of silence/.test(errorMsg) || (quiet > 0 && (after === quiet || total === 0) && after !== total);
+  const both = !/of silence/.test(errorMsg) && quiet > 0 && after === quiet && after === total;
+  const secs = silent ? quiet : total;
+  const name = both ? "timeout or max-silent-time" : silent ? "max-silent-time" : "timeout";
+  const limit = `Nix's ${name}${secs > 0 ? ` of ${secs} s` : ""}`;
+  const shown = exitShown === TIMED_OUT ? "" : ` (Nix reports it as "builder failed with exit code ${exitShown}")`;
+  // Nix's own words stay last on the line, as in the line for any other failure.
+  return `build of ${drvPath} timed out: it ran into ${limit}${silent ? " without output" : ""}${shown}: ${errorMsg}`;
+}
+
 /** Minutes the job gets beyond Nix's `timeout`: the agent's start, the inputs, the outputs. */
 export const JOB_TIME_MARGIN_MINUTES = 5;
 

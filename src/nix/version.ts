@@ -62,3 +62,14 @@ export function hookFailureStatus(v: NixVersion | undefined, failure: HookFailur
   if (v && v.impl === "nix" && atLeast(v, 2, 29)) return 1;
   return failure === "permanent" ? 100 : failure === "timed-out" ? 101 : 1;
 }
+
+/**
+ * Nix 2.25–2.33 (not Lix) ignore `build-hook` in the system nix.conf: `nix`'s main resets it to the
+ * default after reading the file (nix-protocols.md §2; fixed in 2.34.0 by 0e3a6203).
+ */
+export function ignoresSystemBuildHook(v: NixVersion): boolean {
+  return v.impl === "nix" && v.major === 2 && v.minor >= 25 && v.minor <= 33;
+}
+
+/** Nix ≥ 2.32 (not Lix) has the experimental `external-builders`, the way around the build hook. */
+export const hasExternalBuilders = (v: NixVersion): boolean => v.impl === "nix" && atLeast(v, 2, 32);

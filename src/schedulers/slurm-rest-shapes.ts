@@ -1,4 +1,4 @@
-// Slurm REST (slurmrestd) request and response shapes for API v0.0.38 … v0.0.44. Pure: no I/O.
+// Slurm REST (slurmrestd) request and response shapes for API v0.0.38 … v0.0.45. Pure: no I/O.
 //
 // Where the shapes come from (see test/unit/slurm-rest-shapes.test.ts for examples):
 // * v0.0.38 (Slurm 22.05): the OpenAPI document served by 22.05.8 and replies captured from it.
@@ -10,12 +10,18 @@
 // * v0.0.40 (23.11): job_state becomes a list (base state plus flags), exit_code becomes
 //   {status: [...], return_code: {set, number}, signal: {id, name}}, times {set, infinite, number}.
 // * v0.0.41 (24.05) … v0.0.44 (25.11): top-level `script` is deprecated in favour of `job.script`;
-//   otherwise the same shapes. Errors everywhere are {error, error_number, description, source},
+//   otherwise the same shapes.
+// * v0.0.45 (26.05): the OpenAPI document served by 26.05.5: job_desc_msg drops power_flags and adds
+//   container_type, cores_per_socket, memory_update_delay/margin; the ping drops `pinged` and `mode`
+//   and adds a `status` text; every field nsh sends or reads is unchanged.
+// Errors everywhere are {error, error_number, description, source},
 //   except 22.05's submit errors, which say `error_code`.
 import type { JobSpec, JobState, JobStatus, JsonObject, JsonValue } from "./scheduler.ts";
 import { isTerminal, mergeParams } from "./scheduler.ts";
 
-export const SUPPORTED_VERSIONS = ["v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43", "v0.0.44"] as const;
+export const SUPPORTED_VERSIONS = [
+  "v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43", "v0.0.44", "v0.0.45",
+] as const;
 export type ApiVersion = (typeof SUPPORTED_VERSIONS)[number];
 
 const minor = (v: string): number => Number(/^v?0\.0\.(\d+)$/.exec(v)?.[1] ?? Number.NaN);
@@ -248,6 +254,18 @@ export function parseExitCode(v: unknown): { exitCode: number | null; signal: nu
   return raw === null ? { exitCode: null, signal: null } : decodeWaitStatus(raw);
 }
 
+/**
+ * A cancelled job's exit code: 24.11+ report SUCCESS / 0 for a job cancelled before it ran
+ * (22.05 reports the raw status, 15 for a SIGTERM); "exit 0" would read as a success, so none.
+ */
+export function cancelledExit(
+  status: Pick<JobStatus, "state" | "exitCode" | "signal">,
+): { exitCode: number | null; signal: number | null } {
+  const neverRan = status.state === "cancelled" && status.exitCode === 0 && status.signal === null;
+  if (neverRan) return { exitCode: null, signal: null };
+  return { exitCode: status.exitCode, signal: status.signal };
+}
+
 export type JobResult =
   | { ok: true; status: JobStatus; warnings: string[] }
   | { ok: false; notFound: boolean; message: string; errors: SlurmApiError[] };
@@ -280,7 +298,7 @@ export function parseJobResponse(version: ApiVersion, json: unknown, id?: string
   const reason = typeof job.state_reason === "string" && job.state_reason !== "" && job.state_reason !== "None" ? job.state_reason : null;
   const nodes = typeof job.nodes === "string" && job.nodes !== "" ? job.nodes : null;
   // Before the end Slurm reports estimates (expected start, start + time limit): not times.
-  const exit = finished ? parseExitCode(job.exit_code) : { exitCode: null, signal: null };
+  const exit = finished ? cancelledExit({ state, ...parseExitCode(job.exit_code) }) : { exitCode: null, signal: null };
   return {
     ok: true,
     warnings: parseWarnings(json),

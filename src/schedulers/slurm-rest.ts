@@ -35,62 +35,22 @@ import {
   type SchedulerErrorKind,
 } from "./scheduler.ts";
 import { jwtToken } from "./slurm-jwt.ts";
+import {
+  authProbePath,
+  authProbeVerdict,
+  cancelDone,
+  cancelErrors,
+  INVALID_JOB_ID,
+  isUnknownJobReply,
+  pingVerdict,
+} from "./slurm-rest-verdicts.ts";
 export { jwtToken, type JwtToken } from "./slurm-jwt.ts";
 import { type ApiScheme, certificateMessage, cleartextTokenWarning, isCertificateError, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
 
-/** Bun's fetch init: RequestInit plus its TLS options (the CA to check the server against). */
-export type FetchInit = RequestInit & { tls?: { ca?: string } };
-export type FetchLike = (url: string, init: FetchInit) => Promise<Response>;
-
-export interface SlurmRestOptions {
-  host: string;
-  port: number;
-  /** "http" (default) or "https"; over https the server's certificate is always checked */
-  scheme?: ApiScheme;
-  /** PEM file of the CA(s) to check slurmrestd's certificate against, instead of the system's */
-  caFile?: string;
-  token: string;
-  /** where the token came from, for messages ("slurm-jwt-token", "SLURM_JWT", …) */
-  tokenSource?: string;
-  /** what is wrong with how the token is kept (a token file others may read), for `nsh doctor` */
-  tokenWarnings?: string[];
-  /** X-SLURM-USER-NAME (22.05 needs it); default the token's user (`sun`), else the current user */
-  user?: string;
-  /** "auto" (default): the newest version both sides know; or one version to force */
-  apiVersion?: string;
-  /** slurm-extra-submission-params: merged over each job's own extra params, so it wins */
-  extraParams?: JsonObject;
-  /** bound for each HTTP request; default 20 s, above Slurm's MessageTimeout (10 s) so Slurm's own error arrives first */
-  requestTimeoutMs?: number;
-  fetch?: FetchLike;
-  /** one line per request (method, path, status, ms); never headers */
-  log?: (line: string) => void;
-  /**
-   * The version an earlier negotiation with this server chose (the hook keeps it in its state
-   * directory): with it, negotiating is one ping instead of fetching the OpenAPI document first.
-   */
-  rememberedVersion?: { get(): string | undefined; set(v: ApiVersion): void; forget(): void };
-}
-
-interface Reply {
-  status: number;
-  json: unknown;
-  text: string;
-  ms: number;
-}
-
-export interface Negotiated {
-  version: ApiVersion;
-  /** versions the server named (all of them via /openapi/v3; only the one found when probing pings) */
-  served: string[];
-  via: "openapi" | "ping-probe" | "forced" | "remembered";
-  release: string | null;
-  discoveryMs: number;
-  pingMs: number;
-}
+export type { FetchInit, FetchLike, Negotiated, SlurmRestOptions } from "./slurm-rest-options.ts";
+import type { FetchLike, Negotiated, Reply, SlurmRestOptions } from "./slurm-rest-options.ts";
 
 const tokens = new WeakMap<SlurmRestScheduler, string>();
-const ALREADY_DONE = 2021; // ESLURM_ALREADY_DONE: cancelling a finished job is not an error
 const SLOW_PING_MS = 5000; // a refused token fails in ms; a dead slurmctld only after its MessageTimeout
 /** Base URLs whose clear-text warning this process has given (once per process, not per build). */
 const warnedCleartext = new Set<string>();
@@ -181,17 +141,36 @@ export class SlurmRestScheduler implements Scheduler {
     await this.negotiate();
   }
 
-  /** The JWT's source, then slurmrestd: its API version, after a ping proved the token works. */
+  /** The JWT's source, slurmrestd and its API version, then an authenticated request (a 200 ping proves no token). */
   async doctor(): Promise<DoctorCheck[]> {
     const warned = this.tokenWarnings.length ? `; ${this.tokenWarnings.join("; ")}` : "";
     const checks: DoctorCheck[] = [{ ok: true, what: "JWT", detail: `from ${this.tokenSource}${warned}` }];
+    let version: ApiVersion;
     try {
       const n = await this.negotiate();
+      version = n.version;
       checks.push({ ok: true, what: "slurmrestd", detail: `${this.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})` });
     } catch (e) {
-      checks.push({ ok: false, what: "slurmrestd", detail: (e as Error).message });
+      return [...checks, { ok: false, what: "slurmrestd", detail: (e as Error).message }];
+    }
+    try {
+      await this.checkToken(version);
+      const detail = `slurmctld answered an authenticated request as user ${this.user}`;
+      checks.push({ ok: true, what: "JWT accepted", detail });
+    } catch (e) {
+      checks.push({ ok: false, what: "JWT accepted", detail: (e as Error).message });
     }
     return checks;
+  }
+
+  /** GET /jobs changed after a future time: costs slurmctld nothing, but only an accepted token gets 200/304. */
+  private async checkToken(version: ApiVersion): Promise<void> {
+    const r = await this.request("GET", authProbePath(version, Math.floor(Date.now() / 1000)));
+    const v = authProbeVerdict(r.status, r.json);
+    if (v.accepted) return;
+    if (v.tokenRejected) throw this.authError(parseErrors(r.json), r.status);
+    const what = `slurmctld did not answer an authenticated request through slurmrestd at ${this.where}`;
+    throw this.error("unreachable", `${what}: ${v.why}`);
   }
 
   async submit(job: JobSpec): Promise<JobHandle> {
@@ -208,7 +187,9 @@ export class SlurmRestScheduler implements Scheduler {
     const { version } = await this.negotiate();
     const path = apiPath.job(version, id);
     const reply = await this.request("GET", path);
-    const parsed = parseJobResponse(version, this.expectJson(reply, "GET", path), id);
+    // 24.11+ answer an unknown job with 404 (22.05: 500): a job reply all the same, not a missing endpoint.
+    const json = isUnknownJobReply(reply.status, reply.json) ? reply.json : this.expectJson(reply, "GET", path);
+    const parsed = parseJobResponse(version, json, id);
     if (parsed.ok) return parsed.status;
     if (parsed.notFound) {
       // Finished jobs vanish after MinJobAge; a poller must stop waiting for it.
@@ -222,10 +203,11 @@ export class SlurmRestScheduler implements Scheduler {
     const { version } = await this.negotiate();
     const path = apiPath.job(version, id);
     const reply = await this.request("DELETE", path);
-    const json = this.expectJson(reply, "DELETE", path, true);
-    const errors = parseErrors(json);
-    if (reply.status === 200 && errors.length === 0) return;
-    if (errors.length > 0 && errors.every((e) => e.code === ALREADY_DONE)) return;
+    const errors = cancelErrors(this.expectJson(reply, "DELETE", path, true));
+    // "Invalid job id" also answers an expired token on 22.05: only believe it with a token that may be valid.
+    const unknown = errors.some((e) => e.code === INVALID_JOB_ID);
+    const tokenBad = unknown && jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000)) !== null;
+    if (cancelDone(reply.status, errors) && !tokenBad) return;
     throw this.failure(reply, `cancelling job ${id} failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
   }
 
@@ -285,6 +267,8 @@ export class SlurmRestScheduler implements Scheduler {
     }
     const json = this.expectJson(ping, "GET", apiPath.ping(version));
     const errors = parseErrors(json);
+    // 24.11+ answer a refused token's ping with 200 and the controller DOWN: ask with the token to tell why.
+    if (ping.status === 200 && errors.length === 0 && !pingVerdict(json).up) await this.checkToken(version);
     if (ping.status !== 200 || errors.length > 0) {
       if (ping.ms >= SLOW_PING_MS) {
         throw this.error("unreachable", `slurmctld did not answer slurmrestd at ${this.where} (ping took ${Math.round(ping.ms)} ms): ${formatErrors(errors) || `HTTP ${ping.status}`}`);
@@ -348,7 +332,9 @@ export class SlurmRestScheduler implements Scheduler {
     } catch {
       json = undefined;
     }
-    if (res.status === 401 || res.status === 403) throw this.authError(parseErrors(json), res.status);
+    // 511: 24.11+ say so for a token slurmctld refused ("Protocol authentication error").
+    const refused = res.status === 401 || res.status === 403 || res.status === 511;
+    if (refused) throw this.authError(parseErrors(json), res.status);
     return { status: res.status, json, text, ms };
   }
 
@@ -372,8 +358,8 @@ export class SlurmRestScheduler implements Scheduler {
 
   private authError(errors: { message: string }[], status: number): SchedulerError {
     const why =
-      status === 401 || status === 403
-        ? `slurmrestd answered HTTP ${status}`
+      status === 401 || status === 403 || status === 511
+        ? `slurmrestd answered HTTP ${status}${errors.length ? ` (${errors.map((e) => e.message).join("; ")})` : ""}`
         : `slurmctld refused the request (HTTP ${status}: ${errors.map((e) => e.message).join("; ") || "no error text"}); ` +
           "slurmrestd passes the token on unchecked, so a wrong, expired or foreign token looks like this";
     return this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}, user ${this.user}: ${why})`, errors.map((e) => e.message));

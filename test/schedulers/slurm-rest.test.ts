@@ -104,7 +104,7 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     });
     const p = await noOpenapi.negotiate();
     expect(p).toMatchObject({ version: "v0.0.38", via: "ping-probe", served: ["v0.0.38"] });
-    expect(probes).toEqual(["/openapi/v3", ...[44, 43, 42, 41, 40, 39, 38].map((v) => `/slurm/v0.0.${v}/ping`), "/slurm/v0.0.38/ping"]);
+    expect(probes).toEqual(["/openapi/v3", ...[45, 44, 43, 42, 41, 40, 39, 38].map((v) => `/slurm/v0.0.${v}/ping`), "/slurm/v0.0.38/ping"]);
     const forced = await sched({ apiVersion: "0.0.38" }).negotiate();
     expect(forced).toMatchObject({ version: "v0.0.38", via: "forced" });
     note(`negotiation: GET /openapi/v3 ${n.discoveryMs.toFixed(1)} ms + ping ${n.pingMs.toFixed(1)} ms; ` +
@@ -276,7 +276,7 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     expect(unknown).toMatchObject({ kind: "version", message: expect.stringContaining("slurm-api-version 'v0.0.99' is not a version nsh knows (nsh supports v0.0.38") });
     const notServed = await thrown(sched({ apiVersion: "v0.0.44" }).submit(spec("x", "#!/bin/sh\ntrue\n")));
     expect(notServed.message).toBe(
-      "slurm-api-version v0.0.44 is not served (slurmrestd serves v0.0.36, v0.0.37, v0.0.38; nsh supports v0.0.38, v0.0.39, v0.0.40, v0.0.41, v0.0.42, v0.0.43, v0.0.44)",
+      "slurm-api-version v0.0.44 is not served (slurmrestd serves v0.0.36, v0.0.37, v0.0.38; nsh supports v0.0.38, v0.0.39, v0.0.40, v0.0.41, v0.0.42, v0.0.43, v0.0.44, v0.0.45)",
     );
   });
 

@@ -19,6 +19,6 @@ test.each([
 
 test("the fallback: Nix 2.8's libexec build-remote, newer Nix's `nix __build-remote`, or fallback-build-hook", () => {
   expect(fallbackHook(undefined, () => "/usr/bin", (p) => p === "/usr/libexec/nix/build-remote")).toEqual(["/usr/libexec/nix/build-remote"]);
-  expect(fallbackHook({ "fallback-build-hook": "" }, () => "/nix/store/x-nix/bin", () => false)).toEqual(["/nix/store/x-nix/bin/nix", "__build-remote"]);
+  expect(fallbackHook({ "fallback-build-hook": "" }, () => "/nix/store/x-nix/bin", (p) => p === "/nix/store/x-nix/bin/nix")).toEqual(["/nix/store/x-nix/bin/nix", "__build-remote"]);
   expect(fallbackHook({ "fallback-build-hook": " /opt/hook  --flag " }, () => "/usr/bin", () => true)).toEqual(["/opt/hook", "--flag"]);
 });

@@ -1,4 +1,4 @@
-// Table tests of the Slurm REST shapes, v0.0.38 … v0.0.44.
+// Table tests of the Slurm REST shapes, v0.0.38 … v0.0.45.
 //
 // Example documents are marked:
 //   CAPTURED  replies of a real Slurm 22.05.8 slurmrestd (v0.0.38, the test lab), trimmed to the
@@ -198,15 +198,16 @@ describe("chooseVersion and servedVersions", () => {
     [s(36, 37, 38), "auto", "v0.0.38"],
     [s(38, 39, 40), "auto", "v0.0.40"],
     [s(40, 41, 42), "auto", "v0.0.42"],
-    [s(43, 44, 45), "auto", "v0.0.44"],
+    [s(43, 44, 45), "auto", "v0.0.45"],
+    [s(44, 45, 46), "auto", "v0.0.45"],
     [s(40, 41, 42), "v0.0.40", "v0.0.40"],
     [s(40, 41, 42), "0.0.41", "v0.0.41"],
     [[], "v0.0.43", "v0.0.43"], // served unknown: trust the setting, the ping will tell
   ])("%j want %s → %s", (served, wanted, want) => expect(chooseVersion(served, wanted)).toEqual({ ok: true, version: want as ApiVersion }));
 
   test.each([
-    [s(36, 37), "auto", "no Slurm REST API version in common: slurmrestd serves v0.0.36, v0.0.37; nsh supports v0.0.38, v0.0.39, v0.0.40, v0.0.41, v0.0.42, v0.0.43, v0.0.44"],
-    [s(45, 46), "auto", "slurmrestd serves v0.0.45, v0.0.46;"],
+    [s(36, 37), "auto", "no Slurm REST API version in common: slurmrestd serves v0.0.36, v0.0.37; nsh supports v0.0.38, v0.0.39, v0.0.40, v0.0.41, v0.0.42, v0.0.43, v0.0.44, v0.0.45"],
+    [s(46, 47), "auto", "slurmrestd serves v0.0.46, v0.0.47;"],
     [[], "auto", "slurmrestd serves none of the /slurm/ versions"],
     [s(38), "v0.0.99", "slurm-api-version 'v0.0.99' is not a version nsh knows (nsh supports v0.0.38"],
     [s(38), "latest", "'latest' is not a version nsh knows"],
@@ -218,7 +219,7 @@ describe("chooseVersion and servedVersions", () => {
   });
 
   test("supported list is a parameter", () => expect(chooseVersion(s(38, 39, 40), "auto", ["v0.0.38", "v0.0.39"])).toEqual({ ok: true, version: "v0.0.39" }));
-  test("all seven versions", () => expect(SUPPORTED_VERSIONS.length).toBe(7));
+  test("all eight versions", () => expect(SUPPORTED_VERSIONS.length).toBe(8));
 
   test("paths: 22.05 without trailing slash (CAPTURED), later specs with (DOCUMENTED)", () => {
     const doc = { paths: { "/openapi/v3": {}, "/slurm/v0.0.38/ping": {}, "/slurm/v0.0.36/job/{job_id}": {}, "/slurm/v0.0.37/diag": {}, "/slurmdb/v0.0.38/jobs": {} } };

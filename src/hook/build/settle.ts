@@ -7,7 +7,8 @@ import type { BuildResult } from "../../nix/serve-protocol.ts";
 import { hookFailureStatus } from "../../nix/version.ts";
 import { timeLimitWordsOf } from "../../schedulers/registry.ts";
 import { mayHaveSubmitted, type Scheduler } from "../../schedulers/scheduler.ts";
-import { TIMED_OUT, jobEndVerdict, plainText, remoteFailure } from "../job-end.ts";
+import { TIMED_OUT, failedBuildMessage, jobEndVerdict, plainText, remoteFailure } from "../job-end.ts";
+import { buildLimits } from "../job-plan.ts";
 import type { Reaper } from "../reaper.ts";
 import type { AgentSession } from "./connect.ts";
 import { endingJob } from "./follow.ts";
@@ -28,12 +29,15 @@ export async function settleSucceeded(run: BuildRun, s: AgentSession, id: string
 
 /** The build failed in the job: said, the job ends, and Nix gets the failure's status. */
 export async function settleFailedBuild(run: BuildRun, s: AgentSession, id: string, node: string, result: BuildResult): Promise<number> {
-  run.ctx.log(ERROR, `nsh: job ${id} on ${node}: build of ${run.ctx.req.drvPath} failed: ${result.statusName}: ${result.errorMsg}`);
+  const status = hookFailureStatus(await run.nixVersion.catch(() => undefined), remoteFailure(result.statusName));
+  const limits = buildLimits(run.ctx.settings);
+  const what = failedBuildMessage(run.ctx.req.drvPath, result.statusName, result.errorMsg, limits, status);
+  run.ctx.log(ERROR, `nsh: job ${id} on ${node}: ${what}`);
   const bye = await finish(run, s);
   run.record.update({ state: "failed", message: plainText(result.errorMsg) });
   if (bye) await run.reaper.done();
   else await settleJob(run.scheduler, id, run.reaper);
-  return hookFailureStatus(await run.nixVersion.catch(() => undefined), remoteFailure(result.statusName));
+  return status;
 }
 
 /** Any step failed or was interrupted: the job is cancelled, then the failure reported (thrown, or a status). */
