@@ -27,7 +27,8 @@ test("one nix-build: Slurm jobs for nsh's builds, build-remote over ssh for the 
   const sshStoreRoot = path.join(lab.nix.root, "ssh-builder");
   const sshStore = `local?root=${sshStoreRoot}`;
   const program = path.join(lab.nix.root, "ssh-builder-nix-store");
-  fs.writeFileSync(program, `#!/bin/sh\nNIX_CONFIG='system-features = sshonly' exec ${lab.sshd.remotePrograms!.ssh} "$@"\n`, { mode: 0o755 });
+  const builderProgram = lab.sshd.remotePrograms!.ssh;
+  fs.writeFileSync(program, `#!/bin/sh\nNIX_CONFIG='system-features = sshonly' exec ${builderProgram} "$@"\n`, { mode: 0o755 });
   const line = buildersLine(lab.sshd, { features: ["sshonly"], remoteStore: sshStore, remoteProgram: program });
   const r = await lab.nixBuild([lab.nix.expr("mixed"), "--argstr", "salt", s, "--option", "builders", line], 180000);
   if (r.code !== 0) console.log(r.stderr);

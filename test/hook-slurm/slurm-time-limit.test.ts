@@ -3,7 +3,8 @@
 // and not a stack trace: Slurm ends the job (state TIMEOUT, reason TimeLimit), the agent's serve
 // session and the builder die with it, and nsh says "job <id> reached its Slurm time limit of
 // 1 min" with how to get more time; the hook exits 101 (a timed-out build: through the daemon Nix
-// 2.8 says "failed with exit code 101" and nix-build exits 1; Nix >= 2.29 reads no status, nsh exits 1). The builder is gone from the node,
+// 2.8 says "failed with exit code 101" and nix-build exits 1; Nix >= 2.29 reads no status, nsh
+// exits 1). The builder is gone from the node,
 // and `nsh jobs` records the job as failed with the same message.
 //
 // Cost, decided: this test takes 60–95 s. Slurm 22.05 has no limit under 1 minute, and

@@ -45,4 +45,4 @@ export function timedOut(v: Version, drv: string, seconds: number, silence: bool
 
 /** A max-silent-time kill in the words of a Nix of version `v` (2.34 does not say "of silence"). */
 export const silenceWords = (v: Version, seconds: number): RegExp =>
-  atLeast(v, 2, 29) ? new RegExp(`timed out after ${seconds} seconds\\b`) : new RegExp(`timed out after ${seconds} seconds of silence`);
+  new RegExp(`timed out after ${seconds} seconds${atLeast(v, 2, 29) ? "\\b" : " of silence"}`);

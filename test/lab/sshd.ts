@@ -271,7 +271,8 @@ function builderPrograms(dir: string, storeDir: string): { ssh: string; "ssh-ng"
 
 // Nix splits a query on '&' and percent-decodes values (checked on 2.8), so escape only what would
 // break that, and '=' as Nix 2.34 does when it prints a store URI ('?' and '/' stay readable).
-const escapeQueryValue = (v: string): string => v.replace(/[%&#+ =]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const escapeQueryValue = (v: string): string =>
+  v.replace(/[%&#+ =]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
 export interface BuilderUriOptions {
   /** remote store for nix-store --serve / nix-daemon --stdio; default sshd.remoteStore; null = the remote's default store */

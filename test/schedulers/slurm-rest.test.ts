@@ -29,8 +29,11 @@ const newest = (): string => [...SUPPORTED_VERSIONS].reverse().find((v) => lab.a
 const notServed = (): string => SUPPORTED_VERSIONS.find((v) => !lab.apiVersions.includes(v))!;
 /** "slurm 22.05.8" → "22.05.8" */
 const release = (): string => lab.slurmVersion.split(" ").pop()!;
-/** slurmctld's status for a refused token, as slurmrestd passes it on: 500 on 22.05, 511 from 24.11 (seen on 24.11, 26.05). */
-const refusedTokenStatus = (): number => (lab.slurmVersionNumbers[0]! * 100 + lab.slurmVersionNumbers[1]! >= 2411 ? 511 : 500);
+/** slurmctld's status for a refused token, as slurmrestd passes it on: 500 on 22.05, 511 from 24.11 (seen: 24.11, 26.05). */
+const refusedTokenStatus = (): number => {
+  const [major, minor] = lab.slurmVersionNumbers;
+  return major! * 100 + minor! >= 2411 ? 511 : 500;
+};
 
 const sched = (o: Partial<SlurmRestOptions> = {}): SlurmRestScheduler =>
   new SlurmRestScheduler({ host: "127.0.0.1", port: lab.restPort, token, user: "root", log: (l) => logs.push(l), ...o });
