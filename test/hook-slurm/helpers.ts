@@ -1,6 +1,7 @@
 // Shared by the test/hook-slurm files: job records from `nsh jobs`, Slurm's view of a job, and
 // waiting for conditions.
 import fs from "node:fs";
+import path from "node:path";
 import type { ClusterLab } from "../lab/cluster.ts";
 import { NSH_BIN } from "../lab/cluster.ts";
 
@@ -28,11 +29,21 @@ export function nshJobs(lab: ClusterLab): JobRec[] {
     .map((l) => JSON.parse(l) as JobRec);
 }
 
-/** Runs dist/nsh; a rebuild of it under way (ETXTBSY) is waited out. */
+/**
+ * Where the user would run nsh: inside the lab's Debian root when it runs one (NSH_LAB_SUITE=trixie|sid;
+ * its wrappers' directory, with `.enter`, is first on the lab's PATH), so `nsh doctor`, `jobs` and
+ * `cancel` meet that release's Nix and Slurm tools, not the host's.
+ */
+export function nshArgv(args: string[], env: Record<string, string>): string[] {
+  const enter = path.join((env.PATH ?? "").split(":")[0] ?? "", ".enter");
+  return [...(env.PATH && fs.existsSync(enter) ? [enter] : []), NSH_BIN, ...args];
+}
+
+/** Runs dist/nsh (nshArgv); a rebuild of it under way (ETXTBSY) is waited out. */
 export function spawnNsh(args: string[], env: Record<string, string>) {
   for (let i = 0; ; i++) {
     try {
-      return Bun.spawnSync([NSH_BIN, ...args], { env });
+      return Bun.spawnSync(nshArgv(args, env), { env });
     } catch (e) {
       if ((e as { code?: string }).code !== "ETXTBSY" || i > 50) throw e;
       Bun.sleepSync(100);

@@ -3,6 +3,10 @@
 // ssh builder in Nix's `builders`) gets all of them built: nsh's as Slurm jobs on the node, the
 // others by Nix's own build-remote over ssh (nsh's fallback), and a Slurm job whose inputs came
 // back from the ssh builder receives them. Each build lands in the store it was sent to.
+// The ssh builder offers `sshonly` from its own configuration (NIX_CONFIG in its remote-program), not
+// with `&system-features=` in remote-store: Nix 2.26 and 2.34 pass remote-store to the remote shell
+// unquoted, so a `&` there ends the command ("system-features=sshonly: command not found"), with or
+// without nsh (nsh's fallback hands Nix's build-remote the builders line as it is).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
@@ -22,7 +26,10 @@ test("one nix-build: Slurm jobs for nsh's builds, build-remote over ssh for the 
   const s = salt();
   const sshStoreRoot = path.join(lab.nix.root, "ssh-builder");
   const sshStore = `local?root=${sshStoreRoot}`;
-  const line = buildersLine(lab.sshd, { features: ["sshonly"], remoteStore: `${sshStore}&system-features=sshonly` });
+  const program = path.join(lab.nix.root, "ssh-builder-nix-store");
+  const builderProgram = lab.sshd.remotePrograms!.ssh;
+  fs.writeFileSync(program, `#!/bin/sh\nNIX_CONFIG='system-features = sshonly' exec ${builderProgram} "$@"\n`, { mode: 0o755 });
+  const line = buildersLine(lab.sshd, { features: ["sshonly"], remoteStore: sshStore, remoteProgram: program });
   const r = await lab.nixBuild([lab.nix.expr("mixed"), "--argstr", "salt", s, "--option", "builders", line], 180000);
   if (r.code !== 0) console.log(r.stderr);
   expect(r.code).toBe(0);

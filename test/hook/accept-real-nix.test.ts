@@ -1,12 +1,14 @@
 // Expected: real Nix 2.8 takes nsh's accept: it shows `building '…' on 'slurm:<api-host>'`, sends
 // the input closure and the wanted outputs, shows the executor's message and its fd-4 build log,
 // and a failing executor status fails the build ("failed with exit code 1"; the log line is in
-// `nix-store -l`). Through the daemon and single-user. The hook here is nsh's loop with a test executor
+// `nix-store -l`; Nix >= 2.29 words it "Cannot build '…'. Reason: builder failed with exit code 1").
+// Through the daemon and single-user. The hook here is nsh's loop with a test executor
 // (test/hook/fixtures/test-hook.ts), not the shipped binary, which has no test executor.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { startNixLab, type NixLab } from "../lab/nix.ts";
+import { builderFailed } from "../lab/nix-words.ts";
 
 let lab: NixLab;
 let hook: string;
@@ -42,7 +44,7 @@ describe.each([
     expect(r.stderr).toContain(`building '${topDrv}' on 'slurm:login.test'`);
     expect(r.stderr).toContain("nsh: the test executor runs");
     expect(r.stderr).toContain(`test executor log line for ${topDrv}`);
-    expect(r.stderr).toContain(`builder for '${topDrv}' failed with exit code 1`);
+    expect(r.stderr).toMatch(builderFailed(lab.nixVersionNumbers, topDrv, 1));
     expect((await lab.run(["nix-store", "-l", topDrv])).stdout).toBe(`test executor log line for ${topDrv}\n`);
     const rec = JSON.parse(fs.readFileSync(path.join(lab.root, "record.json"), "utf8"));
     expect(rec.req).toEqual({ amWilling: false, system: "x86_64-linux", drvPath: topDrv, requiredFeatures: ["nsh"] });

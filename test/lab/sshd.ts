@@ -4,8 +4,8 @@
 // node's own system: its Nix installation's configuration (NIX_CONF_DIR, state,
 // log dir, daemon socket) and the account's home. NOT the store directory: a
 // real site's sshd sets no NIX_STORE_DIR, so whoever runs a remote nix command
-// must say it (nsh does; for Nix's own ssh:// stores, `store=` in remote-store:
-// see builderUri). A chroot store `local?root=<lab>/r` then acts as a
+// must say it (nsh does; for Nix's own ssh:// stores, the builder's remote-program sets it: see
+// builderUri). A chroot store `local?root=<lab>/r` then acts as a
 // separate remote store (Nix forces the sandbox for chroot stores; the lab's
 // nix.conf has the sandbox-paths that make /bin/sh work there).
 //
@@ -69,6 +69,8 @@ export interface SshdLab {
   remoteStore: string;
   /** The lab's store directory (undefined without a lab), which a remote nix command must be told. */
   storeDir?: string;
+  /** The builder's nix-store / nix-daemon for Nix's own ssh stores (remote-program), knowing storeDir. */
+  remotePrograms?: { ssh: string; "ssh-ng": string };
   stop(): Promise<void>;
 }
 
@@ -236,6 +238,7 @@ export async function startSshd(lab?: NixLab, opts: SshdOptions = {}): Promise<S
     remoteRoot,
     remoteStore: `local?root=${remoteRoot}`,
     storeDir: lab?.storeDir,
+    remotePrograms: lab ? builderPrograms(dir, lab.storeDir) : undefined,
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
@@ -252,26 +255,51 @@ export async function startSshd(lab?: NixLab, opts: SshdOptions = {}): Promise<S
   return sshd;
 }
 
-// Nix splits a query on '&' and percent-decodes values (checked on 2.8), so
-// escape only what would break that; '?', '=' and '/' may stay readable.
-const escapeQueryValue = (v: string): string => v.replace(/[%&#+ ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+/**
+ * The ssh builder's own nix-store and nix-daemon: they know the lab's store directory as a real
+ * builder's Nix knows its own. (Not `&store=` in remote-store: Nix 2.26 and 2.34 pass remote-store
+ * to the remote shell unquoted, so a `&` there ends the command; 2.8 quoted it.)
+ */
+function builderPrograms(dir: string, storeDir: string): { ssh: string; "ssh-ng": string } {
+  const write = (name: string): string => {
+    const file = path.join(dir, `builder-${name}`);
+    fs.writeFileSync(file, `#!/bin/sh\nNIX_STORE_DIR=${quote(storeDir)} exec ${name} "$@"\n`, { mode: 0o755 });
+    return file;
+  };
+  return { ssh: write("nix-store"), "ssh-ng": write("nix-daemon") };
+}
+
+// Nix splits a query on '&' and percent-decodes values (checked on 2.8), so escape only what would
+// break that, and '=' as Nix 2.34 does when it prints a store URI ('?' and '/' stay readable).
+const escapeQueryValue = (v: string): string =>
+  v.replace(/[%&#+ =]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
 export interface BuilderUriOptions {
   /** remote store for nix-store --serve / nix-daemon --stdio; default sshd.remoteStore; null = the remote's default store */
   remoteStore?: string | null;
   protocol?: "ssh" | "ssh-ng";
+  /** the builder's nix-store (ssh) or nix-daemon (ssh-ng) command: remote-program */
+  remoteProgram?: string;
 }
 
 /**
- * Store URI of the sshd as a remote builder, e.g. ssh://nshlab?remote-store=local?root=/tmp/nsh-lab-x/r%26store=/tmp/nsh-lab-x/s:
- * Nix's own ssh stores tell the remote the lab's store directory in the remote store's `store=`
- * (the sshd gives sessions no NIX_STORE_DIR, like a real one).
+ * Store URI of the sshd as a remote builder, e.g.
+ * ssh://nshlab?remote-store=local?root=/tmp/nsh-lab-x/r&remote-program=/tmp/nsh-lab-x/sshd-y/builder-nix-store:
+ * the builder's remote-program (sshd.remotePrograms) tells the remote the lab's store directory (the
+ * sshd gives sessions no NIX_STORE_DIR, like a real one), unless remote-store says `store=` or is null.
  */
 export function builderUri(sshd: SshdLab, opts: BuilderUriOptions = {}): string {
-  const given = opts.remoteStore === undefined ? sshd.remoteStore : opts.remoteStore;
-  const store = given !== null && sshd.storeDir && !/[?&]store=/.test(given) ? `${given}${given.includes("?") ? "&" : "?"}store=${sshd.storeDir}` : given;
-  const base = `${opts.protocol ?? "ssh"}://${sshd.alias}`;
-  return store === null ? base : `${base}?remote-store=${escapeQueryValue(store)}`;
+  const store = opts.remoteStore === undefined ? sshd.remoteStore : opts.remoteStore;
+  const protocol = opts.protocol ?? "ssh";
+  const ownStoreDir = store !== null && !/[?&]store=/.test(store);
+  const program = opts.remoteProgram ?? (ownStoreDir ? sshd.remotePrograms?.[protocol] : undefined);
+  const params = [
+    ...(store === null ? [] : [`remote-store=${escapeQueryValue(store)}`]),
+    ...(program ? [`remote-program=${escapeQueryValue(program)}`] : []),
+  ];
+  const base = `${protocol}://${sshd.alias}`;
+  // Sorted, as Nix 2.34 prints it (2.8 prints what it was given): the same in both.
+  return params.length === 0 ? base : `${base}?${params.sort().join("&")}`;
 }
 
 export interface BuildersLineOptions extends BuilderUriOptions {

@@ -1,5 +1,7 @@
-// SlurmRestScheduler against a real Slurm 22.05 slurmrestd (the private lab, JWT), plus a few fake
-// HTTP servers for replies a healthy slurmrestd never gives (HTML, 401, silence).
+// SlurmRestScheduler against a real slurmrestd (the private lab, JWT: Slurm 22.05, or 24.11 / 26.05 with
+// NSH_LAB_SUITE=trixie|sid), plus a few fake HTTP servers for replies a healthy slurmrestd never gives
+// (HTML, 401, silence). What differs by release is Slurm's (served API versions, HTTP 500 → 511 for a
+// refused token from 24.11); what nsh makes of it is asserted on every release.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -8,6 +10,7 @@ import * as path from "node:path";
 import { defaultNshConfig } from "../../src/config/nsh-conf.ts";
 import { isTerminal, type JobSpec, type JobStatus, SchedulerError } from "../../src/schedulers/scheduler.ts";
 import { jwtToken, SlurmRestScheduler, type SlurmRestOptions } from "../../src/schedulers/slurm-rest.ts";
+import { noVal, SUPPORTED_VERSIONS } from "../../src/schedulers/slurm-rest-shapes.ts";
 import { startSlurmLab, type SlurmLab } from "../lab/slurm.ts";
 
 let lab: SlurmLab;
@@ -18,6 +21,18 @@ const report: string[] = [];
 const note = (s: string): void => {
   report.push(s);
   console.log(`[slurm-rest] ${s}`);
+};
+
+/** The newest version both this slurmrestd serves and nsh knows: what negotiation must pick. */
+const newest = (): string => [...SUPPORTED_VERSIONS].reverse().find((v) => lab.apiVersions.includes(v))!;
+/** A version nsh knows that this slurmrestd does not serve. */
+const notServed = (): string => SUPPORTED_VERSIONS.find((v) => !lab.apiVersions.includes(v))!;
+/** "slurm 22.05.8" → "22.05.8" */
+const release = (): string => lab.slurmVersion.split(" ").pop()!;
+/** slurmctld's status for a refused token, as slurmrestd passes it on: 500 on 22.05, 511 from 24.11 (seen: 24.11, 26.05). */
+const refusedTokenStatus = (): number => {
+  const [major, minor] = lab.slurmVersionNumbers;
+  return major! * 100 + minor! >= 2411 ? 511 : 500;
 };
 
 const sched = (o: Partial<SlurmRestOptions> = {}): SlurmRestScheduler =>
@@ -88,13 +103,13 @@ afterAll(async () => {
   if (report.length > 0) console.log(`\n[slurm-rest] summary\n  ${report.join("\n  ")}`);
 });
 
-describe("SlurmRestScheduler on Slurm 22.05", () => {
-  test("negotiation picks v0.0.38 from /openapi/v3, or by probing pings", async () => {
+describe("SlurmRestScheduler on the lab's Slurm", () => {
+  test("negotiation picks the newest version nsh knows (v0.0.38 on 22.05) from /openapi/v3, or by probing pings", async () => {
     const s = sched();
     expect(s.describe()).toContain("API auto (not negotiated yet)");
     const n = await s.negotiate();
-    expect(n).toMatchObject({ version: "v0.0.38", via: "openapi", served: ["v0.0.36", "v0.0.37", "v0.0.38"], release: "22.05.8" });
-    expect(s.describe()).toBe(`slurm REST at http://127.0.0.1:${lab.restPort}, API v0.0.38 (Slurm 22.05.8), user root`);
+    expect(n).toMatchObject({ version: newest(), via: "openapi", served: lab.apiVersions, release: release() });
+    expect(s.describe()).toBe(`slurm REST at http://127.0.0.1:${lab.restPort}, API ${newest()} (Slurm ${release()}), user root`);
     const probes: string[] = [];
     const noOpenapi = sched({
       fetch: (url, init) => {
@@ -103,10 +118,12 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
       },
     });
     const p = await noOpenapi.negotiate();
-    expect(p).toMatchObject({ version: "v0.0.38", via: "ping-probe", served: ["v0.0.38"] });
-    expect(probes).toEqual(["/openapi/v3", ...[45, 44, 43, 42, 41, 40, 39, 38].map((v) => `/slurm/v0.0.${v}/ping`), "/slurm/v0.0.38/ping"]);
-    const forced = await sched({ apiVersion: "0.0.38" }).negotiate();
-    expect(forced).toMatchObject({ version: "v0.0.38", via: "forced" });
+    expect(p).toMatchObject({ version: newest(), via: "ping-probe", served: [newest()] });
+    // newest first, down to the first one served (on 22.05: v0.0.44 … v0.0.38), then the chosen one's ping
+    const probed = [...SUPPORTED_VERSIONS].reverse().filter((v) => v >= newest());
+    expect(probes).toEqual(["/openapi/v3", ...probed.map((v) => `/slurm/${v}/ping`), `/slurm/${newest()}/ping`]);
+    const forced = await sched({ apiVersion: newest().slice(1) }).negotiate();
+    expect(forced).toMatchObject({ version: newest(), via: "forced" });
     note(`negotiation: GET /openapi/v3 ${n.discoveryMs.toFixed(1)} ms + ping ${n.pingMs.toFixed(1)} ms; ` +
       `ping probing newest->oldest ${p.discoveryMs.toFixed(1)} ms + ping ${p.pingMs.toFixed(1)} ms; forced: ping ${forced.pingMs.toFixed(1)} ms`);
   });
@@ -118,18 +135,18 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     const memo = { get: () => kept, set: (v: string) => void (kept = v), forget: () => void (kept = undefined) };
     const first = await sched({ fetch: fetchLogged, rememberedVersion: memo }).negotiate();
     expect(first.via).toBe("openapi");
-    expect(kept).toBe("v0.0.38");
+    expect(kept).toBe(newest());
     seen.length = 0;
     const second = await sched({ fetch: fetchLogged, rememberedVersion: memo }).negotiate();
-    expect(second).toMatchObject({ version: "v0.0.38", via: "remembered" });
-    expect(seen).toEqual(["/slurm/v0.0.38/ping"]);
+    expect(second).toMatchObject({ version: newest(), via: "remembered" });
+    expect(seen).toEqual([`/slurm/${newest()}/ping`]);
     // A version this slurmrestd does not serve (it was upgraded): found out again, and remembered.
-    kept = "v0.0.40";
+    kept = notServed();
     seen.length = 0;
     const third = await sched({ fetch: fetchLogged, rememberedVersion: memo }).negotiate();
-    expect(third).toMatchObject({ version: "v0.0.38", via: "openapi" });
-    expect(seen).toEqual(["/slurm/v0.0.40/ping", "/openapi/v3", "/slurm/v0.0.38/ping"]);
-    expect(kept).toBe("v0.0.38");
+    expect(third).toMatchObject({ version: newest(), via: "openapi" });
+    expect(seen).toEqual([`/slurm/${notServed()}/ping`, "/openapi/v3", `/slurm/${newest()}/ping`]);
+    expect(kept).toBe(newest());
   });
 
   test("a script that writes a file and exits 0 -> completed, exit 0", async () => {
@@ -148,7 +165,7 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     note(`submit call ${submitMs.toFixed(1)} ms; submit -> completed (status every 20 ms) ${Math.round(doneMs)} ms; states ${seen.join(">")}`);
   });
 
-  test("extra params reach Slurm: derivation < setting; v0.0.44-style numbers work on v0.0.38", async () => {
+  test("extra params reach Slurm: derivation < setting; v0.0.44-style numbers work on every version", async () => {
     const s = sched({ extraParams: { comment: "from-setting", memory_per_node: { set: true, infinite: false, number: 96 } } });
     const job = spec("extra", "#!/bin/sh\ntrue\n", { extra: { cpus_per_task: 2, comment: "from-derivation", memory_per_node: 64, time_limit: { infinite: true } } });
     const { id } = await s.submit(job);
@@ -158,8 +175,9 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     expect(show.stdout).toMatch(/CPUs\/Task=2\b/);
     expect(show.stdout).toMatch(/MinMemoryNode=96M\b/);
     expect(show.stdout).toContain("TimeLimit=UNLIMITED");
-    const r = await lab.rest("GET", `/slurm/v0.0.38/job/${id}`);
-    expect(r.json.jobs[0]).toMatchObject({ comment: "from-setting", memory_per_node: 96 });
+    const r = await lab.rest("GET", `/slurm/${newest()}/job/${id}`);
+    expect(r.json.jobs[0]).toMatchObject({ comment: "from-setting" });
+    expect(noVal(r.json.jobs[0].memory_per_node)).toBe(96); // a plain number up to v0.0.39, {set, number} after
   });
 
   test("a failing script -> failed with its exit code", async () => {
@@ -205,10 +223,13 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
 
   test("an unknown job is 'unknown'; a refused submission carries Slurm's errors", async () => {
     const s = sched();
-    expect(await s.status("999999")).toMatchObject({ state: "unknown", reason: "slurmctld does not know job 999999 (Invalid job id specified: Unable to find JobId=999999 (error 2017) [slurm_load_job])" });
+    const unknown = await s.status("999999");
+    expect(unknown.state).toBe("unknown");
+    // 22.05: "… (Invalid job id specified: Unable to find JobId=999999 (error 2017) [slurm_load_job])"
+    expect(unknown.reason).toStartWith("slurmctld does not know job 999999 (");
     const e = await thrown(s.submit(spec("badpart", "#!/bin/sh\ntrue\n", { extra: { partition: "nosuchpartition" } })));
     expect(e.kind).toBe("rejected");
-    expect(e.message).toBe("Slurm refused the job (v0.0.38): Invalid partition name specified (error 2000)");
+    expect(e.message).toStartWith(`Slurm refused the job (${newest()}): Invalid partition name specified`);
     const unk = await thrown(s.submit(spec("badkey", "#!/bin/sh\ntrue\n", { extra: { no_such_field: 1 } })));
     expect(unk.message).toContain('Unknown key "no_such_field"');
   });
@@ -221,7 +242,7 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
     const e = await thrown(sched({ token: forged }).submit(spec("forged", "#!/bin/sh\ntrue\n")));
     const forgedMs = performance.now() - t0;
     expect(e.kind).toBe("auth");
-    expect(e.message).toStartWith("authentication failed: check slurm-jwt-token (token from slurm-jwt-token, user root: slurmctld refused the request (HTTP 500");
+    expect(e.message).toStartWith(`authentication failed: check slurm-jwt-token (token from slurm-jwt-token, user root: slurmctld refused the request (HTTP ${refusedTokenStatus()}`);
     const x = await thrown(sched({ token: expired, tokenSource: "SLURM_JWT" }).status("1"));
     expect(x.message).toMatch(/^authentication failed: check slurm-jwt-token \(token from SLURM_JWT: it expired at \d{4}-/);
     const g = await thrown(sched({ token: "garbage" }).negotiate());
@@ -274,9 +295,10 @@ describe("SlurmRestScheduler on Slurm 22.05", () => {
   test("forcing a version", async () => {
     const unknown = await thrown(sched({ apiVersion: "v0.0.99" }).negotiate());
     expect(unknown).toMatchObject({ kind: "version", message: expect.stringContaining("slurm-api-version 'v0.0.99' is not a version nsh knows (nsh supports v0.0.38") });
-    const notServed = await thrown(sched({ apiVersion: "v0.0.44" }).submit(spec("x", "#!/bin/sh\ntrue\n")));
-    expect(notServed.message).toBe(
-      "slurm-api-version v0.0.44 is not served (slurmrestd serves v0.0.36, v0.0.37, v0.0.38; nsh supports v0.0.38, v0.0.39, v0.0.40, v0.0.41, v0.0.42, v0.0.43, v0.0.44, v0.0.45)",
+    const absent = await thrown(sched({ apiVersion: notServed() }).submit(spec("x", "#!/bin/sh\ntrue\n")));
+    // on 22.05: "slurm-api-version v0.0.39 is not served (slurmrestd serves v0.0.36, v0.0.37, v0.0.38; nsh supports v0.0.38, …)"
+    expect(absent.message).toBe(
+      `slurm-api-version ${notServed()} is not served (slurmrestd serves ${lab.apiVersions.join(", ")}; nsh supports ${SUPPORTED_VERSIONS.join(", ")})`,
     );
   });
 

@@ -15,7 +15,9 @@ afterAll(async () => {
   await lab?.cleanup();
 });
 
-const ifd = () => `import ${lab.expr("ifd-sleep")} { salt = "${salt()}"; }`;
+// `.value` forces the IFD: `nix eval` of an attrset prints a failing attribute as «error: …» and exits 0
+// on Nix 2.26 and 2.34 (2.8 fails).
+const ifd = () => `(import ${lab.expr("ifd-sleep")} { salt = "${salt()}"; }).value`;
 const noneStopped = () => expect(processesMentioning(lab.root).filter((p) => p.state === "T")).toEqual([]);
 
 function hookScript(name: string, body: string): string {

@@ -13,7 +13,9 @@ afterAll(async () => {
   await lab?.cleanup();
 });
 
-const failing = (s: string) => `import ${lab.expr("ifd-fail")} { salt = "${s}"; }`;
+// `.value` forces the IFD: `nix eval` of an attrset prints a failing attribute as «error: …» and exits 0
+// on Nix 2.26 and 2.34 (2.8 fails).
+const failing = (s: string) => `(import ${lab.expr("ifd-fail")} { salt = "${s}"; }).value`;
 const errorLines = (stderr: string) => stderr.split("\n").filter((l) => !l.startsWith("nix-sigstop:"));
 
 test.each([
