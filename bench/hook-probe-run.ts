@@ -44,6 +44,8 @@ const read = (file: string): string | undefined => {
 /** Starts sampling now; `stop` ends it and summarises. `requests` is the proxy's log of (time, kind). */
 export function startProbe(o: {
   nshExe: string; roots: number[]; sshPort: number; requests: Array<{ t: number; kind: CallKind }>; intervalMs?: number;
+  /** slurmstepd detaches from slurmd: one whose environment holds this (the lab's slurm.conf) is the lab's */
+  stepdMarker: string;
 }): Probe {
   const ledger = new CpuLedger(TICKS);
   const kinds = new Map<string, { comm: string; kind: string }>();
@@ -70,6 +72,13 @@ export function startProbe(o: {
     }
     return exe;
   };
+  const stepds = new Map<string, boolean>();
+  const labStepd = (s: ProcStat): boolean => {
+    if (s.comm !== "slurmstepd") return false;
+    const key = `${s.pid}:${s.start}`;
+    if (!stepds.has(key)) stepds.set(key, (read(`/proc/${s.pid}/environ`) ?? "").includes(o.stepdMarker));
+    return stepds.get(key)!;
+  };
   const kindOf = (s: ProcStat, key: string): string => {
     const had = kinds.get(key);
     if (had && had.comm === s.comm) return had.kind;
@@ -89,7 +98,7 @@ export function startProbe(o: {
     const children = new Map<number, ProcStat[]>();
     for (const s of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s]);
     const keyOf = (s: ProcStat) => `${s.pid}:${s.start}`;
-    const todo = stats.filter((s) => o.roots.includes(s.pid));
+    const todo = stats.filter((s) => o.roots.includes(s.pid) || labStepd(s));
     const inScope = new Map<string, ProcStat>();
     while (todo.length) {
       const s = todo.pop()!;

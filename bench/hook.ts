@@ -138,7 +138,7 @@ export const hook: Bench = {
 
       const builds: BuildRun[] = [];
       const refs: SlurmRef[] = [];
-      const variants: Variant[] = ["nsh", "br", "local"];
+      const variants = envString("NSH_BENCH_VARIANTS", "nsh,br,local").split(",") as Variant[];
       // Wide cases: nsh reaches slurmrestd through a counting proxy; their nsh and build-remote runs are probed.
       const requests = startRequestLog(lab.slurm.restUrl);
       onCleanup(() => requests.stop());
@@ -146,7 +146,7 @@ export const hook: Bench = {
       const roots = [lab.nix.daemonPid ?? 0, lab.sshd.pid, ...Object.values(lab.slurm.pids)];
       const probed = async (c: CaseId, v: Variant, round: number, of: number): Promise<BuildRun> => {
         if (c === "one" || v === "local" || round === 0) return runBuild(c, v, round, of);
-        const probe = startProbe({ nshExe: nsh, roots, sshPort: lab.sshd.port, requests: requests.log });
+        const probe = startProbe({ nshExe: nsh, roots, sshPort: lab.sshd.port, requests: requests.log, stepdMarker: lab.slurm.confFile });
         const run = await runBuild(c, v, round, of);
         probes.push({ caseId: c, variant: v, round, ok: run.ok, builds: widthOf(c) + 1, summary: probe.stop() });
         return run;
