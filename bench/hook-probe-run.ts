@@ -147,5 +147,6 @@ export function startProbe(o: {
 export function startRequestLog(restUrl: string): { port: number; log: Array<{ t: number; kind: CallKind }>; stop(): void } {
   const log: Array<{ t: number; kind: CallKind }> = [];
   const server = countingProxy(restUrl, (kind) => log.push({ t: Date.now(), kind }));
+  server.unref(); // the benchmark exits when it is done, proxy or not
   return { port: server.port ?? 0, log, stop: () => server.stop(true) };
 }
