@@ -107,7 +107,9 @@ export function startProbe(o: {
       todo.push(...(children.get(s.pid) ?? []));
     }
     // Reparented ones stay ours (a detached reaper), and the benchmarked binary is always ours.
-    for (const s of stats) if (ours.has(keyOf(s)) || (s.comm === "nsh" && exeOf(s) === o.nshExe)) inScope.set(keyOf(s), s);
+    for (const s of stats) {
+      if (ours.has(keyOf(s)) || (s.comm === "nsh" && exeOf(s) === o.nshExe)) inScope.set(keyOf(s), s);
+    }
     const procs = [...inScope.entries()].map(([key, s]) => {
       ours.add(key);
       return { key, kind: kindOf(s, key), ticks: s.ticks, rssPages: s.rssPages };
@@ -137,14 +139,18 @@ export function startProbe(o: {
         maxSshConns: maxConns,
         perKind: Object.fromEntries(ledger.totals()),
         benchCpuS: (cpu.user + cpu.system) / 1e6,
-        requests: { all: rate(), submit: rate("submit"), status: rate("status"), cancel: rate("cancel"), other: rate("other") },
+        requests: {
+          all: rate(), submit: rate("submit"), status: rate("status"), cancel: rate("cancel"), other: rate("other"),
+        },
       };
     },
   };
 }
 
 /** The counting proxy in front of the lab's slurmrestd: its port goes into nsh.conf as slurm-api-port. */
-export function startRequestLog(restUrl: string): { port: number; log: Array<{ t: number; kind: CallKind }>; stop(): void } {
+export function startRequestLog(
+  restUrl: string,
+): { port: number; log: Array<{ t: number; kind: CallKind }>; stop(): void } {
   const log: Array<{ t: number; kind: CallKind }> = [];
   const server = countingProxy(restUrl, (kind) => log.push({ t: Date.now(), kind }));
   server.unref(); // the benchmark exits when it is done, proxy or not

@@ -137,7 +137,9 @@ export class CpuLedger {
 }
 
 /** The sum of the RSS of the processes `pick` selects, in bytes. */
-export function summedRss(procs: ReadonlyArray<{ kind: string; rssPages: number }>, pageBytes: number, pick: (kind: string) => boolean): number {
+export function summedRss(
+  procs: ReadonlyArray<{ kind: string; rssPages: number }>, pageBytes: number, pick: (kind: string) => boolean,
+): number {
   return procs.reduce((s, p) => (pick(p.kind) ? s + p.rssPages * pageBytes : s), 0);
 }
 

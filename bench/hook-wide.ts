@@ -26,14 +26,21 @@ export function cpuPerKind(runs: readonly ProbeRun[]): Array<{ kind: string; cpu
     }
   const builds = runs.reduce((s, r) => s + r.builds, 0);
   return [...totals.entries()]
-    .map(([kind, t]) => ({ kind, cpuS: t.cpuS / runs.length, startedPerBuild: builds ? t.started / builds : Number.NaN }))
+    .map(([kind, t]) => ({
+      kind, cpuS: t.cpuS / runs.length, startedPerBuild: builds ? t.started / builds : Number.NaN,
+    }))
     .sort((a, b) => b.cpuS - a.cpuS);
 }
 
-export function probeTables(runs: readonly ProbeRun[], caseLabel: (c: never) => string, label: Record<string, string>): string[] {
+export function probeTables(
+  runs: readonly ProbeRun[], caseLabel: (c: never) => string, label: Record<string, string>,
+): string[] {
   if (!runs.length) return [];
   const groups = new Map<string, ProbeRun[]>();
-  for (const r of runs) groups.set(`${r.caseId}\t${r.variant}`, [...(groups.get(`${r.caseId}\t${r.variant}`) ?? []), r]);
+  for (const r of runs) {
+    const key = `${r.caseId}\t${r.variant}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
   const name = (key: string) => {
     const [c, v] = key.split("\t") as [string, string];
     return `${caseLabel(c as never)}, ${label[v] ?? v}`;
@@ -49,12 +56,14 @@ export function probeTables(runs: readonly ProbeRun[], caseLabel: (c: never) => 
       `${median(s.map((x) => x.requests.all.count))}`,
       `${req((x) => x.requests.all.peakPerS)} / ${reqMean((x) => x.requests.all.meanPerS)}`,
       `${req((x) => x.requests.submit.peakPerS)} / ${req((x) => x.requests.status.peakPerS)}`,
-      f(median(s.map((x) => x.benchCpuS)), 2), `${median(s.map((x) => x.samples))} in ${f(median(s.map((x) => x.seconds)))} s`,
+      f(median(s.map((x) => x.benchCpuS)), 2),
+      `${median(s.map((x) => x.samples))} in ${f(median(s.map((x) => x.seconds)))} s`,
     ];
   });
   const head = ["probed runs (counted rounds)", "ok", "peak summed RSS of nsh's processes (submit side)",
-    "peak summed RSS of the node's agents", "most ssh connections to one host at once", "scheduler requests per run (median)",
-    "requests/s peak (any 1 s) / mean (median)", "submits/s peak / status queries/s peak", "bench process CPU s (sampler + proxy)",
+    "peak summed RSS of the node's agents", "most ssh connections to one host at once",
+    "scheduler requests per run (median)", "requests/s peak (any 1 s) / mean (median)",
+    "submits/s peak / status queries/s peak", "bench process CPU s (sampler + proxy)",
     "/proc samples"];
   const out = [table(head, rows)];
   const cpuRows: Array<Array<string | number>> = [];
@@ -65,6 +74,8 @@ export function probeTables(runs: readonly ProbeRun[], caseLabel: (c: never) => 
       cpuRows.push([name(key), k.kind, f(k.cpuS, 2), `${f((100 * k.cpuS) / total, 0)} %`, f(k.startedPerBuild, 2)]);
     cpuRows.push([name(key), "**all of the lab's processes**", f(total, 2), "100 %", "–"]);
   }
-  out.push(table(["CPU by process kind (lab processes only)", "kind", "CPU s per run", "share", "processes started per build"], cpuRows));
+  const cpuHead = ["CPU by process kind (lab processes only)", "kind", "CPU s per run", "share",
+    "processes started per build"];
+  out.push(table(cpuHead, cpuRows));
   return out;
 }

@@ -11,7 +11,8 @@ import {
 import { cpuPerKind, type ProbeRun } from "../../bench/hook-wide.ts";
 
 const stat = (pid: number, comm: string, ppid: number, utime: number, stime: number, start: number, rss: number) =>
-  `${pid} (${comm}) S ${ppid} ${pid} ${pid} 0 -1 4194560 100 0 0 0 ${utime} ${stime} 0 0 20 0 1 0 ${start} 1000 ${rss} 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n`;
+  `${pid} (${comm}) S ${ppid} ${pid} ${pid} 0 -1 4194560 100 0 0 0 ${utime} ${stime} 0 0 20 0 1 0 ${start} 1000 ${rss} `
+  + "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
 
 test("parseStat: fields by proc(5) number, a comm with spaces and ')' inside, junk is undefined", () => {
   const cases: Array<[string, ReturnType<typeof parseStat>]> = [
@@ -37,7 +38,9 @@ garbage line
 test("parseProcNetTcp: addresses decoded (little-endian IPv4), header and junk skipped", () => {
   const conns = parseProcNetTcp(TCP);
   expect(conns.length).toBe(7);
-  expect(conns[1]).toEqual({ localIp: "127.0.0.1", localPort: 0xc000, remoteIp: "127.0.0.1", remotePort: 0xa1b2, state: "01", inode: 2222 });
+  expect(conns[1]).toEqual({
+    localIp: "127.0.0.1", localPort: 0xc000, remoteIp: "127.0.0.1", remotePort: 0xa1b2, state: "01", inode: 2222,
+  });
   expect(conns[5]!.remoteIp).toBe("10.0.0.3");
 });
 
@@ -62,7 +65,8 @@ test("processKind: the benchmarked binary by its executable, the node's agent by
     ["slurmctld", ["slurmctld", "-D"], "/usr/sbin/slurmctld", "slurmctld"],
   ];
   for (const [comm, argv, exe, want] of cases) expect(processKind(comm, argv, exe, nsh)).toBe(want);
-  expect(["nsh hook", "nsh job-reaper", "nsh agent (node)", "ssh"].map(isSubmitNsh)).toEqual([true, true, false, false]);
+  const kinds = ["nsh hook", "nsh job-reaper", "nsh agent (node)", "ssh"];
+  expect(kinds.map(isSubmitNsh)).toEqual([true, true, false, false]);
 });
 
 test("CpuLedger: old processes count from their first sample, new ones from zero; the last kind wins", () => {
@@ -85,7 +89,10 @@ test("CpuLedger: old processes count from their first sample, new ones from zero
 });
 
 test("summedRss: only the kinds picked, pages times page size", () => {
-  const procs = [{ kind: "nsh hook", rssPages: 100 }, { kind: "nsh job-reaper", rssPages: 50 }, { kind: "ssh", rssPages: 1000 }, { kind: "nsh agent (node)", rssPages: 7 }];
+  const procs = [
+    { kind: "nsh hook", rssPages: 100 }, { kind: "nsh job-reaper", rssPages: 50 },
+    { kind: "ssh", rssPages: 1000 }, { kind: "nsh agent (node)", rssPages: 7 },
+  ];
   expect(summedRss(procs, 4096, isSubmitNsh)).toBe(150 * 4096);
   expect(summedRss([], 4096, isSubmitNsh)).toBe(0);
 });
