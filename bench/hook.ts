@@ -139,6 +139,7 @@ export const hook: Bench = {
       const builds: BuildRun[] = [];
       const refs: SlurmRef[] = [];
       const variants = envString("NSH_BENCH_VARIANTS", "nsh,br,local").split(",") as Variant[];
+      for (const v of variants) if (!(v in LABEL)) throw new Error(`NSH_BENCH_VARIANTS: expected nsh, br and/or local, got '${v}'`);
       // Wide cases: nsh reaches slurmrestd through a counting proxy; their nsh and build-remote runs are probed.
       const requests = startRequestLog(lab.slurm.restUrl);
       onCleanup(() => requests.stop());
