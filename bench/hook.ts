@@ -17,6 +17,12 @@ import { buildersLine } from "../test/lab/sshd.ts";
 import { HookChild } from "../src/nix/hook-child.ts";
 import { encodeSettings, encodeTry, readSettings } from "../src/nix/hook-protocol.ts";
 import { WireReader } from "../src/nix/wire.ts";
+import { load1 } from "./proc.ts";
+import { parseSlurmctldLog, withOverrides } from "./schedulers-calls.ts";
+import { rotate } from "./schedulers-report.ts";
+import { startup } from "./startup.ts";
+import { probeTables, type ProbeRun } from "./hook-wide.ts";
+import { startProbe, startRequestLog } from "./hook-probe-run.ts";
 import { EXPR, envNumber, envString, max, median, min, onCleanup, salt, sigstopBin, table, tail, timed, type Bench, type BenchResult } from "./lib.ts";
 
 const BUILD_REMOTE = "/usr/libexec/nix/build-remote";
@@ -25,7 +31,7 @@ const WORKLOAD = path.join(EXPR, "hook.nix");
 type Variant = "nsh" | "br" | "local";
 const LABEL: Record<Variant, string> = { nsh: "nsh (Slurm job)", br: "build-remote (ssh://)", local: "local build (hook declines at once)" };
 
-type CaseId = "one" | "wide";
+type CaseId = "one" | "wide" | "wider";
 
 /** round 0 = warm-up */
 type BuildRun = { caseId: CaseId; variant: Variant; round: number; salt: string; ms: number; ok: boolean; why?: string; load1: number; stderr?: string };
@@ -45,18 +51,10 @@ type FeedRun = { id: FeedId; round: number; firstMs: number; perTry: number[]; r
 type NixDeclineRun = { id: FeedId; round: number; ms: number; ok: boolean; why?: string };
 type JobRec = { drv: string; state: string; phases: Record<string, number>; jobId?: string; submittedAt: number };
 
-const load1 = (): number => {
-  try {
-    return Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
-  } catch {
-    return Number.NaN;
-  }
-};
 const rangeUs = (ms: number[]) => `${(min(ms) * 1000).toFixed(0)}–${(max(ms) * 1000).toFixed(0)}`;
 const quantile = (xs: readonly number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? Number.NaN;
 
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
-const rotate = <T>(xs: T[], k: number): T[] => [...xs.slice(k % xs.length), ...xs.slice(0, k % xs.length)];
 const B32 = "0123456789abcdfghijklmnpqrsvwxyz";
 const fakeHash = () => Array.from({ length: 32 }, () => B32[Math.floor(Math.random() * 32)]).join("");
 
@@ -67,31 +65,38 @@ export const hook: Bench = {
     const rounds = envNumber("NSH_BENCH_ROUNDS", 3);
     const wideRounds = envNumber("NSH_BENCH_WIDE_ROUNDS", Math.max(2, Math.ceil((rounds * 2) / 3)));
     const wideN = envNumber("NSH_BENCH_WIDE", 50);
+    const [widerN, widerJobs, widerRounds] = [envNumber("NSH_BENCH_WIDER", 200), envNumber("NSH_BENCH_WIDER_JOBS", 64), envNumber("NSH_BENCH_WIDER_ROUNDS", 1)];
+    const widthOf = (c: CaseId) => (c === "one" ? 1 : c === "wide" ? wideN : widerN);
+    const jobsOf = (c: CaseId) => (c === "wider" ? widerJobs : 16);
+    const roundsOf = (c: CaseId) => (c === "one" ? rounds : c === "wide" ? wideRounds : widerRounds);
     const tries = envNumber("NSH_BENCH_TRIES", 1000);
     const declineRounds = envNumber("NSH_BENCH_DECLINE_ROUNDS", 3);
     const timeoutMs = envNumber("NSH_BENCH_TIMEOUT", 600) * 1000;
-    const cases = envString("NSH_BENCH_CASES", "one,wide,decline").split(",").map((s) => s.trim());
-    for (const c of cases) if (!["one", "wide", "decline"].includes(c)) throw new Error(`NSH_BENCH_CASES: expected one, wide and/or decline, got '${c}'`);
+    const cases = envString("NSH_BENCH_CASES", "startup,one,wide,wider,decline").split(",").map((s) => s.trim());
+    for (const c of cases) if (!["startup", "one", "wide", "wider", "decline"].includes(c)) throw new Error(`NSH_BENCH_CASES: expected startup, one, wide, wider and/or decline, got '${c}'`);
     const nsh = path.join(path.dirname(sigstopBin()), "nsh");
 
+    // Start-up CPU first, on a machine without the lab's daemons: bench/startup.ts, with its own settings.
+    const started = cases.includes("startup") ? await startup.run() : undefined;
     const lab: ClusterLab = await startClusterLab("bench-hook");
     try {
       const env = lab.nix.env;
       // The builder must offer the feature it is listed with: its chroot store gets system-features
       // (a store setting, as nsh's agent gives the node's Nix extra-system-features).
-      const line = buildersLine(lab.sshd, { features: ["nsh"], maxJobs: 16, remoteStore: `${lab.sshd.remoteStore}&system-features=nsh` });
+      const lineFor = (maxJobs: number) => buildersLine(lab.sshd, { features: ["nsh"], maxJobs, remoteStore: `${lab.sshd.remoteStore}&system-features=nsh` });
+      const line = lineFor(16);
       const notes: string[] = [];
-      const salts = new Map<CaseId, string[]>([["one", []], ["wide", []]]);
+      const salts = new Map<CaseId, string[]>([["one", []], ["wide", []], ["wider", []]]);
 
       // ---------- (a) and (b) ----------
       const buildArgv = (v: Variant, c: CaseId, s: string): string[] => {
-        const n = c === "one" ? 1 : wideN;
+        const [n, j] = [widthOf(c), String(jobsOf(c))];
         const base = ["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", c === "one" ? "one" : "all", "--argstr", "salt", s, "--arg", "n", String(n)];
-        if (v === "nsh") return [...base, "--option", "build-hook", nsh, "-j", "16"];
-        if (v === "br") return [...base, "--max-jobs", "0", "--builders", line];
-        return [...base, "--argstr", "feature", "", "--builders", "", "-j", "16"];
+        if (v === "nsh") return [...base, "--option", "build-hook", nsh, "-j", j];
+        if (v === "br") return [...base, "--max-jobs", "0", "--builders", lineFor(jobsOf(c))];
+        return [...base, "--argstr", "feature", "", "--builders", "", "-j", j];
       };
-      const expected = (c: CaseId, s: string) => (c === "one" ? `one ${s}` : String((wideN * (wideN - 1)) / 2));
+      const expected = (c: CaseId, s: string) => (c === "one" ? `one ${s}` : String((widthOf(c) * (widthOf(c) - 1)) / 2));
 
       const runBuild = async (c: CaseId, v: Variant, round: number, of: number): Promise<BuildRun> => {
         const s = salt();
@@ -126,22 +131,37 @@ export const hook: Bench = {
         return { ms: max(each), each };
       };
       const slurmRef = async (c: CaseId, round: number): Promise<SlurmRef> => {
-        const a = await slurmWave(c === "one" ? 1 : wideN);
+        const a = await slurmWave(widthOf(c));
         const b = c === "one" ? { ms: 0, each: [] } : await slurmWave(1);
         return { caseId: c, round, ms: a.ms + b.ms, each: [...a.each, ...b.each] };
       };
 
       const builds: BuildRun[] = [];
       const refs: SlurmRef[] = [];
-      const variants: Variant[] = ["nsh", "br", "local"];
-      for (const c of ["one", "wide"] as CaseId[]) {
+      const variants = envString("NSH_BENCH_VARIANTS", "nsh,br,local").split(",") as Variant[];
+      for (const v of variants) if (!(v in LABEL)) throw new Error(`NSH_BENCH_VARIANTS: expected nsh, br and/or local, got '${v}'`);
+      // Wide cases: nsh reaches slurmrestd through a counting proxy; their nsh and build-remote runs are probed.
+      const requests = startRequestLog(lab.slurm.restUrl);
+      onCleanup(() => requests.stop());
+      const probes: ProbeRun[] = [];
+      const roots = [lab.nix.daemonPid ?? 0, lab.sshd.pid, ...Object.values(lab.slurm.pids)];
+      const probed = async (c: CaseId, v: Variant, round: number, of: number): Promise<BuildRun> => {
+        if (c === "one" || v === "local" || round === 0) return runBuild(c, v, round, of);
+        const probe = startProbe({ nshExe: nsh, roots, sshPort: lab.sshd.port, requests: requests.log, stepdMarker: lab.slurm.confFile });
+        const run = await runBuild(c, v, round, of);
+        probes.push({ caseId: c, variant: v, round, ok: run.ok, builds: widthOf(c) + 1, summary: probe.stop() });
+        return run;
+      };
+      for (const c of ["one", "wide", "wider"] as CaseId[]) {
         if (!cases.includes(c)) continue;
-        const of = c === "one" ? rounds : wideRounds;
+        const of = roundsOf(c);
+        if (c !== "one") fs.writeFileSync(lab.nshConf, withOverrides(fs.readFileSync(lab.nshConf, "utf8"), `slurm-api-port = ${requests.port}`));
         // Warm-up, not counted: nsh places its agent binary on the cluster once, ssh and page cache.
-        for (const v of variants) builds.push(await runBuild(c, v, 0, of));
-        await slurmRef(c, 0);
+        // The 200-wide case has none when an earlier case warmed up.
+        if (c !== "wider" || !builds.length) for (const v of variants) builds.push(await runBuild(c, v, 0, of));
+        if (c !== "wider" || !refs.length) await slurmRef(c, 0);
         for (let round = 1; round <= of; round++) {
-          for (const v of rotate(variants, round - 1)) builds.push(await runBuild(c, v, round, of));
+          for (const v of rotate(variants, round - 1)) builds.push(await probed(c, v, round, of));
           const ref = await slurmRef(c, round);
           refs.push(ref);
           process.stderr.write(`  ${c}, round ${round}/${of}: Slurm reference ${ref.ms.toFixed(0)} ms\n`);
@@ -154,19 +174,7 @@ export const hook: Bench = {
       const recordOf = (s: string) => records.filter((j) => j.drv.includes(`-${s}.drv`));
       // slurmctld's log (ms timestamps, local time) splits each nsh job's queue phase: nsh's own work
       // before the submit RPC, Slurm's submit → allocation, and allocation → nsh sees it running.
-      const submitAt = new Map<string, number>();
-      const allocAt = new Map<string, number>();
-      try {
-        for (const l of fs.readFileSync(lab.slurm.logs.slurmctld, "utf8").split("\n")) {
-          const m = /^\[(\d{4}-\d\d-\d\dT[\d:.]+)\] (.*)$/.exec(l);
-          if (!m) continue;
-          const t = new Date(m[1]!).getTime();
-          const sub = /_slurm_rpc_submit_batch_job: JobId=(\d+)/.exec(m[2]!);
-          if (sub) submitAt.set(sub[1]!, t);
-          const alloc = /(?:Allocate|Started) JobId=(\d+)/.exec(m[2]!);
-          if (alloc && !allocAt.has(alloc[1]!)) allocAt.set(alloc[1]!, t);
-        }
-      } catch {}
+      const { submitAt, allocAt } = parseSlurmctldLog(fs.readFileSync(lab.slurm.logs.slurmctld, "utf8"));
 
       // ---------- (c) ----------
       const feeds: FeedRun[] = [];
@@ -256,12 +264,12 @@ export const hook: Bench = {
       }
 
       // ---------- tables ----------
-      const tables: string[] = [];
+      const tables: string[] = started?.tables.map((t) => `start-up (bench/startup.ts):\n\n${t}`) ?? [];
       const counted = (c: CaseId, v: Variant) => builds.filter((r) => r.caseId === c && r.variant === v && r.round > 0);
       const good = (c: CaseId, v: Variant) => counted(c, v).filter((r) => r.ok);
       const med = (c: CaseId, v: Variant) => median(good(c, v).map((r) => r.ms));
-      const caseLabel = (c: CaseId) => (c === "one" ? "(a) 1 derivation" : `(b) ${wideN} + aggregate`);
-      const buildCases = (["one", "wide"] as CaseId[]).filter((c) => cases.includes(c));
+      const caseLabel = (c: CaseId) => (c === "one" ? "(a) 1 derivation" : `(b${c === "wide" ? "" : "2"}) ${widthOf(c)} + aggregate, -j ${jobsOf(c)}`);
+      const buildCases = (["one", "wide", "wider"] as CaseId[]).filter((c) => cases.includes(c));
       const summary: Record<string, unknown>[] = [];
       const queueSplit: Record<string, Array<{ before: number; slurm: number; seen: number }>> = {};
       const goalLines: string[] = [];
@@ -274,7 +282,7 @@ export const hook: Bench = {
           }
         for (const c of buildCases) {
           const ms = refs.filter((r) => r.caseId === c).map((r) => r.ms);
-          rows.push([caseLabel(c), c === "one" ? "Slurm alone: sbatch → the job's script runs" : `Slurm alone: ${wideN} sbatch at once → all running, then 1 more`, `${ms.length}`, fmt(min(ms)), fmt(median(ms)), fmt(max(ms))]);
+          rows.push([caseLabel(c), c === "one" ? "Slurm alone: sbatch → the job's script runs" : `Slurm alone: ${widthOf(c)} sbatch at once → all running, then 1 more`, `${ms.length}`, fmt(min(ms)), fmt(median(ms)), fmt(max(ms))]);
         }
         tables.push(table(["case", "variant", "ok runs", "min ms", "median ms", "max ms"], rows));
 
@@ -284,11 +292,11 @@ export const hook: Bench = {
           const brMs = med(c, "br");
           const localMs = med(c, "local");
           const slurmMs = median(refs.filter((r) => r.caseId === c).map((r) => r.ms));
-          const nBuilds = c === "one" ? 1 : wideN + 1;
+          const nBuilds = c === "one" ? 1 : widthOf(c) + 1;
           const brOver = (brMs - localMs) / nBuilds;
           const nshOver = (nshMs - localMs - slurmMs) / nBuilds;
           const pairs: number[] = [];
-          for (let round = 1; round <= (c === "one" ? rounds : wideRounds); round++) {
+          for (let round = 1; round <= roundsOf(c); round++) {
             const a = counted(c, "nsh").find((r) => r.round === round && r.ok);
             const b = counted(c, "br").find((r) => r.round === round && r.ok);
             if (a && b) pairs.push(a.ms / b.ms);
@@ -329,6 +337,7 @@ export const hook: Bench = {
         }
         tables.push(table(["case (nsh jobs of the counted runs)", "jobs", "queue ms (median)", "upload ms", "build ms", "download ms", "sum ms (median)", "queue ms (max)"], pRows));
         if (qRows.length) tables.push(table(["nsh's queue phase, split by slurmctld's log", "jobs", "nsh before the submit RPC ms (median)", "Slurm: submit → allocation ms (median)", "(max)", "allocation → nsh sees it running ms (median)", "(max)"], qRows));
+        tables.push(...probeTables(probes, caseLabel as (c: never) => string, LABEL));
       }
       if (cases.includes("decline")) {
         const fRows: Array<Array<string | number>> = [];
@@ -356,8 +365,9 @@ export const hook: Bench = {
       }
 
       notes.unshift(
+        ...(started?.notes.map((n) => `start-up: ${n}`) ?? []),
         `Goal: nsh's overhead per build beyond Slurm's own scheduling delay ≤ build-remote's whole per-build overhead. Overhead = median wall time minus the median local build of the same derivations (the hook declines once, Nix builds them itself); for nsh also minus Slurm alone (sbatch → the job's script runs); divided by the number of builds. ${goalLines.join("; ") || "(no build cases run)"}.`,
-        `Rounds: (a) ${rounds}, (b) ${wideRounds}, decline ${declineRounds}; one warm-up round each, not counted; order rotated every round. nsh ran as ${nsh} (the snapshot of dist/nsh). builders line: '${line}'.`,
+        `Rounds: (a) ${rounds}, (b) ${wideRounds}, (b2) ${widerRounds}, decline ${declineRounds}; one warm-up round each, not counted; order rotated every round. nsh ran as ${nsh} (the snapshot of dist/nsh). builders line: '${line}'. In (b) and (b2) nsh reached slurmrestd through a counting proxy (bench/schedulers.ts's), and /proc was sampled every 100 ms during the counted nsh and build-remote runs.`,
       );
       if (captured) notes.push(`Settings blob captured from the lab daemon: ${captured.settings} settings, ${captured.bytes} bytes, verbosity ${captured.verbosity}.`);
       const loads = builds.filter((r) => r.round > 0).map((r) => r.load1).filter(Number.isFinite);
@@ -368,7 +378,7 @@ export const hook: Bench = {
         tables,
         notes,
         data: {
-          settings: { rounds, wideRounds, wideN, tries, declineRounds, timeoutMs, cases, line },
+          settings: { rounds, wideRounds, wideN, widerN, widerJobs, widerRounds, tries, declineRounds, timeoutMs, cases, line },
           summary,
           builds,
           slurm: refs,
@@ -378,6 +388,8 @@ export const hook: Bench = {
           triesSent,
           feeds: feeds.map((f) => ({ ...f, perTry: undefined, perTryMedianMs: median(f.perTry), perTryP90Ms: quantile(f.perTry, 0.9), perTryMaxMs: max(f.perTry) })),
           nixDeclines,
+          probes,
+          startup: started?.data,
         },
       };
     } finally {

@@ -6,7 +6,8 @@ import path from "node:path";
 import { killGroup, registerGroup, unregisterGroup } from "../test/lab/proc.ts";
 
 export const REPO = path.resolve(import.meta.dir, "..");
-export const SIGSTOP = path.join(REPO, "dist", "nix-sigstop");
+/** The binary measured: dist/nix-sigstop, or NSH_BENCH_NSH (another build of nsh, e.g. an older commit's). */
+export const SIGSTOP = process.env.NSH_BENCH_NSH || path.join(REPO, "dist", "nix-sigstop");
 export const EXPR = path.join(import.meta.dir, "expr");
 export const RESULTS = path.join(import.meta.dir, "results");
 

@@ -35,7 +35,7 @@ function openDir(dir: string, mode: number): string {
 }
 
 /** An HTTP proxy in front of slurmrestd that tells `count` what each request was. */
-function countingProxy(upstream: string, count: (kind: CallKind) => void): ReturnType<typeof Bun.serve> {
+export function countingProxy(upstream: string, count: (kind: CallKind) => void): ReturnType<typeof Bun.serve> {
   return Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
