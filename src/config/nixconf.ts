@@ -4,8 +4,8 @@
 // Everything here is pure except loadNixConf, which reads the files.
 // Also used for nsh.conf, which shares the syntax.
 
-import { existsSync, readFileSync } from "node:fs";
-import { posix } from "node:path";
+import { fileExists as existsSync, readTextFile } from "../sys/file.ts";
+import * as posix from "../sys/posix-path.ts";
 
 export interface NixConfSetting {
   value: string;
@@ -249,7 +249,7 @@ export function loadNixConf(env: Env = process.env, options: ResolveOptions = {}
   const read = (path: string): string | undefined => {
     if (!existsSync(path)) return undefined;
     try {
-      return readFileSync(path, "utf8");
+      return readTextFile(path);
     } catch (e) {
       // Nix silently skips files it cannot read; we at least say so.
       warnings.push(`${path}: cannot read: ${(e as Error).message}`);

@@ -5,16 +5,16 @@
 // take a later build itself. When it accepts, nsh relays the machine line, the inputs and wanted
 // outputs, its messages until EOF, and exits with its status; its build log reaches Nix directly on
 // the inherited fd 4.
-import fs from "node:fs";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { HookChild, acceptBytes, defaultHook, lineText, nixBinDir } from "../nix/hook-child.ts";
 import { type TryRequest, encodeAccepted, encodeTry, readAccepted } from "../nix/hook-protocol.ts";
 import type { WireReader } from "../nix/wire.ts";
+import { fileExists, realPath } from "../sys/file.ts";
 import { compiled } from "../util/self.ts";
 import type { HookLog, Sink } from "./hook-log.ts";
 
 /** The hook to fall back to: `fallback-build-hook` split like Nix ≥ 2.17 splits `build-hook`, else Nix's default. */
-export function fallbackHook(conf: Pick<NshConfig, "fallback-build-hook"> | undefined, binDir: () => string = nixBinDir, exists: (p: string) => boolean = fs.existsSync): string[] {
+export function fallbackHook(conf: Pick<NshConfig, "fallback-build-hook"> | undefined, binDir: () => string = nixBinDir, exists: (p: string) => boolean = fileExists): string[] {
   const set = (conf?.["fallback-build-hook"] ?? "").split(/\s+/).filter(Boolean);
   return set.length > 0 ? set : defaultHook(binDir(), exists);
 }
@@ -22,7 +22,7 @@ export function fallbackHook(conf: Pick<NshConfig, "fallback-build-hook"> | unde
 function isSelf(program: string): boolean {
   if (!compiled) return false;
   try {
-    return fs.realpathSync(program) === fs.realpathSync(process.execPath);
+    return realPath(program) === realPath(process.execPath);
   } catch {
     return false;
   }

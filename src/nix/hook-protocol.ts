@@ -25,40 +25,44 @@ const replies: ReadonlySet<string> = new Set(["accept", "decline", "decline-perm
  * bytes are needed; "irregular" for anything else, which readSettings reads field by field to say
  * exactly what is wrong.
  */
+const ZEROS = ["", "\0", "\0\0", "\0\0\0", "\0\0\0\0", "\0\0\0\0\0", "\0\0\0\0\0\0", "\0\0\0\0\0\0\0"];
+
 export function parseSettings(bytes: Uint8Array): { settings: Settings; length: number } | "incomplete" | "irregular" {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const decoder = new TextDecoder();
+  // One loop, no helpers, strings sliced from one decode of the whole blob: the hook runs this once,
+  // cold, and helper functions called hundreds of times get JIT-compiled first (a third of the CPU
+  // this cost, bench/startup.ts). windows-1252 (what "latin1" decodes) maps each byte to one char.
+  const text = new TextDecoder("latin1").decode(bytes);
+  const ascii = !/[^\x00-\x7f]/.test(text);
   const settings: Settings = new Map();
+  const n = bytes.length;
   let at = 0;
-  const u64 = (): number | undefined => {
-    if (at + 8 > bytes.length) return undefined;
-    const lo = view.getUint32(at, true);
-    const hi = view.getUint32(at + 4, true);
-    at += 8;
-    return hi === 0 ? lo : Number.MAX_SAFE_INTEGER; // beyond any cap: irregular
-  };
-  const string = (): string | undefined | "irregular" => {
-    const len = u64();
-    if (len === undefined) return undefined;
-    if (len > DEFAULT_MAX_STRING) return "irregular";
-    const padded = len + ((8 - (len % 8)) % 8);
-    if (at + padded > bytes.length) return undefined;
-    for (let i = at + len; i < at + padded; i++) if (bytes[i] !== 0) return "irregular";
-    const text = decoder.decode(bytes.subarray(at, at + len));
-    at += padded;
-    return text;
-  };
+  let name: string | undefined;
   for (;;) {
-    const marker = u64();
-    if (marker === undefined) return "incomplete";
-    if (marker === 0) return { settings, length: at };
-    if (marker !== 1) return "irregular";
-    const name = string();
-    if (name === "irregular") return name;
-    const value = name === undefined ? undefined : string();
-    if (value === "irregular") return value;
-    if (name === undefined || value === undefined) return "incomplete";
-    settings.set(name, value);
+    if (at + 8 > n) return "incomplete";
+    const high = bytes[at + 1]! | bytes[at + 2]! | bytes[at + 3]! | bytes[at + 4]! | bytes[at + 5]! | bytes[at + 6]! | bytes[at + 7]!;
+    if (name === undefined) {
+      // the marker before each setting: 1, or 0 after the last
+      const marker = bytes[at]!;
+      at += 8;
+      if (high === 0 && marker === 0) return { settings, length: at };
+      if (high !== 0 || marker !== 1) return "irregular";
+      if (at + 8 > n) return "incomplete";
+    }
+    if ((bytes[at + 4]! | bytes[at + 5]! | bytes[at + 6]! | bytes[at + 7]!) !== 0) return "irregular"; // beyond any cap
+    const len = bytes[at]! + bytes[at + 1]! * 0x100 + bytes[at + 2]! * 0x10000 + bytes[at + 3]! * 0x1000000;
+    if (len > DEFAULT_MAX_STRING) return "irregular";
+    const start = at + 8;
+    const end = start + len;
+    const padded = start + len + ((8 - (len % 8)) % 8);
+    if (padded > n) return "incomplete";
+    if (padded > end && text.slice(end, padded) !== ZEROS[padded - end]) return "irregular"; // no loop: see above
+    const s = ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end));
+    at = padded;
+    if (name === undefined) name = s;
+    else {
+      settings.set(name, s);
+      name = undefined;
+    }
   }
 }
 

@@ -1,9 +1,10 @@
 // The libc calls Node and Bun lack (BSD flock, mkfifo, pipe2; raw unix sockets and poll(2) for the
-// daemon relay in sock.ts; write and sendfile for pipe-writer.ts; waitpid), through bun:ffi. One
-// FFI module per native library: the symbol table below is all we bind from libc, and only this
-// module opens it.
+// daemon relay in sock.ts; write and sendfile for pipe-writer.ts; waitpid), and the few file calls
+// the hook makes before its first answer (file.ts: node:fs alone costs ~2 ms of CPU to load in a
+// compiled Bun), through bun:ffi. One FFI module per native library: the symbol table below is all
+// we bind from libc, and only this module opens it. No stat family: glibc before 2.33 has no
+// `fstat` symbol, and one missing symbol fails the whole dlopen.
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
-import { fstatSync } from "node:fs";
 
 const { i32, i64_fast, u32, u64, ptr: p, cstring } = FFIType;
 const symbols = {
@@ -27,6 +28,12 @@ const symbols = {
   close: { args: [i32], returns: i32 },
   waitpid: { args: [i32, p, i32], returns: i32 },
   isatty: { args: [i32], returns: i32 },
+  // open is variadic; (ptr, int, int) is ABI-safe as for fcntl.
+  open: { args: [cstring, i32, i32], returns: i32 },
+  access: { args: [cstring, i32], returns: i32 },
+  lseek: { args: [i32, i64_fast, i32], returns: i64_fast },
+  readlink: { args: [cstring, p, u64], returns: i64_fast },
+  realpath: { args: [cstring, p], returns: p },
   // for C libraries that take ownership of (free or replace) what they are given (libpbs's pbs_submit)
   malloc: { args: [u64], returns: p },
   __errno_location: { args: [], returns: p },
@@ -47,8 +54,9 @@ export const LOCK_UN = 8;
 export const O_CLOEXEC = 0o2000000;
 
 const errnoNames: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 4: "EINTR", 9: "EBADF", 11: "EWOULDBLOCK", 13: "EACCES", 17: "EEXIST",
-  22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE",
+  1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EWOULDBLOCK", 13: "EACCES", 17: "EEXIST",
+  20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 29: "ESPIPE", 30: "EROFS", 32: "EPIPE",
+  36: "ENAMETOOLONG", 40: "ELOOP",
 };
 
 export class SysError extends Error {
@@ -69,7 +77,8 @@ export function errno(): number {
   return p === null ? 0 : read.i32(p, 0);
 }
 
-const cstr = (s: string) => Buffer.from(`${s}\0`);
+/** A NUL-terminated copy of `s` (TextEncoder: the first Buffer use costs start-up CPU). */
+export const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
 
 /** flock(2); returns false only for LOCK_NB when the lock is held elsewhere. */
 export function flock(fd: number, op: number): boolean {
@@ -93,16 +102,8 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-/**
- * Whether fd is a terminal: node:tty's isatty without loading node:tty (~5 ms of CPU in a compiled
- * Bun). Only a character device can be one; a pipe (the hook's stdin) is told without binding libc.
- */
+/** Whether fd is a terminal: node:tty's isatty without loading node:tty (~5 ms of CPU in a compiled Bun). */
 export function isTty(fd: number): boolean {
-  try {
-    if (!fstatSync(fd).isCharacterDevice()) return false;
-  } catch {
-    return false;
-  }
   return libc().isatty(fd) === 1;
 }
 
