@@ -56,7 +56,12 @@ function confError(file: string, line: number, what: string): ConfError {
 }
 
 function tokens(s: string): string[] {
-  return s.split(WHITESPACE).filter((t) => t !== "");
+  // Lines with spaces only split on " ": a regex split and filter cost the hook ~0.2 ms of CPU on
+  // their first use in a process, when it reads nsh.conf before its first answer (bench/startup.ts).
+  const parts = s.includes("\t") || s.includes("\r") || s.includes("\n") ? s.split(WHITESPACE) : s.split(" ");
+  const out: string[] = [];
+  for (const t of parts) if (t !== "") out.push(t);
+  return out;
 }
 
 /** Appends like Nix's list settings: joined by one space, empty parts dropped. */

@@ -106,7 +106,10 @@ function convert(name: string, spec: Spec, s: NixConfSetting): { ok: true; value
 
 export function defaultNshConfig(): NshConfig {
   const out: Record<string, unknown> = {};
-  for (const [k, spec] of Object.entries(NSH_SETTINGS)) out[k] = structuredClone(spec.default);
+  // Defaults are flat (strings, numbers, Booleans, lists of strings, an empty object): a shallow copy
+  // is a full one, and far cheaper than structuredClone for a hook that starts per build (bench/startup.ts).
+  const copy = (v: unknown) => (Array.isArray(v) ? [...v] : typeof v === "object" && v !== null ? { ...v } : v);
+  for (const k in NSH_SETTINGS) out[k] = copy(NSH_SETTINGS[k as keyof typeof NSH_SETTINGS].default);
   return out as NshConfig;
 }
 
@@ -143,7 +146,8 @@ export function loadNshConf(env: Env = process.env): LoadedNshConfig {
   const warnings: string[] = [];
   const errors: ConfError[] = [];
   const read = (p: string) => (existsSync(p) ? readTextFile(p) : undefined);
-  const files = nshConfFiles(env).filter((f) => existsSync(f) || f === env.NSH_CONF);
+  const files: string[] = [];
+  for (const f of nshConfFiles(env)) if (existsSync(f) || f === env.NSH_CONF) files.push(f);
   for (const f of files) {
     const text = read(f);
     if (text === undefined) {

@@ -90,6 +90,13 @@ function loadConfSafely(load: (env: Env) => LoadedNshConfig, env: Env, log: Hook
   return { partial: loaded.config };
 }
 
+/** Promise.race of two: a JS-implemented builtin costs ~0.1 ms of CPU on its first use in a process. */
+const either = <A, B>(a: Promise<A>, b: Promise<B>) =>
+  new Promise<A | B>((resolve, reject) => {
+    a.then(resolve, reject);
+    b.then(resolve, reject);
+  });
+
 const describe = (req: TryRequest) =>
   `'${req.drvPath}' (system ${req.system}${req.requiredFeatures.length ? `, features ${req.requiredFeatures.join(" ")}` : ""}${req.amWilling ? "" : ", no local slot"})`;
 
@@ -136,7 +143,7 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
 
   for (;;) {
     phase = "idle";
-    const req = await Promise.race([readTry(reader), terminated]);
+    const req = await either(readTry(reader), terminated);
     if (!req) {
       // EOF: Nix is done with this hook (it kills the process group right after); SIGTERM: likewise.
       await fallback.close();

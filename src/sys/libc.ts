@@ -7,7 +7,24 @@
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 
 const { i32, i64_fast, u32, u64, ptr: p, cstring } = FFIType;
-const symbols = {
+/** What the build hook calls before its first answer (file.ts): bound alone, as each symbol costs binding time. */
+const core = {
+  isatty: { args: [i32], returns: i32 },
+  // open is variadic; (ptr, int, int) is ABI-safe as for fcntl.
+  open: { args: [cstring, i32, i32], returns: i32 },
+  access: { args: [cstring, i32], returns: i32 },
+  lseek: { args: [i32, i64_fast, i32], returns: i64_fast },
+  readlink: { args: [cstring, p, u64], returns: i64_fast },
+  realpath: { args: [cstring, p], returns: p },
+  // fcntl is variadic; (int, int, int) is ABI-safe on x86_64 and aarch64 for F_GETFL/F_SETFL.
+  fcntl: { args: [i32, i32, i32], returns: i32 },
+  poll: { args: [p, u64, i32], returns: i32 },
+  read: { args: [i32, p, u64], returns: i64_fast },
+  write: { args: [i32, p, u64], returns: i64_fast },
+  close: { args: [i32], returns: i32 },
+  __errno_location: { args: [], returns: p },
+} as const;
+const rest = {
   flock: { args: [i32, i32], returns: i32 },
   mkfifo: { args: [cstring, u32], returns: i32 },
   pipe2: { args: [p, i32], returns: i32 },
@@ -17,34 +34,27 @@ const symbols = {
   listen: { args: [i32, i32], returns: i32 },
   accept4: { args: [i32, p, p, i32], returns: i32 },
   connect: { args: [i32, p, u64], returns: i32 },
-  // fcntl is variadic; (int, int, int) is ABI-safe on x86_64 and aarch64 for F_GETFL/F_SETFL.
-  fcntl: { args: [i32, i32, i32], returns: i32 },
-  poll: { args: [p, u64, i32], returns: i32 },
   recv: { args: [i32, p, u64, i32], returns: i64_fast },
   send: { args: [i32, p, u64, i32], returns: i64_fast },
-  read: { args: [i32, p, u64], returns: i64_fast },
-  write: { args: [i32, p, u64], returns: i64_fast },
   sendfile: { args: [i32, i32, p, u64], returns: i64_fast },
-  close: { args: [i32], returns: i32 },
   waitpid: { args: [i32, p, i32], returns: i32 },
-  isatty: { args: [i32], returns: i32 },
-  // open is variadic; (ptr, int, int) is ABI-safe as for fcntl.
-  open: { args: [cstring, i32, i32], returns: i32 },
-  access: { args: [cstring, i32], returns: i32 },
-  lseek: { args: [i32, i64_fast, i32], returns: i64_fast },
-  readlink: { args: [cstring, p, u64], returns: i64_fast },
-  realpath: { args: [cstring, p], returns: p },
   // for C libraries that take ownership of (free or replace) what they are given (libpbs's pbs_submit)
   malloc: { args: [u64], returns: p },
-  __errno_location: { args: [], returns: p },
 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof symbols>>;
-let lib: Lib | undefined;
-/** The bound symbols, opened on first use: personalities that never call libc pay nothing. */
-export function libc(): Lib["symbols"] {
-  lib ??= dlopen("libc.so.6", symbols);
-  return lib.symbols;
+type Core = ReturnType<typeof dlopen<typeof core>>["symbols"];
+type All = Core & ReturnType<typeof dlopen<typeof rest>>["symbols"];
+let coreSymbols: Core | undefined;
+let allSymbols: All | undefined;
+/** The hook's few symbols (`core`), opened on first use. */
+export function libcCore(): Core {
+  coreSymbols ??= dlopen("libc.so.6", core).symbols;
+  return coreSymbols;
+}
+/** All bound symbols, opened on first use: personalities that never call libc pay nothing. */
+export function libc(): All {
+  allSymbols ??= { ...libcCore(), ...dlopen("libc.so.6", rest).symbols };
+  return allSymbols;
 }
 
 export const LOCK_SH = 1;
@@ -73,7 +83,7 @@ export class SysError extends Error {
 }
 
 export function errno(): number {
-  const p = libc().__errno_location();
+  const p = libcCore().__errno_location();
   return p === null ? 0 : read.i32(p, 0);
 }
 
@@ -104,7 +114,7 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
 
 /** Whether fd is a terminal: node:tty's isatty without loading node:tty (~5 ms of CPU in a compiled Bun). */
 export function isTty(fd: number): boolean {
-  return libc().isatty(fd) === 1;
+  return libcCore().isatty(fd) === 1;
 }
 
 const WNOHANG = 1;
