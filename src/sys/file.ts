@@ -2,8 +2,7 @@
 // write to Nix), through libc instead of node:fs: in a compiled Bun, loading node:fs costs ~2 ms of
 // CPU, 40% of a whole hello world, and every build starts a hook (bench/startup.ts). Errors read as
 // node:fs's do ("ENOENT: no such file or directory, open '/x'") and carry the same `code`.
-import { ptr } from "bun:ffi";
-import { cstr, errno, libcCore as libc } from "./libc.ts";
+import { cstr, errno, libcCore as libc, ptr } from "./libc.ts";
 
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;

@@ -4,9 +4,31 @@
 // compiled Bun), through bun:ffi. One FFI module per native library: the symbol table below is all
 // we bind from libc, and only this module opens it. No stat family: glibc before 2.33 has no
 // `fstat` symbol, and one missing symbol fails the whole dlopen.
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import type * as BunFfi from "bun:ffi";
 
-const { i32, i64_fast, u32, u64, ptr: p, cstring } = FFIType;
+// bun:ffi's JS module costs ~0.6 ms of CPU to load in a compiled Bun, a quarter of the hook's way to
+// its first answer (bench/startup.ts). Bun.FFI is the native layer under it: the module's dlopen only
+// adds a throw for the Error it returns, its ptr and read are these. The module where Bun has no Bun.FFI.
+type Ffi = Pick<typeof BunFfi, "dlopen" | "ptr" | "read">;
+const ffi: Ffi = (Bun as unknown as { FFI?: Ffi }).FFI ?? (require("bun:ffi") as Ffi);
+function dlopen<S extends Record<string, BunFfi.FFIFunction>>(lib: string, symbols: S): BunFfi.Library<S> {
+  const opened: BunFfi.Library<S> | Error = ffi.dlopen(lib, symbols);
+  if (opened instanceof Error) throw opened;
+  return opened;
+}
+export const ptr: Ffi["ptr"] = (view, offset) => (offset === undefined ? ffi.ptr(view) : ffi.ptr(view, offset));
+const read = ffi.read;
+
+// bun:ffi's FFIType values (test/unit/libc-ffi-types.test.ts checks them against the module's).
+export const FFI_TYPES = {
+  i32: 5 as BunFfi.FFIType.i32,
+  u32: 6 as BunFfi.FFIType.u32,
+  u64: 8 as BunFfi.FFIType.u64,
+  ptr: 12 as BunFfi.FFIType.ptr,
+  cstring: 14 as BunFfi.FFIType.cstring,
+  i64_fast: 15 as BunFfi.FFIType.i64_fast,
+} as const;
+const { i32, i64_fast, u32, u64, ptr: p, cstring } = FFI_TYPES;
 /** What the build hook calls before its first answer (file.ts): bound alone, as each symbol costs binding time. */
 const core = {
   isatty: { args: [i32], returns: i32 },
@@ -42,8 +64,8 @@ const rest = {
   malloc: { args: [u64], returns: p },
 } as const;
 
-type Core = ReturnType<typeof dlopen<typeof core>>["symbols"];
-type All = Core & ReturnType<typeof dlopen<typeof rest>>["symbols"];
+type Core = BunFfi.ConvertFns<typeof core>;
+type All = Core & BunFfi.ConvertFns<typeof rest>;
 let coreSymbols: Core | undefined;
 let allSymbols: All | undefined;
 /** The hook's few symbols (`core`), opened on first use. */
