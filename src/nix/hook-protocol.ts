@@ -117,6 +117,7 @@ export function encodeSettings(settings: Settings): Uint8Array {
  */
 export function parseTry(bytes: Uint8Array): { req: TryRequest; length: number } | "incomplete" | "irregular" {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const decoder = new TextDecoder();
   let at = 0;
   let bad: "incomplete" | "irregular" | undefined;
   const u64 = (cap: number): number => {
@@ -135,7 +136,7 @@ export function parseTry(bytes: Uint8Array): { req: TryRequest; length: number }
     else if (!isZero(bytes.subarray(end, padded))) bad = "irregular";
     if (bad) return "";
     at = padded;
-    return new TextDecoder().decode(bytes.subarray(start, end));
+    return decoder.decode(bytes.subarray(start, end));
   };
   if (string(64) !== "try") bad ??= "irregular";
   const amWilling = u64(Number.MAX_SAFE_INTEGER) !== 0;

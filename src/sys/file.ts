@@ -2,7 +2,7 @@
 // write to Nix), through libc instead of node:fs: in a compiled Bun, loading node:fs costs ~2 ms of
 // CPU, 40% of a whole hello world, and every build starts a hook (bench/startup.ts). Errors read as
 // node:fs's do ("ENOENT: no such file or directory, open '/x'") and carry the same `code`.
-import { cstr, errno, libcCore as libc, ptr } from "./libc.ts";
+import { cstr, errno, libc as libcAll, libcCore as libc, ptr } from "./libc.ts";
 
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
@@ -12,6 +12,7 @@ const F_GETFD = 1;
 const SEEK_CUR = 1;
 const POLLIN = 1;
 const [EINTR, EAGAIN, ESPIPE] = [4, 11, 29];
+let encoder: TextEncoder | undefined;
 
 const errors: Record<number, [string, string]> = {
   1: ["EPERM", "operation not permitted"],
@@ -95,7 +96,7 @@ export function isPipeLike(fd: number): boolean {
 
 /** Writes all of `data` to `fd`, waiting out a non-blocking pipe that is full (1 ms at a time). */
 export function writeAllSync(fd: number, data: Uint8Array | string): void {
-  let buf = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  let buf = typeof data === "string" ? (encoder ??= new TextEncoder()).encode(data) : data;
   while (buf.length > 0) {
     const n = Number(libc().write(fd, ptr(buf), buf.length));
     if (n >= 0) {
@@ -124,13 +125,13 @@ export function readReady(fd: number, max = 1 << 16): Uint8Array | "eof" | undef
 /** The target of symlink `path` (fs.readlinkSync). */
 export function readLink(path: string): string {
   const buf = new Uint8Array(4096);
-  const n = retrying(() => Number(libc().readlink(cstr(path), ptr(buf), buf.length)), "readlink", path);
+  const n = retrying(() => Number(libcAll().readlink(cstr(path), ptr(buf), buf.length)), "readlink", path);
   return new TextDecoder().decode(buf.subarray(0, n));
 }
 
 /** `path` with every symlink, `.` and `..` resolved (fs.realpathSync). */
 export function realPath(path: string): string {
   const buf = new Uint8Array(4097); // PATH_MAX and a NUL
-  if (libc().realpath(cstr(path), ptr(buf)) === null) throw new FileError(errno(), "realpath", path);
+  if (libcAll().realpath(cstr(path), ptr(buf)) === null) throw new FileError(errno(), "realpath", path);
   return new TextDecoder().decode(buf.subarray(0, buf.indexOf(0)));
 }

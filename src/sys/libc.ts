@@ -36,8 +36,6 @@ const core = {
   open: { args: [cstring, i32, i32], returns: i32 },
   access: { args: [cstring, i32], returns: i32 },
   lseek: { args: [i32, i64_fast, i32], returns: i64_fast },
-  readlink: { args: [cstring, p, u64], returns: i64_fast },
-  realpath: { args: [cstring, p], returns: p },
   // fcntl is variadic; (int, int, int) is ABI-safe on x86_64 and aarch64 for F_GETFL/F_SETFL.
   fcntl: { args: [i32, i32, i32], returns: i32 },
   poll: { args: [p, u64, i32], returns: i32 },
@@ -47,6 +45,8 @@ const core = {
   __errno_location: { args: [], returns: p },
 } as const;
 const rest = {
+  readlink: { args: [cstring, p, u64], returns: i64_fast },
+  realpath: { args: [cstring, p], returns: p },
   flock: { args: [i32, i32], returns: i32 },
   mkfifo: { args: [cstring, u32], returns: i32 },
   pipe2: { args: [p, i32], returns: i32 },
@@ -110,7 +110,8 @@ export function errno(): number {
 }
 
 /** A NUL-terminated copy of `s` (TextEncoder: the first Buffer use costs start-up CPU). */
-export const cstr = (s: string) => new TextEncoder().encode(`${s}\0`);
+let encoder: TextEncoder | undefined;
+export const cstr = (s: string) => (encoder ??= new TextEncoder()).encode(`${s}\0`);
 
 /** flock(2); returns false only for LOCK_NB when the lock is held elsewhere. */
 export function flock(fd: number, op: number): boolean {
