@@ -2,6 +2,7 @@
 // /etc/nix/nsh.conf, mode 0644) is anyone's cluster account. Pure but for `inlineSecretWarnings`'
 // stat of the file each setting came from (node:fs loaded only then: the hook reads nsh.conf
 // before its first answer, and loading node:fs costs start-up CPU).
+import { builtinModule } from "../sys/libc.ts";
 
 /** Settings whose value is a credential. */
 export const SECRET_SETTINGS = ["slurm-jwt-token"] as const;
@@ -32,7 +33,7 @@ export function inlineSecretWarnings(origins: ReadonlyMap<string, string>, confi
     if (!origin || !String(config[name] ?? "").trim()) continue;
     let mode: number;
     try {
-      const { statSync } = require("node:fs") as typeof import("node:fs");
+      const { statSync } = builtinModule<typeof import("node:fs")>("node:fs");
       mode = statSync(origin.replace(/:\d+$/, "")).mode;
     } catch {
       continue;

@@ -5,7 +5,7 @@
 // No node:fs or node:path here: the hook loads this module before its first answer (sys/file.ts).
 import type { Subprocess } from "bun";
 import { fdIsOpen, isPipeLike, readLink, realPath, writeAllSync } from "../sys/file.ts";
-import { libc, pipe } from "../sys/libc.ts";
+import { builtinModule, libc, pipe } from "../sys/libc.ts";
 import { basename, dirname, join } from "../sys/posix-path.ts";
 import { ByteLines } from "../util/lines.ts";
 import { type Settings, isCapnpHookLaunch, parseReplyLine, readSettings } from "./hook-protocol.ts";
@@ -17,7 +17,7 @@ export const lineText = (b: Uint8Array) => new TextDecoder().decode(b).replace(/
 export function launchedOverCapnp(): boolean {
   // Nix and Lix ≤ 2.93 give a pipe on stdin: told by lseek alone, so node:fs is loaded only otherwise.
   if (isPipeLike(0)) return false;
-  const fs = require("node:fs") as typeof import("node:fs");
+  const fs = builtinModule<typeof import("node:fs")>("node:fs");
   const look = (fd: number) => {
     try {
       return fs.fstatSync(fd);

@@ -10,7 +10,7 @@ import type * as BunFfi from "bun:ffi";
 // its first answer (bench/startup.ts). Bun.FFI is the native layer under it: the module's dlopen only
 // adds a throw for the Error it returns, its ptr and read are these. The module where Bun has no Bun.FFI.
 type Ffi = Pick<typeof BunFfi, "dlopen" | "ptr" | "read">;
-const ffi: Ffi = (Bun as unknown as { FFI?: Ffi }).FFI ?? (require("bun:ffi") as Ffi);
+const ffi: Ffi = (Bun as unknown as { FFI?: Ffi }).FFI ?? builtinModule<Ffi>("bun:ffi");
 function dlopen<S extends Record<string, BunFfi.FFIFunction>>(lib: string, symbols: S): BunFfi.Library<S> {
   const opened: BunFfi.Library<S> | Error = ffi.dlopen(lib, symbols);
   if (opened instanceof Error) throw opened;
@@ -111,6 +111,14 @@ export function errno(): number {
 
 /** A NUL-terminated copy of `s` (TextEncoder: the first Buffer use costs start-up CPU). */
 let encoder: TextEncoder | undefined;
+
+/**
+ * A built-in module, loaded now and synchronously (for the rare paths that need node:fs): neither
+ * `require` (its set-up costs start-up CPU in every module of the hook's way) nor a static import.
+ */
+export function builtinModule<T>(name: string): T {
+  return (process as unknown as { getBuiltinModule(name: string): T }).getBuiltinModule(name);
+}
 export const cstr = (s: string) => (encoder ??= new TextEncoder()).encode(`${s}\0`);
 
 /** flock(2); returns false only for LOCK_NB when the lock is held elsewhere. */
