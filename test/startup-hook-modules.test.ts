@@ -21,7 +21,8 @@ beforeAll(() => {
     "--outdir", out, path.join(REPO, "src/main.ts"), path.join(REPO, "src/schedulers/slurm-native-worker.ts")];
   const built = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
   if (built.exitCode !== 0) throw new Error(`bun build failed: ${built.stderr.toString().slice(-1000)}`);
-  chunks = new Map(fs.readdirSync(out).filter((f) => f.endsWith(".js")).map((f) => [f, fs.readFileSync(path.join(out, f), "utf8")]));
+  const files = fs.readdirSync(out).filter((f) => f.endsWith(".js"));
+  chunks = new Map(files.map((f) => [f, fs.readFileSync(path.join(out, f), "utf8")]));
 });
 afterAll(() => {
   if (out) fs.rmSync(out, { recursive: true, force: true });
@@ -58,7 +59,8 @@ const NEEDED = new Set([
   "src/schedulers/slurm-cli-module.ts", "src/schedulers/slurm-native-module.ts", "src/schedulers/slurm-rest-module.ts",
   "src/sys/libc.ts", "src/sys/file.ts", "src/sys/posix-path.ts",
 ]);
-const COSTLY = ["node:fs", "fs", "node:path", "path", "node:os", "os", "node:tty", "tty", "node:stream", "bun:ffi", "ssh2", "citty", "consola"];
+const COSTLY = ["node:fs", "fs", "node:path", "path", "node:os", "os", "node:tty", "tty", "node:stream", "bun:ffi", "ssh2"]
+  .concat(["citty", "consola"]);
 
 test("main.ts alone (nsh --version) loads main.ts and self.ts, and imports cli/hook.ts for the hook", () => {
   const hookChunk = chunkOf("src/cli/hook.ts");

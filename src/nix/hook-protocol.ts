@@ -45,7 +45,8 @@ export function parseSettings(bytes: Uint8Array): { settings: Settings; length: 
   let name: string | undefined;
   for (;;) {
     if (at + 8 > n) return "incomplete";
-    const high = bytes[at + 1]! | bytes[at + 2]! | bytes[at + 3]! | bytes[at + 4]! | bytes[at + 5]! | bytes[at + 6]! | bytes[at + 7]!;
+    const high =
+      bytes[at + 1]! | bytes[at + 2]! | bytes[at + 3]! | bytes[at + 4]! | bytes[at + 5]! | bytes[at + 6]! | bytes[at + 7]!;
     if (name === undefined) {
       // the marker before each setting: 1, or 0 after the last
       const marker = bytes[at]!;
