@@ -70,7 +70,8 @@ export function readTextFile(path: string): string {
     const parts: Uint8Array[] = [];
     let total = 0;
     for (;;) {
-      const buf = new Uint8Array(total < 1 << 16 ? 1 << 16 : total);
+      // small first (nsh.conf is): each 4 KiB page of a new buffer is a page fault
+      const buf = new Uint8Array(total < 1 << 14 ? 1 << 14 : total);
       const n = retrying(() => Number(libc().read(fd, ptr(buf), buf.length)), "read", path);
       if (n === 0) break;
       parts.push(buf.subarray(0, n));
@@ -113,7 +114,7 @@ export function writeAllSync(fd: number, data: Uint8Array | string): void {
  * What `fd` has ready now, without waiting: the bytes (a fresh buffer), "eof", or undefined when
  * nothing is there yet or the fd cannot be polled (then read it the usual, asynchronous way).
  */
-export function readReady(fd: number, max = 1 << 16): Uint8Array | "eof" | undefined {
+export function readReady(fd: number, max = 1 << 14): Uint8Array | "eof" | undefined {
   const pollFd = new Int32Array([fd, POLLIN]); // struct pollfd: int fd; short events, revents (little-endian)
   if (libc().poll(ptr(pollFd), 1, 0) !== 1) return undefined;
   const buf = new Uint8Array(max);
