@@ -23,10 +23,11 @@ async function main(): Promise<number> {
   if (argv[0] === "hook") return (await import("./cli/hook.ts")).runHookCli(argv.slice(1));
   // Nix runs build-hook as `<hook> [<extra args>…] <verbosity>` with stdin a pipe (Nix ≤ 2.16 and
   // a plain `build-hook = /path/to/nsh`: the verbosity alone).
-  if (isVerbosity(argv.at(-1)) && !(await import("./sys/libc.ts")).isTty(0)) {
-    const { isHookInvocation } = await import("./cli/hook.ts");
+  // One import brings the check and the runner: each dynamic import costs start-up CPU (bench/startup.ts).
+  const hook = isVerbosity(argv[argv.length - 1]) ? await import("./cli/hook.ts") : undefined;
+  if (hook && !hook.stdinIsTty()) {
     const subcommands = argv.length === 1 ? [] : Object.keys((await import("./cli/nsh.ts")).nshCommand.subCommands ?? {});
-    if (isHookInvocation(argv, false, subcommands)) return (await import("./hook/runner.ts")).runHookProcess(argv);
+    if (hook.isHookInvocation(argv, false, subcommands)) return hook.runHookProcess(argv);
   }
   // What citty would print, without loading citty and every command's modules for it.
   if (argv.length === 1 && argv[0] === "--version") {

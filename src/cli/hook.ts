@@ -2,9 +2,14 @@
 // (nix.conf `build-hook = /path/to/nsh`), so main.ts also recognises that form; ≥ 2.17 appends the
 // verbosity to the setting's words (`build-hook = /path/to/nsh hook`).
 import type { CommandDef } from "citty";
+import { runHookProcess } from "../hook/runner.ts";
+import { isTty } from "../sys/libc.ts";
 import { VERSION } from "../util/self.ts";
 
-/** A plain definition (what defineCommand returns): citty is loaded only for --help, the runner only to run. */
+export { runHookProcess };
+export const stdinIsTty = () => isTty(0);
+
+/** A plain definition (what defineCommand returns): citty is loaded only for --help. */
 export const hookCommand: CommandDef = {
   meta: {
     name: "hook",
@@ -43,12 +48,12 @@ export async function runHookCli(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv.includes("--version")) {
-    process.stdout.write(`nsh ${VERSION}\n`);
+    console.log(`nsh ${VERSION}`); // not process.stdout: setting that up costs ~5 ms of CPU
     return 0;
   }
   if (!isVerbosity(argv.at(-1))) {
     process.stderr.write(`nsh hook: expected Nix's verbosity (a number: 0 errors … 7 vomit, more with many -v) as the last argument, got '${argv.at(-1) ?? ""}' (see nsh hook --help)\n`);
     return 2;
   }
-  return (await import("../hook/runner.ts")).runHookProcess(argv);
+  return runHookProcess(argv);
 }

@@ -1,8 +1,9 @@
 // nsh.conf: nix.conf syntax, the settings of the original NSH (seed 004) plus nsh's own, each with
 // its type and default. Pure: `parseNshConf` turns parsed settings into a typed config, collecting
 // errors that name file and line; `loadNshConf` reads the files.
-import { existsSync, readFileSync } from "node:fs";
-import path from "node:path";
+// No node:fs or node:path: the hook reads nsh.conf before its first answer (src/sys/file.ts).
+import { fileExists as existsSync, readTextFile } from "../sys/file.ts";
+import { join } from "../sys/posix-path.ts";
 import { parseSizeText } from "../util/size.ts";
 import { inlineSecretWarnings } from "./secret-mode.ts";
 import { type ConfError, type Env, type NixConfSetting, nixConfDir, parseNixConf, settingBool, settingInt, settingList } from "./nixconf.ts";
@@ -105,7 +106,10 @@ function convert(name: string, spec: Spec, s: NixConfSetting): { ok: true; value
 
 export function defaultNshConfig(): NshConfig {
   const out: Record<string, unknown> = {};
-  for (const [k, spec] of Object.entries(NSH_SETTINGS)) out[k] = structuredClone(spec.default);
+  // Defaults are flat (strings, numbers, Booleans, lists of strings, an empty object): a shallow copy
+  // is a full one, and far cheaper than structuredClone for a hook that starts per build (bench/startup.ts).
+  const copy = (v: unknown) => (Array.isArray(v) ? [...v] : typeof v === "object" && v !== null ? { ...v } : v);
+  for (const k in NSH_SETTINGS) out[k] = copy(NSH_SETTINGS[k as keyof typeof NSH_SETTINGS].default);
   return out as NshConfig;
 }
 
@@ -133,16 +137,17 @@ export function parseNshConf(settings: Map<string, NixConfSetting>): Omit<Loaded
 /** `$NSH_CONF` alone if set; else `$NIX_CONF_DIR/nsh.conf` then the user's (`$XDG_CONFIG_HOME/nix/nsh.conf`). */
 export function nshConfFiles(env: Env): string[] {
   if (env.NSH_CONF) return [env.NSH_CONF];
-  const user = env.XDG_CONFIG_HOME || (env.HOME ? path.join(env.HOME, ".config") : undefined);
-  return [path.join(nixConfDir(env), "nsh.conf"), ...(user ? [path.join(user, "nix", "nsh.conf")] : [])];
+  const user = env.XDG_CONFIG_HOME || (env.HOME ? join(env.HOME, ".config") : undefined);
+  return [join(nixConfDir(env), "nsh.conf"), ...(user ? [join(user, "nix", "nsh.conf")] : [])];
 }
 
 export function loadNshConf(env: Env = process.env): LoadedNshConfig {
   let settings = new Map<string, NixConfSetting>();
   const warnings: string[] = [];
   const errors: ConfError[] = [];
-  const read = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : undefined);
-  const files = nshConfFiles(env).filter((f) => existsSync(f) || f === env.NSH_CONF);
+  const read = (p: string) => (existsSync(p) ? readTextFile(p) : undefined);
+  const files: string[] = [];
+  for (const f of nshConfFiles(env)) if (existsSync(f) || f === env.NSH_CONF) files.push(f);
   for (const f of files) {
     const text = read(f);
     if (text === undefined) {

@@ -1,7 +1,8 @@
 // Secrets kept in files others may read: the inline `slurm-jwt-token` of an nsh.conf (often
 // /etc/nix/nsh.conf, mode 0644) is anyone's cluster account. Pure but for `inlineSecretWarnings`'
-// stat of the file each setting came from.
-import { statSync } from "node:fs";
+// stat of the file each setting came from (node:fs loaded only then: the hook reads nsh.conf
+// before its first answer, and loading node:fs costs start-up CPU).
+import { builtinModule } from "../sys/libc.ts";
 
 /** Settings whose value is a credential. */
 export const SECRET_SETTINGS = ["slurm-jwt-token"] as const;
@@ -32,6 +33,7 @@ export function inlineSecretWarnings(origins: ReadonlyMap<string, string>, confi
     if (!origin || !String(config[name] ?? "").trim()) continue;
     let mode: number;
     try {
+      const { statSync } = builtinModule<typeof import("node:fs")>("node:fs");
       mode = statSync(origin.replace(/:\d+$/, "")).mode;
     } catch {
       continue;

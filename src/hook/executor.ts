@@ -45,4 +45,6 @@ export type BuildExecutor = (ctx: BuildContext) => Promise<number>;
 const runBuild: BuildExecutor = (ctx) => import("./build/build.ts").then((m) => m.runJobBuild(ctx));
 
 /** One per scheduler this nsh has (schedulers/registry.ts); a scheduler without one sends every build to the fallback. */
-export const executors: Partial<Record<SchedulerKind, BuildExecutor>> = Object.fromEntries(availableSchedulers().map((k) => [k, runBuild]));
+export const executors: Partial<Record<SchedulerKind, BuildExecutor>> = {};
+// A loop, not fromEntries/map: every hook start runs this (see availableSchedulers).
+for (const kind of availableSchedulers()) executors[kind] = runBuild;

@@ -5,12 +5,12 @@
 // take a later build itself. When it accepts, nsh relays the machine line, the inputs and wanted
 // outputs, its messages until EOF, and exits with its status; its build log reaches Nix directly on
 // the inherited fd 4.
-import fs from "node:fs";
-import path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { HookChild, acceptBytes, defaultHook, lineText, nixBinDir } from "../nix/hook-child.ts";
 import { type TryRequest, encodeAccepted, encodeTry, readAccepted } from "../nix/hook-protocol.ts";
 import type { WireReader } from "../nix/wire.ts";
+import { fileExists, realPath } from "../sys/file.ts";
+import { dirname } from "../sys/posix-path.ts";
 import { compiled } from "../util/self.ts";
 import type { HookLog, Sink } from "./hook-log.ts";
 
@@ -18,7 +18,7 @@ import type { HookLog, Sink } from "./hook-log.ts";
 function pathNixDir(): string | undefined {
   const nix = Bun.which("nix");
   try {
-    return nix ? path.dirname(fs.realpathSync(nix)) : undefined;
+    return nix ? dirname(realPath(nix)) : undefined;
   } catch {
     return undefined;
   }
@@ -33,7 +33,7 @@ function pathNixDir(): string | undefined {
 export function fallbackHook(
   conf: Pick<NshConfig, "fallback-build-hook"> | undefined,
   binDir: () => string = nixBinDir,
-  exists: (p: string) => boolean = fs.existsSync,
+  exists: (p: string) => boolean = fileExists,
   onPath: () => string | undefined = pathNixDir,
 ): string[] {
   const set = (conf?.["fallback-build-hook"] ?? "").split(/\s+/).filter(Boolean);
@@ -54,7 +54,7 @@ export function fallbackHook(
 function isSelf(program: string): boolean {
   if (!compiled) return false;
   try {
-    return fs.realpathSync(program) === fs.realpathSync(process.execPath);
+    return realPath(program) === realPath(process.execPath);
   } catch {
     return false;
   }

@@ -2,10 +2,11 @@
 // plumbing (nix-protocols.md §1.2, §1.9): stdout and stderr are one pipe we read line by line, fds 4
 // and 5 are Nix's log pipe inherited as they are, stdin carries the protocol. Shared by nix-sigstop's
 // relay and nsh's fallback.
-import fs from "node:fs";
-import path from "node:path";
+// No node:fs or node:path here: the hook loads this module before its first answer (sys/file.ts).
 import type { Subprocess } from "bun";
-import { pipe } from "../sys/libc.ts";
+import { fdIsOpen, isPipeLike, readLink, realPath, writeAllSync } from "../sys/file.ts";
+import { builtinModule, libc, pipe } from "../sys/libc.ts";
+import { basename, dirname, join } from "../sys/posix-path.ts";
 import { ByteLines } from "../util/lines.ts";
 import { type Settings, isCapnpHookLaunch, parseReplyLine, readSettings } from "./hook-protocol.ts";
 import { type ByteSource, WireReader, concat } from "./wire.ts";
@@ -14,6 +15,9 @@ export const lineText = (b: Uint8Array) => new TextDecoder().decode(b).replace(/
 
 /** Whether this process was started as Lix ≥ 2.94 starts a build hook (isCapnpHookLaunch on fds 0 and 1). */
 export function launchedOverCapnp(): boolean {
+  // Nix and Lix ≤ 2.93 give a pipe on stdin: told by lseek alone, so node:fs is loaded only otherwise.
+  if (isPipeLike(0)) return false;
+  const fs = builtinModule<typeof import("node:fs")>("node:fs");
   const look = (fd: number) => {
     try {
       return fs.fstatSync(fd);
@@ -25,36 +29,19 @@ export function launchedOverCapnp(): boolean {
   return isCapnpHookLaunch({ stdin: { charDevice: !!i?.isCharacterDevice(), rdev: i?.rdev ?? -1 }, stdout: { socket: !!o?.isSocket() } });
 }
 
-export function fdOpen(fd: number): boolean {
-  try {
-    fs.fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const fdOpen = fdIsOpen;
 
 /** Writes all of `data` to a file descriptor, waiting out a non-blocking pipe that is full. */
-export function writeAll(fd: number, data: Uint8Array | string): void {
-  let buf = typeof data === "string" ? Buffer.from(data) : data;
-  while (buf.length > 0) {
-    try {
-      buf = buf.subarray(fs.writeSync(fd, buf));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      Bun.sleepSync(1);
-    }
-  }
-}
+export const writeAll = writeAllSync;
 
 /** The directory of the Nix that runs us (our parent: the daemon or the building client). */
 export function nixBinDir(ppid = process.ppid): string {
   try {
-    const exe = fs.readlinkSync(`/proc/${ppid}/exe`);
-    if (/^nix/.test(path.basename(exe))) return path.dirname(exe);
+    const exe = readLink(`/proc/${ppid}/exe`);
+    if (/^nix/.test(basename(exe))) return dirname(exe);
   } catch {}
   const nix = Bun.which("nix");
-  return nix ? path.dirname(fs.realpathSync(nix)) : "/usr/bin";
+  return nix ? dirname(realPath(nix)) : "/usr/bin";
 }
 
 /**
@@ -62,8 +49,8 @@ export function nixBinDir(ppid = process.ppid): string {
  * (argv[0]'s basename picks the personality); 2.18 and later run `nix __build-remote`.
  */
 export function defaultHook(binDir: string, exists: (p: string) => boolean): string[] {
-  const legacy = path.join(path.dirname(binDir), "libexec", "nix", "build-remote");
-  return exists(legacy) ? [legacy] : [path.join(binDir, "nix"), "__build-remote"];
+  const legacy = join(dirname(binDir), "libexec", "nix", "build-remote");
+  return exists(legacy) ? [legacy] : [join(binDir, "nix"), "__build-remote"];
 }
 
 /**
@@ -118,7 +105,7 @@ export class HookChild {
         env: (opts.env ?? process.env) as Record<string, string>,
       }) as Subprocess<"pipe", number, number>;
     } finally {
-      fs.closeSync(outW);
+      libc().close(outW);
     }
     this.lines = new ByteLines(Bun.file(outR).stream());
     this.exited = this.proc.exited; // 128 + n when signal n ended it

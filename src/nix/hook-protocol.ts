@@ -1,5 +1,5 @@
 // The build hook protocol between Nix and a hook (nix-protocols.md section 1), as a pure codec.
-import { DEFAULT_MAX_STRING, WireReader, concat, encodeString, encodeStrings, encodeU64 } from "./wire.ts";
+import { DEFAULT_MAX_LIST, DEFAULT_MAX_STRING, WireReader, concat, encodeString, encodeStrings, encodeU64 } from "./wire.ts";
 
 /** Settings as Nix sends them: name → textual value, in the order received. */
 export type Settings = Map<string, string>;
@@ -25,40 +25,53 @@ const replies: ReadonlySet<string> = new Set(["accept", "decline", "decline-perm
  * bytes are needed; "irregular" for anything else, which readSettings reads field by field to say
  * exactly what is wrong.
  */
+const ZEROS = ["", "\0", "\0\0", "\0\0\0", "\0\0\0\0", "\0\0\0\0\0", "\0\0\0\0\0\0", "\0\0\0\0\0\0\0"];
+
+const isZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
+
 export function parseSettings(bytes: Uint8Array): { settings: Settings; length: number } | "incomplete" | "irregular" {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const decoder = new TextDecoder();
+  // One loop, no helpers, strings sliced from one decode of the whole blob: the hook runs this once,
+  // cold, and helper functions called hundreds of times get JIT-compiled first (a third of the CPU
+  // this cost, bench/startup.ts).
+  const n = bytes.length;
+  // All ASCII (valid UTF-8 with one char per byte): then strings are slices of one decode.
+  let text = "";
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {}
+  const ascii = text.length === n;
   const settings: Settings = new Map();
   let at = 0;
-  const u64 = (): number | undefined => {
-    if (at + 8 > bytes.length) return undefined;
-    const lo = view.getUint32(at, true);
-    const hi = view.getUint32(at + 4, true);
-    at += 8;
-    return hi === 0 ? lo : Number.MAX_SAFE_INTEGER; // beyond any cap: irregular
-  };
-  const string = (): string | undefined | "irregular" => {
-    const len = u64();
-    if (len === undefined) return undefined;
-    if (len > DEFAULT_MAX_STRING) return "irregular";
-    const padded = len + ((8 - (len % 8)) % 8);
-    if (at + padded > bytes.length) return undefined;
-    for (let i = at + len; i < at + padded; i++) if (bytes[i] !== 0) return "irregular";
-    const text = decoder.decode(bytes.subarray(at, at + len));
-    at += padded;
-    return text;
-  };
+  let name: string | undefined;
   for (;;) {
-    const marker = u64();
-    if (marker === undefined) return "incomplete";
-    if (marker === 0) return { settings, length: at };
-    if (marker !== 1) return "irregular";
-    const name = string();
-    if (name === "irregular") return name;
-    const value = name === undefined ? undefined : string();
-    if (value === "irregular") return value;
-    if (name === undefined || value === undefined) return "incomplete";
-    settings.set(name, value);
+    if (at + 8 > n) return "incomplete";
+    const high =
+      bytes[at + 1]! | bytes[at + 2]! | bytes[at + 3]! | bytes[at + 4]! | bytes[at + 5]! | bytes[at + 6]! | bytes[at + 7]!;
+    if (name === undefined) {
+      // the marker before each setting: 1, or 0 after the last
+      const marker = bytes[at]!;
+      at += 8;
+      if (high === 0 && marker === 0) return { settings, length: at };
+      if (high !== 0 || marker !== 1) return "irregular";
+      if (at + 8 > n) return "incomplete";
+    }
+    if ((bytes[at + 4]! | bytes[at + 5]! | bytes[at + 6]! | bytes[at + 7]!) !== 0) return "irregular"; // beyond any cap
+    const len = bytes[at]! + bytes[at + 1]! * 0x100 + bytes[at + 2]! * 0x10000 + bytes[at + 3]! * 0x1000000;
+    if (len > DEFAULT_MAX_STRING) return "irregular";
+    const start = at + 8;
+    const end = start + len;
+    const padded = start + len + ((8 - (len % 8)) % 8);
+    if (padded > n) return "incomplete";
+    if (padded > end && (ascii ? text.slice(end, padded) !== ZEROS[padded - end] : !isZero(bytes.subarray(end, padded)))) {
+      return "irregular";
+    }
+    const s = ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end));
+    at = padded;
+    if (name === undefined) name = s;
+    else {
+      settings.set(name, s);
+      name = undefined;
+    }
   }
 }
 
@@ -97,9 +110,60 @@ export function encodeSettings(settings: Settings): Uint8Array {
   return concat(parts);
 }
 
+/**
+ * Pure: the `try` at the start of `bytes` when all of it is there and within the field reader's caps,
+ * with its length; "incomplete" when more bytes are needed; "irregular" for anything else (readTry
+ * then reads field by field to say what is wrong). One pass with no awaits: the hook's first answer
+ * waits for it (bench/startup.ts).
+ */
+export function parseTry(bytes: Uint8Array): { req: TryRequest; length: number } | "incomplete" | "irregular" {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const decoder = new TextDecoder();
+  let at = 0;
+  let bad: "incomplete" | "irregular" | undefined;
+  const u64 = (cap: number): number => {
+    if (at + 8 > bytes.length) bad ??= "incomplete";
+    else if (view.getUint32(at + 4, true) !== 0 || view.getUint32(at, true) > cap) bad ??= "irregular";
+    else return view.getUint32((at += 8) - 8, true);
+    return 0;
+  };
+  const string = (cap = DEFAULT_MAX_STRING): string => {
+    const len = u64(cap);
+    if (bad) return "";
+    const start = at;
+    const end = start + len;
+    const padded = end + ((8 - (len % 8)) % 8);
+    if (padded > bytes.length) bad = "incomplete";
+    else if (!isZero(bytes.subarray(end, padded))) bad = "irregular";
+    if (bad) return "";
+    at = padded;
+    return decoder.decode(bytes.subarray(start, end));
+  };
+  if (string(64) !== "try") bad ??= "irregular";
+  const amWilling = u64(Number.MAX_SAFE_INTEGER) !== 0;
+  const system = string();
+  const drvPath = string();
+  const requiredFeatures: string[] = [];
+  for (let i = 0, n = u64(DEFAULT_MAX_LIST); i < n && !bad; i++) requiredFeatures.push(string());
+  return bad ?? { req: { amWilling, system, drvPath, requiredFeatures }, length: at };
+}
+
 /** Reads the next request; undefined when Nix closed the pipe (no more builds for this hook). */
 export async function readTry(r: WireReader): Promise<TryRequest | undefined> {
   if (await r.atEnd()) return undefined;
+  for (;;) {
+    const parsed = parseTry(r.buffered());
+    if (parsed === "irregular") break;
+    if (parsed !== "incomplete") {
+      r.skip(parsed.length);
+      return parsed.req;
+    }
+    if (!(await r.more())) break;
+  }
+  return readTryByField(r);
+}
+
+async function readTryByField(r: WireReader): Promise<TryRequest> {
   const word = await r.string("request word", 64);
   if (word !== "try") throw new Error(`unexpected request '${word}' from Nix (expected 'try')`);
   return {
@@ -142,7 +206,7 @@ export function isKnownReply(word: string): word is HookReply {
  * (each -v adds one), so anything above 7 (vomit) is 7.
  */
 export function verbosityFromArgv(args: readonly string[]): number {
-  const last = args.at(-1);
+  const last = args[args.length - 1];
   const v = last === undefined || !/^\d{1,2}$/.test(last) ? Number.NaN : Number(last);
   if (!Number.isInteger(v)) throw new Error(`expected the verbosity (a number, 0-7) as the last argument, got '${last ?? ""}'`);
   return Math.min(v, 7);

@@ -168,7 +168,7 @@ export class WireReader {
     if (len > max) throw new WireError(`${what}: length ${len} at offset ${start} exceeds the limit of ${max} bytes`);
     const body = await this.bytes(len, what);
     const padding = await this.bytes(pad(len), `padding of ${what}`);
-    if (padding.some((b) => b !== 0)) throw new WireError(`${what}: non-zero padding at offset ${start + 8 + len}`);
+    for (const b of padding) if (b !== 0) throw new WireError(`${what}: non-zero padding at offset ${start + 8 + len}`);
     return body;
   }
 

@@ -56,3 +56,17 @@ describe("readSettings", () => {
     await expect(readSettings(chunked(bytes, 16))).rejects.toThrow(error);
   });
 });
+
+describe("parseSettings with bytes beyond ASCII", () => {
+  // A value with non-ASCII bytes, then non-zero padding after it: refused exactly as with ASCII values.
+  const value = "välue€"; // 9 bytes in UTF-8: 7 bytes of padding
+  const good = encodeSettings(new Map([["k", value]]));
+  test("the value comes back as it was", () => {
+    expect(parseSettings(good)).toEqual({ settings: new Map([["k", value]]), length: good.length });
+  });
+  test("non-zero padding after it is irregular", () => {
+    const bad = good.slice();
+    bad[8 + 16 + 8 + 9 + 2] = 1; // marker, "k" (8 + 8), length of the value, the value's 9 bytes, into its padding
+    expect(parseSettings(bad)).toBe("irregular");
+  });
+});
