@@ -1,17 +1,16 @@
-// Idle pilot jobs (pilot-idle-time): a build's job whose agent stays after the build, waiting for
-// the next build of the same shape. The table lists the idle ones only: a hook takes a pilot by
-// deleting its row (so two hooks never share one), and puts it back once its build is over. A hook
-// that dies holding a pilot never puts it back: its reaper cancels the job, or the agent leaves.
-// The table is created here (CREATE IF NOT EXISTS), not by a migration: it only adds.
+// Pilot jobs (pilot-idle-time): a build's job whose agent stays after the build, waiting for the
+// next build of the same shape. A row per pilot job of this machine's hooks: busy (held by the hook
+// whose build runs in it, or whose job is being submitted) or idle (listed until its idle time).
+// A hook takes an idle one, or reserves a row for a job of its own while fewer than pilot-max-jobs
+// of its shape live, or waits. A busy row whose hook died is forgotten: that hook's reaper cancels
+// the job (or its agent leaves). The table is created here (CREATE IF NOT EXISTS), not by a
+// migration, so it merges with other schema changes; it only adds.
 import type { Database } from "bun:sqlite";
+import { probeHolder, selfStart } from "./budget.ts";
 import type { StateDb } from "./db.ts";
 
-export interface PilotRow {
-  /** the scheduler's endpoint (Scheduler.describe()) */
-  endpoint: string;
+export interface PilotJob {
   jobId: string;
-  /** everything that shaped the job, hashed (hook/pilot-key.ts) */
-  resourceKey: string;
   node: string;
   /** the job's directory on the cluster: where its agent listens */
   dir: string;
@@ -26,82 +25,130 @@ export interface PilotRow {
   builds: number;
 }
 
-function ensureTable(db: Database): void {
-  db.run(`CREATE TABLE IF NOT EXISTS pilots (
-    endpoint TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    resource_key TEXT NOT NULL,
-    node TEXT NOT NULL,
-    dir TEXT NOT NULL,
-    agent_path TEXT NOT NULL,
-    ends_at INTEGER,
-    limit_ms INTEGER,
-    idle_until INTEGER NOT NULL,
-    builds INTEGER NOT NULL,
-    PRIMARY KEY (endpoint, job_id)
-  ) WITHOUT ROWID`);
+export interface PilotRow {
+  slot: number;
+  endpoint: string;
+  /** everything that shaped the job, hashed (hook/pilot-key.ts) */
+  resourceKey: string;
+  /** undefined while busy before its first build is over */
+  job?: PilotJob;
+  busy: boolean;
+  pid: number;
+  startTime: number;
 }
+
+export interface PilotWant {
+  endpoint: string;
+  resourceKey: string;
+  /** the build's requested time (0: none) */
+  needMs: number;
+  marginMs: number;
+  /** pilot jobs of this shape at most (0: no cap) */
+  maxJobs: number;
+}
+
+export type PilotChoice = { take: PilotRow } | { submit: true } | { wait: number };
 
 /**
  * Pure: whether a build that may need `needMs` fits in what remains of the pilot's time. A build
  * that asks for no time limit (0) would get the job's whole default limit in a job of its own: it
  * takes a pilot only while at least half of that remains.
  */
-export function pilotFits(p: Pick<PilotRow, "endsAt" | "limitMs">, needMs: number, nowMs: number, marginMs: number): boolean {
+export function pilotFits(p: Pick<PilotJob, "endsAt" | "limitMs">, needMs: number, nowMs: number, marginMs: number): boolean {
   if (p.endsAt === null) return true;
   const need = needMs > 0 ? needMs : (p.limitMs ?? 0) / 2;
   return p.endsAt - nowMs >= need + marginMs;
 }
 
+/** Pure: rows no longer worth keeping: idle past their idle time, or busy for a hook that is gone. */
+export const stalePilot = (r: PilotRow, nowMs: number, alive: (r: PilotRow) => boolean): boolean =>
+  r.busy ? !alive(r) : (r.job?.idleUntil ?? 0) <= nowMs;
+
+/**
+ * Pure: take the idle pilot of this shape that fits and was idle longest (it would leave soonest);
+ * else submit while fewer than maxJobs of the shape live; else wait (for how many live).
+ */
+export function choosePilot(live: readonly PilotRow[], want: PilotWant, nowMs: number): PilotChoice {
+  const mine = live.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
+  const idle = mine
+    .filter((r) => !r.busy && r.job && pilotFits(r.job, want.needMs, nowMs, want.marginMs))
+    .sort((a, b) => a.job!.idleUntil - b.job!.idleUntil);
+  if (idle[0]) return { take: idle[0] };
+  if (want.maxJobs <= 0 || mine.length < want.maxJobs) return { submit: true };
+  return { wait: mine.length };
+}
+
+function ensureTable(db: Database): void {
+  db.run(`CREATE TABLE IF NOT EXISTS pilot_jobs (
+    slot INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    resource_key TEXT NOT NULL,
+    job TEXT,
+    busy INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    start_time INTEGER NOT NULL
+  )`);
+}
+
 interface Raw {
+  slot: number;
   endpoint: string;
-  job_id: string;
   resource_key: string;
-  node: string;
-  dir: string;
-  agent_path: string;
-  ends_at: number | null;
-  limit_ms: number | null;
-  idle_until: number;
-  builds: number;
+  job: string | null;
+  busy: number;
+  pid: number;
+  start_time: number;
 }
 
 const fromRaw = (r: Raw): PilotRow => ({
-  endpoint: r.endpoint, jobId: r.job_id, resourceKey: r.resource_key, node: r.node, dir: r.dir,
-  agentPath: r.agent_path, endsAt: r.ends_at, limitMs: r.limit_ms, idleUntil: r.idle_until, builds: r.builds,
+  slot: r.slot, endpoint: r.endpoint, resourceKey: r.resource_key, busy: r.busy !== 0, pid: r.pid, startTime: r.start_time,
+  ...(r.job ? { job: JSON.parse(r.job) as PilotJob } : {}),
 });
 
-/**
- * Takes an idle pilot of this shape whose remaining time fits the build (the one idle longest
- * ago first: it would leave soonest), deleting its row; pilots past their idle time are forgotten.
- */
-export function claimPilot(s: StateDb, endpoint: string, resourceKey: string, needMs: number, marginMs: number, nowMs = Date.now()): Promise<PilotRow | undefined> {
-  return s.write("taking an idle pilot job", (db) => {
+const aliveHolder = (r: PilotRow) => probeHolder({ pid: r.pid, start_time: r.startTime });
+
+/** One step of a hook looking for a pilot: takes one (busy for this process), reserves a slot to submit, or says wait. */
+export function takePilot(
+  s: StateDb, want: PilotWant, nowMs = Date.now(), alive = aliveHolder,
+): Promise<{ take: PilotRow } | { submit: number } | { wait: number }> {
+  return s.write("taking a pilot job", (db) => {
     ensureTable(db);
-    db.run("DELETE FROM pilots WHERE idle_until <= ?", [nowMs]);
-    const rows = db
-      .query("SELECT * FROM pilots WHERE endpoint = ? AND resource_key = ? ORDER BY idle_until")
-      .all(endpoint, resourceKey) as Raw[];
-    const row = rows.map(fromRaw).find((r) => pilotFits(r, needMs, nowMs, marginMs));
-    if (row) db.run("DELETE FROM pilots WHERE endpoint = ? AND job_id = ?", [endpoint, row.jobId]);
-    return row;
+    const rows = (db.query("SELECT * FROM pilot_jobs").all() as Raw[]).map(fromRaw);
+    const stale = rows.filter((r) => stalePilot(r, nowMs, alive));
+    for (const r of stale) db.run("DELETE FROM pilot_jobs WHERE slot = ?", [r.slot]);
+    const choice = choosePilot(rows.filter((r) => !stale.includes(r)), want, nowMs);
+    if ("wait" in choice) return choice;
+    if ("take" in choice) {
+      db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", [process.pid, selfStart(), choice.take.slot]);
+      return { take: { ...choice.take, busy: true, pid: process.pid, startTime: selfStart() } };
+    }
+    const slot = db
+      .query("INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, NULL, 1, ?, ?)")
+      .run(want.endpoint, want.resourceKey, process.pid, selfStart()).lastInsertRowid;
+    return { submit: Number(slot) };
   });
 }
 
-/** Lists the pilot as idle (again). */
-export function offerPilot(s: StateDb, p: PilotRow): Promise<void> {
+/** The build in slot's job is over and its agent stayed: the job is idle until job.idleUntil. */
+export function offerPilot(s: StateDb, slot: number, job: PilotJob): Promise<void> {
   return s.write("offering an idle pilot job", (db) => {
     ensureTable(db);
-    db.run("INSERT OR REPLACE INTO pilots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-      p.endpoint, p.jobId, p.resourceKey, p.node, p.dir, p.agentPath, p.endsAt, p.limitMs, p.idleUntil, p.builds,
-    ]);
+    db.run("UPDATE pilot_jobs SET busy = 0, job = ? WHERE slot = ?", [JSON.stringify(job), slot]);
   });
 }
 
-/** The idle pilots listed (for tests and diagnostics). */
-export function listPilots(s: StateDb): Promise<PilotRow[]> {
-  return s.write("listing idle pilot jobs", (db) => {
+/** The slot's job is gone (or never came): forget it, so another hook may submit. */
+export function dropPilot(s: StateDb, slot: number): Promise<void> {
+  return s.write("forgetting a pilot job", (db) => {
     ensureTable(db);
-    return (db.query("SELECT * FROM pilots ORDER BY idle_until").all() as Raw[]).map(fromRaw);
+    db.run("DELETE FROM pilot_jobs WHERE slot = ?", [slot]);
+  });
+}
+
+/** The pilot jobs known (for tests and diagnostics). */
+export function listPilots(s: StateDb): Promise<PilotRow[]> {
+  return s.write("listing pilot jobs", (db) => {
+    ensureTable(db);
+    return (db.query("SELECT * FROM pilot_jobs ORDER BY slot").all() as Raw[]).map(fromRaw);
   });
 }

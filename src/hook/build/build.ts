@@ -22,8 +22,8 @@ import { buildFailed, buildInJob, download, upload } from "./transfer.ts";
 export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const plan = planBuild(ctx);
   const run = await openRun(ctx, plan);
+  const pilots = pilotJobs(run);
   try {
-    const pilots = pilotJobs(run);
     const pilot = await pilots?.take();
     const { id, agentPath, methodReady } = pilot ?? (await submitJob(run));
     const node = pilot?.node ?? (await followJob(run, id));
@@ -39,6 +39,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     await pilots?.offer({ id, node, agentPath, session }, pilot);
     return status;
   } catch (e) {
+    await pilots?.drop();
     return await settleError(run, e);
   } finally {
     run.close();
