@@ -14,7 +14,7 @@ import { parseDestination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
 import { shellQuote } from "../remote/ssh.ts";
 import { openStateDb, type StateDb } from "../state/db.ts";
-import { dropPilot, offerPilot, type PilotJob, takePilot } from "../state/pilots.ts";
+import { dropPilot, offerPilot, type PilotJob, pilotFits, takePilot } from "../state/pilots.ts";
 import { agentPathOnCluster } from "./agent-binary.ts";
 import { type AgentSession, connectAgent } from "./build/connect.ts";
 import { planJob } from "./build/plan.ts";
@@ -140,6 +140,12 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
           const st = await run.scheduler.status(job.id).catch(() => undefined);
           endsAt = pilotEndsAt(st?.startTime ?? null, st?.timeLimitMinutes);
           limitMs = st?.timeLimitMinutes ? st.timeLimitMinutes * 60_000 : null;
+        }
+        // Too near its time limit for another build like this one: it would only idle. End it.
+        if (!pilotFits({ endsAt, limitMs }, (await shape).needMs, Date.now(), TIME_LIMIT_MARGIN_MS)) {
+          await forget();
+          await run.scheduler.cancel(job.id);
+          return;
         }
         const idleUntil = pilotIdleUntil(Date.now(), idleSec, IDLE_MARGIN_MS);
         const builds = (taken?.job.builds ?? 0) + 1;

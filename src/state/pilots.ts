@@ -69,10 +69,10 @@ export const stalePilot = (r: PilotRow, nowMs: number, alive: (r: PilotRow) => b
  * else submit while fewer than maxJobs of the shape live; else wait (for how many live).
  */
 export function choosePilot(live: readonly PilotRow[], want: PilotWant, nowMs: number): PilotChoice {
-  const mine = live.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
-  const idle = mine
-    .filter((r) => !r.busy && r.job && pilotFits(r.job, want.needMs, nowMs, want.marginMs))
-    .sort((a, b) => a.job!.idleUntil - b.job!.idleUntil);
+  const shape = live.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
+  // An idle pilot too near its time limit for this build cannot serve it: it is not waited for.
+  const mine = shape.filter((r) => r.busy || (r.job && pilotFits(r.job, want.needMs, nowMs, want.marginMs)));
+  const idle = mine.filter((r) => !r.busy).sort((a, b) => a.job!.idleUntil - b.job!.idleUntil);
   if (idle[0]) return { take: idle[0] };
   if (want.maxJobs <= 0 || mine.length < want.maxJobs) return { submit: true };
   return { wait: mine.length };

@@ -46,6 +46,7 @@ test.each<[string, PilotRow[], PilotWant, string]>([
   ["busy ones at the cap: wait", [busy(), busy()], want({ maxJobs: 2 }), "wait 2"],
   ["another shape's do not count", [busy(), busy({ resourceKey: "L" })], want({ maxJobs: 2 }), "submit"],
   ["at the cap, one idle: take it", [busy(), idle({ jobId: "7" })], want({ maxJobs: 2 }), "take 7"],
+  ["at the cap with one too near its limit: submit", [busy(), idle({ jobId: "7", endsAt: now + 1000, limitMs: 3600_000 })], want({ maxJobs: 2 }), "submit"],
 ])("%s", (_what, rows, w, out) => expect(pick(rows, w)).toBe(out));
 
 test.each<[string, PilotRow, boolean, boolean]>([
