@@ -9,7 +9,8 @@ const PER_BUILD_ENV = ["NSH_JOB_DRV"];
 
 export function pilotResourceKey(endpoint: string, spec: JobSpec, jobDir: string): string {
   const unnamed = (s: string | undefined) => s?.split(jobDir).join("<job-dir>");
-  const environment = Object.fromEntries(Object.entries(spec.environment ?? {}).filter(([k]) => !PER_BUILD_ENV.includes(k)).sort());
+  const shaping = Object.entries(spec.environment ?? {}).filter(([k]) => !PER_BUILD_ENV.includes(k));
+  const environment = Object.fromEntries(shaping.sort());
   const shape = {
     endpoint,
     script: unnamed(spec.script),

@@ -77,7 +77,8 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
     run.reaper.job(job.jobId);
     try {
       // An ended agent removes its socket: a quick look spares the bridge's wait for one.
-      const look = await run.step(run.pool.runCommand(parseDestination(job.node), `test -S ${shellQuote(`${job.dir}/${AGENT_SOCKET}`)}`));
+      const socket = shellQuote(`${job.dir}/${AGENT_SOCKET}`);
+      const look = await run.step(run.pool.runCommand(parseDestination(job.node), `test -S ${socket}`));
       if (look.code !== 0) throw new Error("its agent has left");
       run.localReady = openLocalServe({ env: run.env });
       run.localReady.catch(() => {});
@@ -150,7 +151,8 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
         const idleUntil = pilotIdleUntil(Date.now(), idleSec, IDLE_MARGIN_MS);
         const builds = (taken?.job.builds ?? 0) + 1;
         const s = slot;
-        await withDb((db) => offerPilot(db, s, { jobId: job.id, node: job.node, dir: plan.dir, agentPath: job.agentPath, endsAt, limitMs, idleUntil, builds }));
+        const idle = { jobId: job.id, node: job.node, dir: plan.dir, agentPath: job.agentPath, endsAt, limitMs, idleUntil, builds };
+        await withDb((db) => offerPilot(db, s, idle));
         ctx.log(INFO, `nsh: job ${job.id} stays for another build (pilot, up to ${idleSec} s idle)`);
       } catch (e) {
         ctx.log(1, `nsh: warning: cannot offer job ${job.id} as a pilot: ${(e as Error).message}`);

@@ -119,7 +119,8 @@ export function takePilot(
     const choice = choosePilot(rows.filter((r) => !stale.includes(r)), want, nowMs);
     if ("wait" in choice) return choice;
     if ("take" in choice) {
-      db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", [process.pid, selfStart(), choice.take.slot]);
+      const held = [process.pid, selfStart(), choice.take.slot];
+      db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", held);
       return { take: { ...choice.take, busy: true, pid: process.pid, startTime: selfStart() } };
     }
     const slot = db
