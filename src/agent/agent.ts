@@ -7,6 +7,8 @@
 // so; when it can, one `nix-store --serve` starts at once for the hook's first serve session. If the hook goes away
 // (its connections close and none comes back), it ends the job rather than hold the allocation.
 // With collect-garbage it collects after its goodbye: the hook need not wait for that.
+// As a pilot (pilot-idle-time) it says goodbye to each build's hook but stays, up to its idle time,
+// for the next hook (which took it from the state database); a hook gone mid-build still ends it.
 import type { Socket, Subprocess } from "bun";
 import fs from "node:fs";
 import os from "node:os";
@@ -112,6 +114,9 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   let open = 0;
   let everConnected = false;
   let lonelySince = Date.now();
+  // A build's hook came and has not said "done" (a pilot ends only when none is under way).
+  let building = false;
+  const pilot = o.pilotIdleMs > 0;
   const nixStore = o.nixBinDir ? path.join(o.nixBinDir, "nix-store") : "nix-store";
   // nix-store's own children (builders, hooks) find the same Nix first.
   const childEnv = o.nixBinDir ? { ...process.env, PATH: `${o.nixBinDir}:${process.env.PATH ?? ""}` } : process.env;
@@ -151,7 +156,10 @@ export async function runAgent(o: AgentOptions): Promise<number> {
         const c = s.data;
         if (c.mode === "serve") return void (c.child ? feed(s, c.child, data) : c.early?.push(data));
         if (c.mode === "log") {
-          if (new TextDecoder().decode(data).includes("done")) finished.resolve(0);
+          if (new TextDecoder().decode(data).includes("done")) {
+            if (pilot) buildDone();
+            else finished.resolve(0);
+          }
           return;
         }
         // The request line may share a packet with the first serve protocol bytes: split as bytes.
@@ -167,6 +175,7 @@ export async function runAgent(o: AgentOptions): Promise<number> {
         c.mode = mode;
         fs.writeSync(logFile, `nsh agent: ${mode} client at ${Date.now()}\n`);
         if (mode === "log") {
+          building = true;
           void ready.then(() => {
             s.write(statusLine(problem));
             logs.add(s);
@@ -233,13 +242,27 @@ export async function runAgent(o: AgentOptions): Promise<number> {
     return child;
   }
 
+  /** A pilot's build is over: its hook may go; a fresh nix-store waits for the next build's. */
+  function buildDone(): void {
+    building = false;
+    fs.writeSync(logFile, `nsh agent: build done at ${Date.now()}; idle for up to ${o.pilotIdleMs / 1000} s\n`);
+    for (const l of logs) l.end("bye\n");
+    logs.clear();
+    if (!problem && (!spare || spare.exitCode !== null)) {
+      try {
+        spare = spawnServe();
+      } catch {} // said when a session asks for it
+    }
+  }
+
   // The hook is gone when nobody has been connected for a while after it came, or it never came.
   // When the process started and when it listened (epoch ms): where a job's start-up time goes.
   fs.writeSync(logFile, `nsh agent: listening (process start ${Math.round(performance.timeOrigin)}, listening ${Date.now()})\n`);
   const watch = setInterval(() => {
     const quiet = Date.now() - lonelySince;
     if (open > 0) return;
-    if (everConnected && quiet > o.orphanGraceMs) finished.resolve(3);
+    if (pilot && everConnected && !building && quiet > o.pilotIdleMs) finished.resolve(5);
+    else if ((pilot ? building : everConnected) && quiet > o.orphanGraceMs) finished.resolve(3);
     else if (!everConnected && quiet > o.firstContactTimeoutMs) finished.resolve(4);
   }, 1000);
   const onSignal = () => finished.resolve(143);
@@ -250,11 +273,12 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   for (const c of children) c.kill("SIGTERM");
   if (code === 3) fs.writeSync(logFile, "nsh agent: the hook went away; ending the job\n");
   if (code === 4) fs.writeSync(logFile, "nsh agent: no hook connected in time; ending the job\n");
+  if (code === 5) fs.writeSync(logFile, "nsh agent: idle for pilot-idle-time; ending the job\n");
   // The hook may go now: whatever follows (collecting garbage) is the job's own business.
   for (const l of logs) l.end("bye\n");
   server.stop(true);
   fs.rmSync(sockPath, { force: true });
-  if (code === 0 && o.collectGarbage) {
+  if ((code === 0 || code === 5) && o.collectGarbage) {
     // A serve session still alive holds temporary roots on what it built: let it end first.
     await Promise.race([Promise.allSettled([...children].map((c) => c.exited)), Bun.sleep(5000)]);
     const gc = Bun.spawn([nixStore, "--gc", ...(o.remoteStore ? ["--store", o.remoteStore] : [])], { stdout: "ignore", stderr: "pipe", env: childEnv });
@@ -262,5 +286,5 @@ export async function runAgent(o: AgentOptions): Promise<number> {
     fs.writeSync(logFile, `nsh agent: collect-garbage: exit ${status}${status !== 0 ? `: ${err.trim().split("\n").slice(-3).join(" / ")}` : ""}\n`);
   }
   fs.closeSync(logFile);
-  return code;
+  return code === 5 ? 0 : code;
 }

@@ -41,12 +41,14 @@ export interface AgentOptions {
   orphanGraceMs: number;
   /** If no client ever connects within this long, give the allocation back. */
   firstContactTimeoutMs: number;
+  /** Pilot mode (pilot-idle-time): after a build the agent stays this long for another one (0: it ends the job). */
+  pilotIdleMs: number;
 }
 
 export function parseAgentArgs(argv: readonly string[]): AgentOptions {
   const [jobDir, ...rest] = argv;
   if (!jobDir) throw new Error("usage: nsh __agent JOBDIR [--remote-store S] [--nix-bin-dir D] [--collect-garbage]");
-  const o: AgentOptions = { jobDir, collectGarbage: false, systemFeatures: [], orphanGraceMs: 15000, firstContactTimeoutMs: 600000 };
+  const o: AgentOptions = { jobDir, collectGarbage: false, systemFeatures: [], orphanGraceMs: 15000, firstContactTimeoutMs: 600000, pilotIdleMs: 0 };
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     const val = () => {
@@ -60,13 +62,14 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
     else if (a === "--system-features") o.systemFeatures = val().split(/\s+/).filter(Boolean);
     else if (a === "--orphan-grace") o.orphanGraceMs = Number(val()) * 1000;
     else if (a === "--first-contact-timeout") o.firstContactTimeoutMs = Number(val()) * 1000;
+    else if (a === "--pilot-idle") o.pilotIdleMs = Number(val()) * 1000;
     else throw new Error(`unknown agent argument '${a}'`);
   }
   return o;
 }
 
 /** The agent's command line, as the job script runs it (shell-quoted by the caller). */
-export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage"> & { systemFeatures?: string[] }): string[] {
+export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage"> & { systemFeatures?: string[]; pilotIdleSec?: number }): string[] {
   return [
     "__agent",
     o.jobDir,
@@ -74,5 +77,6 @@ export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixB
     ...(o.nixBinDir ? ["--nix-bin-dir", o.nixBinDir] : []),
     ...(o.collectGarbage ? ["--collect-garbage"] : []),
     ...(o.systemFeatures?.length ? ["--system-features", o.systemFeatures.join(" ")] : []),
+    ...(o.pilotIdleSec ? ["--pilot-idle", String(o.pilotIdleSec)] : []),
   ];
 }

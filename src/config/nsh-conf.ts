@@ -62,6 +62,8 @@ export const NSH_SETTINGS = {
   "pbs-lib": { kind: "string", default: "", doc: "pbs: path of libpbs.so.0 (default: PBS_EXEC/lib/libpbs.so.0 from pbs.conf)" },
   "scheduler-rate": { kind: "string", default: "28 1.8", doc: "BURST PER-SECOND: scheduler requests of all nsh processes on this machine together, below Slurm's own per-user rate limit (30, 2/s); submits get 55%, job-state queries and cancels 45%; off: no limit" },
   "max-queued-jobs": { kind: "int", default: 0, doc: "this machine's nsh jobs waiting in the scheduler's queue at most; at the cap the hook postpones new builds (Nix asks again later) and a submit waits (0: no cap)" },
+  "pilot-idle-time": { kind: "int", default: 0, doc: "seconds a build's job stays after its build, waiting to serve another build of the same shape (partition, resources, time limit) instead of a new job; it leaves when idle this long (0: off, one job per build)" },
+  "pilot-max-jobs": { kind: "int", default: 0, doc: "with pilot-idle-time: pilot jobs of one shape at most on this machine; a build finding none idle at the cap waits for one instead of submitting (0: no cap, a build submits when none is idle)" },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;

@@ -45,6 +45,8 @@ export interface JobPlanInput {
   storeDir?: string;
   /** system-features and mandatory-system-features: what the node's Nix must accept. */
   systemFeatures?: string[];
+  /** pilot-idle-time: the agent stays this many seconds for further builds (0: off) */
+  pilotIdleSec?: number;
 }
 
 /** job-environment words → a map; a word without '=' is an error naming it. */
@@ -106,7 +108,7 @@ export const jobOutputFile = (jobDir: string) => `${jobDir}.out`;
 
 export function jobSpec(p: JobPlanInput): JobSpec {
   const dir = jobDir(p.stateDir, p.key);
-  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures });
+  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures, pilotIdleSec: p.pilotIdleSec });
   return {
     name: `nsh-${drvName(p.drvPath)}`.slice(0, 200),
     tag: jobTag(p.key),

@@ -8,7 +8,9 @@
 //   - a reaper outside the hook's process group, started before the submit, cancels the job when
 //     the hook dies without saying it is done (Nix ≤ 2.34 SIGKILLs the group at once, §1.7);
 // and last, the agent in the job ends it when no hook has been connected for a while.
+// With pilot-idle-time, a build may run in an idle job of the same shape instead (../pilot.ts).
 import type { BuildContext } from "../executor.ts";
+import { pilotJobs } from "../pilot.ts";
 import { connectAgent } from "./connect.ts";
 import { followJob } from "./follow.ts";
 import { planBuild } from "./plan.ts";
@@ -20,16 +22,24 @@ import { buildFailed, buildInJob, download, upload } from "./transfer.ts";
 export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const plan = planBuild(ctx);
   const run = await openRun(ctx, plan);
+  const pilots = pilotJobs(run);
   try {
-    const { id, agentPath, methodReady } = await submitJob(run);
-    const node = await followJob(run, id);
-    const session = await connectAgent(run, id, node, agentPath);
+    const pilot = await pilots?.take();
+    const { id, agentPath, methodReady } = pilot ?? (await submitJob(run));
+    const node = pilot?.node ?? (await followJob(run, id));
+    const session = pilot?.session ?? (await connectAgent(run, id, node, agentPath));
     await upload(run, session);
     const result = await buildInJob(run, session);
-    if (buildFailed(result)) return await settleFailedBuild(run, session, id, node, result);
-    await download(run, session, methodReady);
-    return await settleSucceeded(run, session, id);
+    let status: number;
+    if (buildFailed(result)) status = await settleFailedBuild(run, session, id, node, result);
+    else {
+      await download(run, session, methodReady);
+      status = await settleSucceeded(run, session, id);
+    }
+    await pilots?.offer({ id, node, agentPath, session }, pilot);
+    return status;
   } catch (e) {
+    await pilots?.drop();
     return await settleError(run, e);
   } finally {
     run.close();

@@ -54,6 +54,7 @@ export function planJob(ctx: BuildContext, plan: BuildPlan, agentPath: string): 
     environment: conf["job-environment"],
     storeDir: conf["store-dir"],
     systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])],
+    pilotIdleSec: conf["pilot-idle-time"],
   });
 }
 

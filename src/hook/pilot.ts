@@ -1,0 +1,164 @@
+// Pilot jobs (pilot-idle-time > 0): one allocation serves many builds. A build first looks in the
+// state database for an idle pilot of its shape (pilot-key.ts) and connects to that job's agent
+// instead of submitting; at pilot-max-jobs live pilots of its shape it waits for one to be idle.
+// A pilot that is gone (its socket absent, its job ended, its node unreachable) is forgotten and the
+// build looks again, or submits a job of its own: a vanished pilot never fails a build. After the
+// build the job is offered as idle when its agent stayed (said goodbye without ending the job).
+//
+// Who ends a pilot job: while a hook holds it (its build runs there) that hook, as for its own
+// job: a failure cancels it, its reaper cancels it if the hook dies. Once offered, nobody's reaper
+// watches it: its agent ends it after pilot-idle-time without a build.
+import { AGENT_SOCKET } from "../agent/protocol.ts";
+import { importMethod, type ImportMethod } from "../nix/version.ts";
+import { parseDestination } from "../remote/destination.ts";
+import { openLocalServe } from "../remote/open-store.ts";
+import { shellQuote } from "../remote/ssh.ts";
+import { openStateDb, type StateDb } from "../state/db.ts";
+import { dropPilot, offerPilot, type PilotJob, pilotFits, takePilot } from "../state/pilots.ts";
+import { agentPathOnCluster } from "./agent-binary.ts";
+import { type AgentSession, connectAgent } from "./build/connect.ts";
+import { planJob } from "./build/plan.ts";
+import { type BuildRun, INFO, Interrupted } from "./build/run.ts";
+import { pilotEndsAt, pilotIdleUntil, pilotNeedMs, pilotResourceKey } from "./pilot-key.ts";
+
+/** Time a pilot must have left beyond what the build may need (its copies, the hook's ssh). */
+const TIME_LIMIT_MARGIN_MS = 60_000;
+/** A pilot is taken only while it is sure to wait this much longer (the hook's ssh, clocks). */
+const IDLE_MARGIN_MS = 5_000;
+/** How often a build waiting at pilot-max-jobs looks again (a state database read, no scheduler request). */
+const WAIT_STEP_MS = 250;
+
+export interface TakenPilot {
+  id: string;
+  node: string;
+  agentPath: string;
+  methodReady: Promise<ImportMethod>;
+  session: AgentSession;
+  job: PilotJob;
+}
+
+export interface PilotJobs {
+  /** An idle pilot of this build's shape, connected; undefined: submit a job (its slot is reserved). */
+  take(): Promise<TakenPilot | undefined>;
+  /** After the build settled: offer the job as idle if its agent stayed, else forget it. Never throws. */
+  offer(job: { id: string; node: string; agentPath: string; session: AgentSession }, taken?: TakenPilot): Promise<void>;
+  /** The build failed outside its job's own build: the job is being cancelled, forget it. Never throws. */
+  drop(): Promise<void>;
+}
+
+/** The build's pilot jobs; undefined when pilot-idle-time is off. */
+export function pilotJobs(run: BuildRun): PilotJobs | undefined {
+  const idleSec = run.ctx.conf["pilot-idle-time"];
+  if (!(idleSec > 0)) return undefined;
+  const { ctx, plan } = run;
+  const endpoint = run.scheduler.describe();
+  const ownDir = plan.dir;
+  let slot: number | undefined;
+  const withDb = async <T>(fn: (db: StateDb) => Promise<T>): Promise<T> => {
+    const db = openStateDb(plan.localState);
+    try {
+      return await fn(db);
+    } finally {
+      db.close();
+    }
+  };
+  const forget = async () => {
+    if (slot === undefined) return;
+    const s = slot;
+    slot = undefined;
+    await withDb((db) => dropPilot(db, s)).catch((e: Error) => ctx.log(1, `nsh: warning: ${e.message}`));
+  };
+
+  /** Connects to the pilot's agent; undefined (and the pilot forgotten) when it is gone. */
+  async function connectPilot(job: PilotJob): Promise<TakenPilot | undefined> {
+    ctx.log(INFO, `nsh: building in idle pilot job ${job.jobId} on ${job.node}`);
+    plan.dir = job.dir;
+    run.jobId = job.jobId;
+    run.reaper.job(job.jobId);
+    try {
+      // An ended agent removes its socket: a quick look spares the bridge's wait for one.
+      const socket = shellQuote(`${job.dir}/${AGENT_SOCKET}`);
+      const look = await run.step(run.pool.runCommand(parseDestination(job.node), `test -S ${socket}`));
+      if (look.code !== 0) throw new Error("its agent has left");
+      run.localReady = openLocalServe({ env: run.env });
+      run.localReady.catch(() => {});
+      const session = await connectAgent(run, job.jobId, job.node, job.agentPath);
+      run.record.update({ jobId: job.jobId, state: "running", node: job.node });
+      const methodReady = ctx.importMethod ? Promise.resolve(ctx.importMethod) : run.nixVersion.then(importMethod);
+      methodReady.catch(() => {});
+      return { id: job.jobId, node: job.node, agentPath: job.agentPath, methodReady, session, job };
+    } catch (e) {
+      if (e instanceof Interrupted) throw e;
+      ctx.log(INFO, `nsh: pilot job ${job.jobId} cannot take the build (${(e as Error).message}); looking again`);
+      plan.dir = ownDir;
+      run.jobId = undefined;
+      void run.localReady?.then((c) => c.close(), () => {});
+      run.localReady = undefined;
+      void run.bulk?.close();
+      run.bulk = undefined;
+      await forget();
+      return undefined;
+    }
+  }
+
+  const shape = (async () => {
+    const agent = await run.step(agentPathOnCluster(plan.clusterState, plan.localState));
+    const spec = planJob(ctx, plan, agent.bin);
+    return { resourceKey: pilotResourceKey(endpoint, spec, ownDir), needMs: pilotNeedMs(spec) };
+  })();
+  shape.catch(() => {});
+
+  return {
+    async take() {
+      const want = { endpoint, ...(await shape), marginMs: TIME_LIMIT_MARGIN_MS, maxJobs: ctx.conf["pilot-max-jobs"] };
+      let said = false;
+      for (;;) {
+        const choice = await run.step(withDb((db) => takePilot(db, want)));
+        if ("submit" in choice) {
+          slot = choice.submit;
+          return undefined;
+        }
+        if ("take" in choice) {
+          slot = choice.take.slot;
+          const taken = await connectPilot(choice.take.job!);
+          if (taken) return taken;
+          continue;
+        }
+        if (!said) ctx.log(INFO, `nsh: waiting for one of ${choice.wait} pilot jobs to be idle (pilot-max-jobs)`);
+        said = true;
+        await run.step(Bun.sleep(WAIT_STEP_MS));
+      }
+    },
+
+    async offer(job, taken) {
+      try {
+        if (slot === undefined) return;
+        const stayed = await Promise.race([job.session.logDone, Promise.resolve(false)]);
+        if (!stayed) return await forget();
+        let endsAt = taken?.job.endsAt ?? null;
+        let limitMs = taken?.job.limitMs ?? null;
+        if (!taken) {
+          const st = await run.scheduler.status(job.id).catch(() => undefined);
+          endsAt = pilotEndsAt(st?.startTime ?? null, st?.timeLimitMinutes);
+          limitMs = st?.timeLimitMinutes ? st.timeLimitMinutes * 60_000 : null;
+        }
+        // Too near its time limit for another build like this one: it would only idle. End it.
+        if (!pilotFits({ endsAt, limitMs }, (await shape).needMs, Date.now(), TIME_LIMIT_MARGIN_MS)) {
+          await forget();
+          await run.scheduler.cancel(job.id);
+          return;
+        }
+        const idleUntil = pilotIdleUntil(Date.now(), idleSec, IDLE_MARGIN_MS);
+        const builds = (taken?.job.builds ?? 0) + 1;
+        const s = slot;
+        const idle = { jobId: job.id, node: job.node, dir: plan.dir, agentPath: job.agentPath, endsAt, limitMs, idleUntil, builds };
+        await withDb((db) => offerPilot(db, s, idle));
+        ctx.log(INFO, `nsh: job ${job.id} stays for another build (pilot, up to ${idleSec} s idle)`);
+      } catch (e) {
+        ctx.log(1, `nsh: warning: cannot offer job ${job.id} as a pilot: ${(e as Error).message}`);
+      }
+    },
+
+    drop: forget,
+  };
+}

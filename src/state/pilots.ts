@@ -1,0 +1,155 @@
+// Pilot jobs (pilot-idle-time): a build's job whose agent stays after the build, waiting for the
+// next build of the same shape. A row per pilot job of this machine's hooks: busy (held by the hook
+// whose build runs in it, or whose job is being submitted) or idle (listed until its idle time).
+// A hook takes an idle one, or reserves a row for a job of its own while fewer than pilot-max-jobs
+// of its shape live, or waits. A busy row whose hook died is forgotten: that hook's reaper cancels
+// the job (or its agent leaves). The table is created here (CREATE IF NOT EXISTS), not by a
+// migration, so it merges with other schema changes; it only adds.
+import type { Database } from "bun:sqlite";
+import { probeHolder, selfStart } from "./budget.ts";
+import type { StateDb } from "./db.ts";
+
+export interface PilotJob {
+  jobId: string;
+  node: string;
+  /** the job's directory on the cluster: where its agent listens */
+  dir: string;
+  agentPath: string;
+  /** epoch ms when the job's time limit ends it; null: no limit known */
+  endsAt: number | null;
+  /** the job's whole time limit in ms; null: no limit known */
+  limitMs: number | null;
+  /** epoch ms until which the agent is sure to wait for another build */
+  idleUntil: number;
+  /** builds the job has served */
+  builds: number;
+}
+
+export interface PilotRow {
+  slot: number;
+  endpoint: string;
+  /** everything that shaped the job, hashed (hook/pilot-key.ts) */
+  resourceKey: string;
+  /** undefined while busy before its first build is over */
+  job?: PilotJob;
+  busy: boolean;
+  pid: number;
+  startTime: number;
+}
+
+export interface PilotWant {
+  endpoint: string;
+  resourceKey: string;
+  /** the build's requested time (0: none) */
+  needMs: number;
+  marginMs: number;
+  /** pilot jobs of this shape at most (0: no cap) */
+  maxJobs: number;
+}
+
+export type PilotChoice = { take: PilotRow } | { submit: true } | { wait: number };
+
+/**
+ * Pure: whether a build that may need `needMs` fits in what remains of the pilot's time. A build
+ * that asks for no time limit (0) would get the job's whole default limit in a job of its own: it
+ * takes a pilot only while at least half of that remains.
+ */
+export function pilotFits(p: Pick<PilotJob, "endsAt" | "limitMs">, needMs: number, nowMs: number, marginMs: number): boolean {
+  if (p.endsAt === null) return true;
+  const need = needMs > 0 ? needMs : (p.limitMs ?? 0) / 2;
+  return p.endsAt - nowMs >= need + marginMs;
+}
+
+/** Pure: rows no longer worth keeping: idle past their idle time, or busy for a hook that is gone. */
+export const stalePilot = (r: PilotRow, nowMs: number, alive: (r: PilotRow) => boolean): boolean =>
+  r.busy ? !alive(r) : (r.job?.idleUntil ?? 0) <= nowMs;
+
+/**
+ * Pure: take the idle pilot of this shape that fits and was idle longest (it would leave soonest);
+ * else submit while fewer than maxJobs of the shape live; else wait (for how many live).
+ */
+export function choosePilot(live: readonly PilotRow[], want: PilotWant, nowMs: number): PilotChoice {
+  const shape = live.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
+  // An idle pilot too near its time limit for this build cannot serve it: it is not waited for.
+  const mine = shape.filter((r) => r.busy || (r.job && pilotFits(r.job, want.needMs, nowMs, want.marginMs)));
+  const idle = mine.filter((r) => !r.busy).sort((a, b) => a.job!.idleUntil - b.job!.idleUntil);
+  if (idle[0]) return { take: idle[0] };
+  if (want.maxJobs <= 0 || mine.length < want.maxJobs) return { submit: true };
+  return { wait: mine.length };
+}
+
+function ensureTable(db: Database): void {
+  db.run(`CREATE TABLE IF NOT EXISTS pilot_jobs (
+    slot INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    resource_key TEXT NOT NULL,
+    job TEXT,
+    busy INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    start_time INTEGER NOT NULL
+  )`);
+}
+
+interface Raw {
+  slot: number;
+  endpoint: string;
+  resource_key: string;
+  job: string | null;
+  busy: number;
+  pid: number;
+  start_time: number;
+}
+
+const fromRaw = (r: Raw): PilotRow => ({
+  slot: r.slot, endpoint: r.endpoint, resourceKey: r.resource_key, busy: r.busy !== 0, pid: r.pid, startTime: r.start_time,
+  ...(r.job ? { job: JSON.parse(r.job) as PilotJob } : {}),
+});
+
+const aliveHolder = (r: PilotRow) => probeHolder({ pid: r.pid, start_time: r.startTime });
+
+/** One step of a hook looking for a pilot: takes one (busy for this process), reserves a slot to submit, or says wait. */
+export function takePilot(
+  s: StateDb, want: PilotWant, nowMs = Date.now(), alive = aliveHolder,
+): Promise<{ take: PilotRow } | { submit: number } | { wait: number }> {
+  return s.write("taking a pilot job", (db) => {
+    ensureTable(db);
+    const rows = (db.query("SELECT * FROM pilot_jobs").all() as Raw[]).map(fromRaw);
+    const stale = rows.filter((r) => stalePilot(r, nowMs, alive));
+    for (const r of stale) db.run("DELETE FROM pilot_jobs WHERE slot = ?", [r.slot]);
+    const choice = choosePilot(rows.filter((r) => !stale.includes(r)), want, nowMs);
+    if ("wait" in choice) return choice;
+    if ("take" in choice) {
+      const held = [process.pid, selfStart(), choice.take.slot];
+      db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", held);
+      return { take: { ...choice.take, busy: true, pid: process.pid, startTime: selfStart() } };
+    }
+    const slot = db
+      .query("INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, NULL, 1, ?, ?)")
+      .run(want.endpoint, want.resourceKey, process.pid, selfStart()).lastInsertRowid;
+    return { submit: Number(slot) };
+  });
+}
+
+/** The build in slot's job is over and its agent stayed: the job is idle until job.idleUntil. */
+export function offerPilot(s: StateDb, slot: number, job: PilotJob): Promise<void> {
+  return s.write("offering an idle pilot job", (db) => {
+    ensureTable(db);
+    db.run("UPDATE pilot_jobs SET busy = 0, job = ? WHERE slot = ?", [JSON.stringify(job), slot]);
+  });
+}
+
+/** The slot's job is gone (or never came): forget it, so another hook may submit. */
+export function dropPilot(s: StateDb, slot: number): Promise<void> {
+  return s.write("forgetting a pilot job", (db) => {
+    ensureTable(db);
+    db.run("DELETE FROM pilot_jobs WHERE slot = ?", [slot]);
+  });
+}
+
+/** The pilot jobs known (for tests and diagnostics). */
+export function listPilots(s: StateDb): Promise<PilotRow[]> {
+  return s.write("listing pilot jobs", (db) => {
+    ensureTable(db);
+    return (db.query("SELECT * FROM pilot_jobs ORDER BY slot").all() as Raw[]).map(fromRaw);
+  });
+}

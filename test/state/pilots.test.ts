@@ -1,0 +1,101 @@
+// Expected: a hook looking for a pilot takes the idle one of its endpoint and shape that fits and
+// was idle longest; with none, it may submit while fewer than pilot-max-jobs of its shape live (no
+// cap: always), else it waits. Idle pilots past their idle time, and busy ones whose hook is gone,
+// are forgotten. Through the real database: a pilot is taken whole by one hook (two connections at
+// once: one wins), offering lists it idle again, dropping frees its slot for a submit.
+import { afterAll, expect, test } from "bun:test";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { openStateDb } from "../../src/state/db.ts";
+import { choosePilot, dropPilot, listPilots, offerPilot, type PilotJob, type PilotRow, type PilotWant, stalePilot, takePilot } from "../../src/state/pilots.ts";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-pilots-"));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const freshDb = () => {
+  const dir = path.join(root, `d${n++}`);
+  fs.mkdirSync(dir, { mode: 0o700 });
+  return openStateDb(dir);
+};
+
+const now = 1_000_000_000_000;
+const job = (o: Partial<PilotJob> = {}): PilotJob => ({
+  jobId: "1", node: "n1", dir: "/st/jobs/a", agentPath: "/st/bin/nsh", endsAt: null, limitMs: null, idleUntil: now + 30_000, builds: 1, ...o,
+});
+let slots = 0;
+const idle = (o: Partial<PilotJob> = {}, r: Partial<PilotRow> = {}): PilotRow => ({
+  slot: ++slots, endpoint: "e", resourceKey: "K", job: job(o), busy: false, pid: 1, startTime: 1, ...r,
+});
+const busy = (r: Partial<PilotRow> = {}): PilotRow => ({ slot: ++slots, endpoint: "e", resourceKey: "K", busy: true, pid: 1, startTime: 1, ...r });
+const want = (o: Partial<PilotWant> = {}): PilotWant => ({ endpoint: "e", resourceKey: "K", needMs: 0, marginMs: 60_000, maxJobs: 0, ...o });
+const pick = (rows: PilotRow[], w: PilotWant) => {
+  const c = choosePilot(rows, w, now);
+  return "take" in c ? `take ${c.take.job!.jobId}` : "submit" in c ? "submit" : `wait ${c.wait}`;
+};
+
+test.each<[string, PilotRow[], PilotWant, string]>([
+  ["nothing known, no cap", [], want(), "submit"],
+  ["nothing known, cap 2", [], want({ maxJobs: 2 }), "submit"],
+  ["one idle of the shape", [idle({ jobId: "7" })], want(), "take 7"],
+  ["the one idle longest first", [idle({ jobId: "late", idleUntil: now + 9000 }), idle({ jobId: "early", idleUntil: now + 6000 })], want(), "take early"],
+  ["another shape is not taken", [idle({ jobId: "7" }, { resourceKey: "L" })], want(), "submit"],
+  ["another endpoint is not taken", [idle({ jobId: "7" }, { endpoint: "f" })], want(), "submit"],
+  ["too little time left is not taken", [idle({ jobId: "7", endsAt: now + 30_000, limitMs: 3600_000 })], want(), "submit"],
+  ["busy ones below the cap: submit", [busy()], want({ maxJobs: 2 }), "submit"],
+  ["busy ones at the cap: wait", [busy(), busy()], want({ maxJobs: 2 }), "wait 2"],
+  ["another shape's do not count", [busy(), busy({ resourceKey: "L" })], want({ maxJobs: 2 }), "submit"],
+  ["at the cap, one idle: take it", [busy(), idle({ jobId: "7" })], want({ maxJobs: 2 }), "take 7"],
+  ["at the cap with one too near its limit: submit", [busy(), idle({ jobId: "7", endsAt: now + 1000, limitMs: 3600_000 })], want({ maxJobs: 2 }), "submit"],
+])("%s", (_what, rows, w, out) => expect(pick(rows, w)).toBe(out));
+
+test.each<[string, PilotRow, boolean, boolean]>([
+  ["idle, within its idle time", idle(), true, false],
+  ["idle, past its idle time", idle({ idleUntil: now }), true, true],
+  ["busy, its hook alive", busy(), true, false],
+  ["busy, its hook gone", busy(), false, true],
+])("stale: %s", (_what, row, alive, stale) => expect(stalePilot(row, now, () => alive)).toBe(stale));
+
+test("through the database: reserve, offer, take once, drop", async () => {
+  const db = freshDb();
+  const w = want({ maxJobs: 1 });
+  const first = await takePilot(db, w, now);
+  expect("submit" in first).toBe(true);
+  const slot = (first as { submit: number }).submit;
+  expect(await takePilot(db, w, now)).toEqual({ wait: 1 });
+  await offerPilot(db, slot, job({ jobId: "42" }));
+  const got = await takePilot(db, w, now);
+  expect("take" in got && got.take.job?.jobId).toBe("42");
+  expect(await takePilot(db, w, now)).toEqual({ wait: 1 });
+  await dropPilot(db, slot);
+  expect("submit" in (await takePilot(db, w, now))).toBe(true);
+  db.close();
+});
+
+test("a busy pilot whose hook is gone, and an idle one past its idle time, are forgotten", async () => {
+  const db = freshDb();
+  const w = want({ maxJobs: 1 });
+  const r = (await takePilot(db, w, now)) as { submit: number };
+  expect(await takePilot(db, w, now, () => true)).toEqual({ wait: 1 });
+  expect("submit" in (await takePilot(db, w, now, () => false))).toBe(true);
+  expect((await listPilots(db)).map((p) => p.slot)).not.toContain(r.submit);
+  const s2 = (await listPilots(db))[0]!.slot;
+  await offerPilot(db, s2, job({ idleUntil: now + 1000 }));
+  expect("submit" in (await takePilot(db, w, now + 1000))).toBe(true);
+  db.close();
+});
+
+test("two connections take one idle pilot: one wins", async () => {
+  const dir = path.join(root, "shared");
+  fs.mkdirSync(dir, { mode: 0o700 });
+  const a = openStateDb(dir);
+  const b = openStateDb(dir);
+  const w = want({ maxJobs: 1 });
+  const r = (await takePilot(a, w, now)) as { submit: number };
+  await offerPilot(a, r.submit, job());
+  const got = await Promise.all([takePilot(a, w, now), takePilot(b, w, now)]);
+  expect(got.filter((g) => "take" in g).length).toBe(1);
+  expect(got.filter((g) => "wait" in g).length).toBe(1);
+  a.close();
+  b.close();
+});
