@@ -153,6 +153,12 @@ export interface BackendCall<Tool extends string> {
   log: (line: string) => void;
 }
 
+export interface RunExtras {
+  stdin?: string;
+  /** the child's whole environment (the submitting tool's: the job's) */
+  env?: Record<string, string>;
+}
+
 /** One call of a backend's tool: logged, bounded (a timeout and a tool that cannot start are errors). */
 export async function callTool<Tool extends string>(c: BackendCall<Tool>): Promise<ToolOutput> {
   const { prepared: p, tool } = c;

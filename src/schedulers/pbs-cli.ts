@@ -12,10 +12,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { DoctorCheck, JobHandle, JobSpec, JobStatus, Scheduler } from "./scheduler.ts";
+import { CliBackend } from "./cli-backend.ts";
 import { SchedulerError } from "./scheduler.ts";
 import {
-  type CliToolOptions, Once, type Prepared, SYS_PATH, type ToolOutput, callTool, findTools, pathDirs, resolveUser,
-  runsAs,
+  type CliToolOptions, type Prepared, type RunExtras, SYS_PATH, type ToolOutput, callTool, findTools, pathDirs,
+  resolveUser, runsAs,
 } from "./cli-tool.ts";
 import {
   buildQsub, classifyFailure, errorLines, isPbsJobId, isSlurmWrapper, matchId, parsePbsConf, parseQstatDsv,
@@ -39,16 +40,9 @@ export interface PbsCliOptions extends CliToolOptions {
 /** version: OpenPBS's, as the server says it */
 type PbsPrepared = Prepared<Tool, string>;
 
-export class PbsCliScheduler implements Scheduler {
+export class PbsCliScheduler extends CliBackend<Tool, string, PbsCliOptions> implements Scheduler {
   readonly kind = "pbs-cli" as const;
-  private readonly opts: PbsCliOptions;
-  private readonly log: (line: string) => void;
-  private readonly preparation = new Once(() => this.doPrepare());
-
-  constructor(opts: PbsCliOptions = {}) {
-    this.opts = opts;
-    this.log = opts.log ?? (() => {});
-  }
+  protected readonly jobIds = { valid: isPbsJobId, of: "PBS" };
 
   /** Settings of nsh.conf: pbs-bin-dir, pbs-cli-user, pbs-host and pbs-port. */
   static fromConfig(
@@ -91,16 +85,8 @@ export class PbsCliScheduler implements Scheduler {
     return this.opts.env ?? process.env;
   }
 
-  /** Finds the tools and the user; asks the server (`qstat -B`); once, then cached. */
-  prepare(): Promise<void> {
-    return this.prepared().then(() => {});
-  }
-
-  private prepared(): Promise<PbsPrepared> {
-    return this.preparation.get();
-  }
-
-  private async doPrepare(): Promise<PbsPrepared> {
+  /** The tools, the user, and the server's answer to `qstat -B`. */
+  protected async doPrepare(): Promise<PbsPrepared> {
     const { found, where } = this.findTools();
     const missing = PBS_TOOLS.filter((t) => !found[t]);
     if (missing.length > 0) {
@@ -176,17 +162,9 @@ export class PbsCliScheduler implements Scheduler {
     return { id };
   }
 
-  async status(id: string): Promise<JobStatus> {
-    return (await this.statusMany([id])).get(id)!;
-  }
-
   /** One `qstat -x -f` for all ids (history included); ids the server does not know → "unknown". */
-  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
+  protected async statusOf(wanted: string[], p: PbsPrepared): Promise<Map<string, JobStatus>> {
     const out = new Map<string, JobStatus>();
-    if (wanted.length === 0) return out;
-    const p = await this.prepared();
     const r = await this.run(p, "qstat", qstatManyArgs(wanted));
     const unknown = unknownIds(r.stderr);
     const other = errorLines(r.stderr).filter((l) => !/Unknown Job Id/i.test(l));
@@ -204,16 +182,8 @@ export class PbsCliScheduler implements Scheduler {
     return out;
   }
 
-  async cancel(id: string): Promise<void> {
-    await this.cancelMany([id]);
-  }
-
   /** One qdel for all ids; jobs already finished or forgotten are not an error. */
-  async cancelMany(ids: string[]): Promise<void> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
-    if (wanted.length === 0) return;
-    const p = await this.prepared();
+  protected async cancelAll(wanted: string[], p: PbsPrepared): Promise<void> {
     const r = await this.run(p, "qdel", wanted);
     const real = errorLines(r.stderr).filter((l) => !qdelHarmless(l));
     if (r.code !== 0 && real.length > 0) throw this.failed("qdel", r);
@@ -235,13 +205,8 @@ export class PbsCliScheduler implements Scheduler {
       const wrapper = this.slurmWrapper(found.qsub);
       checks.push({ ok: !wrapper, what: "qsub is PBS's", detail: wrapper ?? found.qsub });
     }
-    let p: PbsPrepared;
-    try {
-      p = await this.prepared();
-    } catch (e) {
-      checks.push({ ok: false, what: "PBS server answers qstat -B", detail: (e as Error).message });
-      return checks;
-    }
+    const p = await this.preparedOrCheck(checks, "PBS server answers qstat -B");
+    if (!p) return checks;
     checks.push({ ok: true, what: "PBS server answers qstat -B", detail: `OpenPBS ${p.version}` });
     const user = runsAs(this.opts.user, p.ids);
     const root = !p.ids && process.getuid?.() === 0;
@@ -284,18 +249,6 @@ export class PbsCliScheduler implements Scheduler {
     const call = { backend: "pbs-cli", prepared: p, tool, args, env, stdin: o.stdin, user, timeoutMs, logged };
     return callTool({ ...call, server: "the PBS server", log: this.log });
   }
-}
-
-interface RunExtras {
-  stdin?: string;
-  /** the child's whole environment (qsub: the job's) */
-  env?: Record<string, string>;
-}
-
-/** Anything but a PBS job id is a caller's bug, not something to pass on (it could read as an option). */
-function checkIds(ids: readonly string[]): void {
-  const bad = ids.filter((id) => !isPbsJobId(id));
-  if (bad.length > 0) throw new SchedulerError("config", `not PBS job ids: ${bad.map((b) => `'${b}'`).join(", ")}`);
 }
 
 function parseJson(text: string, what: string): unknown {

@@ -10,9 +10,10 @@ import * as fs from "node:fs";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { DoctorCheck, JobHandle, JobSpec, JobStatus, JsonObject, Scheduler } from "./scheduler.ts";
 import { SchedulerError } from "./scheduler.ts";
+import { CliBackend } from "./cli-backend.ts";
 import {
-  type CliToolOptions, Once, type Prepared, SYS_PATH, type ToolOutput, callTool, findTools, pathDirs, resolveUser,
-  runsAs,
+  type CliToolOptions, type Prepared, type RunExtras, SYS_PATH, type ToolOutput, callTool, findTools, pathDirs,
+  resolveUser, runsAs,
 } from "./cli-tool.ts";
 import {
   accountingDisabled,
@@ -49,18 +50,13 @@ export interface SlurmCliOptions extends CliToolOptions {
 }
 
 /** version: Slurm's, as `sbatch --version` says it */
-type SlurmPrepared = Prepared<Tool, { release: string; major: number; minor: number } | null>;
+type SlurmVersion = { release: string; major: number; minor: number } | null;
+type SlurmPrepared = Prepared<Tool, SlurmVersion>;
 
-export class SlurmCliScheduler implements Scheduler {
+export class SlurmCliScheduler extends CliBackend<Tool, SlurmVersion, SlurmCliOptions> implements Scheduler {
   readonly kind = "slurm-cli" as const;
-  private readonly opts: SlurmCliOptions;
-  private readonly log: (line: string) => void;
-  private readonly preparation = new Once(() => this.doPrepare());
-
-  constructor(opts: SlurmCliOptions = {}) {
-    this.opts = opts;
-    this.log = opts.log ?? (() => {});
-  }
+  /** Job ids are numbers (or ARRAY_TASK). */
+  protected readonly jobIds = { valid: (id: string) => /^\d+(_\d+)?$/.test(id), of: "Slurm" };
 
   /** Settings of nsh.conf: slurm-bin-dir, slurm-conf, slurm-cli-user, slurm-extra-submission-params. */
   static fromConfig(
@@ -84,16 +80,8 @@ export class SlurmCliScheduler implements Scheduler {
     return `slurm command-line tools (${where}${conf}), jobs run as ${this.opts.user || "nsh's own user"}`;
   }
 
-  /** Finds the tools, the user, and the Slurm version (`sbatch --version`); once, then cached. */
-  prepare(): Promise<void> {
-    return this.prepared().then(() => {});
-  }
-
-  private prepared(): Promise<SlurmPrepared> {
-    return this.preparation.get();
-  }
-
-  private async doPrepare(): Promise<SlurmPrepared> {
+  /** The tools, the user, and the Slurm version (`sbatch --version`). */
+  protected async doPrepare(): Promise<SlurmPrepared> {
     const paths = this.findTools();
     const missing = SLURM_TOOLS.filter((t) => !paths[t]);
     if (missing.length > 0) {
@@ -103,13 +91,17 @@ export class SlurmCliScheduler implements Scheduler {
     }
     // Slurm's tools retry a missing slurm.conf for 60 s before they fail: say so at once.
     const conf = this.opts.slurmConf;
-    if (conf && !fs.existsSync(conf)) throw new SchedulerError("config", `slurm-cli: slurm-conf ${conf} does not exist`);
+    if (conf && !fs.existsSync(conf)) {
+      throw new SchedulerError("config", `slurm-cli: slurm-conf ${conf} does not exist`);
+    }
     const ids = this.opts.user ? await resolveUser("slurm-cli-user", this.opts.user) : undefined;
     const p: SlurmPrepared = { paths: paths as Record<Tool, string>, ids, version: null };
     const r = await this.run(p, "sbatch", ["--version"]);
     const version = parseSlurmVersion(r.stdout);
     if (r.code !== 0 || !version) {
-      const conf = this.opts.slurmConf ? `slurm-conf ${this.opts.slurmConf}` : "Slurm's default slurm.conf (set slurm-conf?)";
+      const conf = this.opts.slurmConf
+        ? `slurm-conf ${this.opts.slurmConf}`
+        : "Slurm's default slurm.conf (set slurm-conf?)";
       const why = errorLines(r.stderr).join("; ") || r.stdout.trim();
       const what = `slurm-cli: '${p.paths.sbatch} --version' failed (exit ${r.code}) with ${conf}: ${why}`;
       throw new SchedulerError(classifyFailure(r.stderr), what);
@@ -144,18 +136,11 @@ export class SlurmCliScheduler implements Scheduler {
     return { id };
   }
 
-  async status(id: string): Promise<JobStatus> {
-    return (await this.statusMany([id])).get(id)!;
-  }
-
   /** One squeue for all ids; one sacct (then sacct -c without slurmdbd) for those squeue forgot. */
-  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
+  protected async statusOf(wanted: string[], p: SlurmPrepared): Promise<Map<string, JobStatus>> {
     const out = new Map<string, JobStatus>();
-    if (wanted.length === 0) return out;
-    const p = await this.prepared();
-    const json = this.opts.squeueOutput === "json" || (this.opts.squeueOutput !== "format" && squeueUsesJson(p.version));
+    const json =
+      this.opts.squeueOutput === "json" || (this.opts.squeueOutput !== "format" && squeueUsesJson(p.version));
     const q = await this.run(p, "squeue", squeueArgs(wanted, json));
     if (q.code !== 0 && !noSuchJobs(q.stderr)) throw this.failed("squeue", q);
     const parse = (): Map<string, JobStatus> =>
@@ -174,16 +159,8 @@ export class SlurmCliScheduler implements Scheduler {
     return out;
   }
 
-  async cancel(id: string): Promise<void> {
-    await this.cancelMany([id]);
-  }
-
   /** One scancel for all ids; jobs already finished or gone are not an error. */
-  async cancelMany(ids: string[]): Promise<void> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
-    if (wanted.length === 0) return;
-    const p = await this.prepared();
+  protected async cancelAll(wanted: string[], p: SlurmPrepared): Promise<void> {
     const r = await this.run(p, "scancel", wanted);
     const real = errorLines(r.stderr).filter((l) => !/already complet|Invalid job id/i.test(l));
     if (r.code !== 0 && real.length > 0) throw this.failed("scancel", r);
@@ -206,16 +183,12 @@ export class SlurmCliScheduler implements Scheduler {
       const detail = readable ? this.opts.slurmConf : `${this.opts.slurmConf} does not exist`;
       checks.push({ ok: readable, what: "slurm-conf", detail });
     }
-    let p: SlurmPrepared;
-    try {
-      p = await this.prepared();
-    } catch (e) {
-      checks.push({ ok: false, what: "sbatch --version", detail: (e as Error).message });
-      return checks;
-    }
+    const p = await this.preparedOrCheck(checks, "sbatch --version");
+    if (!p) return checks;
     checks.push({ ok: true, what: "Slurm version", detail: p.version?.release ?? "?" });
     checks.push({ ok: true, what: "jobs run as", detail: runsAs(this.opts.user, p.ids) });
-    const q = await this.run(p, "squeue", ["-h", "--me", "-o", "%i"]).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
+    const q = await this.run(p, "squeue", ["-h", "--me", "-o", "%i"])
+      .catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
     const jobs = `${q.stdout.split("\n").filter(Boolean).length} job(s) of this user`;
     const why = q.code === 0 ? jobs : (slurmAuthRefusal("slurm-cli", q.stderr) ?? errorLines(q.stderr).join("; "));
     checks.push({ ok: q.code === 0, what: "slurmctld answers squeue", detail: why });
@@ -243,18 +216,6 @@ export class SlurmCliScheduler implements Scheduler {
     const call = { backend: "slurm-cli", prepared: p, tool, args, env, stdin: o.stdin, user, timeoutMs, logged };
     return callTool({ ...call, server: "slurmctld", log: this.log });
   }
-}
-
-interface RunExtras {
-  stdin?: string;
-  /** the child's whole environment (sbatch: the job's) */
-  env?: Record<string, string>;
-}
-
-/** Job ids are numbers (or ARRAY_TASK): anything else is a caller's bug, not something to pass on. */
-function checkIds(ids: readonly string[]): void {
-  const bad = ids.filter((id) => !/^\d+(_\d+)?$/.test(id));
-  if (bad.length > 0) throw new SchedulerError("config", `not Slurm job ids: ${bad.map((b) => `'${b}'`).join(", ")}`);
 }
 
 function parseJson(text: string): unknown {
