@@ -8,8 +8,8 @@
 //
 // NSH_FFI_TRACE=1 prints every call and its result to stderr. Job ids, attribute names and error
 // texts are shown; attribute values, scripts and environments only by their length.
-import { CString, type dlopen, FFIType, type Pointer, ptr as addressOf, read, toArrayBuffer } from "bun:ffi";
-import { openOnce, tracedIfAsked } from "../sys/ffi-trace.ts";
+import { CString, FFIType, type Pointer, ptr as addressOf, read, toArrayBuffer } from "bun:ffi";
+import { type Symbols, openOnce, tracedIfAsked } from "../sys/ffi-trace.ts";
 import { libc } from "../sys/libc.ts";
 import type { PbsAttr, PbsJobRecord } from "./pbs-shapes.ts";
 
@@ -30,17 +30,14 @@ const symbols = {
   __pbs_errno_location: { args: [], returns: ptr },
 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof symbols>>;
-export type PbsSymbols = Lib["symbols"];
-
-const opened = new Map<string, PbsSymbols>();
+export type PbsSymbols = Symbols<typeof symbols>;
 
 /** Why libpbs cannot be loaded, with dlopen's own words. */
 export class LibpbsLoadError extends Error {}
 
 /** libpbs at `file`, opened once per process (dlopen cannot take a library back safely). */
 export function openLibpbs(file: string, env: Record<string, string | undefined> = process.env): PbsSymbols {
-  const syms = openOnce(opened, file, symbols, (message) => new LibpbsLoadError(message));
+  const syms = openOnce(file, symbols, (message) => new LibpbsLoadError(message));
   return tracedIfAsked(env, "libpbs", syms, (value, symbol) => show(value, SHOWN_STRINGS.has(symbol)));
 }
 

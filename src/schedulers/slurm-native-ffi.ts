@@ -4,8 +4,8 @@
 //
 // NSH_FFI_TRACE=1 prints every call and its result to stderr. Strings travel as byte buffers and
 // are traced as their length only: a job's script and environment are the user's business.
-import { type dlopen, FFIType } from "bun:ffi";
-import { openOnce, tracedIfAsked } from "../sys/ffi-trace.ts";
+import { FFIType } from "bun:ffi";
+import { type Symbols, openOnce, tracedIfAsked } from "../sys/ffi-trace.ts";
 import { SHIM_ABI } from "./slurm-native-shim.ts";
 
 const { i32, i64_fast, u32, ptr, cstring } = FFIType;
@@ -20,17 +20,14 @@ const symbols = {
   nsh_shim_strerror: { args: [i32], returns: cstring },
 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof symbols>>;
-export type ShimSymbols = Lib["symbols"];
-
-const opened = new Map<string, ShimSymbols>();
+export type ShimSymbols = Symbols<typeof symbols>;
 
 /** Why a shim cannot be loaded, with dlopen's own words. */
 export class ShimLoadError extends Error {}
 
 /** The shim at `file`, opened once per process (dlopen cannot take a library back safely). */
 export function openShim(file: string, env: Record<string, string | undefined> = process.env): ShimSymbols {
-  const syms = openOnce(opened, file, symbols, (message) => new ShimLoadError(message), (lib) => {
+  const syms = openOnce(file, symbols, (message) => new ShimLoadError(message), (lib) => {
     const abi = lib.nsh_shim_abi();
     if (abi !== SHIM_ABI) throw new ShimLoadError(`${file} speaks shim ABI ${abi}, this nsh ${SHIM_ABI}`);
   });

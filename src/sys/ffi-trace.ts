@@ -4,21 +4,26 @@
 // module's call: user data (job scripts, environments) only by its length.
 import { dlopen, type FFIFunction, type Library } from "bun:ffi";
 
-type Symbols<Fns extends Record<string, FFIFunction>> = Library<Fns>["symbols"];
+/** The functions of a library opened with the symbol table `Fns`. */
+export type Symbols<Fns extends Record<string, FFIFunction>> = Library<Fns>["symbols"];
+
+/** Libraries opened so far: by symbol table, then file. */
+const opened = new WeakMap<object, Map<string, unknown>>();
 
 /**
  * The library at `file` with `symbols`, opened once per process (dlopen cannot take a library back
- * safely) and kept in `opened`. dlopen's failure becomes `loadError(its message)`; `check` may
- * refuse the library (thrown as is; a refused library is not kept).
+ * safely). dlopen's failure becomes `loadError(its message)`; `check` may refuse the library
+ * (thrown as is; a refused library is not kept).
  */
 export function openOnce<Fns extends Record<string, FFIFunction>>(
-  opened: Map<string, Symbols<Fns>>,
   file: string,
   symbols: Fns,
   loadError: (message: string) => Error,
   check: (syms: Symbols<Fns>) => void = () => {},
 ): Symbols<Fns> {
-  let syms = opened.get(file);
+  let byFile = opened.get(symbols);
+  if (!byFile) opened.set(symbols, (byFile = new Map()));
+  let syms = byFile.get(file) as Symbols<Fns> | undefined;
   if (!syms) {
     try {
       syms = dlopen(file, symbols).symbols;
@@ -26,7 +31,7 @@ export function openOnce<Fns extends Record<string, FFIFunction>>(
       throw loadError(e instanceof Error ? e.message : String(e));
     }
     check(syms);
-    opened.set(file, syms);
+    byFile.set(file, syms);
   }
   return syms;
 }
