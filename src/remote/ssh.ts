@@ -9,6 +9,7 @@ import { type Destination, formatDestination, parseDestinations } from "./destin
 import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
 import { checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts, parsePublicKey, preferredHostKeyAlgorithms } from "./known-hosts.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
+import { explainConnectError, type SshErr } from "./ssh-errors.ts";
 import { type HostDefaults, loadSshConfig, type ResolvedHost, resolveHost, type SshConfig } from "./ssh-config.ts";
 
 export { SshError };
@@ -30,7 +31,6 @@ export interface SshPoolOptions {
   maxChannelsPerConnection?: number;
 }
 
-type SshErr = Error & { level?: string; code?: string };
 
 interface Conn extends ChannelConn {
   client: Client;
@@ -360,24 +360,4 @@ function loadIdentities(files: readonly string[], notes: string[]): { key: Parse
   }
   if (missing.length > 0) notes.push(`not found: ${missing.join(", ")}`);
   return out;
-}
-
-function explainConnectError(err: SshErr, host: ResolvedHost, st: { hostKeyProblem?: string; tried: string[]; notes: string[]; serverMethods: AuthenticationType[] | null; agentPath?: string }): string {
-  const addr = `${host.hostname}:${host.port}`;
-  const notes = st.notes.length > 0 ? `; ${st.notes.join("; ")}` : "";
-  if (st.hostKeyProblem) return st.hostKeyProblem;
-  if (err.level === "client-authentication") {
-    const offered = st.serverMethods && !st.serverMethods.includes("publickey") ? ` (the server only offers ${st.serverMethods.join(", ")}; nsh uses keys)` : "";
-    const agent = st.agentPath ? "" : "; no ssh-agent used (SSH_AUTH_SOCK unset or IdentityAgent none)";
-    return `authentication failed for user ${host.user}${offered}: tried ${st.tried.length > 0 ? st.tried.join(", ") : "no keys"}${agent}${notes}`;
-  }
-  switch (err.code) {
-    case "ECONNREFUSED": return `connection refused by ${addr} (is sshd running there, on that port?)`;
-    case "ENOTFOUND": case "EAI_AGAIN": case "EAI_NONAME": return `cannot resolve host name ${host.hostname} (DNS: ${err.code})`;
-    case "ETIMEDOUT": return `timed out connecting to ${addr}`;
-    case "EHOSTUNREACH": case "ENETUNREACH": return `${addr} is unreachable (${err.code})`;
-  }
-  if (err.level === "client-timeout") return `no SSH handshake with ${addr} within ${host.connectTimeoutMs / 1000} s (the connect timeout: ${host.connectTimeoutFrom}; is it an SSH server?)`;
-  if (err.code === "ECONNRESET" || /before handshake|during the SSH handshake/.test(err.message)) return `${addr} closed the connection before the SSH handshake finished (${err.message}; is it an SSH server?)`;
-  return `${err.message}${notes}`;
 }
