@@ -42,7 +42,9 @@ export function openLibpbs(file: string, env: Record<string, string | undefined>
 }
 
 /** Calls whose string arguments and results are ids, server names or messages: traced in full. */
-const SHOWN_STRINGS = new Set(["pbs_connect", "pbs_deljob", "pbs_statjob", "pbs_default", "pbs_geterrmsg", "pbse_to_txt"]);
+const SHOWN_STRINGS = new Set([
+  "pbs_connect", "pbs_deljob", "pbs_statjob", "pbs_default", "pbs_geterrmsg", "pbse_to_txt",
+]);
 
 function show(arg: unknown, full: boolean): string {
   if (arg === null || arg === 0) return "NULL";
