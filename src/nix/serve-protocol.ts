@@ -55,14 +55,21 @@ export async function readHello(r: WireReader): Promise<number> {
   if (magic !== BigInt(SERVE_MAGIC_2)) {
     // Usually a login script printing to stdout, or a remote without `nix-store`.
     const text = new TextDecoder().decode(raw);
-    const printable = /^[\x20-\x7e\r\n\t]*$/.test(text) ? ` (text ${JSON.stringify(text)}: does the remote shell print to stdout?)` : "";
-    throw new ServeProtocolError(`protocol mismatch: expected serve magic 0x${SERVE_MAGIC_2.toString(16)}, got 0x${magic.toString(16)}${printable}`);
+    const printable = /^[\x20-\x7e\r\n\t]*$/.test(text)
+      ? ` (text ${JSON.stringify(text)}: does the remote shell print to stdout?)`
+      : "";
+    const got = `got 0x${magic.toString(16)}${printable}`;
+    throw new ServeProtocolError(`protocol mismatch: expected serve magic 0x${SERVE_MAGIC_2.toString(16)}, ${got}`);
   }
   const version = await r.u64("serve protocol version of the remote");
   const v = `${serveMajor(version) >> 8}.${serveMinor(version)}`;
-  if (serveMajor(version) !== 0x200) throw new ServeProtocolError(`unsupported serve protocol version ${v} of the remote: need major version 2`);
+  if (serveMajor(version) !== 0x200) {
+    throw new ServeProtocolError(`unsupported serve protocol version ${v} of the remote: need major version 2`);
+  }
   if (serveMinor(version) < SERVE_MIN_MINOR) {
-    throw new ServeProtocolError(`the remote's serve protocol ${v} is too old: need 2.${SERVE_MIN_MINOR} or newer (AddToStoreNar)`);
+    throw new ServeProtocolError(
+      `the remote's serve protocol ${v} is too old: need 2.${SERVE_MIN_MINOR} or newer (AddToStoreNar)`,
+    );
   }
   return version;
 }
@@ -151,22 +158,31 @@ export interface BasicDerivation {
 export function basicDerivation(drv: Derivation, inputClosure?: readonly string[]): BasicDerivation {
   let inputSrcs = drv.inputSrcs;
   if (drv.inputDrvs.size > 0) {
-    if (inputClosure === undefined) throw new ServeProtocolError("the derivation has inputDrvs: pass its input closure to replace inputSrcs");
+    if (inputClosure === undefined) {
+      throw new ServeProtocolError("the derivation has inputDrvs: pass its input closure to replace inputSrcs");
+    }
     inputSrcs = [...inputClosure];
   }
-  return { outputs: drv.outputs, inputSrcs, platform: drv.platform, builder: drv.builder, args: drv.args, env: drv.env };
+  const { outputs, platform, builder, args, env } = drv;
+  return { outputs, inputSrcs, platform, builder, args, env };
 }
 
 export function encodeBasicDerivation(d: BasicDerivation): Uint8Array {
   const parts: Uint8Array[] = [encodeU64(d.outputs.size)];
-  for (const [name, o] of d.outputs) parts.push(encodeString(name), encodeString(o.path), encodeString(o.hashAlgo), encodeString(o.hash));
-  parts.push(encodeStrings(d.inputSrcs), encodeString(d.platform), encodeString(d.builder), encodeStrings(d.args), encodeU64(d.env.size));
+  for (const [name, o] of d.outputs) {
+    parts.push(encodeString(name), encodeString(o.path), encodeString(o.hashAlgo), encodeString(o.hash));
+  }
+  parts.push(encodeStrings(d.inputSrcs), encodeString(d.platform), encodeString(d.builder));
+  parts.push(encodeStrings(d.args), encodeU64(d.env.size));
   for (const [k, v] of d.env) parts.push(encodeString(k), encodeString(v));
   return concat(parts);
 }
 
-export function encodeBuildDerivation(drvPath: string, drv: BasicDerivation, options: BuildOptions, minor: number): Uint8Array {
-  return concat([cmd(ServeCommand.BuildDerivation), encodeString(drvPath), encodeBasicDerivation(drv), encodeBuildOptions(options, minor)]);
+export function encodeBuildDerivation(
+  drvPath: string, drv: BasicDerivation, options: BuildOptions, minor: number,
+): Uint8Array {
+  const head = [cmd(ServeCommand.BuildDerivation), encodeString(drvPath)];
+  return concat([...head, encodeBasicDerivation(drv), encodeBuildOptions(options, minor)]);
 }
 
 export interface AddToStoreNarInfo {
@@ -186,9 +202,13 @@ export interface AddToStoreNarInfo {
 
 /** Header of AddToStoreNar; then stream exactly narSize NAR bytes and read readAck. */
 export function encodeAddToStoreNar(info: AddToStoreNarInfo): Uint8Array {
-  if (!(info.narSize > 0)) throw new ServeProtocolError(`AddToStoreNar of ${info.path}: narSize must be positive, got ${info.narSize}`);
+  if (!(info.narSize > 0)) {
+    throw new ServeProtocolError(`AddToStoreNar of ${info.path}: narSize must be positive, got ${info.narSize}`);
+  }
   const hash = typeof info.narHash === "string" ? parseNarHash(info.narHash) : info.narHash;
-  if (hash.length !== 32) throw new ServeProtocolError(`AddToStoreNar of ${info.path}: narHash must be 32 bytes, got ${hash.length}`);
+  if (hash.length !== 32) {
+    throw new ServeProtocolError(`AddToStoreNar of ${info.path}: narHash must be 32 bytes, got ${hash.length}`);
+  }
   return concat([
     cmd(ServeCommand.AddToStoreNar),
     encodeString(info.path),
@@ -227,7 +247,9 @@ export interface ServePathInfo {
 }
 
 /** QueryPathInfos reply: one record per valid path, ended by an empty path. */
-export async function readPathInfos(r: WireReader, minor = serveMinor(SERVE_PROTOCOL_VERSION)): Promise<Map<string, ServePathInfo>> {
+export async function readPathInfos(
+  r: WireReader, minor = serveMinor(SERVE_PROTOCOL_VERSION),
+): Promise<Map<string, ServePathInfo>> {
   const infos = new Map<string, ServePathInfo>();
   for (;;) {
     const path = await r.string(`path of path info ${infos.size}`);
@@ -312,7 +334,9 @@ function parseRealisation(key: string, json: string, storeDir: string): [string,
     throw new ServeProtocolError(`realisation of '${key}' is not JSON: ${(e as Error).message}`);
   }
   const o = v as { outPath?: unknown; signatures?: unknown };
-  if (typeof v !== "object" || v === null || typeof o.outPath !== "string") throw new ServeProtocolError(`realisation of '${key}' has no string outPath`);
+  if (typeof v !== "object" || v === null || typeof o.outPath !== "string") {
+    throw new ServeProtocolError(`realisation of '${key}' has no string outPath`);
+  }
   const sigs = Array.isArray(o.signatures) ? o.signatures.filter((s): s is string => typeof s === "string") : [];
   return [key.slice(bang + 1), { outPath: fullPath(o.outPath, storeDir), signatures: sigs }];
 }
@@ -322,7 +346,9 @@ function parseRealisation(key: string, json: string, storeDir: string): [string,
  * realisations (Nix 2.4–2.10 servers send them whatever the client announced, so announce
  * ≥ 2.6), 8 as (name, path, sigs). `storeDir` resolves the base names JSON realisations carry.
  */
-export async function readBuildResult(r: WireReader, minor: number, storeDir = DEFAULT_STORE_DIR): Promise<BuildResult> {
+export async function readBuildResult(
+  r: WireReader, minor: number, storeDir = DEFAULT_STORE_DIR,
+): Promise<BuildResult> {
   const status = await r.u64("build status");
   const errorMsg = await r.string("build error message");
   const res: BuildResult = {

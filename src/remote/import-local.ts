@@ -59,10 +59,18 @@ export function physicalPath(store: string, storePath: string): string {
 function checkHash(item: ImportItem, got: { narHash: Uint8Array; narSize: number }): void {
   const want = parseNarHash(item.narHash);
   if (got.narSize !== item.narSize || Buffer.compare(Buffer.from(want), Buffer.from(got.narHash)) !== 0)
-    throw new ImportError(`${item.path}: the NAR received (${got.narSize} bytes, ${formatNarHash(got.narHash)}) does not match its path info (${item.narSize} bytes, ${item.narHash})`);
+    throw new ImportError(
+      `${item.path}: the NAR received (${got.narSize} bytes, ${formatNarHash(got.narHash)})` +
+        ` does not match its path info (${item.narSize} bytes, ${item.narHash})`,
+    );
 }
 
-async function runWithStdin(argv: string[], env: Record<string, string | undefined>, feed: (write: (b: Uint8Array) => Promise<void>) => Promise<void>, what: string): Promise<void> {
+async function runWithStdin(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  feed: (write: (b: Uint8Array) => Promise<void>) => Promise<void>,
+  what: string,
+): Promise<void> {
   const proc = Bun.spawn(argv, { stdin: "pipe", stdout: "ignore", stderr: "pipe", env: env as Record<string, string> });
   const stderr = new Response(proc.stderr).text();
   const write = async (b: Uint8Array) => {
@@ -93,13 +101,30 @@ async function runWithStdin(argv: string[], env: Record<string, string | undefin
  * holds. AddToStoreNar streams each NAR into place and checks its hash; `nix-store --import` would
  * hold the whole NAR in memory first (Nix 2.8 warns above 256 MiB) before writing any of it.
  */
-async function addUnderHeldLocks(items: ImportItem[], store: LocalStore, env: Record<string, string | undefined>, heldLocks: string[]): Promise<void> {
+async function addUnderHeldLocks(
+  items: ImportItem[],
+  store: LocalStore,
+  env: Record<string, string | undefined>,
+  heldLocks: string[],
+): Promise<void> {
   const argv = [bin(store, "nix-store"), "--serve", "--write"];
-  const duplex = spawnDuplex(argv, { env: { ...env, NIX_HELD_LOCKS: heldLocks.join(" ") }, describe: `nix-store --serve --write on ${store.store}` });
-  const client = await ServeClient.open(duplex, path.dirname(items[0]!.path), store.store === "local" ? "local store" : store.store);
+  const duplex = spawnDuplex(argv, {
+    env: { ...env, NIX_HELD_LOCKS: heldLocks.join(" ") },
+    describe: `nix-store --serve --write on ${store.store}`,
+  });
+  const storeName = store.store === "local" ? "local store" : store.store;
+  const client = await ServeClient.open(duplex, path.dirname(items[0]!.path), storeName);
   try {
     for (const item of items) {
-      const info = { path: item.path, narHash: item.narHash, narSize: item.narSize, deriver: item.deriver, references: item.references, sigs: item.sigs, ca: item.ca };
+      const info = {
+        path: item.path,
+        narHash: item.narHash,
+        narSize: item.narSize,
+        deriver: item.deriver,
+        references: item.references,
+        sigs: item.sigs,
+        ca: item.ca,
+      };
       await client.addToStoreNar(info, (sink) => item.nar(sink, { noHash: true }));
     }
   } finally {
@@ -111,7 +136,13 @@ export interface ImportOptions {
   log?: (msg: string) => void;
 }
 
-export async function importPaths(items: ImportItem[], store: LocalStore, method: ImportMethod, heldLocks: string[], opts: ImportOptions = {}): Promise<void> {
+export async function importPaths(
+  items: ImportItem[],
+  store: LocalStore,
+  method: ImportMethod,
+  heldLocks: string[],
+  opts: ImportOptions = {},
+): Promise<void> {
   if (items.length === 0) return;
   const env = { ...(store.env ?? process.env), NIX_REMOTE: store.store };
   if (method === "held-locks") return addUnderHeldLocks(items, store, env, heldLocks);
@@ -130,7 +161,13 @@ export function pathsToLock(items: readonly { path: string }[], heldLocks: reado
  * paths, so what is valid now is left alone (it may be in use) and what is on disk but invalid is
  * an abandoned leftover that may go.
  */
-async function restoreAndRegister(items: ImportItem[], store: LocalStore, env: Env, heldLocks: string[], opts: ImportOptions): Promise<void> {
+async function restoreAndRegister(
+  items: ImportItem[],
+  store: LocalStore,
+  env: Env,
+  heldLocks: string[],
+  opts: ImportOptions,
+): Promise<void> {
   const locks: PathLock[] = [];
   const restored: ImportItem[] = [];
   try {
@@ -148,9 +185,11 @@ async function restoreAndRegister(items: ImportItem[], store: LocalStore, env: E
       await runWithStdin([bin(store, "nix-store"), "--restore", target], env, feed, `nix-store --restore ${target}`);
     }
     if (todo.length === 0) return;
-    const reg = todo.map((i) => [i.path, i.narHash, String(i.narSize), i.deriver ?? "", String(i.references.length), ...i.references].join("\n"));
+    const reg = todo.map((i) =>
+      [i.path, i.narHash, String(i.narSize), i.deriver ?? "", String(i.references.length), ...i.references].join("\n"));
     const feed = (write: (b: Uint8Array) => Promise<void>) => write(new TextEncoder().encode(`${reg.join("\n")}\n`));
-    await runWithStdin([bin(store, "nix-store"), "--register-validity", "--hash-given"], env, feed, `registering ${todo.length} paths in ${store.store}`);
+    const argv = [bin(store, "nix-store"), "--register-validity", "--hash-given"];
+    await runWithStdin(argv, env, feed, `registering ${todo.length} paths in ${store.store}`);
   } catch (e) {
     // Still under the locks: what we restored and did not get registered goes.
     const left = await invalidPaths(restored.map((i) => i.path), store, env).catch(() => new Set<string>());
@@ -168,7 +207,10 @@ async function restoreAndRegister(items: ImportItem[], store: LocalStore, env: E
  */
 async function restoreOnly(items: ImportItem[], store: LocalStore, env: Env, outputs: string[]): Promise<void> {
   const foreign = items.filter((i) => !outputs.includes(i.path)).map((i) => i.path);
-  if (foreign.length) throw new ImportError(`the outputs refer to paths that are neither outputs nor inputs of the build: ${foreign.slice(0, 3).join(", ")}`);
+  if (foreign.length) {
+    const some = foreign.slice(0, 3).join(", ");
+    throw new ImportError(`the outputs refer to paths that are neither outputs nor inputs of the build: ${some}`);
+  }
   for (const item of items) {
     const target = physicalPath(store.store, item.path);
     removeTree(target);
@@ -183,7 +225,10 @@ async function restoreOnly(items: ImportItem[], store: LocalStore, env: Env, out
 }
 
 /** Streams the item's NAR into `write`, hashing what actually goes to the restore. */
-async function feedHashed(item: ImportItem, write: (b: Uint8Array) => Promise<void>): Promise<{ narHash: Uint8Array; narSize: number }> {
+async function feedHashed(
+  item: ImportItem,
+  write: (b: Uint8Array) => Promise<void>,
+): Promise<{ narHash: Uint8Array; narSize: number }> {
   const hasher = new Bun.CryptoHasher("sha256");
   let narSize = 0;
   await item.nar(
@@ -202,10 +247,22 @@ async function invalidPaths(paths: string[], store: LocalStore, env: Env): Promi
   const invalid = new Set<string>();
   for (let i = 0; i < paths.length; i += 1000) {
     const argv = [bin(store, "nix-store"), "--check-validity", "--print-invalid", ...paths.slice(i, i + 1000)];
-    const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: env as Record<string, string> });
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const proc = Bun.spawn(argv, {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: env as Record<string, string>,
+    });
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     const said = err.trim().split("\n").slice(-3).join(" / ");
-    if (code !== 0) throw new ImportError(`asking ${store.store} which of ${paths.length} paths are valid failed (exit ${code}): ${said}`);
+    if (code !== 0) {
+      const what = `asking ${store.store} which of ${paths.length} paths are valid`;
+      throw new ImportError(`${what} failed (exit ${code}): ${said}`);
+    }
     for (const p of out.split("\n")) if (p) invalid.add(p);
   }
   return invalid;

@@ -59,7 +59,9 @@ function decodeKey(keyType: string, base64: string): Buffer | string {
 /** "ssh-ed25519 AAAA... [comment]", as in a .pub file or nsh.conf `trusted`. */
 export function parsePublicKey(text: string): { keyType: string; keyBlob: Buffer; comment: string } {
   const [keyType, base64, ...comment] = text.trim().split(/\s+/);
-  if (!keyType || !base64) throw new Error(`not a public key: ${JSON.stringify(text)} (expected "ssh-ed25519 AAAA...")`);
+  if (!keyType || !base64) {
+    throw new Error(`not a public key: ${JSON.stringify(text)} (expected "ssh-ed25519 AAAA...")`);
+  }
   const blob = decodeKey(keyType, base64);
   if (typeof blob === "string") throw new Error(`not a public key: ${JSON.stringify(text)}: ${blob}`);
   return { keyType, keyBlob: blob, comment: comment.join(" ") };
@@ -88,7 +90,9 @@ export function parseKnownHosts(text: string, file: string): ParsedKnownHosts {
       const [salt, hash] = hosts.slice(3).split("|");
       const s = Buffer.from(salt ?? "", "base64");
       const h = Buffer.from(hash ?? "", "base64");
-      if (s.length !== 20 || h.length !== 20) return void out.invalid.push(`${file}:${line}: malformed hashed host name`);
+      if (s.length !== 20 || h.length !== 20) {
+        return void out.invalid.push(`${file}:${line}: malformed hashed host name`);
+      }
       entry.hashed = { salt: s, hash: h };
     } else {
       entry.patterns = hosts.split(",").filter((p) => p !== "");
@@ -124,7 +128,8 @@ export function entryMatchesHost(entry: KnownHostEntry, name: string): boolean {
   return positive;
 }
 
-const sameKey = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+const sameKey = (a: Uint8Array, b: Uint8Array) =>
+  a.length === b.length && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 
 /**
  * Decides whether `keyBlob` is the right host key for host:port. `pinned` keys (nsh.conf `trusted`)
@@ -144,7 +149,12 @@ export function checkHostKey(
   const forHost = entries.filter((e) => e.marker !== "cert-authority" && entryMatchesHost(e, name));
   const revoked = forHost.find((e) => e.marker === "revoked" && sameKey(e.keyBlob, keyBlob));
   if (revoked) {
-    return { ok: false, reason: "revoked", message: `the host key of ${name} (${presented}) is marked @revoked in ${revoked.file}:${revoked.line}; refusing to connect` };
+    const where = `${revoked.file}:${revoked.line}`;
+    return {
+      ok: false,
+      reason: "revoked",
+      message: `the host key of ${name} (${presented}) is marked @revoked in ${where}; refusing to connect`,
+    };
   }
   const pins = pinned.flatMap((p) => {
     try {
@@ -154,13 +164,16 @@ export function checkHostKey(
     }
   });
   if (pins.length > 0) {
-    if (pins.some((p) => p.keyType === keyType && sameKey(p.keyBlob, keyBlob))) return { ok: true, via: "nsh.conf trusted" };
+    if (pins.some((p) => p.keyType === keyType && sameKey(p.keyBlob, keyBlob))) {
+      return { ok: true, via: "nsh.conf trusted" };
+    }
     const expected = pins.map((p) => describeKey(p.keyType, p.keyBlob)).join(", ");
     return {
       ok: false,
       reason: "mismatch",
       message: `HOST KEY MISMATCH for ${name}: it presented ${presented}, but nsh.conf \`trusted\` pins ${expected}. ` +
-        "Someone may be intercepting the connection, or the host key was changed; if the change is expected, update the pinned key in nsh.conf `trusted`.",
+        "Someone may be intercepting the connection, or the host key was changed; " +
+        "if the change is expected, update the pinned key in nsh.conf `trusted`.",
     };
   }
   const plain = forHost.filter((e) => e.marker === undefined);
@@ -171,18 +184,25 @@ export function checkHostKey(
     return {
       ok: false,
       reason: "mismatch",
-      message: `HOST KEY MISMATCH for ${name}: it presented ${presented}, but ${changed.file}:${changed.line} expects ` +
-        `${describeKey(changed.keyType, changed.keyBlob)}. Someone may be intercepting the connection, or the host key was changed; ` +
-        `if the change is expected, remove the old key (ssh-keygen -R '${name}' -f ${changed.file}) and add the new one.`,
+      message: `HOST KEY MISMATCH for ${name}: it presented ${presented}, ` +
+        `but ${changed.file}:${changed.line} expects ` +
+        `${describeKey(changed.keyType, changed.keyBlob)}. ` +
+        "Someone may be intercepting the connection, or the host key was changed; " +
+        "if the change is expected, " +
+        `remove the old key (ssh-keygen -R '${name}' -f ${changed.file}) and add the new one.`,
     };
   }
-  const others = plain.length > 0 ? ` (known_hosts has only other key types for it: ${plain.map((e) => `${keyTypeLabel(e.keyType)} at ${e.file}:${e.line}`).join(", ")})` : "";
+  const otherKeys = plain.map((e) => `${keyTypeLabel(e.keyType)} at ${e.file}:${e.line}`).join(", ");
+  const others = plain.length > 0 ? ` (known_hosts has only other key types for it: ${otherKeys})` : "";
   return {
     ok: false,
     reason: "unknown-host",
-    message: `the host key of ${name} is not known${others}: it presented ${presented}. After checking that fingerprint out of band ` +
-      `(e.g. ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeLabel(keyType).toLowerCase()}_key.pub on the host), add the line ` +
-      `"${knownHostsLine(host, port, keyType, keyBlob)}" to ~/.ssh/known_hosts, or pin "${keyType} ${Buffer.from(keyBlob).toString("base64")}" in nsh.conf \`trusted\``,
+    message: `the host key of ${name} is not known${others}: it presented ${presented}. ` +
+      "After checking that fingerprint out of band " +
+      `(e.g. ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeLabel(keyType).toLowerCase()}_key.pub on the host), ` +
+      "add the line " +
+      `"${knownHostsLine(host, port, keyType, keyBlob)}" to ~/.ssh/known_hosts, ` +
+      `or pin "${keyType} ${Buffer.from(keyBlob).toString("base64")}" in nsh.conf \`trusted\``,
   };
 }
 
@@ -204,7 +224,12 @@ const ALGORITHMS: Record<string, string[]> = {
  * Host key algorithms to prefer for host:port, like OpenSSH: the types already known (or pinned)
  * come first, so a host with both RSA and ED25519 keys is not refused for offering the unknown one.
  */
-export function preferredHostKeyAlgorithms(entries: readonly KnownHostEntry[], host: string, port: number, pinned: readonly string[] = []): string[] {
+export function preferredHostKeyAlgorithms(
+  entries: readonly KnownHostEntry[],
+  host: string,
+  port: number,
+  pinned: readonly string[] = [],
+): string[] {
   const name = knownHostsName(host, port);
   const types = pinned.length > 0
     ? pinned.map((p) => p.trim().split(/\s+/)[0] ?? "")

@@ -129,8 +129,11 @@ export function matchHostPatterns(patterns: readonly string[], host: string): bo
   return positive;
 }
 
-const NEEDS_ARG = new Set(["hostname", "user", "port", "identityfile", "userknownhostsfile", "globalknownhostsfile", "hostkeyalias",
-  "stricthostkeychecking", "connecttimeout", "serveraliveinterval", "serveralivecountmax", "identitiesonly", "identityagent", "include"]);
+const NEEDS_ARG = new Set([
+  "hostname", "user", "port", "identityfile", "userknownhostsfile", "globalknownhostsfile", "hostkeyalias",
+  "stricthostkeychecking", "connecttimeout", "serveraliveinterval", "serveralivecountmax", "identitiesonly",
+  "identityagent", "include",
+]);
 
 function validate(key: string, args: string[], where: string): void {
   const v = args[0]!;
@@ -142,7 +145,9 @@ function validate(key: string, args: string[], where: string): void {
   if (key === "connecttimeout" && v !== "none" && !int(0, 1e6)) bad("ConnectTimeout");
   if (key === "serveraliveinterval" && !int(0, 1e6)) bad("ServerAliveInterval");
   if (key === "serveralivecountmax" && !int(0, 1e6)) bad("ServerAliveCountMax");
-  if (key === "stricthostkeychecking" && !["yes", "no", "off", "ask", "accept-new"].includes(v.toLowerCase())) bad("StrictHostKeyChecking");
+  if (key === "stricthostkeychecking" && !["yes", "no", "off", "ask", "accept-new"].includes(v.toLowerCase())) {
+    bad("StrictHostKeyChecking");
+  }
   if (key === "identitiesonly" && !["yes", "no"].includes(v.toLowerCase())) bad("IdentitiesOnly");
 }
 
@@ -178,7 +183,9 @@ function parseInto(
     // "Key=value" and "Key = value" are both allowed: exactly one '=' may separate key and value.
     const m = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=\s*|\s+|$)(.*)$/.exec(raw);
     if (!m) {
-      if (raw.trim() !== "" && !raw.trim().startsWith("#")) throw new SshConfigError(`${where}: cannot parse ${JSON.stringify(raw.trim())}`);
+      if (raw.trim() !== "" && !raw.trim().startsWith("#")) {
+        throw new SshConfigError(`${where}: cannot parse ${JSON.stringify(raw.trim())}`);
+      }
       return;
     }
     const key = m[1]!.toLowerCase();
@@ -199,7 +206,9 @@ function parseInto(
       for (const arg of args) {
         const p = expandTilde(arg, config.local.home, where);
         const abs = path.isAbsolute(p) ? p : path.join(includeDir, p);
-        for (const inc of readInclude?.(abs) ?? []) parseInto(config, inc.text, inc.file, when, depth + 1, includeDir, readInclude);
+        for (const inc of readInclude?.(abs) ?? []) {
+          parseInto(config, inc.text, inc.file, when, depth + 1, includeDir, readInclude);
+        }
       }
     } else if (NEEDS_ARG.has(key)) {
       validate(key, args, where);
@@ -216,7 +225,12 @@ function conditionHolds(c: Condition, alias: string): boolean {
 }
 
 /** Expands %-tokens and ${VAR}; unknown tokens are errors, as in OpenSSH. */
-export function expandTokens(value: string, tokens: Record<string, string>, env: Record<string, string | undefined>, where: string): string {
+export function expandTokens(
+  value: string,
+  tokens: Record<string, string>,
+  env: Record<string, string | undefined>,
+  where: string,
+): string {
   const withEnv = value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
     const v = env[name];
     if (v === undefined) throw new SshConfigError(`${where}: environment variable ${name} is not set (in ${value})`);
@@ -225,7 +239,9 @@ export function expandTokens(value: string, tokens: Record<string, string>, env:
   return withEnv.replace(/%(.)?/g, (_, t: string | undefined) => {
     if (t === "%") return "%";
     const v = t === undefined ? undefined : tokens[t];
-    if (v === undefined) throw new SshConfigError(`${where}: unsupported token %${t ?? ""} in ${JSON.stringify(value)}`);
+    if (v === undefined) {
+      throw new SshConfigError(`${where}: unsupported token %${t ?? ""} in ${JSON.stringify(value)}`);
+    }
     return v;
   });
 }
@@ -240,7 +256,11 @@ export interface HostDefaults {
  * The host's settings. A ConnectTimeout in the ssh config (for this host, or `Host *`) wins over
  * `defaults`: it is what `ssh host` would use, and the OpenSSH bulk session reads the same file.
  */
-export function resolveHost(config: SshConfig, destination: Destination | string, defaults?: HostDefaults): ResolvedHost {
+export function resolveHost(
+  config: SshConfig,
+  destination: Destination | string,
+  defaults?: HostDefaults,
+): ResolvedHost {
   const dest = typeof destination === "string" ? parseDestination(destination) : destination;
   const alias = dest.host;
   const first = new Map<string, SshConfigOption>();
@@ -258,12 +278,15 @@ export function resolveHost(config: SshConfig, destination: Destination | string
   };
   const { local } = config;
   const hostnameOpt = get("hostname");
-  const hostname = (hostnameOpt === undefined ? alias : expandTokens(hostnameOpt, { h: alias }, {}, where("hostname"))).toLowerCase();
+  const hostname = (
+    hostnameOpt === undefined ? alias : expandTokens(hostnameOpt, { h: alias }, {}, where("hostname"))
+  ).toLowerCase();
   const user = dest.user ?? get("user") ?? local.user;
   const port = dest.port ?? Number(get("port") ?? 22);
   const hostKeyAlias = get("hostkeyalias");
   const tokens: Record<string, string> = {
-    d: local.home, u: local.user, i: String(local.uid), h: hostname, r: user, p: String(port), n: alias, k: hostKeyAlias ?? alias,
+    d: local.home, u: local.user, i: String(local.uid), h: hostname,
+    r: user, p: String(port), n: alias, k: hostKeyAlias ?? alias,
   };
   const file = (p: string, w: string) => expandTilde(expandTokens(p, tokens, local.env, w), local.home, w);
   const fileList = (k: string, defaults: string[]): string[] => {
@@ -293,10 +316,15 @@ export function resolveHost(config: SshConfig, destination: Destination | string
     // "ask" cannot prompt in a build hook: it refuses unknown hosts like "yes".
     strictHostKeyChecking: strict === "no" || strict === "off" ? "no" : strict === "accept-new" ? "accept-new" : "yes",
     identitiesOnly: get("identitiesonly")?.toLowerCase() === "yes",
-    identityAgent: agent === undefined ? undefined : agent.toLowerCase() === "none" ? "none" : resolveAgent(agent, tokens, local, where("identityagent")),
+    identityAgent: agent === undefined
+      ? undefined
+      : agent.toLowerCase() === "none" ? "none" : resolveAgent(agent, tokens, local, where("identityagent")),
     ...(connect === undefined || connect === "none" || connect === "0"
       ? defaults ?? { connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, connectTimeoutFrom: "nsh's default" }
-      : { connectTimeoutMs: Number(connect) * 1000, connectTimeoutFrom: `ConnectTimeout at ${where("connecttimeout")}` }),
+      : {
+        connectTimeoutMs: Number(connect) * 1000,
+        connectTimeoutFrom: `ConnectTimeout at ${where("connecttimeout")}`,
+      }),
     keepaliveIntervalMs: interval === undefined ? DEFAULT_KEEPALIVE_INTERVAL_MS : Number(interval) * 1000,
     keepaliveCountMax: Number(get("serveralivecountmax") ?? DEFAULT_KEEPALIVE_COUNT_MAX),
   };
@@ -322,7 +350,9 @@ function globFiles(pattern: string): string[] {
       try {
         names = fs.readdirSync(dir);
       } catch {}
-      for (const n of names.sort()) if ((part.startsWith(".") || !n.startsWith(".")) && matchPattern(part, n)) next.push(path.join(dir, n));
+      for (const n of names.sort()) {
+        if ((part.startsWith(".") || !n.startsWith(".")) && matchPattern(part, n)) next.push(path.join(dir, n));
+      }
     }
     paths = next;
   }
@@ -344,7 +374,10 @@ export function loadSshConfig(opts: { file?: string; local?: Partial<LocalContex
   const userDir = path.join(local.home, ".ssh");
   const sources = opts.file !== undefined
     ? [{ file: opts.file, includeDir: userDir, required: true }]
-    : [{ file: path.join(userDir, "config"), includeDir: userDir, required: false }, { file: "/etc/ssh/ssh_config", includeDir: "/etc/ssh", required: false }];
+    : [
+      { file: path.join(userDir, "config"), includeDir: userDir, required: false },
+      { file: "/etc/ssh/ssh_config", includeDir: "/etc/ssh", required: false },
+    ];
   const merged: SshConfig = { options: [], warnings: [], local };
   for (const src of sources) {
     let text: string;
@@ -354,7 +387,8 @@ export function loadSshConfig(opts: { file?: string; local?: Partial<LocalContex
       if (src.required) throw new SshConfigError(`cannot read ssh config ${src.file}: ${(e as Error).message}`);
       continue;
     }
-    const readInclude = (pattern: string) => globFiles(pattern).map((f) => ({ file: f, text: fs.readFileSync(f, "utf8") }));
+    const readInclude = (pattern: string) =>
+      globFiles(pattern).map((f) => ({ file: f, text: fs.readFileSync(f, "utf8") }));
     const part = parseSshConfig(text, { file: src.file, local, includeDir: src.includeDir, readInclude });
     merged.options.push(...part.options);
     merged.warnings.push(...part.warnings);

@@ -4,11 +4,17 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import "../sys/no-cpu-features.ts";
-import { Client, OpenSSHAgent, utils, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey } from "ssh2";
+import {
+  Client, OpenSSHAgent, utils, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey,
+} from "ssh2";
 import { type Destination, formatDestination, parseDestinations } from "./destination.ts";
 import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
-import { checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts, parsePublicKey, preferredHostKeyAlgorithms } from "./known-hosts.ts";
+import {
+  checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts,
+  parsePublicKey, preferredHostKeyAlgorithms,
+} from "./known-hosts.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
+import { explainConnectError, type SshErr } from "./ssh-errors.ts";
 import { type HostDefaults, loadSshConfig, type ResolvedHost, resolveHost, type SshConfig } from "./ssh-config.ts";
 
 export { SshError };
@@ -30,7 +36,6 @@ export interface SshPoolOptions {
   maxChannelsPerConnection?: number;
 }
 
-type SshErr = Error & { level?: string; code?: string };
 
 interface Conn extends ChannelConn {
   client: Client;
@@ -81,8 +86,12 @@ export class SshPool {
         failures.push(`${hostLabel(host)}: ${(e as Error).message}`);
       }
     }
-    const head = dests.length === 1 ? `cannot run \`${command}\` over ssh on` : `cannot run \`${command}\` on any of ${dests.length} ssh hosts (each was tried in order):`;
-    throw new SshError(dests.length === 1 ? `${head} ${failures[0]}` : `${head}\n${failures.map((f) => `  - ${f}`).join("\n")}`, failures);
+    const head = dests.length === 1
+      ? `cannot run \`${command}\` over ssh on`
+      : `cannot run \`${command}\` on any of ${dests.length} ssh hosts (each was tried in order):`;
+    const bullets = failures.map((f) => `  - ${f}`).join("\n");
+    const list = dests.length === 1 ? `${head} ${failures[0]}` : `${head}\n${bullets}`;
+    throw new SshError(list, failures);
   }
 
   /**
@@ -108,7 +117,9 @@ export class SshPool {
   }
 
   /** Runs a command to completion; exit 127 throws like a Duplex read ("<program> not found"). */
-  async runCommand(dest: Destination | string, command: string, stdin?: Uint8Array | string): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
+  async runCommand(
+    dest: Destination | string, command: string, stdin?: Uint8Array | string,
+  ): Promise<{ code: number | null; signal?: string; stdout: string; stderr: string }> {
     const d = await this.exec([dest] as Destination[] | string[], command);
     try {
       if (stdin !== undefined) await d.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
@@ -120,14 +131,17 @@ export class SshPool {
         chunks.push(r.value);
       }
       const status = await d.exited;
-      return { code: status.code, signal: status.signal, stdout: Buffer.concat(chunks).toString("utf8"), stderr: d.stderrTail() };
+      const stdout = Buffer.concat(chunks).toString("utf8");
+      return { code: status.code, signal: status.signal, stdout, stderr: d.stderrTail() };
     } finally {
       d.close();
     }
   }
 
-  /** What a second transport to the host (OpenSSH's ssh, for bulk data) needs: its settings and the key verified here. */
-  async verifiedHost(dest: Destination): Promise<{ host: ResolvedHost; keyType: string; key: Buffer; configFile?: string }> {
+  /** What a second transport to the host (OpenSSH's ssh, for bulk data) needs: settings, verified key. */
+  async verifiedHost(
+    dest: Destination,
+  ): Promise<{ host: ResolvedHost; keyType: string; key: Buffer; configFile?: string }> {
     const host = this.resolve(dest);
     const conn = this.connection(host);
     await conn.ready;
@@ -191,7 +205,10 @@ export class SshPool {
   private connect(host: ResolvedHost): Conn {
     this.connectionsOpened++;
     const client = new Client();
-    const conn: Conn = { label: hostLabel(host), client, ready: Promise.resolve(), channels: 0, capacity: Infinity, live: new Set(), dead: false };
+    const conn: Conn = {
+      label: hostLabel(host), client, ready: Promise.resolve(),
+      channels: 0, capacity: Infinity, live: new Set(), dead: false,
+    };
     const notes: string[] = [];
     const tried: string[] = [];
     let serverMethods: AuthenticationType[] | null = null;
@@ -206,10 +223,16 @@ export class SshPool {
     const agentPath = this.opts.agentSocket === null || host.identityAgent === "none"
       ? undefined
       : this.opts.agentSocket ?? host.identityAgent ?? this.config.local.env.SSH_AUTH_SOCK;
-    const methods: ({ type: "agent"; username: string; agent: OpenSSHAgent } | { type: "publickey"; username: string; key: ParsedKey; label: string })[] = [];
+    const methods: (
+      | { type: "agent"; username: string; agent: OpenSSHAgent }
+      | { type: "publickey"; username: string; key: ParsedKey; label: string }
+    )[] = [];
     // IdentitiesOnly: only agent keys that belong to a configured identity (its key or its .pub file).
-    const only = host.identitiesOnly ? [...keys.map((k) => k.key.getPublicSSH()), ...publicKeysOf(host.identityFiles)] : undefined;
-    if (agentPath) methods.push({ type: "agent", username: host.user, agent: new RecordingAgent(agentPath, only, tried) });
+    const only = host.identitiesOnly
+      ? [...keys.map((k) => k.key.getPublicSSH()), ...publicKeysOf(host.identityFiles)]
+      : undefined;
+    const agent = agentPath && new RecordingAgent(agentPath, only, tried);
+    if (agent) methods.push({ type: "agent", username: host.user, agent });
     for (const k of keys) methods.push({ type: "publickey", username: host.user, key: k.key, label: k.label });
 
     conn.ready = new Promise<void>((resolve, reject) => {
@@ -217,7 +240,8 @@ export class SshPool {
         if (conn.dead) return;
         conn.dead = true;
         if (!isReady) {
-          reject(new SshError(explainConnectError(err, host, { hostKeyProblem, tried, notes, serverMethods, agentPath })));
+          const state = { hostKeyProblem, tried, notes, serverMethods, agentPath };
+          reject(new SshError(explainConnectError(err, host, state)));
           client.end();
           return;
         }
@@ -235,7 +259,8 @@ export class SshPool {
         if (!isReady && /^Error while signing/.test(err.message)) return void notes.push(err.message);
         fail(err);
       });
-      client.on("close", () => fail(Object.assign(new Error(isReady ? "connection closed" : "connection closed during the SSH handshake"), { level: "closed" })));
+      const closed = () => new Error(isReady ? "connection closed" : "connection closed during the SSH handshake");
+      client.on("close", () => fail(Object.assign(closed(), { level: "closed" })));
       client.connect({
         host: host.hostname,
         port: host.port,
@@ -243,7 +268,9 @@ export class SshPool {
         readyTimeout: host.connectTimeoutMs,
         keepaliveInterval: host.keepaliveIntervalMs,
         keepaliveCountMax: host.keepaliveCountMax,
-        algorithms: { serverHostKey: { prepend: preferredHostKeyAlgorithms(known, lookupHost, lookupPort, pins) } as never },
+        algorithms: {
+          serverHostKey: { prepend: preferredHostKeyAlgorithms(known, lookupHost, lookupPort, pins) } as never,
+        },
         hostVerifier: (key: Buffer): boolean => {
           const keyType = keyTypeOfBlob(key) ?? "unknown";
           const res = checkHostKey(known, lookupHost, lookupPort, keyType, key, pins);
@@ -264,7 +291,9 @@ export class SshPool {
           const m = methods.shift();
           if (!m) return next(false as never);
           if (m.type === "publickey") tried.push(m.label);
-          next(m.type === "agent" ? { type: "agent", username: m.username, agent: m.agent } : { type: "publickey", username: m.username, key: m.key });
+          next(m.type === "agent"
+            ? { type: "agent", username: m.username, agent: m.agent }
+            : { type: "publickey", username: m.username, key: m.key });
         },
       });
       // ssh2 keeps its socket in a private field; it exists from connect() on and is written only
@@ -279,7 +308,7 @@ export class SshPool {
   private pinsFor(host: ResolvedHost): string[] {
     const t = this.opts.trusted;
     const pins = (typeof t === "function" ? t(host) : t?.[host.alias] ?? t?.[host.hostname]) ?? [];
-    for (const p of pins) parsePublicKey(p); // a malformed pin is a configuration error, reported as this host's failure
+    for (const p of pins) parsePublicKey(p); // a malformed pin: a configuration error, this host's failure
     return [...pins];
   }
 
@@ -302,7 +331,8 @@ export class SshPool {
         fs.appendFileSync(file, `${knownHostsLine(name, port, keyType, key)}\n`);
         return this.warn(`added the unknown host key ${what} to ${file} (StrictHostKeyChecking accept-new)`);
       } catch (e) {
-        return this.warn(`accepted the unknown host key ${what} (StrictHostKeyChecking accept-new) but could not add it to ${file}: ${(e as Error).message}`);
+        const notAdded = `could not add it to ${file}: ${(e as Error).message}`;
+        return this.warn(`accepted the unknown host key ${what} (StrictHostKeyChecking accept-new) but ${notAdded}`);
       }
     }
     this.warn(`accepting the unknown host key ${what} without verification because StrictHostKeyChecking is "no"`);
@@ -322,7 +352,10 @@ class RecordingAgent extends OpenSSHAgent {
     super.getIdentities((err, found) => {
       const keys = (found ?? []) as ParsedKey[]; // OpenSSHAgent hands out parsed keys
       const allowed = keys.filter((k) => !this.only || this.only.some((o) => o.equals(k.getPublicSSH())));
-      for (const k of allowed) this.tried.push(`agent key ${keyTypeLabel(k.type)} ${fingerprintSha256(k.getPublicSSH())}${k.comment ? ` (${k.comment})` : ""}`);
+      for (const k of allowed) {
+        const comment = k.comment ? ` (${k.comment})` : "";
+        this.tried.push(`agent key ${keyTypeLabel(k.type)} ${fingerprintSha256(k.getPublicSSH())}${comment}`);
+      }
       cb(err ?? undefined, allowed);
     });
   }
@@ -354,30 +387,12 @@ function loadIdentities(files: readonly string[], notes: string[]): { key: Parse
     const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
     if (!key || key instanceof Error) {
       const msg = key instanceof Error ? key.message : "no key";
-      notes.push(/encrypted|passphrase/i.test(msg) ? `${file} is encrypted (nsh cannot ask for a passphrase: load it into ssh-agent)` : `${file} is not a usable private key (${msg})`);
+      notes.push(/encrypted|passphrase/i.test(msg)
+        ? `${file} is encrypted (nsh cannot ask for a passphrase: load it into ssh-agent)`
+        : `${file} is not a usable private key (${msg})`);
     } else if (!key.isPrivateKey()) notes.push(`${file} holds no private key`);
     else out.push({ key, label: `${file} (${keyTypeLabel(key.type)} ${fingerprintSha256(key.getPublicSSH())})` });
   }
   if (missing.length > 0) notes.push(`not found: ${missing.join(", ")}`);
   return out;
-}
-
-function explainConnectError(err: SshErr, host: ResolvedHost, st: { hostKeyProblem?: string; tried: string[]; notes: string[]; serverMethods: AuthenticationType[] | null; agentPath?: string }): string {
-  const addr = `${host.hostname}:${host.port}`;
-  const notes = st.notes.length > 0 ? `; ${st.notes.join("; ")}` : "";
-  if (st.hostKeyProblem) return st.hostKeyProblem;
-  if (err.level === "client-authentication") {
-    const offered = st.serverMethods && !st.serverMethods.includes("publickey") ? ` (the server only offers ${st.serverMethods.join(", ")}; nsh uses keys)` : "";
-    const agent = st.agentPath ? "" : "; no ssh-agent used (SSH_AUTH_SOCK unset or IdentityAgent none)";
-    return `authentication failed for user ${host.user}${offered}: tried ${st.tried.length > 0 ? st.tried.join(", ") : "no keys"}${agent}${notes}`;
-  }
-  switch (err.code) {
-    case "ECONNREFUSED": return `connection refused by ${addr} (is sshd running there, on that port?)`;
-    case "ENOTFOUND": case "EAI_AGAIN": case "EAI_NONAME": return `cannot resolve host name ${host.hostname} (DNS: ${err.code})`;
-    case "ETIMEDOUT": return `timed out connecting to ${addr}`;
-    case "EHOSTUNREACH": case "ENETUNREACH": return `${addr} is unreachable (${err.code})`;
-  }
-  if (err.level === "client-timeout") return `no SSH handshake with ${addr} within ${host.connectTimeoutMs / 1000} s (the connect timeout: ${host.connectTimeoutFrom}; is it an SSH server?)`;
-  if (err.code === "ECONNRESET" || /before handshake|during the SSH handshake/.test(err.message)) return `${addr} closed the connection before the SSH handshake finished (${err.message}; is it an SSH server?)`;
-  return `${err.message}${notes}`;
 }

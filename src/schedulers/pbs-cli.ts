@@ -12,8 +12,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { DoctorCheck, JobHandle, JobSpec, JobStatus, Scheduler } from "./scheduler.ts";
+import { CliBackend } from "./cli-backend.ts";
 import { SchedulerError } from "./scheduler.ts";
-import { SYS_PATH, type ToolResult, resolveUser, runTool } from "./cli-tool.ts";
+import {
+  type CliToolOptions, type Prepared, type RunExtras, SYS_PATH, type ToolOutput, callTool, findTools, pathDirs,
+  resolveUser, runsAs,
+} from "./cli-tool.ts";
 import {
   buildQsub, classifyFailure, errorLines, isPbsJobId, isSlurmWrapper, matchId, parsePbsConf, parseQstatDsv,
   parseQstatJson, parseQsubOutput, parseServerStatus, qdelHarmless, qstatManyArgs, qstatServerArgs, qstatTaggedArgs,
@@ -23,46 +27,22 @@ import {
 export const PBS_TOOLS = ["qsub", "qstat", "qdel"] as const;
 type Tool = (typeof PBS_TOOLS)[number];
 
-export interface PbsCliOptions {
+/** user: pbs-cli-user; env: also PBS_CONF_FILE, passed on to the tools. */
+export interface PbsCliOptions extends CliToolOptions {
   /** pbs-bin-dir: where the tools are; empty: PBS_EXEC/bin from pbs.conf, else PATH */
   binDir?: string;
-  /** pbs-cli-user: the user (name or uid) the tools, and so the jobs, run as; empty: nsh's user */
-  user?: string;
   /** pbs-host: the server; empty: the tools' own (pbs.conf's PBS_SERVER) */
   server?: string;
   /** pbs-port when not PBS's 15001 (only with pbs-host; without it pbs.conf says both) */
   port?: number;
-  /** bound for each tool call; default 60 s */
-  timeoutMs?: number;
-  /** nsh's environment: PBS_CONF_FILE (passed on to the tools) and PATH for the lookup */
-  env?: Record<string, string | undefined>;
-  /** one line per tool call (tool, exit, ms); never argv values or environment */
-  log?: (line: string) => void;
 }
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** version: OpenPBS's, as the server says it */
+type PbsPrepared = Prepared<Tool, string>;
 
-interface Prepared {
-  paths: Record<Tool, string>;
-  ids: { uid: number; gid: number } | undefined;
-  version: string;
-}
-
-
-export class PbsCliScheduler implements Scheduler {
+export class PbsCliScheduler extends CliBackend<Tool, string, PbsCliOptions> implements Scheduler {
   readonly kind = "pbs-cli" as const;
-  private readonly opts: PbsCliOptions;
-  private readonly log: (line: string) => void;
-  private preparing: Promise<Prepared> | null = null;
-
-  constructor(opts: PbsCliOptions = {}) {
-    this.opts = opts;
-    this.log = opts.log ?? (() => {});
-  }
+  protected readonly jobIds = { valid: isPbsJobId, of: "PBS" };
 
   /** Settings of nsh.conf: pbs-bin-dir, pbs-cli-user, pbs-host and pbs-port. */
   static fromConfig(
@@ -105,20 +85,8 @@ export class PbsCliScheduler implements Scheduler {
     return this.opts.env ?? process.env;
   }
 
-  /** Finds the tools and the user; asks the server (`qstat -B`); once, then cached. */
-  prepare(): Promise<void> {
-    return this.prepared().then(() => {});
-  }
-
-  private prepared(): Promise<Prepared> {
-    this.preparing ??= this.doPrepare().catch((e: unknown) => {
-      this.preparing = null; // a later call may succeed (tools installed, server back)
-      throw e;
-    });
-    return this.preparing;
-  }
-
-  private async doPrepare(): Promise<Prepared> {
+  /** The tools, the user, and the server's answer to `qstat -B`. */
+  protected async doPrepare(): Promise<PbsPrepared> {
     const { found, where } = this.findTools();
     const missing = PBS_TOOLS.filter((t) => !found[t]);
     if (missing.length > 0) {
@@ -129,7 +97,7 @@ export class PbsCliScheduler implements Scheduler {
     const wrapper = this.slurmWrapper(paths.qsub);
     if (wrapper) this.log(`pbs-cli: warning: ${wrapper}`);
     const ids = this.opts.user ? await resolveUser("pbs-cli-user", this.opts.user) : undefined;
-    const p: Prepared = { paths, ids, version: "" };
+    const p: PbsPrepared = { paths, ids, version: "" };
     const r = await this.run(p, "qstat", qstatServerArgs(this.opts.server));
     const server = r.code === 0 ? parseServerStatus(parseJson(r.stdout, "qstat -B")) : null;
     if (!server) {
@@ -166,21 +134,9 @@ export class PbsCliScheduler implements Scheduler {
   }
 
   private findTools(): { found: Partial<Record<Tool, string>>; where: string } {
-    const found: Partial<Record<Tool, string>> = {};
     const dir = this.binDir();
-    const dirs = dir ? [dir] : (this.env().PATH ?? SYS_PATH).split(":").filter((d) => d !== "");
-    for (const tool of PBS_TOOLS) {
-      for (const d of dirs) {
-        const file = path.join(d, tool);
-        try {
-          fs.accessSync(file, fs.constants.X_OK);
-          if (fs.statSync(file).isFile()) {
-            found[tool] = file;
-            break;
-          }
-        } catch {}
-      }
-    }
+    const dirs = dir ? [dir] : pathDirs(this.env().PATH ?? SYS_PATH);
+    const found = findTools(PBS_TOOLS, dirs);
     const src = this.opts.binDir ? "pbs-bin-dir" : "PBS_EXEC/bin of pbs.conf";
     return { found, where: dir ? `in ${src} ${dir}` : `on PATH (${dirs.join(":")})` };
   }
@@ -206,17 +162,9 @@ export class PbsCliScheduler implements Scheduler {
     return { id };
   }
 
-  async status(id: string): Promise<JobStatus> {
-    return (await this.statusMany([id])).get(id)!;
-  }
-
   /** One `qstat -x -f` for all ids (history included); ids the server does not know → "unknown". */
-  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
+  protected async statusOf(wanted: string[], p: PbsPrepared): Promise<Map<string, JobStatus>> {
     const out = new Map<string, JobStatus>();
-    if (wanted.length === 0) return out;
-    const p = await this.prepared();
     const r = await this.run(p, "qstat", qstatManyArgs(wanted));
     const unknown = unknownIds(r.stderr);
     const other = errorLines(r.stderr).filter((l) => !/Unknown Job Id/i.test(l));
@@ -234,16 +182,8 @@ export class PbsCliScheduler implements Scheduler {
     return out;
   }
 
-  async cancel(id: string): Promise<void> {
-    await this.cancelMany([id]);
-  }
-
   /** One qdel for all ids; jobs already finished or forgotten are not an error. */
-  async cancelMany(ids: string[]): Promise<void> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
-    if (wanted.length === 0) return;
-    const p = await this.prepared();
+  protected async cancelAll(wanted: string[], p: PbsPrepared): Promise<void> {
     const r = await this.run(p, "qdel", wanted);
     const real = errorLines(r.stderr).filter((l) => !qdelHarmless(l));
     if (r.code !== 0 && real.length > 0) throw this.failed("qdel", r);
@@ -265,15 +205,10 @@ export class PbsCliScheduler implements Scheduler {
       const wrapper = this.slurmWrapper(found.qsub);
       checks.push({ ok: !wrapper, what: "qsub is PBS's", detail: wrapper ?? found.qsub });
     }
-    let p: Prepared;
-    try {
-      p = await this.prepared();
-    } catch (e) {
-      checks.push({ ok: false, what: "PBS server answers qstat -B", detail: (e as Error).message });
-      return checks;
-    }
+    const p = await this.preparedOrCheck(checks, "PBS server answers qstat -B");
+    if (!p) return checks;
     checks.push({ ok: true, what: "PBS server answers qstat -B", detail: `OpenPBS ${p.version}` });
-    const user = p.ids ? `${this.opts.user} (uid ${p.ids.uid}, gid ${p.ids.gid})` : "nsh's own user";
+    const user = runsAs(this.opts.user, p.ids);
     const root = !p.ids && process.getuid?.() === 0;
     const why = "root (PBS refuses root's jobs unless acl_roots allows it; set pbs-cli-user)";
     const detail = root ? `${user}: ${why}` : user;
@@ -281,7 +216,7 @@ export class PbsCliScheduler implements Scheduler {
     return checks;
   }
 
-  private failed(tool: Tool, r: Ran): SchedulerError {
+  private failed(tool: Tool, r: ToolOutput): SchedulerError {
     const lines = errorLines(r.stderr);
     const kind = classifyFailure(r.stderr);
     const what = `${tool} failed (exit ${r.code}): ${lines.join("; ") || "no error text"}`;
@@ -298,7 +233,7 @@ export class PbsCliScheduler implements Scheduler {
   }
 
   /** One tool call from argv, with a bounded time. Default environment: nothing of nsh's own. */
-  private async run(p: Prepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<Ran> {
+  private run(p: PbsPrepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<ToolOutput> {
     // TZ=UTC: qstat prints times in the local zone without saying which. Job ids name their server;
     // PBS_SERVER and PBS_BATCH_SERVICE_PORT (pbs-host, pbs-port) serve qstat -B and the listing.
     const env = o.env ?? {
@@ -309,35 +244,11 @@ export class PbsCliScheduler implements Scheduler {
       ...(this.opts.server ? { PBS_SERVER: this.opts.server } : {}),
       ...(this.opts.port ? { PBS_BATCH_SERVICE_PORT: String(this.opts.port) } : {}),
     };
-    const timeoutMs = this.opts.timeoutMs ?? 60_000;
-    let r: ToolResult;
-    try {
-      const extras = { ...(o.stdin === undefined ? {} : { stdin: o.stdin }), ...(p.ids ? { ids: p.ids } : {}) };
-      r = await runTool({ argv: [p.paths[tool], ...args], env, timeoutMs, ...extras });
-    } catch (e) {
-      const who = p.ids ? ` as ${this.opts.user} (nsh must run as root to switch user)` : "";
-      throw new SchedulerError("config", `pbs-cli: cannot run ${p.paths[tool]}${who}: ${(e as Error).message}`);
-    }
-    const { code, stdout, stderr, ms, timedOut } = r;
-    const end = timedOut ? "timed out" : code;
-    this.log(`pbs-cli: ${tool}${tool === "qsub" ? "" : ` (${args.length} args)`} -> ${end} in ${ms.toFixed(1)} ms`);
-    if (timedOut) {
-      throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is the PBS server reachable?)`);
-    }
-    return { code, stdout, stderr };
+    const logged = `${tool}${tool === "qsub" ? "" : ` (${args.length} args)`}`;
+    const { user, timeoutMs } = this.opts;
+    const call = { backend: "pbs-cli", prepared: p, tool, args, env, stdin: o.stdin, user, timeoutMs, logged };
+    return callTool({ ...call, server: "the PBS server", log: this.log });
   }
-}
-
-interface RunExtras {
-  stdin?: string;
-  /** the child's whole environment (qsub: the job's) */
-  env?: Record<string, string>;
-}
-
-/** Anything but a PBS job id is a caller's bug, not something to pass on (it could read as an option). */
-function checkIds(ids: readonly string[]): void {
-  const bad = ids.filter((id) => !isPbsJobId(id));
-  if (bad.length > 0) throw new SchedulerError("config", `not PBS job ids: ${bad.map((b) => `'${b}'`).join(", ")}`);
 }
 
 function parseJson(text: string, what: string): unknown {

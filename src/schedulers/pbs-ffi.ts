@@ -8,7 +8,8 @@
 //
 // NSH_FFI_TRACE=1 prints every call and its result to stderr. Job ids, attribute names and error
 // texts are shown; attribute values, scripts and environments only by their length.
-import { CString, dlopen, FFIType, type Pointer, ptr as addressOf, read, toArrayBuffer } from "bun:ffi";
+import { CString, FFIType, type Pointer, ptr as addressOf, read, toArrayBuffer } from "bun:ffi";
+import { type Symbols, openOnce, tracedIfAsked } from "../sys/ffi-trace.ts";
 import { libc } from "../sys/libc.ts";
 import type { PbsAttr, PbsJobRecord } from "./pbs-shapes.ts";
 
@@ -29,30 +30,21 @@ const symbols = {
   __pbs_errno_location: { args: [], returns: ptr },
 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof symbols>>;
-export type PbsSymbols = Lib["symbols"];
-
-const opened = new Map<string, PbsSymbols>();
+export type PbsSymbols = Symbols<typeof symbols>;
 
 /** Why libpbs cannot be loaded, with dlopen's own words. */
 export class LibpbsLoadError extends Error {}
 
 /** libpbs at `file`, opened once per process (dlopen cannot take a library back safely). */
 export function openLibpbs(file: string, env: Record<string, string | undefined> = process.env): PbsSymbols {
-  let syms = opened.get(file);
-  if (!syms) {
-    try {
-      syms = dlopen(file, symbols).symbols;
-    } catch (e) {
-      throw new LibpbsLoadError(e instanceof Error ? e.message : String(e));
-    }
-    opened.set(file, syms);
-  }
-  return env.NSH_FFI_TRACE === "1" ? traced(syms) : syms;
+  const syms = openOnce(file, symbols, (message) => new LibpbsLoadError(message));
+  return tracedIfAsked(env, "libpbs", syms, (value, symbol) => show(value, SHOWN_STRINGS.has(symbol)));
 }
 
 /** Calls whose string arguments and results are ids, server names or messages: traced in full. */
-const SHOWN_STRINGS = new Set(["pbs_connect", "pbs_deljob", "pbs_statjob", "pbs_default", "pbs_geterrmsg", "pbse_to_txt"]);
+const SHOWN_STRINGS = new Set([
+  "pbs_connect", "pbs_deljob", "pbs_statjob", "pbs_default", "pbs_geterrmsg", "pbse_to_txt",
+]);
 
 function show(arg: unknown, full: boolean): string {
   if (arg === null || arg === 0) return "NULL";
@@ -61,22 +53,6 @@ function show(arg: unknown, full: boolean): string {
   if (typeof arg === "string") return full ? JSON.stringify(arg) : `<${arg.length} chars>`;
   if (typeof arg === "number") return arg > 0xffffff ? "ptr" : String(arg);
   return String(arg);
-}
-
-function traced(syms: PbsSymbols): PbsSymbols {
-  const out: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(syms) as [string, (...a: unknown[]) => unknown][]) {
-    out[name] = (...args: unknown[]) => {
-      const t0 = performance.now();
-      const result = fn(...args);
-      const ms = (performance.now() - t0).toFixed(1);
-      const full = SHOWN_STRINGS.has(name);
-      const shownArgs = args.map((a) => show(a, full)).join(", ");
-      process.stderr.write(`nsh ffi: libpbs ${name}(${shownArgs}) -> ${show(result, full)} (${ms} ms)\n`);
-      return result;
-    };
-  }
-  return out as PbsSymbols;
 }
 
 /** pbs_errno of the calling thread. */

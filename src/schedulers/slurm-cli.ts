@@ -7,11 +7,14 @@
 // every child gets that uid and gid (Bun.spawn's uid/gid; nsh must be root to use it). slurmctld
 // looks up the user's groups itself, so partitions' AllowGroups and accounts work as for that user.
 import * as fs from "node:fs";
-import * as path from "node:path";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import type { DoctorCheck, JobHandle, JobSpec, JobStatus, JsonObject, Scheduler } from "./scheduler.ts";
 import { SchedulerError } from "./scheduler.ts";
-import { SYS_PATH, type ToolResult, resolveUser, runTool } from "./cli-tool.ts";
+import { CliBackend } from "./cli-backend.ts";
+import {
+  type CliToolOptions, type Prepared, type RunExtras, SYS_PATH, type ToolOutput, callTool, findTools, pathDirs,
+  resolveUser, runsAs,
+} from "./cli-tool.ts";
 import {
   accountingDisabled,
   classifyFailure,
@@ -34,42 +37,26 @@ import { slurmAuthRefusal } from "./slurm-auth.ts";
 export const SLURM_TOOLS = ["sbatch", "squeue", "sacct", "scancel"] as const;
 type Tool = (typeof SLURM_TOOLS)[number];
 
-export interface SlurmCliOptions {
+/** user: slurm-cli-user; timeoutMs: Slurm's clients retry a busy slurmctld for a while. */
+export interface SlurmCliOptions extends CliToolOptions {
   /** slurm-bin-dir: where the tools are; empty: looked up on PATH */
   binDir?: string;
   /** slurm-conf: SLURM_CONF for every tool; empty: Slurm's own default (or configless) */
   slurmConf?: string;
-  /** slurm-cli-user: the user (name or uid) the tools, and so the jobs, run as; empty: nsh's user */
-  user?: string;
   /** slurm-extra-submission-params: merged over each job's own extra params, so it wins */
   extraParams?: JsonObject;
-  /** bound for each tool call; default 60 s (Slurm's clients retry a busy slurmctld for a while) */
-  timeoutMs?: number;
   /** how squeue answers: "auto" (--json from 23.02 on), or forced */
   squeueOutput?: "auto" | "json" | "format";
-  /** the environment PATH lookup uses */
-  env?: Record<string, string | undefined>;
-  /** one line per tool call (tool, number of ids, exit, ms); never argv values or environment */
-  log?: (line: string) => void;
 }
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** version: Slurm's, as `sbatch --version` says it */
+type SlurmVersion = { release: string; major: number; minor: number } | null;
+type SlurmPrepared = Prepared<Tool, SlurmVersion>;
 
-
-export class SlurmCliScheduler implements Scheduler {
+export class SlurmCliScheduler extends CliBackend<Tool, SlurmVersion, SlurmCliOptions> implements Scheduler {
   readonly kind = "slurm-cli" as const;
-  private readonly opts: SlurmCliOptions;
-  private readonly log: (line: string) => void;
-  private preparing: Promise<Prepared> | null = null;
-
-  constructor(opts: SlurmCliOptions = {}) {
-    this.opts = opts;
-    this.log = opts.log ?? (() => {});
-  }
+  /** Job ids are numbers (or ARRAY_TASK). */
+  protected readonly jobIds = { valid: (id: string) => /^\d+(_\d+)?$/.test(id), of: "Slurm" };
 
   /** Settings of nsh.conf: slurm-bin-dir, slurm-conf, slurm-cli-user, slurm-extra-submission-params. */
   static fromConfig(
@@ -93,20 +80,8 @@ export class SlurmCliScheduler implements Scheduler {
     return `slurm command-line tools (${where}${conf}), jobs run as ${this.opts.user || "nsh's own user"}`;
   }
 
-  /** Finds the tools, the user, and the Slurm version (`sbatch --version`); once, then cached. */
-  prepare(): Promise<void> {
-    return this.prepared().then(() => {});
-  }
-
-  private prepared(): Promise<Prepared> {
-    this.preparing ??= this.doPrepare().catch((e: unknown) => {
-      this.preparing = null; // a later call may succeed (tools installed, controller back)
-      throw e;
-    });
-    return this.preparing;
-  }
-
-  private async doPrepare(): Promise<Prepared> {
+  /** The tools, the user, and the Slurm version (`sbatch --version`). */
+  protected async doPrepare(): Promise<SlurmPrepared> {
     const paths = this.findTools();
     const missing = SLURM_TOOLS.filter((t) => !paths[t]);
     if (missing.length > 0) {
@@ -116,13 +91,17 @@ export class SlurmCliScheduler implements Scheduler {
     }
     // Slurm's tools retry a missing slurm.conf for 60 s before they fail: say so at once.
     const conf = this.opts.slurmConf;
-    if (conf && !fs.existsSync(conf)) throw new SchedulerError("config", `slurm-cli: slurm-conf ${conf} does not exist`);
+    if (conf && !fs.existsSync(conf)) {
+      throw new SchedulerError("config", `slurm-cli: slurm-conf ${conf} does not exist`);
+    }
     const ids = this.opts.user ? await resolveUser("slurm-cli-user", this.opts.user) : undefined;
-    const p: Prepared = { paths: paths as Record<Tool, string>, ids, version: null };
+    const p: SlurmPrepared = { paths: paths as Record<Tool, string>, ids, version: null };
     const r = await this.run(p, "sbatch", ["--version"]);
     const version = parseSlurmVersion(r.stdout);
     if (r.code !== 0 || !version) {
-      const conf = this.opts.slurmConf ? `slurm-conf ${this.opts.slurmConf}` : "Slurm's default slurm.conf (set slurm-conf?)";
+      const conf = this.opts.slurmConf
+        ? `slurm-conf ${this.opts.slurmConf}`
+        : "Slurm's default slurm.conf (set slurm-conf?)";
       const why = errorLines(r.stderr).join("; ") || r.stdout.trim();
       const what = `slurm-cli: '${p.paths.sbatch} --version' failed (exit ${r.code}) with ${conf}: ${why}`;
       throw new SchedulerError(classifyFailure(r.stderr), what);
@@ -136,21 +115,7 @@ export class SlurmCliScheduler implements Scheduler {
   }
 
   private findTools(): Partial<Record<Tool, string>> {
-    const found: Partial<Record<Tool, string>> = {};
-    const dirs = this.opts.binDir ? [this.opts.binDir] : this.searchPath().split(":").filter((d) => d !== "");
-    for (const tool of SLURM_TOOLS) {
-      for (const dir of dirs) {
-        const file = path.join(dir, tool);
-        try {
-          fs.accessSync(file, fs.constants.X_OK);
-          if (fs.statSync(file).isFile()) {
-            found[tool] = file;
-            break;
-          }
-        } catch {}
-      }
-    }
-    return found;
+    return findTools(SLURM_TOOLS, this.opts.binDir ? [this.opts.binDir] : pathDirs(this.searchPath()));
   }
 
   async submit(job: JobSpec): Promise<JobHandle> {
@@ -171,18 +136,11 @@ export class SlurmCliScheduler implements Scheduler {
     return { id };
   }
 
-  async status(id: string): Promise<JobStatus> {
-    return (await this.statusMany([id])).get(id)!;
-  }
-
   /** One squeue for all ids; one sacct (then sacct -c without slurmdbd) for those squeue forgot. */
-  async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
+  protected async statusOf(wanted: string[], p: SlurmPrepared): Promise<Map<string, JobStatus>> {
     const out = new Map<string, JobStatus>();
-    if (wanted.length === 0) return out;
-    const p = await this.prepared();
-    const json = this.opts.squeueOutput === "json" || (this.opts.squeueOutput !== "format" && squeueUsesJson(p.version));
+    const json =
+      this.opts.squeueOutput === "json" || (this.opts.squeueOutput !== "format" && squeueUsesJson(p.version));
     const q = await this.run(p, "squeue", squeueArgs(wanted, json));
     if (q.code !== 0 && !noSuchJobs(q.stderr)) throw this.failed("squeue", q);
     const parse = (): Map<string, JobStatus> =>
@@ -201,16 +159,8 @@ export class SlurmCliScheduler implements Scheduler {
     return out;
   }
 
-  async cancel(id: string): Promise<void> {
-    await this.cancelMany([id]);
-  }
-
   /** One scancel for all ids; jobs already finished or gone are not an error. */
-  async cancelMany(ids: string[]): Promise<void> {
-    const wanted = [...new Set(ids)];
-    checkIds(wanted);
-    if (wanted.length === 0) return;
-    const p = await this.prepared();
+  protected async cancelAll(wanted: string[], p: SlurmPrepared): Promise<void> {
     const r = await this.run(p, "scancel", wanted);
     const real = errorLines(r.stderr).filter((l) => !/already complet|Invalid job id/i.test(l));
     if (r.code !== 0 && real.length > 0) throw this.failed("scancel", r);
@@ -233,24 +183,19 @@ export class SlurmCliScheduler implements Scheduler {
       const detail = readable ? this.opts.slurmConf : `${this.opts.slurmConf} does not exist`;
       checks.push({ ok: readable, what: "slurm-conf", detail });
     }
-    let p: Prepared;
-    try {
-      p = await this.prepared();
-    } catch (e) {
-      checks.push({ ok: false, what: "sbatch --version", detail: (e as Error).message });
-      return checks;
-    }
+    const p = await this.preparedOrCheck(checks, "sbatch --version");
+    if (!p) return checks;
     checks.push({ ok: true, what: "Slurm version", detail: p.version?.release ?? "?" });
-    const user = p.ids ? `${this.opts.user} (uid ${p.ids.uid}, gid ${p.ids.gid})` : "nsh's own user";
-    checks.push({ ok: true, what: "jobs run as", detail: user });
-    const q = await this.run(p, "squeue", ["-h", "--me", "-o", "%i"]).catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
+    checks.push({ ok: true, what: "jobs run as", detail: runsAs(this.opts.user, p.ids) });
+    const q = await this.run(p, "squeue", ["-h", "--me", "-o", "%i"])
+      .catch((e: Error) => ({ code: -1, stdout: "", stderr: e.message }));
     const jobs = `${q.stdout.split("\n").filter(Boolean).length} job(s) of this user`;
     const why = q.code === 0 ? jobs : (slurmAuthRefusal("slurm-cli", q.stderr) ?? errorLines(q.stderr).join("; "));
     checks.push({ ok: q.code === 0, what: "slurmctld answers squeue", detail: why });
     return checks;
   }
 
-  private failed(tool: Tool, r: Ran): SchedulerError {
+  private failed(tool: Tool, r: ToolOutput): SchedulerError {
     const refused = credentialRefused(tool, r);
     if (refused) return refused;
     const lines = errorLines(r.stderr);
@@ -259,46 +204,18 @@ export class SlurmCliScheduler implements Scheduler {
   }
 
   /** One tool call from argv, with a bounded time. Default environment: nothing of nsh's own. */
-  private async run(p: Prepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<Ran> {
+  private run(p: SlurmPrepared, tool: Tool, args: string[], o: RunExtras = {}): Promise<ToolOutput> {
     const env = o.env ?? {
       PATH: SYS_PATH,
       LC_ALL: "C",
       SLURM_TIME_FORMAT: "%s", // squeue and sacct print times as unix seconds
       ...(this.opts.slurmConf ? { SLURM_CONF: this.opts.slurmConf } : {}),
     };
-    const timeoutMs = this.opts.timeoutMs ?? 60_000;
-    let r: ToolResult;
-    try {
-      const extras = { ...(o.stdin === undefined ? {} : { stdin: o.stdin }), ...(p.ids ? { ids: p.ids } : {}) };
-      r = await runTool({ argv: [p.paths[tool], ...args], env, timeoutMs, ...extras });
-    } catch (e) {
-      const who = p.ids ? ` as ${this.opts.user} (nsh must run as root to switch user)` : "";
-      throw new SchedulerError("config", `slurm-cli: cannot run ${p.paths[tool]}${who}: ${(e as Error).message}`);
-    }
-    const { code, stdout, stderr, ms, timedOut } = r;
-    const call = `${tool}${args[0] === "--version" ? " --version" : ""}`;
-    this.log(`slurm-cli: ${call} -> ${timedOut ? "timed out" : code} in ${ms.toFixed(1)} ms`);
-    if (timedOut) throw new SchedulerError("timeout", `${tool} did not finish within ${timeoutMs} ms (is slurmctld reachable?)`);
-    return { code, stdout, stderr };
+    const logged = `${tool}${args[0] === "--version" ? " --version" : ""}`;
+    const { user, timeoutMs } = this.opts;
+    const call = { backend: "slurm-cli", prepared: p, tool, args, env, stdin: o.stdin, user, timeoutMs, logged };
+    return callTool({ ...call, server: "slurmctld", log: this.log });
   }
-}
-
-interface RunExtras {
-  stdin?: string;
-  /** the child's whole environment (sbatch: the job's) */
-  env?: Record<string, string>;
-}
-
-interface Prepared {
-  paths: Record<Tool, string>;
-  ids: { uid: number; gid: number } | undefined;
-  version: { release: string; major: number; minor: number } | null;
-}
-
-/** Job ids are numbers (or ARRAY_TASK): anything else is a caller's bug, not something to pass on. */
-function checkIds(ids: readonly string[]): void {
-  const bad = ids.filter((id) => !/^\d+(_\d+)?$/.test(id));
-  if (bad.length > 0) throw new SchedulerError("config", `not Slurm job ids: ${bad.map((b) => `'${b}'`).join(", ")}`);
 }
 
 function parseJson(text: string): unknown {

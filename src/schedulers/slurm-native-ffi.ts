@@ -4,7 +4,8 @@
 //
 // NSH_FFI_TRACE=1 prints every call and its result to stderr. Strings travel as byte buffers and
 // are traced as their length only: a job's script and environment are the user's business.
-import { dlopen, FFIType } from "bun:ffi";
+import { FFIType } from "bun:ffi";
+import { type Symbols, openOnce, tracedIfAsked } from "../sys/ffi-trace.ts";
 import { SHIM_ABI } from "./slurm-native-shim.ts";
 
 const { i32, i64_fast, u32, ptr, cstring } = FFIType;
@@ -19,28 +20,20 @@ const symbols = {
   nsh_shim_strerror: { args: [i32], returns: cstring },
 } as const;
 
-type Lib = ReturnType<typeof dlopen<typeof symbols>>;
-export type ShimSymbols = Lib["symbols"];
-
-const opened = new Map<string, ShimSymbols>();
+export type ShimSymbols = Symbols<typeof symbols>;
 
 /** Why a shim cannot be loaded, with dlopen's own words. */
 export class ShimLoadError extends Error {}
 
 /** The shim at `file`, opened once per process (dlopen cannot take a library back safely). */
 export function openShim(file: string, env: Record<string, string | undefined> = process.env): ShimSymbols {
-  let syms = opened.get(file);
-  if (!syms) {
-    try {
-      syms = dlopen(file, symbols).symbols;
-    } catch (e) {
-      throw new ShimLoadError(e instanceof Error ? e.message : String(e));
-    }
-    const abi = syms.nsh_shim_abi();
+  const syms = openOnce(file, symbols, (message) => new ShimLoadError(message), (lib) => {
+    const abi = lib.nsh_shim_abi();
     if (abi !== SHIM_ABI) throw new ShimLoadError(`${file} speaks shim ABI ${abi}, this nsh ${SHIM_ABI}`);
-    opened.set(file, syms);
-  }
-  return env.NSH_FFI_TRACE === "1" ? traced(syms) : syms;
+  });
+  // strerror's text is Slurm's message, not user data: shown in full.
+  return tracedIfAsked(env, "slurm-shim", syms, (value, symbol, role) =>
+    role === "result" && symbol === "nsh_shim_strerror" ? JSON.stringify(value) : show(value));
 }
 
 function show(arg: unknown): string {
@@ -49,22 +42,6 @@ function show(arg: unknown): string {
   if (arg === null) return "NULL";
   if (typeof arg === "string") return `<${arg.length} chars>`;
   return String(arg);
-}
-
-function traced(syms: ShimSymbols): ShimSymbols {
-  const out: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(syms) as [string, (...a: unknown[]) => unknown][]) {
-    out[name] = (...args: unknown[]) => {
-      const t0 = performance.now();
-      const result = fn(...args);
-      const ms = (performance.now() - t0).toFixed(1);
-      // strerror's text is Slurm's message, not user data: shown in full.
-      const shown = name === "nsh_shim_strerror" ? JSON.stringify(result) : show(result);
-      process.stderr.write(`nsh ffi: slurm-shim ${name}(${args.map(show).join(", ")}) -> ${shown} (${ms} ms)\n`);
-      return result;
-    };
-  }
-  return out as ShimSymbols;
 }
 
 /** A JS string as a NUL-terminated C string buffer. */

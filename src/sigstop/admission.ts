@@ -42,7 +42,9 @@ export function fits(m: MemoryView, p: AdmissionPolicy): boolean {
  * Checked without the lock, so it must hold whoever else checks at the same moment.
  */
 export function plentiful(m: MemoryView, others: number, p: AdmissionPolicy): boolean {
-  return m.swapBytes < p.fastPathBytes && m.freeRamBytes >= m.swapBytes && m.commitBytes >= p.marginBytes * (1 + others);
+  return (
+    m.swapBytes < p.fastPathBytes && m.freeRamBytes >= m.swapBytes && m.commitBytes >= p.marginBytes * (1 + others)
+  );
 }
 
 /** How long nothing on the host may move before the biggest waiter goes (a quarter of maxWait if shorter). */
@@ -55,7 +57,10 @@ export const STALL_MS = 15000;
  * is what made the OOM killer take the big stopped ones.) Past maxWait anyone goes: nix is never
  * stopped forever.
  */
-export function forced(s: { waitedMs: number; sinceProgressMs: number; biggest: boolean }, p: AdmissionPolicy): boolean {
+export function forced(
+  s: { waitedMs: number; sinceProgressMs: number; biggest: boolean },
+  p: AdmissionPolicy,
+): boolean {
   if (s.waitedMs >= p.maxWaitMs) return true;
   return s.biggest && s.sinceProgressMs >= Math.min(STALL_MS, p.maxWaitMs / 4);
 }
@@ -151,7 +156,13 @@ function turnHeld(fd: number): boolean {
  * release ends the turn: the caller holds it while nix runs, and releases it when nix stops for its
  * next build or exits.
  */
-export async function admit(pid: number, shared: SharedDir | undefined, p: AdmissionPolicy, onWait: (msg: string) => void, cancelled: () => boolean): Promise<Admission> {
+export async function admit(
+  pid: number,
+  shared: SharedDir | undefined,
+  p: AdmissionPolicy,
+  onWait: (msg: string) => void,
+  cancelled: () => boolean,
+): Promise<Admission> {
   // No shared directory: the refusal was said once at start; nix resumes at once, as it would without nix-sigstop.
   if (!shared) return { waitedMs: 0, release() {} };
   const sharedDir = shared.path;
@@ -200,17 +211,23 @@ export async function admit(pid: number, shared: SharedDir | undefined, p: Admis
         const m = view();
         if (fits(m, p)) break; // our turn: kept until release()
         const me = { pid, bytes: m.swapBytes + (readProcStatus(pid)?.rssBytes ?? 0) };
-        const waiters = stoppedIn(waitingDir(sharedDir), pid).map((w) => ({ pid: w.pid, bytes: w.rssBytes + w.swapBytes }));
+        const waiters = stoppedIn(waitingDir(sharedDir), pid)
+          .map((w) => ({ pid: w.pid, bytes: w.rssBytes + w.swapBytes }));
         const sinceProgressMs = Date.now() - Math.max(t0, lastProgressMs(sharedDir));
         if (forced({ waitedMs: waited, sinceProgressMs, biggest: isBiggest(me, waiters) }, p)) {
-          const why = waited >= p.maxWaitMs ? `waited --resume-max-wait (${(p.maxWaitMs / 1000).toFixed(0)} s)` : `nothing has moved for ${(sinceProgressMs / 1000).toFixed(0)} s and this is the biggest waiting evaluation`;
+          const why = waited >= p.maxWaitMs
+            ? `waited --resume-max-wait (${(p.maxWaitMs / 1000).toFixed(0)} s)`
+            : `nothing has moved for ${(sinceProgressMs / 1000).toFixed(0)} s` +
+              " and this is the biggest waiting evaluation";
           onWait(`resuming without room for nix to grow by ${mib(p.marginBytes)} (${mib(m.commitBytes)} left): ${why}`);
           break;
         }
         flock(fd, LOCK_UN);
         say(m.commitBytes < p.marginBytes
-          ? `waiting for memory: ${mib(m.commitBytes)} left before an OOM kill, --resume-margin is ${mib(p.marginBytes)}`
-          : `waiting for memory: nix has ${mib(m.swapBytes)} in swap, ${mib(m.freeRamBytes + m.reclaimableBytes)} of RAM available or reclaimable`);
+          ? `waiting for memory: ${mib(m.commitBytes)} left before an OOM kill,` +
+            ` --resume-margin is ${mib(p.marginBytes)}`
+          : `waiting for memory: nix has ${mib(m.swapBytes)} in swap,` +
+            ` ${mib(m.freeRamBytes + m.reclaimableBytes)} of RAM available or reclaimable`);
       } else {
         if (waited >= turnLimit) break;
         say(`waiting for another nix-sigstop to resume first (shared lock in ${shared.name})`);

@@ -29,7 +29,9 @@ const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 export async function runWrapper(args: ParsedSigstopArgs, env: Env, log: SigstopLog): Promise<number> {
   const nixPath = Bun.which(args.options.nix, { PATH: env.PATH ?? "" });
   if (!nixPath) {
-    log.error(`cannot run '${args.options.nix}': not found on PATH (install Nix, or say which nix to run with --nix PATH)`);
+    log.error(
+      `cannot run '${args.options.nix}': not found on PATH (install Nix, or say which nix to run with --nix PATH)`,
+    );
     return 127;
   }
   let conf: Map<string, { value: string }> = new Map();
@@ -39,21 +41,29 @@ export async function runWrapper(args: ParsedSigstopArgs, env: Env, log: Sigstop
     log.warn(`cannot read the Nix configuration: ${(e as Error).message}`);
   }
   const store = args.store ?? conf.get("store")?.value ?? env.NIX_REMOTE ?? "auto";
-  const upstream = resolveUpstream(store, { env, stateDirWritable: writable(stateDir(env)), socketExists: fs.existsSync });
+  const upstream = resolveUpstream(store, {
+    env,
+    stateDirWritable: writable(stateDir(env)),
+    socketExists: fs.existsSync,
+  });
   const plain = () => runPlain(nixPath, args, log);
   if (upstream.kind === "unsupported") {
     log.warn(`${upstream.reason}; running nix without stopping it`);
     return plain();
   }
   if (upstream.kind === "socket" && !canConnect(upstream.path)) {
-    log.warn(`cannot reach the Nix daemon socket ${upstream.path}; running nix as is, so it reports the problem itself`);
+    log.warn(
+      `cannot reach the Nix daemon socket ${upstream.path}; running nix as is, so it reports the problem itself`,
+    );
     return plain();
   }
   const direct = upstream.kind === "socket" && !args.options.relay ? tryDirect(upstream.path, log) : undefined;
   const rd = createRuntimeDir(env);
   try {
     // Direct: the user's own unix:// URI keeps its parameters; `daemon` names the socket we watch.
-    const nixStore = direct && upstream.kind === "socket" ? (upstream.store.startsWith("unix://") ? upstream.store : `unix://${upstream.path}`) : `unix://${rd.socket}`;
+    const nixStore = direct && upstream.kind === "socket"
+      ? (upstream.store.startsWith("unix://") ? upstream.store : `unix://${upstream.path}`)
+      : `unix://${rd.socket}`;
     const userHook = args.buildHook ?? conf.get("build-hook")?.value;
     writeHookConfig(rd, {
       fifo: rd.fifo,
@@ -79,10 +89,22 @@ function tryDirect(daemonSocket: string, log: SigstopLog): Direct | undefined {
   }
 }
 
-async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnType<typeof createRuntimeDir>, upstream: Upstream, nixStore: string, direct: Direct | undefined, log: SigstopLog): Promise<number> {
+async function runWrapped(
+  nixPath: string,
+  args: ParsedSigstopArgs,
+  rd: ReturnType<typeof createRuntimeDir>,
+  upstream: Upstream,
+  nixStore: string,
+  direct: Direct | undefined,
+  log: SigstopLog,
+): Promise<number> {
   const opts = args.options;
   const daemonProgram = path.join(path.dirname(fs.realpathSync(nixPath)), "nix-daemon");
-  const relay = direct ? undefined : { upstream, bufferBytes: opts.bufferBytes, daemonProgram: fs.existsSync(daemonProgram) ? daemonProgram : "nix-daemon" };
+  const relay = direct ? undefined : {
+    upstream,
+    bufferBytes: opts.bufferBytes,
+    daemonProgram: fs.existsSync(daemonProgram) ? daemonProgram : "nix-daemon",
+  };
   // Relay mode: we bind the socket and hand it to the guard, so nix starts at once instead of after
   // the guard's start-up: its first connection waits in the backlog until the guard accepts it.
   let listenFd: number | undefined;
@@ -96,7 +118,9 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   const fifoFd = fs.openSync(rd.fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
   let nix: Subprocess;
   try {
-    nix = Bun.spawn(nixCommandLine(nixPath, nixStore, rd.hookScript, args.nixArgs), { stdio: ["inherit", "inherit", "inherit"] });
+    nix = Bun.spawn(nixCommandLine(nixPath, nixStore, rd.hookScript, args.nixArgs), {
+      stdio: ["inherit", "inherit", "inherit"],
+    });
   } catch (e) {
     log.error(`cannot run ${nixPath}: ${(e as Error).message}`);
     if (listenFd !== undefined) closeFd(listenFd);
@@ -127,7 +151,12 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   });
   await guard.watch(nix.pid);
 
-  const stopper = new Stopper(nix.pid, { marginBytes: opts.resumeMarginBytes, maxWaitMs: opts.resumeMaxWaitMs, fastPathBytes: opts.resumeFastPathBytes }, useSharedDir(opts.sharedDir, (m) => log.warn(m)), log);
+  const policy = {
+    marginBytes: opts.resumeMarginBytes,
+    maxWaitMs: opts.resumeMaxWaitMs,
+    fastPathBytes: opts.resumeFastPathBytes,
+  };
+  const stopper = new Stopper(nix.pid, policy, useSharedDir(opts.sharedDir, (m) => log.warn(m)), log);
   onGuardFailed = direct
     ? () => {
         log.warn("the guard process failed to start; nix runs on without being stopped");
@@ -189,7 +218,14 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
   const guardFigures = g ? { peakRssBytes: g.peakRssBytes, cpuSeconds: g.cpuSeconds } : {};
   const proxy: SigstopReport["proxy"] = watch
     ? { mode: "direct", ...watch.stats, ...guardFigures }
-    : g?.relay && { mode: "relay", connections: g.relay.connections, peakQueuedBytes: g.relay.peakQueued, bytesToClient: g.relay.bytesToClient, peakRssBytes: g.peakRssBytes, cpuSeconds: g.cpuSeconds };
+    : g?.relay && {
+      mode: "relay",
+      connections: g.relay.connections,
+      peakQueuedBytes: g.relay.peakQueued,
+      bytesToClient: g.relay.bytesToClient,
+      peakRssBytes: g.peakRssBytes,
+      cpuSeconds: g.cpuSeconds,
+    };
   fifoReader.cancel().catch(() => {});
   fs.closeSync(fifoFd);
 
@@ -215,7 +251,10 @@ async function runWrapped(nixPath: string, args: ParsedSigstopArgs, rd: ReturnTy
 
 /** nix without the wrapper's machinery, for stores it cannot stand in front of. */
 async function runPlain(nixPath: string, args: ParsedSigstopArgs, log: SigstopLog): Promise<number> {
-  const extra = [...(args.store ? ["--option", "store", args.store] : []), ...(args.buildHook ? ["--option", "build-hook", args.buildHook] : [])];
+  const extra = [
+    ...(args.store ? ["--option", "store", args.store] : []),
+    ...(args.buildHook ? ["--option", "build-hook", args.buildHook] : []),
+  ];
   let nix: Subprocess;
   try {
     nix = Bun.spawn([nixPath, ...extra, ...args.nixArgs], { stdio: ["inherit", "inherit", "inherit"] });

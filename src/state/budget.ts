@@ -37,7 +37,13 @@ export interface Assessment {
  * fits beside what is granted AND what every earlier queued request waits for: earlier requests
  * keep their place, and later small ones still pass when there is room for everybody ahead.
  */
-export function assess(rows: readonly LeaseRow[], mine: number | undefined, want: number, total: number, alive: (r: LeaseRow) => boolean): Assessment {
+export function assess(
+  rows: readonly LeaseRow[],
+  mine: number | undefined,
+  want: number,
+  total: number,
+  alive: (r: LeaseRow) => boolean,
+): Assessment {
   const dead: number[] = [];
   const pids = new Set<number>();
   let inFlight = 0;
@@ -62,7 +68,10 @@ export function assess(rows: readonly LeaseRow[], mine: number | undefined, want
 }
 
 /** Pure: is the recorded holder gone? Unknown (e.g. /proc hidden by hidepid) counts as alive. */
-export function holderGone(recordedStart: number, seen: { exists: boolean; startTime?: number; state?: string }): boolean {
+export function holderGone(
+  recordedStart: number,
+  seen: { exists: boolean; startTime?: number; state?: string },
+): boolean {
   if (!seen.exists) return true;
   // Same pid, another process: the holder died and the pid was reused.
   if (seen.startTime !== undefined && seen.startTime !== recordedStart) return true;
@@ -90,7 +99,8 @@ export function fmtBytes(n: number): string {
 
 export function waitMessage(want: number, a: Assessment, total: number): string {
   const others = a.waiting > 1 ? `, ${a.waiting - 1} other request(s) queued` : "";
-  return `waiting for ${fmtBytes(want)} of transfer budget: ${fmtBytes(a.inFlight)} of ${fmtBytes(total)} in flight by ${a.holders} process(es)${others}`;
+  return `waiting for ${fmtBytes(want)} of transfer budget: ${fmtBytes(a.inFlight)} of ${fmtBytes(total)}` +
+    ` in flight by ${a.holders} process(es)${others}`;
 }
 
 /** Is the process that wrote this row (pid + start time) still there? Ours always is. */
@@ -99,7 +109,11 @@ export function probeHolder(r: Pick<LeaseRow, "pid" | "start_time">): boolean {
   const exists = isAlive(r.pid);
   const startTime = exists ? readStartTime(r.pid) : undefined;
   const state = exists ? readProcStatus(r.pid)?.state : undefined;
-  return !holderGone(r.start_time, { exists, ...(startTime !== undefined ? { startTime } : {}), ...(state !== undefined ? { state } : {}) });
+  return !holderGone(r.start_time, {
+    exists,
+    ...(startTime !== undefined ? { startTime } : {}),
+    ...(state !== undefined ? { state } : {}),
+  });
 }
 
 let ownStart: number | undefined;
@@ -189,7 +203,11 @@ export class Budget {
   }
 
   /** Inside a write transaction: reap dead holders, then grant row `mine` (or a new one) if it fits. */
-  private tryGrant(db: StateDb["db"], mine: number | undefined, want: number): { granted: boolean; id: number; a: Assessment } {
+  private tryGrant(
+    db: StateDb["db"],
+    mine: number | undefined,
+    want: number,
+  ): { granted: boolean; id: number; a: Assessment } {
     const rows = db.query(Q_ROWS).all() as LeaseRow[];
     // Our queued row reaped by someone who wrongly took us for dead: queue again.
     if (mine !== undefined && !rows.some((r) => r.id === mine)) mine = undefined;
@@ -208,7 +226,8 @@ export class Budget {
 
   private drop(id: number): void {
     try {
-      this.s.writeSync("returning a transfer budget lease", (db) => db.query("DELETE FROM leases WHERE id = ?1").run(id));
+      this.s.writeSync("returning a transfer budget lease", (db) =>
+        db.query("DELETE FROM leases WHERE id = ?1").run(id));
     } catch {
       // Leaked only until this process exits: then the row is a dead holder's.
     }

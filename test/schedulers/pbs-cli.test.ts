@@ -264,6 +264,7 @@ describe("PbsCliScheduler on OpenPBS 23.06", () => {
     expect(s.describe()).toContain(`server ${lab.serverHost}:15999`);
     const e = await thrown(s.prepare());
     expect(e.kind).toBe("unreachable");
+    // Names the server it was asked for (qstat's own words name pbs.conf's default server).
     expect(e.message).toContain(`the PBS server ${lab.serverHost}:15999 (pbs-host, pbs-port) does not answer`);
   });
 });
