@@ -357,6 +357,9 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   private authError(errors: { message: string }[], status: number): SchedulerError {
+    // A token that expired meanwhile says so (24.11+ answer it with a bare 511).
+    const expired = jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000));
+    if (expired) return this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}: ${expired})`);
     const why =
       status === 401 || status === 403 || status === 511
         ? `slurmrestd answered HTTP ${status}${errors.length ? ` (${errors.map((e) => e.message).join("; ")})` : ""}`

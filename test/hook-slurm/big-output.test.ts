@@ -30,9 +30,11 @@ const readExe = (pid: string): string | undefined => {
 };
 
 /**
- * Peak RSS (VmHWM) of the local importers (nix-store with NIX_HELD_LOCKS) and of the hook (nsh
+ * Peak RSS (VmHWM) of the local importers (nix-store under the held locks) and of the hook (nsh
  * run by Nix, not one of its helpers), sampled until stopped.
  */
+const heldLocks = (pid: string): boolean => fs.readFileSync(`/proc/${pid}/environ`, "latin1").includes("NIX_HELD_LOCKS=");
+
 function watchPeaks(): { stop(): { importers: Peaks; hooks: Peaks } } {
   const importers: Peaks = new Map();
   const hooks: Peaks = new Map();
@@ -47,7 +49,9 @@ function watchPeaks(): { stop(): { importers: Peaks; hooks: Peaks } } {
         const argv = fs.readFileSync(`/proc/${name}/cmdline`, "latin1").split("\0");
         // Nix starts the hook as `nsh <verbosity>`; its helpers (reaper, agent) take `__` commands.
         if (!argv.some((a) => a.startsWith("__")) && readExe(name) === NSH_BIN) note(hooks, Number(name));
-        else if (argv[0]?.endsWith("nix-store") && fs.readFileSync(`/proc/${name}/environ`, "latin1").includes("NIX_HELD_LOCKS=")) note(importers, Number(name));
+        // Up to Nix 2.28 the import is a nix-store holding Nix's locks (NIX_HELD_LOCKS); from 2.29 on
+        // nsh takes the locks itself and unpacks with `nix-store --restore`.
+        else if (argv[0]?.endsWith("nix-store") && (argv.includes("--restore") || heldLocks(name))) note(importers, Number(name));
       } catch {}
     }
   }, 20);

@@ -230,8 +230,15 @@ describe("SlurmRestScheduler on the lab's Slurm", () => {
     const e = await thrown(s.submit(spec("badpart", "#!/bin/sh\ntrue\n", { extra: { partition: "nosuchpartition" } })));
     expect(e.kind).toBe("rejected");
     expect(e.message).toStartWith(`Slurm refused the job (${newest()}): Invalid partition name specified`);
-    const unk = await thrown(s.submit(spec("badkey", "#!/bin/sh\ntrue\n", { extra: { no_such_field: 1 } })));
-    expect(unk.message).toContain('Unknown key "no_such_field"');
+    const badKey = s.submit(spec("badkey", "#!/bin/sh\ntrue\n", { extra: { no_such_field: 1 } }));
+    if (refusedTokenStatus() === 500) {
+      expect((await thrown(badKey)).message).toContain('Unknown key "no_such_field"');
+    } else {
+      // slurmrestd from 24.11 on ignores a key its parser does not know: the job is accepted as without it.
+      const { id } = await badKey;
+      await s.cancel(id);
+      note(`slurm ${release()}: an unknown key in the job description was ignored (job ${id})`);
+    }
   });
 
   test("bad tokens -> the authentication error, without the token's text", async () => {
@@ -242,7 +249,9 @@ describe("SlurmRestScheduler on the lab's Slurm", () => {
     const e = await thrown(sched({ token: forged }).submit(spec("forged", "#!/bin/sh\ntrue\n")));
     const forgedMs = performance.now() - t0;
     expect(e.kind).toBe("auth");
-    expect(e.message).toStartWith(`authentication failed: check slurm-jwt-token (token from slurm-jwt-token, user root: slurmctld refused the request (HTTP ${refusedTokenStatus()}`);
+    // 22.05 refuses the ping; 24.11+ answer it (controller "down") and refuse the token check after it.
+    expect(e.message).toStartWith("authentication failed: check slurm-jwt-token (token from slurm-jwt-token, user root: ");
+    expect(e.message).toContain(`HTTP ${refusedTokenStatus()}`);
     const x = await thrown(sched({ token: expired, tokenSource: "SLURM_JWT" }).status("1"));
     expect(x.message).toMatch(/^authentication failed: check slurm-jwt-token \(token from SLURM_JWT: it expired at \d{4}-/);
     const g = await thrown(sched({ token: "garbage" }).negotiate());
@@ -310,7 +319,9 @@ describe("SlurmRestScheduler on the lab's Slurm", () => {
       const t0 = performance.now();
       const e = await thrown(sched().negotiate());
       expect(e.kind).toBe("unreachable");
-      expect(e.message).toStartWith(`slurmctld did not answer slurmrestd at 127.0.0.1:${lab.restPort} (ping took `);
+      // 22.05: the ping fails after MessageTimeout; 24.11+: the ping says "down", the token check times out.
+      expect(e.message).toStartWith("slurmctld did not answer ");
+      expect(e.message).toContain(`slurmrestd at 127.0.0.1:${lab.restPort}`);
       note(`slurmctld stopped: ${e.message} (${Math.round(performance.now() - t0)} ms)`);
     } finally {
       process.kill(lab.pids.slurmctld, "SIGCONT");
