@@ -68,7 +68,10 @@ export async function ensureAgent(
   agent: AgentSource,
   jobDir: string,
 ): Promise<AgentPlacement> {
-  const check = await pool.runCommand(login, checkCommand(agent, jobDir));
+  let check = await pool.runCommand(login, checkCommand(agent, jobDir));
+  // A session that ended with neither exit status nor signal (seen under heavy load) says nothing about
+  // the command, which only makes directories and looks: ask once more before failing the build.
+  if (check.code === null && !check.signal) check = await pool.runCommand(login, checkCommand(agent, jobDir));
   const why = check.stderr.trim() || (check.signal ? `killed by ${check.signal}` : `exit ${check.code}`);
   if (check.code !== 0) throw new Error(`cannot prepare ${jobDir} on ${login.text}: ${why}`);
   if (check.stdout.trim() === "present") return { path: agent.bin, wasMissing: false, uploaded: false };
