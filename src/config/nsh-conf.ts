@@ -17,57 +17,184 @@ interface Spec {
 }
 
 export const NSH_SETTINGS = {
-  "job-scheduler": { kind: { enum: ["slurm", "slurm-native", "pbs", "slurm-cli", "pbs-cli"] }, default: "slurm", doc: "which scheduler runs the jobs" },
+  "job-scheduler": {
+    kind: { enum: ["slurm", "slurm-native", "pbs", "slurm-cli", "pbs-cli"] }, default: "slurm",
+    doc: "which scheduler runs the jobs",
+  },
   system: { kind: "string", default: "x86_64-linux", doc: "the system type of the cluster" },
   "system-features": { kind: "list", default: ["nsh"], doc: "optional features the cluster supports" },
-  "mandatory-system-features": { kind: "list", default: [], doc: "features a derivation must require to go to the cluster" },
+  "mandatory-system-features": {
+    kind: "list", default: [],
+    doc: "features a derivation must require to go to the cluster",
+  },
   "store-dir": { kind: "string", default: "/nix/store", doc: "the logical remote store directory" },
   "remote-store": { kind: "string", default: "auto", doc: "the store URL on the remote machine" },
-  "remote-nix-bin-dir": { kind: "string", default: "", doc: "Nix's bin directory on the remote machine (clusters without Nix)" },
+  "remote-nix-bin-dir": {
+    kind: "string", default: "",
+    doc: "Nix's bin directory on the remote machine (clusters without Nix)",
+  },
   "collect-garbage": { kind: "bool", default: false, doc: "run nix-store --gc on the remote store after each job" },
-  "fallback-build-hook": { kind: "string", default: "", doc: "hook for builds nsh declines, program and arguments (verbosity appended); empty: Nix's own build-remote" },
-  trusted: { kind: "list", default: [], doc: "pinned host keys: HOSTS KEYTYPE BASE64 triples (HOSTS comma-separated names or * ? patterns); exclusive for the hosts they match" },
-  "copy-budget": { kind: "size", default: 0, doc: "bytes in flight for all nsh copies on this machine (0: 1/8 of memory)" },
-  "openssh-min-size": { kind: "size", default: 64 << 20, doc: "NARs this big or bigger (nsh copy, and a build's inputs and outputs to and from its job's node) go through OpenSSH's ssh (C crypto, sendfile) when it is installed; 0: always ssh2" },
+  "fallback-build-hook": {
+    kind: "string", default: "",
+    doc:
+      "hook for builds nsh declines, program and arguments (verbosity appended); empty: Nix's own " +
+      "build-remote",
+  },
+  trusted: {
+    kind: "list", default: [],
+    doc:
+      "pinned host keys: HOSTS KEYTYPE BASE64 triples (HOSTS comma-separated names or * ? patterns); " +
+      "exclusive for the hosts they match",
+  },
+  "copy-budget": {
+    kind: "size", default: 0,
+    doc: "bytes in flight for all nsh copies on this machine (0: 1/8 of memory)",
+  },
+  "openssh-min-size": {
+    kind: "size", default: 64 << 20,
+    doc:
+      "NARs this big or bigger (nsh copy, and a build's inputs and outputs to and from its job's node) go " +
+      "through OpenSSH's ssh (C crypto, sendfile) when it is installed; 0: always ssh2",
+  },
   "state-dir": { kind: "string", default: "", doc: "nsh's state directory on this machine" },
-  "login-host": { kind: "string", default: "", doc: "ssh destination that sees slurm-state-dir before a job runs (default: slurm-api-host; localhost for slurm-cli and slurm-native)" },
+  "login-host": {
+    kind: "string", default: "",
+    doc:
+      "ssh destination that sees slurm-state-dir before a job runs (default: slurm-api-host; localhost for " +
+      "slurm-cli and slurm-native)",
+  },
   "ssh-config": { kind: "string", default: "", doc: "ssh client config file to use instead of ~/.ssh/config" },
-  "job-environment": { kind: "list", default: [], doc: "NAME=VALUE words added to every job's environment (e.g. NIX_CONF_DIR=/etc/nix)" },
-  "ssh-connect-timeout": { kind: "int", default: 15, doc: "seconds to connect and authenticate over ssh, where the ssh config sets no ConnectTimeout (0: nsh's default, 20)" },
+  "job-environment": {
+    kind: "list", default: [],
+    doc: "NAME=VALUE words added to every job's environment (e.g. NIX_CONF_DIR=/etc/nix)",
+  },
+  "ssh-connect-timeout": {
+    kind: "int", default: 15,
+    doc:
+      "seconds to connect and authenticate over ssh, where the ssh config sets no ConnectTimeout (0: nsh's " +
+      "default, 20)",
+  },
   "slurm-state-dir": { kind: "string", default: "", doc: "where jobs keep their files on the cluster" },
   "slurm-api-host": { kind: "string", default: "localhost", doc: "slurmrestd host" },
   "slurm-api-port": { kind: "int", default: 6820, doc: "slurmrestd port" },
   "slurm-api-version": { kind: "string", default: "auto", doc: "REST API version (auto: ask the server)" },
-  "slurm-api-scheme": { kind: { enum: ["http", "https"] }, default: "http", doc: "http, or https for slurmrestd behind TLS (the certificate is checked); the JWT crosses the network in the clear over http" },
-  "slurm-api-ca-file": { kind: "string", default: "", doc: "PEM file of the CA that signed slurmrestd's certificate (https; default: the system's CAs)" },
-  "slurm-jwt-token": { kind: "string", default: "", doc: "JWT for slurmrestd (prefer slurm-jwt-token-file or SLURM_JWT)" },
+  "slurm-api-scheme": {
+    kind: { enum: ["http", "https"] }, default: "http",
+    doc:
+      "http, or https for slurmrestd behind TLS (the certificate is checked); the JWT crosses the network " +
+      "in the clear over http",
+  },
+  "slurm-api-ca-file": {
+    kind: "string", default: "",
+    doc: "PEM file of the CA that signed slurmrestd's certificate (https; default: the system's CAs)",
+  },
+  "slurm-jwt-token": {
+    kind: "string", default: "",
+    doc: "JWT for slurmrestd (prefer slurm-jwt-token-file or SLURM_JWT)",
+  },
   "slurm-jwt-token-file": { kind: "string", default: "", doc: "file holding the JWT" },
   "slurm-user": { kind: "string", default: "", doc: "user name for slurmrestd (default: the current user)" },
-  "slurm-extra-submission-params": { kind: "json-object", default: {}, doc: "JSON merged into the job of every submission" },
-  "derivation-params-allow": { kind: "list", default: ["default"], doc: "keys a derivation's scheduler parameters (extraSlurmParams, …) may set: 'default' is the built-in resource and placement list, '*' any key" },
-  "max-queue-wait": { kind: "int", default: 0, doc: "seconds a job may wait in the queue before its build fails and the job is cancelled (0: no bound)" },
-  "slurm-conf": { kind: "string", default: "", doc: "slurm.conf for slurm-native and slurm-cli (default: Slurm's own)" },
-  "slurm-native-user": { kind: "string", default: "", doc: "user slurm-native's jobs run as (default: the user nsh runs as; only root may name another)" },
-  "slurm-native-partition": { kind: "string", default: "", doc: "partition for slurm-native's jobs (default: Slurm's default partition)" },
-  "slurm-native-include-dir": { kind: "string", default: "", doc: "directory holding slurm/slurm.h for slurm-native's shim (default: /usr/include, /usr/local/include)" },
-  "slurm-native-lib-dir": { kind: "string", default: "", doc: "directory holding libslurm.so for slurm-native's shim (default: the linker's path)" },
-  "slurm-native-cc": { kind: "string", default: "", doc: "C compiler for slurm-native's shim (default: cc, gcc or clang on PATH)" },
-  "slurm-bin-dir": { kind: "string", default: "", doc: "slurm-cli: directory holding sbatch, squeue, sacct, scancel (default: found on PATH)" },
-  "slurm-cli-user": { kind: "string", default: "", doc: "slurm-cli: user (name or uid) the Slurm tools run as, so jobs run as that user; default: nsh's own user" },
+  "slurm-extra-submission-params": {
+    kind: "json-object", default: {},
+    doc: "JSON merged into the job of every submission",
+  },
+  "derivation-params-allow": {
+    kind: "list", default: ["default"],
+    doc:
+      "keys a derivation's scheduler parameters (extraSlurmParams, …) may set: 'default' is the built-in " +
+      "resource and placement list, '*' any key",
+  },
+  "max-queue-wait": {
+    kind: "int", default: 0,
+    doc: "seconds a job may wait in the queue before its build fails and the job is cancelled (0: no bound)",
+  },
+  "slurm-conf": {
+    kind: "string", default: "",
+    doc: "slurm.conf for slurm-native and slurm-cli (default: Slurm's own)",
+  },
+  "slurm-native-user": {
+    kind: "string", default: "",
+    doc: "user slurm-native's jobs run as (default: the user nsh runs as; only root may name another)",
+  },
+  "slurm-native-partition": {
+    kind: "string", default: "",
+    doc: "partition for slurm-native's jobs (default: Slurm's default partition)",
+  },
+  "slurm-native-include-dir": {
+    kind: "string", default: "",
+    doc: "directory holding slurm/slurm.h for slurm-native's shim (default: /usr/include, /usr/local/include)",
+  },
+  "slurm-native-lib-dir": {
+    kind: "string", default: "",
+    doc: "directory holding libslurm.so for slurm-native's shim (default: the linker's path)",
+  },
+  "slurm-native-cc": {
+    kind: "string", default: "",
+    doc: "C compiler for slurm-native's shim (default: cc, gcc or clang on PATH)",
+  },
+  "slurm-bin-dir": {
+    kind: "string", default: "",
+    doc: "slurm-cli: directory holding sbatch, squeue, sacct, scancel (default: found on PATH)",
+  },
+  "slurm-cli-user": {
+    kind: "string", default: "",
+    doc:
+      "slurm-cli: user (name or uid) the Slurm tools run as, so jobs run as that user; default: nsh's own " +
+      "user",
+  },
   "pbs-host": { kind: "string", default: "", doc: "PBS server host (default: from pbs.conf)" },
   "pbs-port": { kind: "int", default: 15001, doc: "PBS server port" },
-  "pbs-bin-dir": { kind: "string", default: "", doc: "pbs-cli: directory holding qsub, qstat, qdel (default: PBS_EXEC/bin from pbs.conf, else PATH)" },
-  "pbs-cli-user": { kind: "string", default: "", doc: "pbs-cli: user (name or uid) the PBS tools run as, so jobs run as that user; default: nsh's own user" },
-  "pbs-user": { kind: "string", default: "", doc: "pbs: user (name or uid) the IFL calls, and so the jobs, run as; needed when nsh runs as root (PBS refuses root's jobs); default: nsh's own user" },
-  "pbs-lib": { kind: "string", default: "", doc: "pbs: path of libpbs.so.0 (default: PBS_EXEC/lib/libpbs.so.0 from pbs.conf)" },
-  "scheduler-rate": { kind: "string", default: "28 1.8", doc: "BURST PER-SECOND: scheduler requests of all nsh processes on this machine together, below Slurm's own per-user rate limit (30, 2/s); submits get 55%, job-state queries and cancels 45%; off: no limit" },
-  "max-queued-jobs": { kind: "int", default: 0, doc: "this machine's nsh jobs waiting in the scheduler's queue at most; at the cap the hook postpones new builds (Nix asks again later) and a submit waits (0: no cap)" },
-  "pilot-idle-time": { kind: "int", default: 0, doc: "seconds a build's job stays after its build, waiting to serve another build of the same shape (partition, resources, time limit) instead of a new job; it leaves when idle this long (0: off, one job per build)" },
-  "pilot-max-jobs": { kind: "int", default: 0, doc: "with pilot-idle-time: pilot jobs of one shape at most on this machine; a build finding none idle at the cap waits for one instead of submitting (0: no cap, a build submits when none is idle)" },
+  "pbs-bin-dir": {
+    kind: "string", default: "",
+    doc: "pbs-cli: directory holding qsub, qstat, qdel (default: PBS_EXEC/bin from pbs.conf, else PATH)",
+  },
+  "pbs-cli-user": {
+    kind: "string", default: "",
+    doc: "pbs-cli: user (name or uid) the PBS tools run as, so jobs run as that user; default: nsh's own user",
+  },
+  "pbs-user": {
+    kind: "string", default: "",
+    doc:
+      "pbs: user (name or uid) the IFL calls, and so the jobs, run as; needed when nsh runs as root (PBS " +
+      "refuses root's jobs); default: nsh's own user",
+  },
+  "pbs-lib": {
+    kind: "string", default: "",
+    doc: "pbs: path of libpbs.so.0 (default: PBS_EXEC/lib/libpbs.so.0 from pbs.conf)",
+  },
+  "scheduler-rate": {
+    kind: "string", default: "28 1.8",
+    doc:
+      "BURST PER-SECOND: scheduler requests of all nsh processes on this machine together, below Slurm's " +
+      "own per-user rate limit (30, 2/s); submits get 55%, job-state queries and cancels 45%; off: no limit",
+  },
+  "max-queued-jobs": {
+    kind: "int", default: 0,
+    doc:
+      "this machine's nsh jobs waiting in the scheduler's queue at most; at the cap the hook postpones new " +
+      "builds (Nix asks again later) and a submit waits (0: no cap)",
+  },
+  "pilot-idle-time": {
+    kind: "int", default: 0,
+    doc:
+      "seconds a build's job stays after its build, waiting to serve another build of the same shape " +
+      "(partition, resources, time limit) instead of a new job; it leaves when idle this long (0: off, one " +
+      "job per build)",
+  },
+  "pilot-max-jobs": {
+    kind: "int", default: 0,
+    doc:
+      "with pilot-idle-time: pilot jobs of one shape at most on this machine; a build finding none idle at " +
+      "the cap waits for one instead of submitting (0: no cap, a build submits when none is idle)",
+  },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;
-type ValueOf<K extends Kind> = K extends "bool" ? boolean : K extends "int" | "size" ? number : K extends "list" ? string[] : K extends "json-object" ? Record<string, unknown> : string;
+type ValueOf<K extends Kind> = K extends "bool" ? boolean
+  : K extends "int" | "size" ? number
+  : K extends "list" ? string[]
+  : K extends "json-object" ? Record<string, unknown>
+  : string;
 export type NshConfig = { -readonly [K in keyof Settings]: ValueOf<Settings[K]["kind"]> };
 
 export interface LoadedNshConfig {

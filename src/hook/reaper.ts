@@ -80,7 +80,8 @@ export async function runReaper(): Promise<number> {
     const windowMs = (scheduler.requestTimeoutMs ?? 20_000) + SUBMIT_SLACK_MS;
     jobIds = tag && said.submitting ? await findInFlight(scheduler, tag, windowMs) : [];
     if (jobIds.length === 0) {
-      if (order.record) markRecord(order.record.stateDir, order.record.key, { state: "cancelled", message: "the hook was killed before the job was submitted" });
+      const message = "the hook was killed before the job was submitted";
+      if (order.record) markRecord(order.record.stateDir, order.record.key, { state: "cancelled", message });
       return 0;
     }
   }
@@ -110,7 +111,8 @@ async function cancelWithRetries(scheduler: Scheduler, jobId: string, order: Rea
       await scheduler.cancel(jobId);
       const st = await scheduler.status(jobId);
       if (isTerminal(st.state) || st.state === "completing") {
-        if (order.record) markRecord(order.record.stateDir, order.record.key, { state: "cancelled", message: "the build was interrupted (the hook was killed); nsh's reaper cancelled the job" });
+        const message = "the build was interrupted (the hook was killed); nsh's reaper cancelled the job";
+        if (order.record) markRecord(order.record.stateDir, order.record.key, { state: "cancelled", message });
         return 0;
       }
       lastError = `the job is still ${st.rawState.join("+") || st.state} after the cancel`;
@@ -120,7 +122,9 @@ async function cancelWithRetries(scheduler: Scheduler, jobId: string, order: Rea
     if (Date.now() + wait > end) break;
     await Bun.sleep(wait);
   }
-  if (order.record) markRecord(order.record.stateDir, order.record.key, { message: `the hook was killed and cancelling job ${jobId} failed: ${lastError}; its agent ends it once it notices no hook` });
+  const message =
+    `the hook was killed and cancelling job ${jobId} failed: ${lastError}; its agent ends it once it notices no hook`;
+  if (order.record) markRecord(order.record.stateDir, order.record.key, { message });
   return 1;
 }
 
@@ -135,7 +139,12 @@ export interface Reaper {
   done(): Promise<void>;
 }
 
-export function startReaper(conf: NshConfig, env: Record<string, string | undefined>, record: { stateDir: string; key: string }, warn: (m: string) => void): Reaper {
+export function startReaper(
+  conf: NshConfig,
+  env: Record<string, string | undefined>,
+  record: { stateDir: string; key: string },
+  warn: (m: string) => void,
+): Reaper {
   let proc: Subprocess<"pipe", "ignore", "ignore">;
   try {
     proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });

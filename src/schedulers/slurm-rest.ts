@@ -120,7 +120,8 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   describe(): string {
-    const api = this.result ? `API ${this.result.version}${this.result.release ? ` (Slurm ${this.result.release})` : ""}` : `API ${this.wanted} (not negotiated yet)`;
+    const release = this.result?.release ? ` (Slurm ${this.result.release})` : "";
+    const api = this.result ? `API ${this.result.version}${release}` : `API ${this.wanted} (not negotiated yet)`;
     return `slurm REST at ${this.baseUrl}, ${api}, user ${this.user}`;
   }
 
@@ -227,7 +228,10 @@ export class SlurmRestScheduler implements Scheduler {
     const reply = await this.request("GET", path);
     const json = this.expectJson(reply, "GET", path);
     const errors = parseErrors(json);
-    if (reply.status !== 200 || errors.length > 0) throw this.failure(reply, `listing jobs failed: ${formatErrors(errors) || `HTTP ${reply.status}`}`, errors.map((e) => e.message));
+    if (reply.status !== 200 || errors.length > 0) {
+      const why = formatErrors(errors) || `HTTP ${reply.status}`;
+      throw this.failure(reply, `listing jobs failed: ${why}`, errors.map((e) => e.message));
+    }
     return { version, json };
   }
 
@@ -271,7 +275,9 @@ export class SlurmRestScheduler implements Scheduler {
     if (ping.status === 200 && errors.length === 0 && !pingVerdict(json).up) await this.checkToken(version);
     if (ping.status !== 200 || errors.length > 0) {
       if (ping.ms >= SLOW_PING_MS) {
-        throw this.error("unreachable", `slurmctld did not answer slurmrestd at ${this.where} (ping took ${Math.round(ping.ms)} ms): ${formatErrors(errors) || `HTTP ${ping.status}`}`);
+        const why = formatErrors(errors) || `HTTP ${ping.status}`;
+        const took = `ping took ${Math.round(ping.ms)} ms`;
+        throw this.error("unreachable", `slurmctld did not answer slurmrestd at ${this.where} (${took}): ${why}`);
       }
       throw this.authError(errors, ping.status);
     }
@@ -340,7 +346,10 @@ export class SlurmRestScheduler implements Scheduler {
 
   /** The reply's JSON; a clear error for 404s and for replies that are not JSON (proxies, wrong port). */
   private expectJson(reply: Reply, method: string, path: string, emptyOk = false): unknown {
-    if (reply.status === 404) throw this.error("version", `slurmrestd at ${this.where} has no ${method} ${path} (HTTP 404): ${this.redact(reply.text.trim().slice(0, 200))}`);
+    if (reply.status === 404) {
+      const body = this.redact(reply.text.trim().slice(0, 200));
+      throw this.error("version", `slurmrestd at ${this.where} has no ${method} ${path} (HTTP 404): ${body}`);
+    }
     if (reply.json !== undefined || (emptyOk && reply.text.trim() === "")) return reply.json ?? {};
     const snippet = reply.text.trim().slice(0, 200) || "(empty body)";
     throw this.error("protocol", `slurmrestd at ${this.where} sent a non-JSON reply to ${method} ${path} (HTTP ${reply.status}): ${this.redact(snippet)}`);
@@ -365,7 +374,8 @@ export class SlurmRestScheduler implements Scheduler {
         ? `slurmrestd answered HTTP ${status}${errors.length ? ` (${errors.map((e) => e.message).join("; ")})` : ""}`
         : `slurmctld refused the request (HTTP ${status}: ${errors.map((e) => e.message).join("; ") || "no error text"}); ` +
           "slurmrestd passes the token on unchecked, so a wrong, expired or foreign token looks like this";
-    return this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}, user ${this.user}: ${why})`, errors.map((e) => e.message));
+    const message = `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}, user ${this.user}: ${why})`;
+    return this.error("auth", message, errors.map((e) => e.message));
   }
 
   private error(kind: SchedulerErrorKind, message: string, details: string[] = []): SchedulerError {

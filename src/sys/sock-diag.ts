@@ -5,7 +5,10 @@ import fs from "node:fs";
 import { errno, libc, SysError } from "./libc.ts";
 import { parseSocketLink } from "./proc.ts";
 import { close, recv, send, socketPair } from "./sock.ts";
-import { decodeUnixDiagReply, encodeUnixDiagRequest, NETLINK_SOCK_DIAG, SK_MEMINFO_SNDBUF, UDIAG_SHOW_MEMINFO, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN, type UnixDiagInfo } from "./unix-diag.ts";
+import {
+  decodeUnixDiagReply, encodeUnixDiagRequest, NETLINK_SOCK_DIAG, SK_MEMINFO_SNDBUF, UDIAG_SHOW_MEMINFO,
+  UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN, type UnixDiagInfo,
+} from "./unix-diag.ts";
 
 const AF_NETLINK = 16;
 const SOCK_DGRAM = 2;
@@ -72,10 +75,14 @@ export function probeSockDiag(diag: SockDiag): void {
     if (sent !== 100) throw new Error(`could not write to a socketpair (${sent})`);
     const ia = socketInodeOfFd(a);
     const rb = diag.query(socketInodeOfFd(b), UDIAG_SHOW_RQLEN | UDIAG_SHOW_PEER);
-    if (rb?.rqueue !== 100 || rb.peer !== ia) throw new Error(`sock_diag reports receive queue ${rb?.rqueue} and peer ${rb?.peer} (expected 100 bytes and ${ia})`);
+    if (rb?.rqueue !== 100 || rb.peer !== ia) {
+      throw new Error(`sock_diag reports receive queue ${rb?.rqueue} and peer ${rb?.peer} (expected 100 bytes and ${ia})`);
+    }
     const ra = diag.query(ia, UDIAG_SHOW_RQLEN | UDIAG_SHOW_MEMINFO);
     const sndbuf = ra?.meminfo?.[SK_MEMINFO_SNDBUF] ?? 0;
-    if ((ra?.wqueue ?? 0) < 100 || sndbuf <= 0) throw new Error(`sock_diag reports send-buffer use ${ra?.wqueue} of ${sndbuf} (expected at least 100 of a positive size)`);
+    if ((ra?.wqueue ?? 0) < 100 || sndbuf <= 0) {
+      throw new Error(`sock_diag reports send-buffer use ${ra?.wqueue} of ${sndbuf} (expected at least 100 of a positive size)`);
+    }
   } finally {
     close(a);
     close(b);
