@@ -1,7 +1,7 @@
 // What the command-line backends (slurm-cli, pbs-cli) share as schedulers: the options, the
 // preparation made once, single-job calls as one-id batches, and job ids checked before any tool
 // sees them. Each backend adds its tools, settings, parsers and messages.
-import type { DoctorCheck, JobStatus } from "./scheduler.ts";
+import type { DoctorCheck, JobStatus, RequestGate } from "./scheduler.ts";
 import { SchedulerError } from "./scheduler.ts";
 import { type CliToolOptions, Once, type Prepared } from "./cli-tool.ts";
 
@@ -17,8 +17,14 @@ export abstract class CliBackend<Tool extends string, Version, Options extends C
   }
 
   /** Finds the tools and the user, and asks the scheduler for its version; once, then cached. */
-  prepare(): Promise<void> {
-    return this.prepared().then(() => {});
+  async prepare(gate?: RequestGate): Promise<void> {
+    if (gate && this.prepareAsksServer()) await gate();
+    await this.prepared();
+  }
+
+  /** Whether the preparation asks the scheduler's server (pbs-cli: qstat -B), not only local tools. */
+  protected prepareAsksServer(): boolean {
+    return false;
   }
 
   protected prepared(): Promise<Prepared<Tool, Version>> {

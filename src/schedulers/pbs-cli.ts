@@ -85,6 +85,10 @@ export class PbsCliScheduler extends CliBackend<Tool, string, PbsCliOptions> imp
     return this.opts.env ?? process.env;
   }
 
+  protected override prepareAsksServer(): boolean {
+    return true;
+  }
+
   /** The tools, the user, and the server's answer to `qstat -B`. */
   protected async doPrepare(): Promise<PbsPrepared> {
     const { found, where } = this.findTools();

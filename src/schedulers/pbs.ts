@@ -14,7 +14,7 @@ import {
 } from "./pbs-shapes.ts";
 import {
   type DoctorCheck, isTerminal, type JobHandle, type JobSpec, type JobStatus, type Scheduler, SchedulerError,
-  type SchedulerErrorKind,
+  type SchedulerErrorKind, type RequestGate,
 } from "./scheduler.ts";
 
 type Env = Record<string, string | undefined>;
@@ -92,7 +92,8 @@ export class PbsScheduler implements Scheduler {
   }
 
   /** Connects once (as pbs-user): a clear error when pbs.conf, libpbs or the server is wrong. */
-  async prepare(): Promise<void> {
+  async prepare(gate?: RequestGate): Promise<void> {
+    await gate?.();
     await this.call({ op: "ping" });
   }
 

@@ -152,9 +152,10 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
     polite.findTagged = async (tag) => (await take("query"), find(tag));
   }
   if (inner.prepare) {
-    // Preparing may ask the scheduler (slurmrestd pings slurmctld): a query like any other.
+    // Preparing may ask the scheduler (slurmrestd pings slurmctld): a query like any other, paid only
+    // when it is sent (a hook that trusts an earlier hook's proof asks nothing).
     const prepare = inner.prepare.bind(inner);
-    polite.prepare = async () => (await take("query"), prepare());
+    polite.prepare = (gate) => prepare(async () => (await take("query"), await gate?.()));
   }
   if (inner.doctor) polite.doctor = inner.doctor.bind(inner);
   return polite;

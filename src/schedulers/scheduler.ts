@@ -89,13 +89,19 @@ export interface DoctorCheck {
   detail: string;
 }
 
+/**
+ * Awaited before each request a prepare() sends to the scheduler's server (the polite layer's rate
+ * limit); a prepare that asks the server nothing never waits for it.
+ */
+export type RequestGate = () => Promise<void>;
+
 export interface Scheduler {
   readonly kind: "slurm" | "slurm-native" | "slurm-cli" | "pbs" | "pbs-cli";
   /**
    * Whatever must hold before a submit (negotiate an API version, check credentials, load a
    * library): a wrong token or an unreachable scheduler is said before the agent's upload.
    */
-  prepare?(): Promise<void>;
+  prepare?(gate?: RequestGate): Promise<void>;
   submit(job: JobSpec): Promise<JobHandle>;
   status(id: string): Promise<JobStatus>;
   /** The status of each of `ids` in as few calls as the scheduler allows; a job it forgot is "unknown". */
@@ -115,8 +121,8 @@ export interface Scheduler {
 }
 
 /** prepare(), or nothing for a scheduler that needs no preparing. */
-export const prepareScheduler = async (s: Scheduler): Promise<void> => {
-  if (s.prepare) await s.prepare();
+export const prepareScheduler = async (s: Scheduler, gate?: RequestGate): Promise<void> => {
+  if (s.prepare) await s.prepare(gate);
 };
 
 /** statusMany(), or status() of each job in turn. */

@@ -1,6 +1,7 @@
 // Where the JWT for slurmrestd comes from (slurm-jwt-token, its file, or $SLURM_JWT), with a warning
 // when the file is readable by others. Kept apart from the REST client so it stays small.
 import * as fs from "node:fs";
+import * as os from "node:os";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import { SchedulerError } from "./scheduler.ts";
 
@@ -38,4 +39,13 @@ export function jwtToken(config: Pick<NshConfig, "slurm-jwt-token" | "slurm-jwt-
   const fromEnv = env.SLURM_JWT?.trim();
   if (fromEnv) return { token: fromEnv, source: "SLURM_JWT", warnings: [] };
   throw new SchedulerError("config", "no JWT for slurmrestd: set slurm-jwt-token or slurm-jwt-token-file in nsh.conf, or SLURM_JWT in the environment");
+}
+
+/** The user nsh runs as, for X-SLURM-USER-NAME when neither slurm-user nor the token names one. */
+export function safeUserName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? "nobody";
+  }
 }

@@ -4,6 +4,11 @@ import { type SchedulerModule } from "./scheduler.ts";
 
 /** How long a hook trusts the REST API version an earlier hook negotiated with the same server. */
 const API_VERSION_LIFETIME_MS = 3600_000;
+/**
+ * How long the next hooks trust a hook's ping that proved the token (they skip their own). A wrong
+ * token is then found at the submit, as clearly; a changed token has another key and is pinged.
+ */
+const PROOF_LIFETIME_MS = 600_000;
 
 const JWT_SOURCES = "slurm-jwt-token, slurm-jwt-token-file or SLURM_JWT in the environment";
 
@@ -40,6 +45,13 @@ export const slurmRestModule: SchedulerModule = {
     const memo = memoDir ? fileMemo<string>(memoDir, "slurm-api-version", API_VERSION_LIFETIME_MS) : undefined;
     const key = `${conf["slurm-api-host"]}:${conf["slurm-api-port"]}`;
     const rememberedVersion = memo && { get: () => memo.get(key), set: (v: string) => memo.set(key, v), forget: () => memo.forget(key) };
-    return SlurmRestScheduler.fromConfig(conf, env, { ...(log ? { log } : {}), ...(rememberedVersion ? { rememberedVersion } : {}) });
+    const proofs = memoDir ? fileMemo<number>(memoDir, "slurm-api-proven", PROOF_LIFETIME_MS) : undefined;
+    const proof = proofs && {
+      recent: (k: string) => proofs.get(k) !== undefined,
+      record: (k: string) => proofs.set(k, Date.now()),
+      forget: (k: string) => proofs.forget(k),
+    };
+    const more = { ...(log ? { log } : {}), ...(rememberedVersion ? { rememberedVersion } : {}), ...(proof ? { proof } : {}) };
+    return SlurmRestScheduler.fromConfig(conf, env, more);
   },
 };

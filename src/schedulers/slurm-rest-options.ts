@@ -35,6 +35,11 @@ export interface SlurmRestOptions {
    * directory): with it, negotiating is one ping instead of fetching the OpenAPI document first.
    */
   rememberedVersion?: { get(): string | undefined; set(v: ApiVersion): void; forget(): void };
+  /**
+   * That a hook's ping proved a token with this server a moment ago (keyed by server, user and a hash
+   * of the token): the next hooks then skip their ping, which saves a wide graph a request per build.
+   */
+  proof?: { recent(key: string): boolean; record(key: string): void; forget(key: string): void };
 }
 
 export interface Reply {
@@ -48,7 +53,7 @@ export interface Negotiated {
   version: ApiVersion;
   /** versions the server named (all of them via /openapi/v3; only the one found when probing pings) */
   served: string[];
-  via: "openapi" | "ping-probe" | "forced" | "remembered";
+  via: "openapi" | "ping-probe" | "forced" | "remembered" | "proven";
   release: string | null;
   discoveryMs: number;
   pingMs: number;

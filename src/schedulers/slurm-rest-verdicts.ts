@@ -80,3 +80,15 @@ export function cancelErrors(json: unknown): SlurmApiError[] {
 /** The cancel worked, or there is nothing left to cancel (job finished or unknown). */
 export const cancelDone = (status: number, errors: SlurmApiError[]): boolean =>
   errors.every((e) => e.code === ALREADY_DONE || e.code === INVALID_JOB_ID) && (status === 200 || errors.length > 0);
+
+/** Pure: why slurmrestd or slurmctld refused a request, for the authentication error. */
+export function refusedTokenWhy(status: number, errors: { message: string }[]): string {
+  const texts = errors.map((e) => e.message).join("; ");
+  if (status === 401 || status === 403 || status === 511) return `slurmrestd answered HTTP ${status}${texts ? ` (${texts})` : ""}`;
+  return `slurmctld refused the request (HTTP ${status}: ${texts || "no error text"}); ` +
+    "slurmrestd passes the token on unchecked, so a wrong, expired or foreign token looks like this";
+}
+
+/** Pure: the key of a hook's proof that a token works with a server (a hash: the token itself is never stored). */
+export const proofKeyOf = (baseUrl: string, user: string, token: string): string =>
+  `${baseUrl} ${user} ${new Bun.CryptoHasher("sha256").update(token).digest("hex").slice(0, 24)}`;

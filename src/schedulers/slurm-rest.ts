@@ -5,7 +5,6 @@
 // The JWT never leaves this module except in the X-SLURM-USER-TOKEN header: it is not a field of
 // the scheduler object (so it cannot be logged or serialised with it), and every message built
 // from remote or fetch text is passed through `redact` first.
-import * as os from "node:os";
 import type { NshConfig } from "../config/nsh-conf.ts";
 import {
   type ApiVersion,
@@ -30,6 +29,7 @@ import {
   type JobSpec,
   type JobStatus,
   type JsonObject,
+  type RequestGate,
   type Scheduler,
   SchedulerError,
   type SchedulerErrorKind,
@@ -43,9 +43,13 @@ import {
   INVALID_JOB_ID,
   isUnknownJobReply,
   pingVerdict,
+  proofKeyOf,
+  refusedTokenWhy,
 } from "./slurm-rest-verdicts.ts";
 export { jwtToken, type JwtToken } from "./slurm-jwt.ts";
-import { type ApiScheme, certificateMessage, cleartextTokenWarning, isCertificateError, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
+import { safeUserName } from "./slurm-jwt.ts";
+import { restDoctorChecks } from "./slurm-rest-doctor.ts";
+import { type ApiScheme, cleartextTokenWarning, exchange, readCaFile, slurmApiBaseUrl } from "./slurm-transport.ts";
 
 export type { FetchInit, FetchLike, Negotiated, SlurmRestOptions } from "./slurm-rest-options.ts";
 import type { FetchLike, Negotiated, Reply, SlurmRestOptions } from "./slurm-rest-options.ts";
@@ -74,6 +78,7 @@ export class SlurmRestScheduler implements Scheduler {
   private readonly fetchFn: FetchLike;
   private readonly log: (line: string) => void;
   private readonly remembered: SlurmRestOptions["rememberedVersion"];
+  private readonly proof: SlurmRestOptions["proof"];
   private negotiation: Promise<Negotiated> | null = null;
   private result: Negotiated | null = null;
 
@@ -95,6 +100,7 @@ export class SlurmRestScheduler implements Scheduler {
     this.fetchFn = opts.fetch ?? ((url, init) => fetch(url, init));
     this.log = opts.log ?? (() => {});
     this.remembered = opts.rememberedVersion;
+    this.proof = opts.proof;
   }
 
   /** Settings of nsh.conf: slurm-api-host/port/version, slurm-user, slurm-extra-submission-params and the JWT. */
@@ -137,35 +143,50 @@ export class SlurmRestScheduler implements Scheduler {
     return this.negotiation;
   }
 
-  /** A wrong token or an unreachable slurmrestd is found here, before anything is uploaded. */
-  async prepare(): Promise<void> {
+  /**
+   * A wrong token or an unreachable slurmrestd is found here, before anything is uploaded, unless a
+   * hook proved this token with this server a moment ago: then nothing is asked. `gate` comes first
+   * when a request goes out.
+   */
+  async prepare(gate?: RequestGate): Promise<void> {
+    if (!this.negotiation && this.trustProof()) return;
+    if (!this.result) await gate?.();
     await this.negotiate();
+    this.proof?.record(this.proofKey());
+  }
+
+  /** The version as proven by an earlier hook, when there is such a proof and a version to go with it. */
+  private trustProof(): boolean {
+    if (!this.proof?.recent(this.proofKey())) return false;
+    if (jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000))) return false;
+    const remembered = this.wanted === "auto" ? this.remembered?.get() : undefined;
+    const known = this.wanted !== "auto" ? chooseVersion([], this.wanted) : remembered ? chooseVersion([remembered], "auto") : undefined;
+    if (!known?.ok) return false;
+    this.result = { version: known.version, served: [], via: "proven", release: null, discoveryMs: 0, pingMs: 0 };
+    this.negotiation = Promise.resolve(this.result);
+    return true;
+  }
+
+  private proofKey(): string {
+    return proofKeyOf(this.baseUrl, this.user, tokens.get(this)!);
+  }
+
+  /** What an earlier hook proved no longer holds (the API is gone, the token refused): ask again. */
+  private forgetProof(): void {
+    this.proof?.forget(this.proofKey());
+    if (this.result?.via !== "proven") return;
+    this.remembered?.forget();
+    this.negotiation = null;
+    this.result = null;
   }
 
   /** The JWT's source, slurmrestd and its API version, then an authenticated request (a 200 ping proves no token). */
-  async doctor(): Promise<DoctorCheck[]> {
-    const warned = this.tokenWarnings.length ? `; ${this.tokenWarnings.join("; ")}` : "";
-    const checks: DoctorCheck[] = [{ ok: true, what: "JWT", detail: `from ${this.tokenSource}${warned}` }];
-    let version: ApiVersion;
-    try {
-      const n = await this.negotiate();
-      version = n.version;
-      checks.push({ ok: true, what: "slurmrestd", detail: `${this.describe()}: API ${n.version} (served: ${n.served.join(", ")}; ${n.via})` });
-    } catch (e) {
-      return [...checks, { ok: false, what: "slurmrestd", detail: (e as Error).message }];
-    }
-    try {
-      await this.checkToken(version);
-      const detail = `slurmctld answered an authenticated request as user ${this.user}`;
-      checks.push({ ok: true, what: "JWT accepted", detail });
-    } catch (e) {
-      checks.push({ ok: false, what: "JWT accepted", detail: (e as Error).message });
-    }
-    return checks;
+  doctor(): Promise<DoctorCheck[]> {
+    return restDoctorChecks(this, { source: this.tokenSource, warnings: this.tokenWarnings, user: this.user });
   }
 
   /** GET /jobs changed after a future time: costs slurmctld nothing, but only an accepted token gets 200/304. */
-  private async checkToken(version: ApiVersion): Promise<void> {
+  async checkToken(version: ApiVersion): Promise<void> {
     const r = await this.request("GET", authProbePath(version, Math.floor(Date.now() / 1000)));
     const v = authProbeVerdict(r.status, r.json);
     if (v.accepted) return;
@@ -178,6 +199,8 @@ export class SlurmRestScheduler implements Scheduler {
     const { version } = await this.negotiate();
     const path = apiPath.submit(version);
     const reply = await this.request("POST", path, buildSubmitRequest(version, job, this.extraParams));
+    // slurmrestd was upgraded or reconfigured since the proof: negotiate (and submit) again.
+    if (reply.status === 404 && this.result?.via === "proven") return (this.forgetProof(), this.submit(job));
     const parsed = parseSubmitResponse(version, this.expectJson(reply, "POST", path));
     if (!parsed.ok) throw this.failure(reply, parsed.message, parsed.errors.map((e) => e.message));
     for (const w of parsed.warnings) this.log(`slurm: job ${parsed.jobId}: ${this.redact(w)}`);
@@ -310,27 +333,10 @@ export class SlurmRestScheduler implements Scheduler {
       "X-SLURM-USER-TOKEN": tokens.get(this)!,
     };
     if (body) headers["Content-Type"] = "application/json";
-    const t0 = performance.now();
-    let res: Response;
-    let text: string;
-    try {
-      res = await this.fetchFn(`${this.baseUrl}${path}`, {
-        method,
-        headers,
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-        ...(this.ca ? { tls: { ca: this.ca } } : {}),
-      });
-      text = await res.text();
-    } catch (e) {
-      const err = e as { name?: string; code?: string; message?: string };
-      if (err.name === "TimeoutError" || err.name === "AbortError") {
-        throw this.error("timeout", `slurmrestd at ${this.where} did not answer ${method} ${path} within ${this.requestTimeoutMs} ms`);
-      }
-      if (this.scheme === "https" && isCertificateError(err.code)) throw this.error("tls", certificateMessage(this.where, err.code!, this.caFile));
-      throw this.error("unreachable", `slurmrestd not reachable at ${this.where} (${err.code ?? err.message ?? String(e)})`);
-    }
-    const ms = performance.now() - t0;
+    const target = { fetchFn: this.fetchFn, baseUrl: this.baseUrl, where: this.where, scheme: this.scheme, caFile: this.caFile };
+    const sent = await exchange(target, { method, path, headers, body, timeoutMs: this.requestTimeoutMs, ...(this.ca ? { ca: this.ca } : {}) });
+    if ("kind" in sent) throw this.error(sent.kind, sent.message);
+    const { res, text, ms } = sent;
     this.log(`slurm: ${method} ${path} -> ${res.status} in ${ms.toFixed(1)} ms`);
     let json: unknown;
     try {
@@ -366,14 +372,11 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   private authError(errors: { message: string }[], status: number): SchedulerError {
+    this.forgetProof();
     // A token that expired meanwhile says so (24.11+ answer it with a bare 511).
     const expired = jwtProblem(tokens.get(this)!, Math.floor(Date.now() / 1000));
     if (expired) return this.error("auth", `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}: ${expired})`);
-    const why =
-      status === 401 || status === 403 || status === 511
-        ? `slurmrestd answered HTTP ${status}${errors.length ? ` (${errors.map((e) => e.message).join("; ")})` : ""}`
-        : `slurmctld refused the request (HTTP ${status}: ${errors.map((e) => e.message).join("; ") || "no error text"}); ` +
-          "slurmrestd passes the token on unchecked, so a wrong, expired or foreign token looks like this";
+    const why = refusedTokenWhy(status, errors);
     const message = `authentication failed: check slurm-jwt-token (token from ${this.tokenSource}, user ${this.user}: ${why})`;
     return this.error("auth", message, errors.map((e) => e.message));
   }
@@ -385,13 +388,5 @@ export class SlurmRestScheduler implements Scheduler {
   private redact(text: string): string {
     const token = tokens.get(this);
     return token ? text.split(token).join("<redacted>") : text;
-  }
-}
-
-function safeUserName(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return process.env.USER ?? "nobody";
   }
 }

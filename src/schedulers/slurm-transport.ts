@@ -1,6 +1,6 @@
 // How nsh reaches slurmrestd: the base URL (http or https), whether a token would cross the network
-// in the clear, and what a TLS failure means to the user. Pure but for reading the CA file;
-// slurm-rest.ts does the fetching.
+// in the clear, and what a TLS failure means to the user. Pure but for reading the CA file and
+// exchange(), one HTTP request and its failure in the user's words; slurm-rest.ts reads the reply.
 import { readFileSync } from "node:fs";
 import { SchedulerError } from "./scheduler.ts";
 
@@ -64,4 +64,48 @@ export function readCaFile(file: string): string {
     throw new SchedulerError("config", `slurm-api-ca-file ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   }
   return text;
+}
+
+export interface HttpTarget {
+  fetchFn: (url: string, init: RequestInit & { tls?: { ca: string } }) => Promise<Response>;
+  baseUrl: string;
+  /** host:port, as messages name it */
+  where: string;
+  scheme: ApiScheme;
+  caFile: string;
+}
+
+export interface HttpRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: object | undefined;
+  timeoutMs: number;
+  ca?: string;
+}
+
+/** One request: the response and its text, or why there is none (timeout, certificate, unreachable). */
+export async function exchange(
+  t: HttpTarget,
+  r: HttpRequest,
+): Promise<{ res: Response; text: string; ms: number } | { kind: "timeout" | "tls" | "unreachable"; message: string }> {
+  const t0 = performance.now();
+  try {
+    const res = await t.fetchFn(`${t.baseUrl}${r.path}`, {
+      method: r.method,
+      headers: r.headers,
+      body: r.body ? JSON.stringify(r.body) : undefined,
+      signal: AbortSignal.timeout(r.timeoutMs),
+      ...(r.ca ? { tls: { ca: r.ca } } : {}),
+    });
+    const text = await res.text();
+    return { res, text, ms: performance.now() - t0 };
+  } catch (e) {
+    const err = e as { name?: string; code?: string; message?: string };
+    if (err.name === "TimeoutError" || err.name === "AbortError") {
+      return { kind: "timeout", message: `slurmrestd at ${t.where} did not answer ${r.method} ${r.path} within ${r.timeoutMs} ms` };
+    }
+    if (t.scheme === "https" && isCertificateError(err.code)) return { kind: "tls", message: certificateMessage(t.where, err.code!, t.caFile) };
+    return { kind: "unreachable", message: `slurmrestd not reachable at ${t.where} (${err.code ?? err.message ?? String(e)})` };
+  }
 }
