@@ -174,3 +174,18 @@ test("the hook's way to its first answer loads only the modules it needs, and no
   // and the probe sees something: the runner and nsh.conf's reader are there
   expect(modules.has("src/hook/runner.ts") && modules.has("src/config/nsh-conf.ts")).toBe(true);
 });
+
+// Also expected: a hook starts a job reaper per build, and nearly all of them only hear "done" and exit. Such a
+// reaper loads no scheduler, state database or job-record code: only the one whose hook died imports them
+// (hook/reaper-cancel.ts). Before, each loaded them at start, ~20 MB of RSS more per reaper.
+const REAPER_NEEDED = new Set([
+  "src/hook/reaper.ts", "src/util/self.ts", "src/schedulers/registry.ts", "src/schedulers/scheduler.ts",
+  "src/schedulers/pbs-module.ts", "src/schedulers/slurm-cli-module.ts", "src/schedulers/slurm-native-module.ts",
+  "src/schedulers/slurm-rest-module.ts",
+]);
+
+test("a job reaper whose hook says done loads no scheduler, state database or job-record code", () => {
+  const c = staticClosure(chunkOf("src/hook/reaper.ts")!);
+  expect([...c.modules].filter((m) => !REAPER_NEEDED.has(m) && !NEEDED.has(m)).sort()).toEqual([]);
+  expect(chunkOf("src/hook/reaper-cancel.ts")).not.toBe(chunkOf("src/hook/reaper.ts"));
+});
