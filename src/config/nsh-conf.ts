@@ -168,6 +168,13 @@ export const NSH_SETTINGS = {
       "BURST PER-SECOND: scheduler requests of all nsh processes on this machine together, below Slurm's " +
       "own per-user rate limit (30, 2/s); submits get 55%, job-state queries and cancels 45%; off: no limit",
   },
+  "hook-niceness": {
+    kind: "int", default: 5,
+    doc:
+      "added to the hook's niceness once it has accepted a build (its copies and waits, and the processes it starts): " +
+      "Nix starts the next build's hook only after this one answered, so the hooks still starting get the CPU " +
+      "first on a busy machine (0: off)",
+  },
   "max-queued-jobs": {
     kind: "int", default: 0,
     doc:

@@ -8,7 +8,7 @@
 import { type LoadedNshConfig, type NshConfig, loadNshConf, nshConfFiles } from "../config/nsh-conf.ts";
 import type { Env } from "../config/nixconf.ts";
 import { canRead, readReady } from "../sys/file.ts";
-import { isTty } from "../sys/libc.ts";
+import { isTty, lowerPriority } from "../sys/libc.ts";
 import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
 import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
@@ -172,6 +172,9 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
       await fallback.close();
       const machine = machineName(conf);
       io.toNix(`# accept\n${machine}\n`); // one write: Nix reads the machine line right after the reply
+      // Nix waits for each new hook's answer before it starts the next build: those answers are the
+      // wide graph's critical path, this build's copies and waits are not.
+      lowerPriority(conf["hook-niceness"]);
       const { inputs, wantedOutputs } = await readAccepted(reader);
       phase = "building";
       try {

@@ -121,6 +121,18 @@ export function builtinModule<T>(name: string): T {
 }
 export const cstr = (s: string) => (encoder ??= new TextEncoder()).encode(`${s}\0`);
 
+/**
+ * Lowers this process's priority by `by` niceness steps (and that of the processes it starts from now
+ * on). Best effort: a limit that forbids it leaves the priority as it was.
+ */
+export function lowerPriority(by: number): void {
+  if (!(by > 0)) return;
+  try {
+    const os = builtinModule<typeof import("node:os")>("node:os");
+    os.setPriority(Math.min(19, os.getPriority() + by));
+  } catch {}
+}
+
 /** flock(2); returns false only for LOCK_NB when the lock is held elsewhere. */
 export function flock(fd: number, op: number): boolean {
   for (;;) {
