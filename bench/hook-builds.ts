@@ -21,7 +21,9 @@ const WORKLOAD = path.join(EXPR, "hook.nix");
 
 /** ms: before the submits → the last job's script ran (`wide`: a wave of n, then one more); each: per job */
 export type SlurmRef = { caseId: CaseId; round: number; ms: number; each: number[] };
-export type JobRec = { drv: string; state: string; phases: Record<string, number>; jobId?: string; submittedAt: number };
+export type JobRec = {
+  drv: string; state: string; phases: Record<string, number>; jobId?: string; submittedAt: number;
+};
 
 export interface BuildCasesOptions {
   lab: ClusterLab;
@@ -46,7 +48,8 @@ export interface BuildCasesResult {
 }
 
 /** The records of the derivations salted `s` (every derivation's name ends in -<salt>). */
-export const recordsOf = (records: readonly JobRec[], s: string): JobRec[] => records.filter((j) => j.drv.includes(`-${s}.drv`));
+export const recordsOf = (records: readonly JobRec[], s: string): JobRec[] =>
+  records.filter((j) => j.drv.includes(`-${s}.drv`));
 
 export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesResult> {
   const { lab, nsh, widthOf, jobsOf, timeoutMs } = o;
@@ -57,7 +60,8 @@ export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesRes
 
   const buildArgv = (v: Variant, c: CaseId, s: string): string[] => {
     const [n, j] = [widthOf(c), String(jobsOf(c))];
-    const base = ["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", c === "one" ? "one" : "all", "--argstr", "salt", s, "--arg", "n", String(n)];
+    const base = ["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", c === "one" ? "one" : "all",
+      "--argstr", "salt", s, "--arg", "n", String(n)];
     if (isNsh(v)) return [...base, "--option", "build-hook", nsh, "-j", j];
     if (v === "br") return [...base, "--max-jobs", "0", "--builders", o.lineFor(jobsOf(c))];
     return [...base, "--argstr", "feature", "", "--builders", "", "-j", j];
@@ -71,7 +75,10 @@ export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesRes
 
   // Pilots stay idle up to pilot-idle-time after a run: cancel every job of the (private) lab Slurm,
   // make nsh's state forget its pilots, and wait until Slurm shows no job, so each run starts clean.
-  const queued = async () => (await lab.slurm.run(["squeue", "-h", "-o", "%i"], { timeoutMs: 30_000 })).stdout.split("\n").map((s) => s.trim()).filter(Boolean);
+  const queued = async () => {
+    const r = await lab.slurm.run(["squeue", "-h", "-o", "%i"], { timeoutMs: 30_000 });
+    return r.stdout.split("\n").map((s) => s.trim()).filter(Boolean);
+  };
   const stateDir = /^state-dir\s*=\s*(.+)$/m.exec(baseConf)?.[1]?.trim() || path.join(lab.nix.root, "nsh-state");
   const endLabJobs = async (): Promise<number> => {
     const ids = await queued();
@@ -87,7 +94,9 @@ export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesRes
     await lab.slurm.run(["scancel", ...ids], { timeoutMs: 30_000 });
     const deadline = Date.now() + 120_000;
     while ((await queued()).length) {
-      if (Date.now() > deadline) throw new Error(`the lab's Slurm still shows jobs 120 s after scancel ${ids.join(" ")}`);
+      if (Date.now() > deadline) {
+        throw new Error(`the lab's Slurm still shows jobs 120 s after scancel ${ids.join(" ")}`);
+      }
       await Bun.sleep(250);
     }
     return ids.length;
@@ -101,16 +110,22 @@ export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesRes
     const firstRequest = requests.log.length;
     const r = await timed(buildArgv(v, c, s), env, { timeoutMs });
     const submits = requests.log.slice(firstRequest).filter((x) => x.kind === "submit").length;
-    let why: string | undefined = r.timedOut ? `timed out after ${timeoutMs / 1000} s` : r.code !== 0 ? `exit ${r.code ?? r.signal}` : undefined;
+    let why: string | undefined = r.timedOut
+      ? `timed out after ${timeoutMs / 1000} s`
+      : r.code !== 0 ? `exit ${r.code ?? r.signal}` : undefined;
     const out = r.stdout.trim().split("\n").at(-1) ?? "";
     const got = why || !fs.existsSync(out) ? "" : fs.readFileSync(out, "utf8").trim();
-    if (!why && got !== expected(c, s)) why = `exit 0, but ${out || "no output path"} holds '${got}', not '${expected(c, s)}'`;
+    if (!why && got !== expected(c, s)) {
+      why = `exit 0, but ${out || "no output path"} holds '${got}', not '${expected(c, s)}'`;
+    }
     const run: BuildRun = {
-      caseId: c, variant: v, round, salt: s, ms: r.ms, ok: !why, why, load1: load, stderr: why ? tail(r.stderr, 3000) : undefined,
-      builds: c === "one" ? 1 : widthOf(c) + 1, ...(isNsh(v) && c !== "one" ? { submits } : {}), ...(cancelledBefore ? { cancelledBefore } : {}),
+      caseId: c, variant: v, round, salt: s, ms: r.ms, ok: !why, why, load1: load,
+      stderr: why ? tail(r.stderr, 3000) : undefined, builds: c === "one" ? 1 : widthOf(c) + 1,
+      ...(isNsh(v) && c !== "one" ? { submits } : {}), ...(cancelledBefore ? { cancelledBefore } : {}),
     };
     const cancelled = cancelledBefore ? ` (${cancelledBefore} lab job(s) cancelled before it)` : "";
-    process.stderr.write(`  ${c}, ${round === 0 ? "warm-up" : `round ${round}/${of}`}: ${LABEL[v]} ${run.ok ? `${r.ms.toFixed(0)} ms` : `FAILED (${why})`}${cancelled}\n`);
+    const when = round === 0 ? "warm-up" : `round ${round}/${of}`;
+    process.stderr.write(`  ${c}, ${when}: ${LABEL[v]} ${run.ok ? `${r.ms.toFixed(0)} ms` : `FAILED (${why})`}${cancelled}\n`);
     if (!run.ok) process.stderr.write(`${tail(r.stderr, 1500)}\n`);
     return run;
   };
@@ -121,12 +136,16 @@ export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesRes
   const slurmWave = async (count: number): Promise<{ ms: number; each: number[] }> => {
     const files = Array.from({ length: count }, () => path.join(stampDir, String(stampSerial++)));
     const t0 = Date.now();
-    const submits = await Promise.all(files.map((f) => lab.slurm.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", `date +%s%N > ${f}.tmp && mv ${f}.tmp ${f}`], { timeoutMs: 60_000 })));
+    const sbatch = (f: string) => ["sbatch", "--parsable", "-o", "/dev/null", "--wrap", `date +%s%N > ${f}.tmp && mv ${f}.tmp ${f}`];
+    const submits = await Promise.all(files.map((f) => lab.slurm.run(sbatch(f), { timeoutMs: 60_000 })));
     const bad = submits.find((r) => r.code !== 0);
     if (bad) throw new Error(`sbatch failed: ${bad.stderr.trim()}`);
     const deadline = Date.now() + 120_000;
     while (!files.every((f) => fs.existsSync(f))) {
-      if (Date.now() > deadline) throw new Error(`Slurm reference: ${files.filter((f) => !fs.existsSync(f)).length} of ${count} jobs did not start within 120 s`);
+      if (Date.now() > deadline) {
+        const missing = files.filter((f) => !fs.existsSync(f)).length;
+        throw new Error(`Slurm reference: ${missing} of ${count} jobs did not start within 120 s`);
+      }
       await Bun.sleep(5);
     }
     const each = files.map((f) => Number(BigInt(fs.readFileSync(f, "utf8").trim()) / 1000n) / 1000 - t0);
@@ -146,7 +165,9 @@ export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesRes
   const probed = async (c: CaseId, v: Variant, round: number, of: number): Promise<BuildRun> => {
     if (c === "one" || v === "local" || round === 0) return runBuild(c, v, round, of);
     await endLabJobs(); // not inside the probe's window
-    const probe = startProbe({ nshExe: nsh, roots, sshPort: lab.sshd.port, requests: requests.log, stepdMarker: lab.slurm.confFile });
+    const probe = startProbe({
+      nshExe: nsh, roots, sshPort: lab.sshd.port, requests: requests.log, stepdMarker: lab.slurm.confFile,
+    });
     const run = await runBuild(c, v, round, of);
     probes.push({ caseId: c, variant: v, round, ok: run.ok, builds: run.builds, summary: probe.stop() });
     return run;

@@ -42,13 +42,18 @@ export const DEFAULT_PILOT = "pilot-idle-time = 30; pilot-max-jobs = 4; pilot-bu
 /** NSH_BENCH_PILOT: nsh.conf lines separated by `;` (or newlines) → nsh.conf text; a bad part is named. */
 export function parsePilotSettings(text: string): string {
   const parts = text.split(/[;\n]/).map((s) => s.trim()).filter(Boolean);
-  if (!parts.length) throw new Error("NSH_BENCH_PILOT: empty, expected settings such as 'pilot-idle-time = 30; pilot-max-jobs = 4'");
+  if (!parts.length) {
+    throw new Error("NSH_BENCH_PILOT: empty, expected settings such as 'pilot-idle-time = 30; pilot-max-jobs = 4'");
+  }
   for (const p of parts) {
     if (!/^[a-z][\w-]*\s*=\s*\S/.test(p)) throw new Error(`NSH_BENCH_PILOT: '${p}' is not 'setting = value'`);
   }
   const idle = parts.find((p) => /^pilot-idle-time\s*=/.test(p));
   if (!idle || !(Number(idle.split("=")[1]) > 0)) {
-    throw new Error(`NSH_BENCH_PILOT: needs pilot-idle-time = <seconds > 0> (without it nsh submits one job per build), got '${text}'`);
+    throw new Error(
+      "NSH_BENCH_PILOT: needs pilot-idle-time = <seconds > 0> (without it nsh submits one job per build), " +
+        `got '${text}'`,
+    );
   }
   return `${parts.map((p) => p.replace(/\s*=\s*/, " = ")).join("\n")}\n`;
 }
@@ -56,22 +61,32 @@ export function parsePilotSettings(text: string): string {
 /** NSH_BENCH_VARIANTS: comma-separated, each known, none twice. */
 export function parseVariants(text: string): Variant[] {
   const vs = text.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const v of vs) if (!(v in LABEL)) throw new Error(`NSH_BENCH_VARIANTS: expected nsh, pilot, br and/or local, got '${v}'`);
-  if (!vs.length || new Set(vs).size !== vs.length) throw new Error(`NSH_BENCH_VARIANTS: expected a list without repeats, got '${text}'`);
+  for (const v of vs) {
+    if (!(v in LABEL)) throw new Error(`NSH_BENCH_VARIANTS: expected nsh, pilot, br and/or local, got '${v}'`);
+  }
+  if (!vs.length || new Set(vs).size !== vs.length) {
+    throw new Error(`NSH_BENCH_VARIANTS: expected a list without repeats, got '${text}'`);
+  }
   return vs as Variant[];
 }
 
 const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "–");
-const counted = (runs: readonly BuildRun[], c: CaseId, v: Variant) => runs.filter((r) => r.caseId === c && r.variant === v && r.round > 0);
+const counted = (runs: readonly BuildRun[], c: CaseId, v: Variant) =>
+  runs.filter((r) => r.caseId === c && r.variant === v && r.round > 0);
 const good = (runs: readonly BuildRun[], c: CaseId, v: Variant) => counted(runs, c, v).filter((r) => r.ok);
 /** Median wall time of the counted, successful runs; NaN when none. */
-export const medianMs = (runs: readonly BuildRun[], c: CaseId, v: Variant): number => median(good(runs, c, v).map((r) => r.ms));
+export const medianMs = (runs: readonly BuildRun[], c: CaseId, v: Variant): number =>
+  median(good(runs, c, v).map((r) => r.ms));
 /** Jobs per build of each counted, successful run whose jobs are known. */
 export const jobsPerBuild = (runs: readonly BuildRun[], c: CaseId, v: Variant): number[] =>
   good(runs, c, v).flatMap((r) => (r.jobs === undefined ? [] : [r.jobs / r.builds]));
 
 /** Per case and nsh variant: builds, Slurm jobs submitted, jobs per build, next to the wall time. */
-export function jobsTable(runs: readonly BuildRun[], cases: readonly CaseId[], variants: readonly Variant[], caseLabel: (c: CaseId) => string): string {
+export function jobsTable(
+  runs: readonly BuildRun[], cases: readonly CaseId[], variants: readonly Variant[], caseLabel: (c: CaseId) => string,
+): string {
+  const n = (x: number) => (Number.isInteger(x) ? String(x) : fmt(x, 1));
+  const range = (xs: number[]) => (xs.length ? `${n(median(xs))} (${n(min(xs))}–${n(max(xs))})` : "–");
   const rows: Array<Array<string | number>> = [];
   for (const c of cases)
     for (const v of variants.filter(isNsh)) {
@@ -80,19 +95,29 @@ export function jobsTable(runs: readonly BuildRun[], cases: readonly CaseId[], v
       const jobs = rs.flatMap((r) => (r.jobs === undefined ? [] : [r.jobs]));
       const posts = rs.flatMap((r) => (r.submits === undefined ? [] : [r.submits]));
       const per = jobsPerBuild(runs, c, v);
-      const range = (xs: number[], d = 0) => (xs.length ? `${fmt(median(xs), d)} (${fmt(min(xs), d)}–${fmt(max(xs), d)})` : "–");
-      rows.push([caseLabel(c), LABEL[v], rs.length, rs[0]!.builds, range(jobs), posts.length ? range(posts) : "– (no proxy in (a))", range(per, 3), fmt(median(rs.map((r) => r.ms)))]);
+      const ratios = per.length ? `${fmt(median(per), 3)} (${fmt(min(per), 3)}–${fmt(max(per), 3)})` : "–";
+      rows.push([
+        caseLabel(c), LABEL[v], rs.length, rs[0]!.builds, range(jobs), posts.length ? range(posts) : "– (no proxy in (a))",
+        ratios, fmt(median(rs.map((r) => r.ms))),
+      ]);
     }
-  return table(["case (counted ok runs)", "variant", "runs", "builds per run", "Slurm jobs (distinct job ids in nsh's records): median (min–max)", "submit POSTs through the proxy", "jobs / builds", "median wall ms"], rows);
+  const head = ["case (counted ok runs)", "variant", "runs", "builds per run",
+    "Slurm jobs (distinct job ids in nsh's records): median (min–max)", "submit POSTs through the proxy",
+    "jobs / builds", "median wall ms"];
+  return table(head, rows);
 }
+
+const name = (v: Variant) => (v === "br" ? "build-remote" : v);
 
 /** "pilot / nsh 0.62, pilot / build-remote 0.40, nsh / build-remote 0.65" for the variants that ran. */
 export function ratioLine(runs: readonly BuildRun[], c: CaseId, caseLabel: string): string | undefined {
   const m = (v: Variant) => medianMs(runs, c, v);
   const pairs: Array<[Variant, Variant]> = [["pilot", "nsh"], ["pilot", "br"], ["nsh", "br"]];
-  const parts = pairs.filter(([a, b]) => Number.isFinite(m(a)) && Number.isFinite(m(b))).map(([a, b]) => `${a === "br" ? "build-remote" : a} / ${b === "br" ? "build-remote" : b} ${(m(a) / m(b)).toFixed(2)}`);
+  const parts = pairs
+    .filter(([a, b]) => Number.isFinite(m(a)) && Number.isFinite(m(b)))
+    .map(([a, b]) => `${name(a)} / ${name(b)} ${(m(a) / m(b)).toFixed(2)}`);
   if (!parts.length) return undefined;
-  const ms = (["pilot", "nsh", "br"] as Variant[]).filter((v) => Number.isFinite(m(v))).map((v) => `${v === "br" ? "build-remote" : v} ${fmt(m(v))} ms`);
+  const ms = (["pilot", "nsh", "br"] as Variant[]).filter((v) => Number.isFinite(m(v))).map((v) => `${name(v)} ${fmt(m(v))} ms`);
   return `${caseLabel}: ${parts.join(", ")} (ratios of median wall times: ${ms.join(", ")})`;
 }
 
@@ -108,24 +133,40 @@ export interface OverheadGoal { judgedMs: number; brOverMs: number }
  */
 export function issue11Verdicts(runs: readonly BuildRun[], one?: OverheadGoal): Verdict[] {
   const out: Verdict[] = [];
-  const say = (pass: boolean | undefined, what: string, got: string) => out.push({ pass, line: `${pass === undefined ? "SKIP" : pass ? "PASS" : "FAIL"} ${what}: ${got}` });
-  const [nsh, pilot, br] = (["nsh", "pilot", "br"] as Variant[]).map((v) => medianMs(runs, "wide", v));
-  const best = Math.min(...[nsh!, pilot!].filter(Number.isFinite));
+  const say = (pass: boolean | undefined, what: string, got: string) =>
+    out.push({ pass, line: `${pass === undefined ? "SKIP" : pass ? "PASS" : "FAIL"} ${what}: ${got}` });
+  const [nsh, pilot, br] = (["nsh", "pilot", "br"] as const).map((v) => medianMs(runs, "wide", v)) as [
+    number, number, number,
+  ];
+  const best = Math.min(...[nsh, pilot].filter(Number.isFinite));
   const bestOf = best === pilot ? "pilot" : "nsh";
-  if (Number.isFinite(best) && Number.isFinite(br)) say(best <= 0.35 * br!, "(b) best nsh variant ≤ 0.35 × build-remote", `${bestOf} ${fmt(best)} ms = ${(best / br!).toFixed(2)} × build-remote's ${fmt(br!)} ms`);
-  else say(undefined, "(b) best nsh variant ≤ 0.35 × build-remote", "needs nsh or pilot, and br, in (b)");
+  const goalB = "(b) best nsh variant ≤ 0.35 × build-remote";
+  if (Number.isFinite(best) && Number.isFinite(br)) {
+    say(best <= 0.35 * br, goalB, `${bestOf} ${fmt(best)} ms = ${(best / br).toFixed(2)} × build-remote's ${fmt(br)} ms`);
+  } else say(undefined, goalB, "needs nsh or pilot, and br, in (b)");
+
   const per = jobsPerBuild(runs, "wide", "pilot");
   const failedPilot = counted(runs, "wide", "pilot").filter((r) => !r.ok).length;
-  if (per.length) say(max(per) <= 0.1 && !failedPilot, "(b) pilot Slurm jobs / builds ≤ 0.1 (every counted run)", `${per.map((x) => x.toFixed(3)).join(", ")}${failedPilot ? `; ${failedPilot} failed run(s)` : ""}`);
-  else say(undefined, "(b) pilot Slurm jobs / builds ≤ 0.1", "no successful counted pilot run in (b)");
-  if (Number.isFinite(pilot) && Number.isFinite(nsh)) say(pilot! < nsh!, "(b) pilot faster than nsh (one job per build)", `${fmt(pilot!)} vs ${fmt(nsh!)} ms (median)`);
-  else say(undefined, "(b) pilot faster than nsh", "needs nsh and pilot in (b)");
+  const failedNote = failedPilot ? `; ${failedPilot} failed run(s)` : "";
+  const goalJobs = "(b) pilot Slurm jobs / builds ≤ 0.1 (every counted run)";
+  if (per.length) say(max(per) <= 0.1 && !failedPilot, goalJobs, `${per.map((x) => x.toFixed(3)).join(", ")}${failedNote}`);
+  else say(undefined, goalJobs, "no successful counted pilot run in (b)");
+
+  const goalFaster = "(b) pilot faster than nsh (one job per build)";
+  if (Number.isFinite(pilot) && Number.isFinite(nsh)) say(pilot < nsh, goalFaster, `${fmt(pilot)} vs ${fmt(nsh)} ms (median)`);
+  else say(undefined, goalFaster, "needs nsh and pilot in (b)");
+
   const wider = runs.filter((r) => r.caseId === "wider" && isNsh(r.variant));
+  const bad = wider.filter((r) => !r.ok);
+  const failures = bad.map((r) => `${r.variant} round ${r.round} (${r.why})`).join("; ");
   if (wider.length) {
-    const bad = wider.filter((r) => !r.ok);
-    say(!bad.length, "(b2) no failure", `${wider.length - bad.length} of ${wider.length} nsh/pilot runs ok${bad.length ? `; failed: ${bad.map((r) => `${r.variant} round ${r.round} (${r.why})`).join("; ")}` : ""}`);
+    const got = `${wider.length - bad.length} of ${wider.length} nsh/pilot runs ok`;
+    say(!bad.length, "(b2) no failure", `${got}${bad.length ? `; failed: ${failures}` : ""}`);
   } else say(undefined, "(b2) no failure", "(b2) not run with nsh or pilot");
-  if (one && Number.isFinite(one.judgedMs) && Number.isFinite(one.brOverMs)) say(one.judgedMs <= one.brOverMs, "(a) nsh's overhead beyond Slurm ≤ build-remote's overhead", `${fmt(one.judgedMs)} vs ${fmt(one.brOverMs)} ms per build`);
-  else say(undefined, "(a) nsh's overhead goal", "needs nsh, br and local in (a)");
+
+  const goalA = "(a) nsh's overhead beyond Slurm ≤ build-remote's overhead";
+  if (one && Number.isFinite(one.judgedMs) && Number.isFinite(one.brOverMs)) {
+    say(one.judgedMs <= one.brOverMs, goalA, `${fmt(one.judgedMs)} vs ${fmt(one.brOverMs)} ms per build`);
+  } else say(undefined, goalA, "needs nsh, br and local in (a)");
   return out;
 }
