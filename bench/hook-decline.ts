@@ -23,11 +23,14 @@ const FEED_LABEL: Record<FeedId, string> = {
 };
 
 /** firstMs: spawn → first reply; perTry: send → reply of tries 2…N; totalMs: spawn → exit after EOF */
-type FeedRun = { id: FeedId; round: number; firstMs: number; perTry: number[]; replies: Record<string, number>; totalMs: number; exit: number };
+type FeedRun = {
+  id: FeedId; round: number; firstMs: number; perTry: number[]; replies: Record<string, number>; totalMs: number; exit: number;
+};
 type NixDeclineRun = { id: FeedId; round: number; ms: number; ok: boolean; why?: string };
 
 const rangeUs = (ms: number[]) => `${(min(ms) * 1000).toFixed(0)}–${(max(ms) * 1000).toFixed(0)}`;
-const quantile = (xs: readonly number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? Number.NaN;
+const quantile = (xs: readonly number[], q: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? Number.NaN;
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
 const B32 = "0123456789abcdfghijklmnpqrsvwxyz";
 const fakeHash = () => Array.from({ length: 32 }, () => B32[Math.floor(Math.random() * 32)]).join("");
@@ -42,19 +45,27 @@ export interface DeclineOptions {
   timeoutMs: number;
 }
 
-export async function runDeclines(o: DeclineOptions): Promise<{ tables: string[]; notes: string[]; data: Record<string, unknown> }> {
+export async function runDeclines(
+  o: DeclineOptions,
+): Promise<{ tables: string[]; notes: string[]; data: Record<string, unknown> }> {
   const { lab, nsh, line, tries, declineRounds, timeoutMs } = o;
   const env = lab.nix.env;
   const feeds: FeedRun[] = [];
   const nixDeclines: NixDeclineRun[] = [];
   const triesSent: Partial<Record<FeedId, number>> = {};
   const notes: string[] = [];
+  const leavesArgv = () => ["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", "leaves", "--argstr", "salt", salt(),
+    "--arg", "n", String(tries), "--argstr", "feature", "benchmark", "-j", "16"];
   // Nix's own settings blob: a hook that records what the daemon sends, then declines permanently.
   const capDir = path.join(lab.nix.root, "capture");
   fs.mkdirSync(capDir, { recursive: true });
   const capHook = path.join(capDir, "hook.sh");
-  fs.writeFileSync(capHook, `#!/bin/sh\nprintf '%s\\n' "$@" > ${capDir}/argv\ntimeout 2 cat > ${capDir}/stdin\necho '# decline-permanently' >&2\n`, { mode: 0o755 });
-  const cap = await lab.nix.run(["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", "one", "--argstr", "salt", salt(), "--argstr", "feature", "", "--builders", "", "--option", "build-hook", capHook], { timeoutMs: 60_000 });
+  const capScript = `#!/bin/sh\nprintf '%s\\n' "$@" > ${capDir}/argv\ntimeout 2 cat > ${capDir}/stdin\n` +
+    "echo '# decline-permanently' >&2\n";
+  fs.writeFileSync(capHook, capScript, { mode: 0o755 });
+  const capArgv = ["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", "one", "--argstr", "salt", salt(),
+    "--argstr", "feature", "", "--builders", "", "--option", "build-hook", capHook];
+  const cap = await lab.nix.run(capArgv, { timeoutMs: 60_000 });
   if (cap.code !== 0) throw new Error(`capturing the settings blob failed: ${tail(cap.stderr)}`);
   const raw = new Uint8Array(fs.readFileSync(path.join(capDir, "stdin")));
   let given = false;
@@ -62,13 +73,17 @@ export async function runDeclines(o: DeclineOptions): Promise<{ tables: string[]
   const settings = await readSettings(reader);
   const verbosity = Number(fs.readFileSync(path.join(capDir, "argv"), "utf8").trim().split("\n").at(-1));
   const captured = { verbosity, settings: settings.size, bytes: reader.consumed };
-  const blobFor = (hookPath: string, builders: string) => encodeSettings(new Map([...settings, ["builders", builders], ["build-hook", hookPath]]));
+  const blobFor = (hookPath: string, builders: string) =>
+    encodeSettings(new Map([...settings, ["builders", builders], ["build-hook", hookPath]]));
   const hookEnv = { ...env, NSH_CONF: lab.nshConf, NIX_SSHOPTS: `-F ${lab.sshConfig}`, NIX_REMOTE: "local" };
   const system = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
 
   const feed = async (id: FeedId, round: number): Promise<FeedRun> => {
-    const [hookPath, builders] = id === "nsh-empty" ? [nsh, ""] : id === "nsh-line" ? [nsh, line] : id === "br-line" ? [BUILD_REMOTE, line] : [BUILD_REMOTE, ""];
-    const requests = Array.from({ length: tries }, (_, i) => encodeTry({ amWilling: true, system, drvPath: `${lab.nix.storeDir}/${fakeHash()}-decline${i}.drv`, requiredFeatures: ["benchmark"] }));
+    const hookPath = id.startsWith("nsh") ? nsh : BUILD_REMOTE;
+    const builders = id.endsWith("line") ? line : "";
+    const requests = Array.from({ length: tries }, (_, i) => encodeTry({
+      amWilling: true, system, drvPath: `${lab.nix.storeDir}/${fakeHash()}-decline${i}.drv`, requiredFeatures: ["benchmark"],
+    }));
     const blob = blobFor(hookPath, builders);
     const t0 = performance.now();
     const child = new HookChild({ hook: [hookPath], verbosity, logFds: false, env: hookEnv });
@@ -96,8 +111,8 @@ export async function runDeclines(o: DeclineOptions): Promise<{ tables: string[]
     return { id, round, firstMs, perTry, replies, totalMs, exit };
   };
   const nixDecline = async (id: FeedId, round: number): Promise<NixDeclineRun> => {
-    const base = ["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", "leaves", "--argstr", "salt", salt(), "--arg", "n", String(tries), "--argstr", "feature", "benchmark", "-j", "16"];
-    const argv = [...base, "--builders", id.endsWith("line") ? line : "", ...(id.startsWith("nsh") ? ["--option", "build-hook", nsh] : [])];
+    const argv = [...leavesArgv(), "--builders", id.endsWith("line") ? line : "",
+      ...(id.startsWith("nsh") ? ["--option", "build-hook", nsh] : [])];
     const r = await timed(argv, env, { timeoutMs });
     const outs = r.stdout.trim().split("\n").filter(Boolean).length;
     const why = r.timedOut ? "timed out" : r.code !== 0 ? `exit ${r.code ?? r.signal}: ${tail(r.stderr, 600)}` : outs !== tries ? `${outs} outputs, not ${tries}` : undefined;
@@ -111,7 +126,7 @@ export async function runDeclines(o: DeclineOptions): Promise<{ tables: string[]
     const file = path.join(capDir, `${id}.in`);
     const wrapper = path.join(capDir, `${id}.sh`);
     fs.writeFileSync(wrapper, `#!/bin/sh\ntee -a ${file} | ${target} "$@"\n`, { mode: 0o755 });
-    const argv = ["nix-build", "--store", "daemon", "--no-out-link", WORKLOAD, "-A", "leaves", "--argstr", "salt", salt(), "--arg", "n", String(tries), "--argstr", "feature", "benchmark", "-j", "16", "--builders", id.endsWith("line") ? line : "", "--option", "build-hook", wrapper];
+    const argv = [...leavesArgv(), "--builders", id.endsWith("line") ? line : "", "--option", "build-hook", wrapper];
     const r = await timed(argv, env, { timeoutMs });
     if (r.code !== 0) throw new Error(`counting the tries (${FEED_LABEL[id]}) failed: ${tail(r.stderr, 600)}`);
     const bytes = fs.readFileSync(file);
@@ -139,9 +154,18 @@ export async function runDeclines(o: DeclineOptions): Promise<{ tables: string[]
     const answered = rs.map((f) => Object.values(f.replies).reduce((s, n) => s + n, 0));
     const words = [...new Set(rs.flatMap((f) => Object.keys(f.replies)))].join(", ");
     const perDecision = id === "br-empty" ? median(rs.map((f) => f.totalMs)) : median(rs.map((f) => f.totalMs)) / tries;
-    fRows.push([FEED_LABEL[id], rs.length, `${median(answered)} (${words})`, fmt(median(rs.map((f) => f.firstMs)), 1), per.length ? `${(median(per) * 1000).toFixed(0)} (${rangeUs(rs.map((f) => median(f.perTry)))})` : "–", per.length ? (quantile(per, 0.9) * 1000).toFixed(0) : "–", fmt(median(rs.map((f) => f.totalMs))), id === "br-empty" ? `${fmt(perDecision, 1)} ms for all (one answer, then Nix asks no more)` : (perDecision * 1000).toFixed(0)]);
+    fRows.push([
+      FEED_LABEL[id], rs.length, `${median(answered)} (${words})`, fmt(median(rs.map((f) => f.firstMs)), 1),
+      per.length ? `${(median(per) * 1000).toFixed(0)} (${rangeUs(rs.map((f) => median(f.perTry)))})` : "–",
+      per.length ? (quantile(per, 0.9) * 1000).toFixed(0) : "–", fmt(median(rs.map((f) => f.totalMs))),
+      id === "br-empty" ? `${fmt(perDecision, 1)} ms for all (one answer, then Nix asks no more)` : (perDecision * 1000).toFixed(0),
+    ]);
   }
-  tables.push(table(["hook fed directly (settings blob + " + tries + " tries)", "runs", "answers per run", "first answer ms (start included)", "per decision µs: median of tries 2…N (per-run medians)", "p90 µs", "start → exit ms (median)", "per decision µs, start included (total / tries)"], fRows));
+  tables.push(table([
+    `hook fed directly (settings blob + ${tries} tries)`, "runs", "answers per run", "first answer ms (start included)",
+    "per decision µs: median of tries 2…N (per-run medians)", "p90 µs", "start → exit ms (median)",
+    "per decision µs, start included (total / tries)",
+  ], fRows));
 
   const nRows: Array<Array<string | number>> = [];
   const base = median(nixDeclines.filter((r) => r.id === "br-empty" && r.round > 0 && r.ok).map((r) => r.ms));
@@ -149,16 +173,27 @@ export async function runDeclines(o: DeclineOptions): Promise<{ tables: string[]
     const rs = nixDeclines.filter((r) => r.id === id && r.round > 0);
     const ms = rs.filter((r) => r.ok).map((r) => r.ms);
     const sent = triesSent[id] ?? triesSent[id === "nsh-line" ? "nsh-empty" : id];
-    nRows.push([FEED_LABEL[id], `${ms.length} / ${rs.length}`, fmt(min(ms)), fmt(median(ms)), fmt(max(ms)), id === "br-empty" ? "(reference)" : ((median(ms) - base) / tries).toFixed(2), sent === undefined ? "–" : `${sent}${triesSent[id] === undefined ? " (as nsh, builders '')" : ""}`, id === "br-empty" || !sent ? "–" : fmt(((median(ms) - base) / sent) * 1000)]);
+    nRows.push([
+      FEED_LABEL[id], `${ms.length} / ${rs.length}`, fmt(min(ms)), fmt(median(ms)), fmt(max(ms)),
+      id === "br-empty" ? "(reference)" : ((median(ms) - base) / tries).toFixed(2),
+      sent === undefined ? "–" : `${sent}${triesSent[id] === undefined ? " (as nsh, builders '')" : ""}`,
+      id === "br-empty" || !sent ? "–" : fmt(((median(ms) - base) / sent) * 1000),
+    ]);
   }
-  tables.push(table([`nix-build of ${tries} derivations the hook declines (-j 16, built locally)`, "ok runs", "min ms", "median ms", "max ms", "ms per derivation more than build-remote with builders ''", "tries Nix sent (one extra run through a tee)", "µs per try more than build-remote with builders ''"], nRows));
+  tables.push(table([
+    `nix-build of ${tries} derivations the hook declines (-j 16, built locally)`, "ok runs", "min ms", "median ms", "max ms",
+    "ms per derivation more than build-remote with builders ''", "tries Nix sent (one extra run through a tee)",
+    "µs per try more than build-remote with builders ''",
+  ], nRows));
   for (const r of nixDeclines.filter((r) => !r.ok && r.round > 0)) notes.push(`FAILED (decline, nix-build, round ${r.round}, ${FEED_LABEL[r.id]}): ${r.why}`);
 
   notes.push(`Settings blob captured from the lab daemon: ${captured.settings} settings, ${captured.bytes} bytes, verbosity ${captured.verbosity}.`);
   const data = {
     captured,
     triesSent,
-    feeds: feeds.map((f) => ({ ...f, perTry: undefined, perTryMedianMs: median(f.perTry), perTryP90Ms: quantile(f.perTry, 0.9), perTryMaxMs: max(f.perTry) })),
+    feeds: feeds.map((f) => ({
+      ...f, perTry: undefined, perTryMedianMs: median(f.perTry), perTryP90Ms: quantile(f.perTry, 0.9), perTryMaxMs: max(f.perTry),
+    })),
     nixDeclines,
   };
   return { tables, notes, data };
