@@ -294,7 +294,9 @@ export function loadNshConf(env: Env = process.env): LoadedNshConfig {
   }
   const typed = parseNshConf(settings);
   typed.warnings.push(...inlineSecretWarnings(typed.origins, typed.config));
-  return { ...typed, files, warnings: [...warnings, ...typed.warnings], errors: [...errors, ...typed.errors] };
+  // No object spread (a JS-implemented builtin: ~0.1 ms of CPU on its first use, before the hook's first answer).
+  const { config, origins } = typed;
+  return { config, origins, files, warnings: warnings.concat(typed.warnings), errors: errors.concat(typed.errors) };
 }
 
 /** `trusted` triples → host pattern → pinned keys ("ssh-ed25519 AAAA…"). */

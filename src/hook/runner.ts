@@ -101,7 +101,8 @@ const describe = (req: TryRequest) =>
   `'${req.drvPath}' (system ${req.system}${req.requiredFeatures.length ? `, features ${req.requiredFeatures.join(" ")}` : ""}${req.amWilling ? "" : ", no local slot"})`;
 
 export async function runHook(opts: RunHookOptions): Promise<number> {
-  const io = { ...(opts.io && "stdin" in opts.io ? {} : realIo()), ...opts.io } as HookIo;
+  // Object.assign, not a spread: object spread runs a JS-implemented builtin (first use ~0.1 ms of CPU).
+  const io = Object.assign({}, opts.io && "stdin" in opts.io ? {} : realIo(), opts.io) as HookIo;
   const env = opts.env ?? process.env;
   const verbosity = verbosityFromArgv(opts.argv);
   const log = new HookLog(verbosity, io.toNix, io.toBuildLog);

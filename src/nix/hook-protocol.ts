@@ -27,7 +27,11 @@ const replies: ReadonlySet<string> = new Set(["accept", "decline", "decline-perm
  */
 const ZEROS = ["", "\0", "\0\0", "\0\0\0", "\0\0\0\0", "\0\0\0\0\0", "\0\0\0\0\0\0", "\0\0\0\0\0\0\0"];
 
-const isZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
+/** A loop, not `every`: a JS-implemented builtin costs ~0.1 ms of CPU on its first use (bench/startup.ts). */
+const isZero = (bytes: Uint8Array) => {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+};
 
 export function parseSettings(bytes: Uint8Array): { settings: Settings; length: number } | "incomplete" | "irregular" {
   // One loop, no helpers, strings sliced from one decode of the whole blob: the hook runs this once,
@@ -205,9 +209,19 @@ export function isKnownReply(word: string): word is HookReply {
  * Verbosity is always the last argv element across Nix versions (section 1.2). Nix 2.8 does not cap it
  * (each -v adds one), so anything above 7 (vomit) is 7.
  */
+/**
+ * Nix's verbosity word: one or two ASCII digits. No regex: the first one a process runs costs ~70 µs of
+ * CPU (compiling it), before the hook's first answer (bench/startup.ts).
+ */
+export function isVerbosity(s: string | undefined): boolean {
+  if (s === undefined || s.length < 1 || s.length > 2) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 48 || s.charCodeAt(i) > 57) return false;
+  return true;
+}
+
 export function verbosityFromArgv(args: readonly string[]): number {
   const last = args[args.length - 1];
-  const v = last === undefined || !/^\d{1,2}$/.test(last) ? Number.NaN : Number(last);
+  const v = last === undefined || !isVerbosity(last) ? Number.NaN : Number(last);
   if (!Number.isInteger(v)) throw new Error(`expected the verbosity (a number, 0-7) as the last argument, got '${last ?? ""}'`);
   return Math.min(v, 7);
 }
