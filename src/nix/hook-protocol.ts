@@ -19,21 +19,22 @@ export interface AcceptedBuild {
 export type HookReply = "accept" | "decline" | "decline-permanently" | "postpone";
 const replies: ReadonlySet<string> = new Set(["accept", "decline", "decline-permanently", "postpone"]);
 
-/**
- * Pure: the settings blob at the start of `bytes` when all of it is there and regular (markers 1
- * then 0, zero padding, strings under the reader's cap), with its length; "incomplete" when more
- * bytes are needed; "irregular" for anything else, which readSettings reads field by field to say
- * exactly what is wrong.
- */
-const ZEROS = ["", "\0", "\0\0", "\0\0\0", "\0\0\0\0", "\0\0\0\0\0", "\0\0\0\0\0\0", "\0\0\0\0\0\0\0"];
-
 /** A loop, not `every`: a JS-implemented builtin costs ~0.1 ms of CPU on its first use (bench/startup.ts). */
 const isZero = (bytes: Uint8Array) => {
   for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
   return true;
 };
 
-export function parseSettings(bytes: Uint8Array): { settings: Settings; length: number } | "incomplete" | "irregular" {
+/**
+ * Pure: the settings blob at the start of `bytes` when all of it is there and regular (markers 1
+ * then 0, zero padding, strings under the reader's cap), with its length; "incomplete" when more
+ * bytes are needed; "irregular" for anything else, which readSettings reads field by field to say
+ * exactly what is wrong.
+ * `only`: keep that one setting (still checking the whole blob): the hook needs only `builders` before its
+ * first answer, and 90 more strings in a growing Map cost it ~0.1 ms of CPU and a few heap blocks
+ * (bench/README.md "### startup"); it parses the blob again once it has accepted a build.
+ */
+export function parseSettings(bytes: Uint8Array, only?: string): { settings: Settings; length: number } | "incomplete" | "irregular" {
   // One loop, no helpers, strings sliced from one decode of the whole blob: the hook runs this once,
   // cold, and helper functions called hundreds of times get JIT-compiled first (a third of the CPU
   // this cost, bench/startup.ts).
@@ -47,6 +48,7 @@ export function parseSettings(bytes: Uint8Array): { settings: Settings; length: 
   const settings: Settings = new Map();
   let at = 0;
   let name: string | undefined;
+  let keep = true;
   for (;;) {
     if (at + 8 > n) return "incomplete";
     const high =
@@ -66,14 +68,18 @@ export function parseSettings(bytes: Uint8Array): { settings: Settings; length: 
     const end = start + len;
     const padded = start + len + ((8 - (len % 8)) % 8);
     if (padded > n) return "incomplete";
-    if (padded > end && (ascii ? text.slice(end, padded) !== ZEROS[padded - end] : !isZero(bytes.subarray(end, padded)))) {
-      return "irregular";
-    }
-    const s = ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end));
+    for (let i = end; i < padded; i++) if (bytes[i] !== 0) return "irregular"; // padding: zeros, checked in place
     at = padded;
-    if (name === undefined) name = s;
-    else {
-      settings.set(name, s);
+    if (name === undefined) {
+      // With `only`, an ASCII name is compared in place: no string for a setting that is not kept.
+      if (only !== undefined && ascii) keep = len === only.length && text.startsWith(only, start);
+      else {
+        name = ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end));
+        keep = only === undefined || name === only;
+      }
+      name = keep ? (only ?? name!) : "";
+    } else {
+      if (keep) settings.set(name, ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end)));
       name = undefined;
     }
   }
@@ -83,9 +89,10 @@ export function parseSettings(bytes: Uint8Array): { settings: Settings; length: 
  * Reads the settings blob. Nix writes it at once, so it is parsed from what has arrived when that
  * is all of it (field by field, 91 settings cost a hook ~5 ms of CPU before its first answer).
  */
-export async function readSettings(r: WireReader): Promise<Settings> {
+/** `only`: see parseSettings (the field-by-field reader, for irregular bytes, still keeps them all). */
+export async function readSettings(r: WireReader, only?: string): Promise<Settings> {
   for (;;) {
-    const parsed = parseSettings(r.buffered());
+    const parsed = parseSettings(r.buffered(), only);
     if (parsed === "irregular") break;
     if (parsed !== "incomplete") {
       r.skip(parsed.length);
