@@ -92,3 +92,17 @@ describe("parseSettings keeping one setting (the hook before its first answer)",
     await expect(readSettings(WireReader.fromBytes(odd), "builders")).rejects.toThrow(/exceeds the limit/);
   });
 });
+
+test("parseSettings finds a non-zero byte anywhere in any padding (strings of 1 to 9 bytes)", () => {
+  for (let len = 1; len <= 9; len++) {
+    const good = encodeSettings(new Map([["n", "v".repeat(len)]]));
+    expect(parseSettings(good)).not.toBeString();
+    const valueEnd = 8 + 8 + 8 + 8 + len; // marker, name ("n" and its padding), value length, value
+    for (let at = valueEnd; at < valueEnd + ((8 - (len % 8)) % 8); at++) {
+      const bad = good.slice();
+      bad[at] = 1;
+      expect([len, at, parseSettings(bad)]).toEqual([len, at, "irregular"]);
+      expect([len, at, parseSettings(bad, "n")]).toEqual([len, at, "irregular"]);
+    }
+  }
+});
