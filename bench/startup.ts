@@ -238,7 +238,8 @@ export const startup: Bench = {
     const buildArgv = [process.execPath, "build", ...flags, path.join(scratch, "hello.ts"), "--outfile", hello];
     const build = (argv: string[]) => {
       const built = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
-      if (built.exitCode !== 0) throw new Error(`building the hello world failed: ${built.stderr.toString().slice(-500)}`);
+      const why = built.stderr.toString().slice(-500);
+      if (built.exitCode !== 0) throw new Error(`building the hello world failed: ${why}`);
     };
     build(buildArgv);
     // build.ts lays nsh's bytecode out by a profile of the hook's start (--bytecode-order): the hello world

@@ -21,11 +21,14 @@ async function record(feature: string, out: string, scratch: string): Promise<vo
   const env = { ...(process.env as Record<string, string>), NSH_CONF: conf, BUN_BYTECODE_ORDER_OUT: out };
   const p = Bun.spawn([nsh, "3"], { stdin: "pipe", stdout: "ignore", stderr: "pipe", env, cwd: "/" });
   p.stdin.write(settingsBlob().blob);
-  p.stdin.write(encodeTry({ amWilling: true, system, drvPath: `/nix/store/${"a".repeat(32)}-order.drv`, requiredFeatures: [feature] }));
+  const drvPath = `/nix/store/${"a".repeat(32)}-order.drv`;
+  p.stdin.write(encodeTry({ amWilling: true, system, drvPath, requiredFeatures: [feature] }));
   await p.stdin.end();
   const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
   const want = feature === "nsh" ? "# accept" : "# decline";
-  if (!err.includes(want) || !fs.existsSync(out)) throw new Error(`the hook (exit ${code}) did not answer ${want}: ${err.slice(-300)}`);
+  if (!err.includes(want) || !fs.existsSync(out)) {
+    throw new Error(`the hook (exit ${code}) did not answer ${want}: ${err.slice(-300)}`);
+  }
 }
 
 if (import.meta.main) {
@@ -33,7 +36,8 @@ if (import.meta.main) {
   try {
     // Set up as bench/startup.ts sets it up: a hook that is not set up declines without deciding.
     fs.writeFileSync(path.join(scratch, "jwt"), "header.payload.signature\n", { mode: 0o600 });
-    const conf = `slurm-state-dir = ${path.join(scratch, "cluster")}\nslurm-jwt-token-file = ${path.join(scratch, "jwt")}\n`;
+    const conf = `slurm-state-dir = ${path.join(scratch, "cluster")}\n` +
+      `slurm-jwt-token-file = ${path.join(scratch, "jwt")}\n`;
     fs.writeFileSync(path.join(scratch, "nsh.conf"), conf);
     fs.mkdirSync(ORDER_DIR, { recursive: true });
     // Most important first (build.ts passes them in this order): a declined try is the most common start.

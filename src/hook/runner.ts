@@ -10,7 +10,9 @@ import type { Env } from "../config/nixconf.ts";
 import { canRead, readReady } from "../sys/file.ts";
 import { isTty } from "../sys/libc.ts";
 import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
-import { type TryRequest, nixMsg, parseSettings, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
+import {
+  type TryRequest, nixMsg, parseSettings, readAccepted, readTry, verbosityFromArgv,
+} from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
 import { type Decision, decide } from "./decision.ts";
 import { machineName } from "../schedulers/registry.ts";
@@ -191,7 +193,8 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
       const { inputs, wantedOutputs } = await readAccepted(reader);
       phase = "building";
       try {
-        const ctx = { req, inputs, wantedOutputs, settings: allSettings(), conf, machine, verbosity, signal: terminate, env, hookLog: log };
+        const settings = allSettings();
+        const ctx = { req, inputs, wantedOutputs, settings, conf, machine, verbosity, signal: terminate, env, hookLog: log };
         return await executor({ ...ctx, log: (level, msg) => log.msg(level as Level, msg), buildLog: (line) => log.buildLine(line) });
       } catch (e) {
         log.error(`building '${req.drvPath}' on '${machine}' failed: ${(e as Error).message}`);

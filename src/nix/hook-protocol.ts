@@ -34,7 +34,10 @@ const isZero = (bytes: Uint8Array) => {
  * first answer, and 90 more strings in a growing Map cost it ~0.1 ms of CPU and a few heap blocks
  * (bench/README.md "### startup"); it parses the blob again once it has accepted a build.
  */
-export function parseSettings(bytes: Uint8Array, only?: string): { settings: Settings; length: number } | "incomplete" | "irregular" {
+export function parseSettings(
+  bytes: Uint8Array,
+  only?: string,
+): { settings: Settings; length: number } | "incomplete" | "irregular" {
   // One loop, no helpers, strings sliced from one decode of the whole blob: the hook runs this once,
   // cold, and helper functions called hundreds of times get JIT-compiled first (a third of the CPU
   // this cost, bench/startup.ts).
@@ -86,7 +89,9 @@ export function parseSettings(bytes: Uint8Array, only?: string): { settings: Set
       }
       name = keep ? (only ?? name!) : "";
     } else {
-      if (keep) settings.set(name, ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end)));
+      if (keep) {
+        settings.set(name, ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end)));
+      }
       name = undefined;
     }
   }

@@ -74,8 +74,12 @@ describe("parseSettings with bytes beyond ASCII", () => {
 describe("parseSettings keeping one setting (the hook before its first answer)", () => {
   test.each([
     ["the whole blob", blob, { settings: [["builders", ""]], length: blob.length }],
-    ["a setting that is not there", encodeSettings(new Map([["max-jobs", "1"]])), { settings: [], length: 24 + 8 + 8 + 8 }],
-    ["non-zero padding after a setting it skips", concat([encodeU64(1), encodeString("a"), encodeU64(1), new Uint8Array([120, 1, 0, 0, 0, 0, 0, 0]), encodeU64(0)]), "irregular"],
+    ["a setting that is not there", encodeSettings(new Map([["max-jobs", "1"]])), { settings: [], length: 48 }],
+    [
+      "non-zero padding after a setting it skips",
+      concat([encodeU64(1), encodeString("a"), encodeU64(1), new Uint8Array([120, 1, 0, 0, 0, 0, 0, 0]), encodeU64(0)]),
+      "irregular",
+    ],
     ["all but the end marker", blob.subarray(0, blob.length - 8), "incomplete"],
   ])("%s", (_what, bytes, want) => {
     const got = parseSettings(bytes, "builders");
