@@ -18,13 +18,18 @@ const NO_AUTOLOAD = [
 ];
 // `new Worker(new URL("./x.ts", import.meta.url))` in the binary finds x.ts only when it was built in.
 const WORKERS = ["src/schedulers/slurm-native-worker.ts"];
+// --bytecode-order: the bytecode the hook's way to its first answer uses is laid out together at the front
+// (profiles recorded by scripts/bytecode-order.ts; ~0.3 ms of CPU per hook start, bench/README.md "### startup").
+// bench/startup.ts builds its hello world with a profile of its own run.
+const ORDER = ["hook-decline.txt", "hook-accept.txt"].map((f) => path.join(import.meta.dir, "bytecode-order", f));
+const BYTECODE_ORDER = ORDER.every((f) => fs.existsSync(f)) ? [`--bytecode-order=${ORDER.join(",")}`] : [];
 // --bytecode needs ESM output because consola and citty use import.meta (bun.md §3).
 // --splitting: each personality's modules become their own chunk, loaded when it is chosen, so a
 // process no longer loads the whole bundle first (nix-sigstop --version 19 → 15 ms, the hook 25 → 20 ms).
 const result = Bun.spawnSync(
   [
-    process.execPath, "build", "--compile", ...NO_AUTOLOAD, "--splitting", "--minify", "--bytecode", "--format=esm",
-    "--sourcemap=none", "--external", "cpu-features", path.join(import.meta.dir, "src/main.ts"),
+    process.execPath, "build", "--compile", ...NO_AUTOLOAD, "--splitting", "--minify", "--bytecode", ...BYTECODE_ORDER,
+    "--format=esm", "--sourcemap=none", "--external", "cpu-features", path.join(import.meta.dir, "src/main.ts"),
     // Workers are entry points of their own, or the binary has no code to start them with (bun.md).
     ...WORKERS.map((w) => path.join(import.meta.dir, w)), "--outfile", outfile,
   ],

@@ -11,7 +11,10 @@ stdenvNoCC.mkDerivation {
 
   src = lib.fileset.toSource {
     root = ./..;
-    fileset = lib.fileset.unions [ ../package.json ../package-lock.json ../tsconfig.json ../bunfig.toml ../build.ts ../src ];
+    # bytecode-order: the profiles build.ts lays the bytecode out by (scripts/bytecode-order.ts)
+    fileset = lib.fileset.unions [
+      ../package.json ../package-lock.json ../tsconfig.json ../bunfig.toml ../build.ts ../bytecode-order ../src
+    ];
   };
 
   nativeBuildInputs = [ bun nodejs ];

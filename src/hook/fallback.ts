@@ -79,6 +79,8 @@ export interface FallbackOptions {
    * `# decline-permanently` before reading any `try` (nix-protocols.md §1.8), so it is not started.
    */
   noMachines?: boolean;
+  /** called before a child hook is started (the runner listens for SIGTERM from then on) */
+  beforeStart?: () => void;
 }
 
 /** What became of a `try` the fallback handled. */
@@ -167,6 +169,7 @@ export class Fallback {
     }
     let child: HookChild;
     try {
+      this.o.beforeStart?.();
       child = new HookChild({ hook: this.hook, verbosity: this.o.verbosity, logFds: this.o.logFds, env: this.o.env });
     } catch (e) {
       this.gone = "it cannot be started";

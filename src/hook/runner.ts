@@ -10,7 +10,9 @@ import type { Env } from "../config/nixconf.ts";
 import { canRead, readReady } from "../sys/file.ts";
 import { isTty, lowerPriority } from "../sys/libc.ts";
 import { fdOpen, launchedOverCapnp, readSettingsExact, writeAll } from "../nix/hook-child.ts";
-import { type TryRequest, nixMsg, readAccepted, readTry, verbosityFromArgv } from "../nix/hook-protocol.ts";
+import {
+  type TryRequest, nixMsg, parseSettings, readAccepted, readTry, verbosityFromArgv,
+} from "../nix/hook-protocol.ts";
 import type { ByteSource } from "../nix/wire.ts";
 import { type Decision, decide } from "./decision.ts";
 import { machineName } from "../schedulers/registry.ts";
@@ -41,6 +43,12 @@ export interface RunHookOptions {
   fallbackHook?: string[];
   /** aborted when Nix sends SIGTERM */
   terminate?: AbortSignal;
+  /**
+   * Called before nsh first waits (for Nix, a child hook or a job): runHookProcess listens for SIGTERM
+   * from then on. Setting that up costs start-up CPU and heap blocks the first answer need not pay
+   * (bench/README.md "### startup"); before it, nsh has nothing to clean up and a SIGTERM just ends it.
+   */
+  beforeWait?: () => void;
 }
 
 /**
@@ -48,7 +56,7 @@ export interface RunHookOptions {
  * first `try`, as it starts the hook), the rest through Bun's stream, set up only when nsh must wait:
  * the first answer then costs no stream set-up (~0.8 ms of CPU, bench/startup.ts).
  */
-function stdinSource(): ByteSource {
+function stdinSource(beforeWait?: () => void): ByteSource {
   let stream: { read(): Promise<{ done: boolean; value?: Uint8Array }> } | undefined;
   return {
     async read() {
@@ -56,6 +64,7 @@ function stdinSource(): ByteSource {
         const ready = readReady(0);
         if (ready === "eof") return { done: true };
         if (ready) return { done: false, value: ready };
+        beforeWait?.();
         stream = Bun.stdin.stream().getReader();
       }
       return await stream.read();
@@ -63,10 +72,10 @@ function stdinSource(): ByteSource {
   };
 }
 
-function realIo(): HookIo {
+function realIo(beforeWait?: () => void): HookIo {
   const log4 = fdOpen(4);
   return {
-    stdin: stdinSource(),
+    stdin: stdinSource(beforeWait),
     toNix: (b) => writeAll(2, b),
     toBuildLog: log4 ? (b) => writeAll(4, b) : () => {},
     logFds: true,
@@ -101,15 +110,21 @@ const describe = (req: TryRequest) =>
   `'${req.drvPath}' (system ${req.system}${req.requiredFeatures.length ? `, features ${req.requiredFeatures.join(" ")}` : ""}${req.amWilling ? "" : ", no local slot"})`;
 
 export async function runHook(opts: RunHookOptions): Promise<number> {
-  const io = { ...(opts.io && "stdin" in opts.io ? {} : realIo()), ...opts.io } as HookIo;
+  // Object.assign, not a spread: object spread runs a JS-implemented builtin (first use ~0.1 ms of CPU).
+  const io = Object.assign({}, opts.io && "stdin" in opts.io ? {} : realIo(opts.beforeWait), opts.io) as HookIo;
   const env = opts.env ?? process.env;
   const verbosity = verbosityFromArgv(opts.argv);
   const log = new HookLog(verbosity, io.toNix, io.toBuildLog);
   const terminate = opts.terminate ?? new AbortController().signal;
 
-  const start = await readSettingsExact(io.stdin);
+  // Only `builders` until a build is accepted (parseSettings: the rest is not needed for the first answer).
+  const start = await readSettingsExact(io.stdin, "builders");
   if (!start) return 0;
-  const { reader, settings, blob } = start;
+  const { reader, blob } = start;
+  const allSettings = () => {
+    const all = parseSettings(blob);
+    return typeof all === "string" ? start.settings : all.settings; // irregular: read field by field, all of them
+  };
 
   const { conf, partial, files } = loadConfSafely(opts.loadConf ?? loadNshConf, env, log);
   const scheduler = conf?.["job-scheduler"] as SchedulerKind | undefined;
@@ -121,7 +136,7 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
   const nixOwnHook = !opts.fallbackHook && !(partial?.["fallback-build-hook"] ?? "").trim();
   const fallback = new Fallback({
     hook: opts.fallbackHook ?? (() => fallbackHook(partial)),
-    noMachines: nixOwnHook && settings.get("builders")?.trim() === "",
+    noMachines: nixOwnHook && start.settings.get("builders")?.trim() === "",
     verbosity,
     settingsBlob: blob,
     toNix: io.toNix,
@@ -129,6 +144,7 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
     neverTakes: !executor || unready.length > 0,
     logFds: io.logFds,
     env,
+    beforeStart: opts.beforeWait,
   });
 
   let phase: "idle" | "fallback" | "building" = "idle";
@@ -162,6 +178,7 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
 
     // At max-queued-jobs: Nix asks again later (loaded only when a cap is set).
     const cap = conf?.["max-queued-jobs"] ?? 0;
+    if (d.take && cap > 0) opts.beforeWait?.();
     const atCap = d.take && conf && cap > 0 && (await (await import("./queue-cap.ts")).queuedAtCap(conf, env));
     if (atCap) {
       log.talkative(`postponing '${req.drvPath}': ${atCap} of this machine's nsh jobs are queued (max-queued-jobs = ${cap})`);
@@ -175,9 +192,11 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
       // Nix waits for each new hook's answer before it starts the next build: those answers are the
       // wide graph's critical path, this build's copies and waits are not.
       lowerPriority(conf["hook-niceness"]);
+      opts.beforeWait?.();
       const { inputs, wantedOutputs } = await readAccepted(reader);
       phase = "building";
       try {
+        const settings = allSettings();
         const ctx = { req, inputs, wantedOutputs, settings, conf, machine, verbosity, signal: terminate, env, hookLog: log };
         return await executor({ ...ctx, log: (level, msg) => log.msg(level as Level, msg), buildLog: (line) => log.buildLine(line) });
       } catch (e) {
@@ -195,10 +214,15 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
 export async function runHookProcess(argv: string[]): Promise<number> {
   const ac = new AbortController();
   let terms = 0;
-  process.on("SIGTERM", () => {
-    if (++terms > 1) process.exit(143);
-    ac.abort();
-  });
+  let listening = false;
+  const beforeWait = () => {
+    if (listening) return;
+    listening = true;
+    process.on("SIGTERM", () => {
+      if (++terms > 1) process.exit(143);
+      ac.abort();
+    });
+  };
   // stdin is a pipe from Nix; a TTY here means someone typed `nsh hook 3` by hand.
   if (isTty(0)) {
     process.stderr.write("nsh hook: this is Nix's build hook; set build-hook = <path to nsh> in nix.conf\n");
@@ -212,7 +236,7 @@ export async function runHookProcess(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    return await runHook({ argv, terminate: ac.signal });
+    return await runHook({ argv, terminate: ac.signal, beforeWait });
   } catch (e) {
     // Plain stderr lines never reach a daemon's client: say it as Nix's own message.
     writeAll(2, nixMsg(0, `nsh: error: ${(e as Error).message}`));

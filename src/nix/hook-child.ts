@@ -58,7 +58,11 @@ export function defaultHook(binDir: string, exists: (p: string) => boolean): str
  * (Lix 2.92–2.93 send only some settings; whatever came is what the child gets). Undefined when
  * the stream ends before its first byte.
  */
-export async function readSettingsExact(source: ByteSource): Promise<{ reader: WireReader; settings: Settings; blob: Uint8Array } | undefined> {
+/** `only`: keep that setting alone (see parseSettings). */
+export async function readSettingsExact(
+  source: ByteSource,
+  only?: string,
+): Promise<{ reader: WireReader; settings: Settings; blob: Uint8Array } | undefined> {
   const seen: Uint8Array[] = [];
   let recording = true;
   const tee = {
@@ -70,7 +74,7 @@ export async function readSettingsExact(source: ByteSource): Promise<{ reader: W
   };
   const reader = new WireReader(tee);
   if (await reader.atEnd()) return undefined;
-  const settings = await readSettings(reader);
+  const settings = await readSettings(reader, only);
   recording = false;
   return { reader, settings, blob: concat(seen).slice(0, reader.consumed) };
 }

@@ -19,17 +19,25 @@ export interface AcceptedBuild {
 export type HookReply = "accept" | "decline" | "decline-permanently" | "postpone";
 const replies: ReadonlySet<string> = new Set(["accept", "decline", "decline-permanently", "postpone"]);
 
+/** A loop, not `every`: a JS-implemented builtin costs ~0.1 ms of CPU on its first use (bench/startup.ts). */
+const isZero = (bytes: Uint8Array) => {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+};
+
 /**
  * Pure: the settings blob at the start of `bytes` when all of it is there and regular (markers 1
  * then 0, zero padding, strings under the reader's cap), with its length; "incomplete" when more
  * bytes are needed; "irregular" for anything else, which readSettings reads field by field to say
  * exactly what is wrong.
+ * `only`: keep that one setting (still checking the whole blob): the hook needs only `builders` before its
+ * first answer, and 90 more strings in a growing Map cost it ~0.1 ms of CPU and a few heap blocks
+ * (bench/README.md "### startup"); it parses the blob again once it has accepted a build.
  */
-const ZEROS = ["", "\0", "\0\0", "\0\0\0", "\0\0\0\0", "\0\0\0\0\0", "\0\0\0\0\0\0", "\0\0\0\0\0\0\0"];
-
-const isZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
-
-export function parseSettings(bytes: Uint8Array): { settings: Settings; length: number } | "incomplete" | "irregular" {
+export function parseSettings(
+  bytes: Uint8Array,
+  only?: string,
+): { settings: Settings; length: number } | "incomplete" | "irregular" {
   // One loop, no helpers, strings sliced from one decode of the whole blob: the hook runs this once,
   // cold, and helper functions called hundreds of times get JIT-compiled first (a third of the CPU
   // this cost, bench/startup.ts).
@@ -40,9 +48,11 @@ export function parseSettings(bytes: Uint8Array): { settings: Settings; length: 
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {}
   const ascii = text.length === n;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const settings: Settings = new Map();
   let at = 0;
   let name: string | undefined;
+  let keep = true;
   for (;;) {
     if (at + 8 > n) return "incomplete";
     const high =
@@ -62,14 +72,26 @@ export function parseSettings(bytes: Uint8Array): { settings: Settings; length: 
     const end = start + len;
     const padded = start + len + ((8 - (len % 8)) % 8);
     if (padded > n) return "incomplete";
-    if (padded > end && (ascii ? text.slice(end, padded) !== ZEROS[padded - end] : !isZero(bytes.subarray(end, padded)))) {
+    // The padding (p < 8 bytes) is the top of the little-endian 8-byte word that ends at `padded`: checked
+    // in place, without a loop (one per string would get this function JIT-compiled before the first answer).
+    const p = padded - end;
+    const top = p > 0 ? view.getUint32(padded - 4, true) : 0;
+    if (p > 0 && (p <= 4 ? top >>> (8 * (4 - p)) : top | (view.getUint32(padded - 8, true) >>> (8 * (8 - p)))) !== 0) {
       return "irregular";
     }
-    const s = ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end));
     at = padded;
-    if (name === undefined) name = s;
-    else {
-      settings.set(name, s);
+    if (name === undefined) {
+      // With `only`, an ASCII name is compared in place: no string for a setting that is not kept.
+      if (only !== undefined && ascii) keep = len === only.length && text.startsWith(only, start);
+      else {
+        name = ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end));
+        keep = only === undefined || name === only;
+      }
+      name = keep ? (only ?? name!) : "";
+    } else {
+      if (keep) {
+        settings.set(name, ascii ? text.slice(start, end) : new TextDecoder().decode(bytes.subarray(start, end)));
+      }
       name = undefined;
     }
   }
@@ -79,9 +101,10 @@ export function parseSettings(bytes: Uint8Array): { settings: Settings; length: 
  * Reads the settings blob. Nix writes it at once, so it is parsed from what has arrived when that
  * is all of it (field by field, 91 settings cost a hook ~5 ms of CPU before its first answer).
  */
-export async function readSettings(r: WireReader): Promise<Settings> {
+/** `only`: see parseSettings (the field-by-field reader, for irregular bytes, still keeps them all). */
+export async function readSettings(r: WireReader, only?: string): Promise<Settings> {
   for (;;) {
-    const parsed = parseSettings(r.buffered());
+    const parsed = parseSettings(r.buffered(), only);
     if (parsed === "irregular") break;
     if (parsed !== "incomplete") {
       r.skip(parsed.length);
@@ -205,9 +228,19 @@ export function isKnownReply(word: string): word is HookReply {
  * Verbosity is always the last argv element across Nix versions (section 1.2). Nix 2.8 does not cap it
  * (each -v adds one), so anything above 7 (vomit) is 7.
  */
+/**
+ * Nix's verbosity word: one or two ASCII digits. No regex: the first one a process runs costs ~70 µs of
+ * CPU (compiling it), before the hook's first answer (bench/startup.ts).
+ */
+export function isVerbosity(s: string | undefined): boolean {
+  if (s === undefined || s.length < 1 || s.length > 2) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 48 || s.charCodeAt(i) > 57) return false;
+  return true;
+}
+
 export function verbosityFromArgv(args: readonly string[]): number {
   const last = args[args.length - 1];
-  const v = last === undefined || !/^\d{1,2}$/.test(last) ? Number.NaN : Number(last);
+  const v = last === undefined || !isVerbosity(last) ? Number.NaN : Number(last);
   if (!Number.isInteger(v)) throw new Error(`expected the verbosity (a number, 0-7) as the last argument, got '${last ?? ""}'`);
   return Math.min(v, 7);
 }

@@ -44,7 +44,9 @@ const core = {
   close: { args: [i32], returns: i32 },
   __errno_location: { args: [], returns: p },
 } as const;
-const rest = {
+// Made when first needed: a table of 16 definitions, each key a new object shape, costs the hook heap blocks
+// before its first answer (bench/README.md "### startup").
+const rest = () => ({
   readlink: { args: [cstring, p, u64], returns: i64_fast },
   realpath: { args: [cstring, p], returns: p },
   flock: { args: [i32, i32], returns: i32 },
@@ -62,10 +64,10 @@ const rest = {
   waitpid: { args: [i32, p, i32], returns: i32 },
   // for C libraries that take ownership of (free or replace) what they are given (libpbs's pbs_submit)
   malloc: { args: [u64], returns: p },
-} as const;
+}) as const;
 
 type Core = BunFfi.ConvertFns<typeof core>;
-type All = Core & BunFfi.ConvertFns<typeof rest>;
+type All = Core & BunFfi.ConvertFns<ReturnType<typeof rest>>;
 let coreSymbols: Core | undefined;
 let allSymbols: All | undefined;
 /** The hook's few symbols (`core`), opened on first use. */
@@ -75,7 +77,7 @@ export function libcCore(): Core {
 }
 /** All bound symbols, opened on first use: personalities that never call libc pay nothing. */
 export function libc(): All {
-  allSymbols ??= { ...libcCore(), ...dlopen("libc.so.6", rest).symbols };
+  allSymbols ??= { ...libcCore(), ...dlopen("libc.so.6", rest()).symbols };
   return allSymbols;
 }
 

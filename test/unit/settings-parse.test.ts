@@ -70,3 +70,43 @@ describe("parseSettings with bytes beyond ASCII", () => {
     expect(parseSettings(bad)).toBe("irregular");
   });
 });
+
+describe("parseSettings keeping one setting (the hook before its first answer)", () => {
+  test.each([
+    ["the whole blob", blob, { settings: [["builders", ""]], length: blob.length }],
+    ["a setting that is not there", encodeSettings(new Map([["max-jobs", "1"]])), { settings: [], length: 48 }],
+    [
+      "non-zero padding after a setting it skips",
+      concat([encodeU64(1), encodeString("a"), encodeU64(1), new Uint8Array([120, 1, 0, 0, 0, 0, 0, 0]), encodeU64(0)]),
+      "irregular",
+    ],
+    ["all but the end marker", blob.subarray(0, blob.length - 8), "incomplete"],
+  ])("%s", (_what, bytes, want) => {
+    const got = parseSettings(bytes, "builders");
+    const seen: unknown = typeof got === "string" ? got : { settings: [...got.settings], length: got.length };
+    expect(seen).toEqual(want);
+  });
+  test("beyond ASCII, the names are compared decoded", () => {
+    const bytes = encodeSettings(new Map([["ünïcode", "välue"], ["builders", "x"]]));
+    const got = parseSettings(bytes, "ünïcode");
+    expect(typeof got === "string" ? got : [...got.settings]).toEqual([["ünïcode", "välue"]]);
+  });
+  test("readSettings with irregular bytes still reads them all, field by field", async () => {
+    const odd = concat([encodeU64(1), encodeString("builders"), encodeString(""), encodeU64(1), encodeU64(1 << 21)]);
+    await expect(readSettings(WireReader.fromBytes(odd), "builders")).rejects.toThrow(/exceeds the limit/);
+  });
+});
+
+test("parseSettings finds a non-zero byte anywhere in any padding (strings of 1 to 9 bytes)", () => {
+  for (let len = 1; len <= 9; len++) {
+    const good = encodeSettings(new Map([["n", "v".repeat(len)]]));
+    expect(parseSettings(good)).not.toBeString();
+    const valueEnd = 8 + 8 + 8 + 8 + len; // marker, name ("n" and its padding), value length, value
+    for (let at = valueEnd; at < valueEnd + ((8 - (len % 8)) % 8); at++) {
+      const bad = good.slice();
+      bad[at] = 1;
+      expect([len, at, parseSettings(bad)]).toEqual([len, at, "irregular"]);
+      expect([len, at, parseSettings(bad, "n")]).toEqual([len, at, "irregular"]);
+    }
+  }
+});
