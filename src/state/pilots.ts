@@ -74,9 +74,15 @@ export function choosePilot(live: readonly PilotRow[], want: PilotWant, nowMs: n
   const mine = shape.filter((r) => r.busy || (r.job && pilotFits(r.job, want.needMs, nowMs, want.marginMs)));
   const idle = mine.filter((r) => !r.busy).sort((a, b) => a.job!.idleUntil - b.job!.idleUntil);
   if (idle[0]) return { take: idle[0] };
-  if (want.maxJobs <= 0 || mine.length < want.maxJobs) return { submit: true };
-  return { wait: mine.length };
+  const jobs = jobsOfRows(mine);
+  if (want.maxJobs <= 0 || jobs < want.maxJobs) return { submit: true };
+  return { wait: jobs };
 }
+
+/** Pure: how many jobs rows stand for: the slots of one job (pilot-builds-per-job) count once, a row whose job is
+ * still being submitted counts as one. */
+export const jobsOfRows = (rows: readonly PilotRow[]): number =>
+  new Set(rows.map((r) => (r.job ? `job ${r.job.jobId}` : `slot ${r.slot}`))).size;
 
 function ensureTable(db: Database): void {
   db.run(`CREATE TABLE IF NOT EXISTS pilot_jobs (
@@ -135,6 +141,21 @@ export function offerPilot(s: StateDb, slot: number, job: PilotJob): Promise<voi
   return s.write("offering an idle pilot job", (db) => {
     ensureTable(db);
     db.run("UPDATE pilot_jobs SET busy = 0, job = ? WHERE slot = ?", [JSON.stringify(job), slot]);
+  });
+}
+
+/**
+ * A job with several slots runs: the submitting build's row (still busy) learns its job, and each
+ * other slot is offered as idle (pilot-builds-per-job), in one transaction.
+ */
+export function shareSlots(s: StateDb, slot: number, own: PilotJob, others: readonly PilotJob[]): Promise<void> {
+  return s.write("offering a pilot job's other slots", (db) => {
+    ensureTable(db);
+    const row = db.query("SELECT endpoint, resource_key FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
+    if (!row) return;
+    db.run("UPDATE pilot_jobs SET job = ? WHERE slot = ?", [JSON.stringify(own), slot]);
+    const insert = "INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)";
+    for (const job of others) db.run(insert, [row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart()]);
   });
 }
 

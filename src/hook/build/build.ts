@@ -28,6 +28,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     const { id, agentPath, methodReady } = pilot ?? (await submitJob(run));
     const node = pilot?.node ?? (await followJob(run, id));
     const session = pilot?.session ?? (await connectAgent(run, id, node, agentPath));
+    if (!pilot) await pilots?.share({ id, node, agentPath });
     await upload(run, session);
     const result = await buildInJob(run, session);
     let status: number;
