@@ -9,6 +9,7 @@ import { startClusterLab, type ClusterLab } from "../lab/cluster.ts";
 import { jobsOf, salt, squeue, until } from "./helpers.ts";
 
 const IDLE_S = 20;
+// For comparisons by hand: NSH_TEST_SLOTS=1 (one build at a time per job); the backend: NSH_TEST_BACKEND.
 const K = Number(process.env.NSH_TEST_SLOTS ?? 4);
 const N = 8;
 /** Slack on a loaded machine: the agents check their idle time every second, Slurm ends the job after. */
@@ -16,7 +17,7 @@ const BOUND_MS = 40_000;
 
 let lab: ClusterLab;
 beforeAll(async () => {
-  lab = await startClusterLab("pilot-slots", "slurm");
+  lab = await startClusterLab("pilot-slots");
   // A fresh node store made by two Nix processes at once can fail (Nix 2.8's race creating its
   // profiles link): one build first, as a real node's store exists already.
   const warm = await lab.nixBuild([lab.nix.expr("wide"), "--argstr", "salt", `warm${salt()}`, "--arg", "n", "1"]);
