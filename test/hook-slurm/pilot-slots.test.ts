@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import { startClusterLab, type ClusterLab } from "../lab/cluster.ts";
-import { jobsOf, salt, squeue, until } from "./helpers.ts";
+import { jobsOf, overlappingInJob, salt, squeue, until } from "./helpers.ts";
 
 const IDLE_S = 20;
 // For comparisons by hand: NSH_TEST_SLOTS=1 (one build at a time per job); the backend: NSH_TEST_BACKEND.
@@ -28,24 +28,6 @@ afterAll(async () => {
   await lab?.cleanup();
 });
 
-interface Marked {
-  jobId?: string;
-  marks?: Record<string, number>;
-}
-
-/** Two builds of one job whose build windows (uploaded → built) overlap. */
-function overlapping(recs: Marked[]): number {
-  let pairs = 0;
-  for (const [i, a] of recs.entries()) {
-    for (const b of recs.slice(i + 1)) {
-      const [a0, a1, b0, b1] = [a.marks?.uploaded, a.marks?.built, b.marks?.uploaded, b.marks?.built];
-      if (a.jobId !== b.jobId || !a0 || !a1 || !b0 || !b1) continue;
-      if (a0 < b1 && b0 < a1) pairs++;
-    }
-  }
-  return pairs;
-}
-
 test(`${N} builds, 2 jobs of ${K} slots at most: at most 2 jobs, builds overlap in a job, all outputs right`, async () => {
   const s = salt();
   const t0 = Date.now();
@@ -57,9 +39,9 @@ test(`${N} builds, 2 jobs of ${K} slots at most: at most 2 jobs, builds overlap 
   expect(outs.length).toBe(N);
   const contents = outs.map((o) => fs.readFileSync(o, "utf8").trim()).sort();
   expect(contents).toEqual([...Array(N).keys()].map((i) => `slots ${i} ${s}`).sort());
-  const recs = jobsOf(lab, s) as Marked[];
+  const recs = jobsOf(lab, s);
   const jobs = new Set(recs.map((j) => j.jobId).filter((x): x is string => !!x));
-  const pairs = overlapping(recs);
+  const pairs = overlappingInJob(recs);
   console.log(`${N} builds (K = ${K}) in ${seconds.toFixed(1)} s in ${jobs.size} Slurm jobs; ${pairs} overlapping pairs in one job`);
   if (process.env.NSH_TEST_DEBUG) for (const j of recs) console.log(JSON.stringify(j));
   expect(jobs.size).toBeGreaterThan(0);
