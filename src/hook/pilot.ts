@@ -62,6 +62,11 @@ export interface PilotJobs {
   offer(job: { id: string; node: string; agentPath: string; session: AgentSession }, taken?: TakenPilot): Promise<void>;
   /** The build failed outside its job's own build: the job is being cancelled (or its slot left), forget it. Never throws. */
   drop(): Promise<void>;
+  /**
+   * Follows the build's own job until it runs; with pilot-builds-per-job > 1, an idle slot of its
+   * shape that appears meanwhile takes the build instead, and the own job (still unshared) is cancelled.
+   */
+  followOrTake(id: string, follow: () => Promise<string>): Promise<{ node: string } | { taken: TakenPilot }>;
   /** The build's own job runs: with pilot-builds-per-job > 1, offer its other slots (the job is shared from now on). */
   share(job: { id: string; node: string; agentPath: string }): Promise<void>;
 }
@@ -134,9 +139,11 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
   })();
   shape.catch(() => {});
 
+  const wanted = async () => ({ endpoint, ...(await shape), marginMs: TIME_LIMIT_MARGIN_MS, maxJobs: ctx.conf["pilot-max-jobs"] });
+
   return {
     async take() {
-      const want = { endpoint, ...(await shape), marginMs: TIME_LIMIT_MARGIN_MS, maxJobs: ctx.conf["pilot-max-jobs"] };
+      const want = await wanted();
       let said = false;
       for (;;) {
         const choice = await run.step(withDb((db) => takePilot(db, want)));
@@ -187,6 +194,35 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
     },
 
     drop: forget,
+
+    async followOrTake(id, follow) {
+      const following = follow();
+      if (slots <= 1 || slot === undefined) return { node: await following };
+      following.catch(() => {}); // once the build took a slot, its own job is cancelled under this
+      const want = await wanted();
+      for (;;) {
+        const node = await run.step(Promise.race([following, Bun.sleep(WAIT_STEP_MS).then(() => undefined)]));
+        if (node !== undefined) return { node };
+        const choice = await run.step(withDb((db) => takePilot(db, want, Date.now(), undefined, true)));
+        if (!("take" in choice)) continue;
+        // The own job is not shared yet: it ends only once the build runs in the slot.
+        const mine: number | undefined = slot;
+        const ownLocal = run.localReady;
+        slot = choice.take.slot;
+        const taken = await connectPilot(choice.take.job!);
+        if (!taken) {
+          slot = mine;
+          run.jobId = id;
+          run.localReady = ownLocal;
+          continue;
+        }
+        void ownLocal?.then((c) => c.close(), () => {});
+        ctx.log(INFO, `nsh: a slot of job ${taken.id} took the build; cancelling its own pending job ${id}`);
+        if (mine !== undefined) await withDb((db) => dropPilot(db, mine)).catch((e: Error) => ctx.log(1, `nsh: warning: ${e.message}`));
+        await run.scheduler.cancel(id).catch((e: Error) => ctx.log(1, `nsh: warning: cannot cancel job ${id}: ${e.message}`));
+        return { taken };
+      }
+    },
 
     async share(job) {
       if (slots <= 1 || slot === undefined) return;

@@ -113,9 +113,12 @@ const fromRaw = (r: Raw): PilotRow => ({
 
 const aliveHolder = (r: PilotRow) => probeHolder({ pid: r.pid, start_time: r.startTime });
 
-/** One step of a hook looking for a pilot: takes one (busy for this process), reserves a slot to submit, or says wait. */
+/**
+ * One step of a hook looking for a pilot: takes one (busy for this process), reserves a slot to
+ * submit, or says wait. idleOnly: never reserve (a hook whose own job is pending looks for a slot).
+ */
 export function takePilot(
-  s: StateDb, want: PilotWant, nowMs = Date.now(), alive = aliveHolder,
+  s: StateDb, want: PilotWant, nowMs = Date.now(), alive = aliveHolder, idleOnly = false,
 ): Promise<{ take: PilotRow } | { submit: number } | { wait: number }> {
   return s.write("taking a pilot job", (db) => {
     ensureTable(db);
@@ -124,6 +127,7 @@ export function takePilot(
     for (const r of stale) db.run("DELETE FROM pilot_jobs WHERE slot = ?", [r.slot]);
     const choice = choosePilot(rows.filter((r) => !stale.includes(r)), want, nowMs);
     if ("wait" in choice) return choice;
+    if ("submit" in choice && idleOnly) return { wait: 0 };
     if ("take" in choice) {
       const held = [process.pid, selfStart(), choice.take.slot];
       db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", held);

@@ -3,15 +3,20 @@
 // backend's words; its script starts K agents (slot 0 in the job's directory, slot i in a
 // subdirectory, slots > 0 leaving after pilot-idle-time when no build comes) and waits for all.
 // K = 1 (or pilots off) gives exactly today's job. K is part of the pilot's shape. Counting jobs
-// against pilot-max-jobs, the slots of one job count once; an idle slot of a live job is taken.
+// against pilot-max-jobs, the slots of one job count once; an idle slot of a live job is taken. A
+// hook whose own job is pending looks only for an idle slot (it never reserves another job).
 import { expect, test } from "bun:test";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { parseAgentArgs } from "../../src/agent/protocol.ts";
 import { jobDir, jobSpec } from "../../src/hook/job-plan.ts";
 import { pilotResourceKey } from "../../src/hook/pilot-key.ts";
 import { pilotSlots, scaleForSlots, slotDir, slotsScript } from "../../src/hook/pilot-slots.ts";
 import { parseDerivation } from "../../src/nix/derivation.ts";
 import type { JsonObject } from "../../src/schedulers/scheduler.ts";
-import { choosePilot, type PilotRow } from "../../src/state/pilots.ts";
+import { openStateDb } from "../../src/state/db.ts";
+import { choosePilot, offerPilot, type PilotRow, takePilot } from "../../src/state/pilots.ts";
 
 test.each<[string, JsonObject | undefined, string, number, JsonObject | undefined]>([
   ["K = 1: unchanged", { cpus_per_task: 2 }, "extraSlurmParams", 1, { cpus_per_task: 2 }],
@@ -89,3 +94,22 @@ test.each<[string, PilotRow[], number, string]>([
   ["a job being submitted counts once, next to a running one", [row(undefined, true), row("7", true)], 2, "wait 2"],
   ["at the cap, an idle slot of a live job: take it", [row("7", true), row("8", true), row("8", false)], 2, "take 8"],
 ])("slot choice: %s", (_what, rows, maxJobs, out) => expect(pick(rows, maxJobs)).toBe(out));
+
+test("a hook whose own job is pending looks for an idle slot only: it never reserves another job", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-slots-"));
+  try {
+    const db = openStateDb(dir);
+    const w = { endpoint: "e", resourceKey: "K", needMs: 0, marginMs: 60_000, maxJobs: 0 };
+    expect(await takePilot(db, w, now, () => true, true)).toEqual({ wait: 0 });
+    const reserved = await takePilot(db, w, now, () => true);
+    expect("submit" in reserved).toBe(true);
+    const slot = (reserved as { submit: number }).submit;
+    const job = { jobId: "7", node: "n", dir: "/d", agentPath: "/a", endsAt: null, limitMs: null, idleUntil: now + 9000, builds: 0 };
+    await offerPilot(db, slot, job);
+    const taken = await takePilot(db, w, now, () => true, true);
+    expect("take" in taken && taken.take.job?.jobId).toBe("7");
+    db.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
