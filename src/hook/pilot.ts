@@ -23,6 +23,9 @@
 //   - a slot never taken leaves after pilot-idle-time; a job near its time limit is not offered
 //     again, and its agents leave when idle (it is not cancelled: siblings may be building).
 //   - a hook killed while its K-slot job is still pending: its reaper cancels it (no sibling yet).
+// While its own job is pending, a build takes a slot of its shape that is idle (jobs of K times one
+// build's CPUs may not all fit at once) and cancels its own job, still unshared; only once it is
+// connected there: a slot that vanished meanwhile leaves the build following its own job.
 // A vanished slot (its agent left, the job ended) never fails a build that has not started in it:
 // the build looks again or submits, as with one slot.
 import { AGENT_SOCKET } from "../agent/protocol.ts";
@@ -60,7 +63,7 @@ export interface PilotJobs {
   take(): Promise<TakenPilot | undefined>;
   /** After the build settled: offer the job as idle if its agent stayed, else forget it. Never throws. */
   offer(job: { id: string; node: string; agentPath: string; session: AgentSession }, taken?: TakenPilot): Promise<void>;
-  /** The build failed outside its job's own build: the job is being cancelled (or its slot left), forget it. Never throws. */
+  /** The build failed outside its job's own build: the job is cancelled (a shared one: its slot left). Never throws. */
   drop(): Promise<void>;
   /**
    * Follows the build's own job until it runs; with pilot-builds-per-job > 1, an idle slot of its
@@ -139,7 +142,8 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
   })();
   shape.catch(() => {});
 
-  const wanted = async () => ({ endpoint, ...(await shape), marginMs: TIME_LIMIT_MARGIN_MS, maxJobs: ctx.conf["pilot-max-jobs"] });
+  const wanted = async () =>
+    ({ endpoint, ...(await shape), marginMs: TIME_LIMIT_MARGIN_MS, maxJobs: ctx.conf["pilot-max-jobs"] });
 
   return {
     async take() {
@@ -218,8 +222,9 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
         }
         void ownLocal?.then((c) => c.close(), () => {});
         ctx.log(INFO, `nsh: a slot of job ${taken.id} took the build; cancelling its own pending job ${id}`);
-        if (mine !== undefined) await withDb((db) => dropPilot(db, mine)).catch((e: Error) => ctx.log(1, `nsh: warning: ${e.message}`));
-        await run.scheduler.cancel(id).catch((e: Error) => ctx.log(1, `nsh: warning: cannot cancel job ${id}: ${e.message}`));
+        const warn = (e: Error) => ctx.log(1, `nsh: warning: ${e.message}`);
+        if (mine !== undefined) await withDb((db) => dropPilot(db, mine)).catch(warn);
+        await run.scheduler.cancel(id).catch(warn);
         return { taken };
       }
     },

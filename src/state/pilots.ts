@@ -159,7 +159,9 @@ export function shareSlots(s: StateDb, slot: number, own: PilotJob, others: read
     if (!row) return;
     db.run("UPDATE pilot_jobs SET job = ? WHERE slot = ?", [JSON.stringify(own), slot]);
     const insert = "INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)";
-    for (const job of others) db.run(insert, [row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart()]);
+    for (const job of others) {
+      db.run(insert, [row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart()]);
+    }
   });
 }
 

@@ -18,7 +18,8 @@ afterAll(async () => {
 
 test("pbs-cli: four builds in one PBS job of two slots, ncpus=2, all outputs right", async () => {
   const s = salt();
-  const r = await lab.nixBuild([lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", "4", "--argstr", "sleep", "3", "-j", "4"], 600_000);
+  const args = [lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", "4", "--argstr", "sleep", "3", "-j", "4"];
+  const r = await lab.nixBuild(args, 600_000);
   if (r.code !== 0 || process.env.NSH_TEST_DEBUG) console.log(r.stderr.slice(-6000), lab.pbs.logTails(40));
   expect(r.code).toBe(0);
   const contents = r.stdout.trim().split("\n").map((o) => fs.readFileSync(o, "utf8").trim()).sort();

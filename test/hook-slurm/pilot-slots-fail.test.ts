@@ -23,7 +23,8 @@ afterAll(async () => {
 
 test("one of four builds in one job fails: the three others in that job succeed", async () => {
   const s = salt();
-  const args = (fail: number) => [lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", "4", "--argstr", "sleep", "6", "--arg", "fail", String(fail)];
+  const args = (fail: number) =>
+    [lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", "4", "--argstr", "sleep", "6", "--arg", "fail", String(fail)];
   const r = await lab.nixBuild([...args(2), "-j", "4", "--keep-going"], 600_000);
   if (process.env.NSH_TEST_DEBUG) console.log(r.stderr.slice(-6000));
   expect(r.code).not.toBe(0);

@@ -27,7 +27,8 @@ afterAll(async () => {
 test(`${N} builds, jobs of 10 slots of which one fits: builds leave their pending jobs for idle slots`, async () => {
   const s = salt();
   const t0 = Date.now();
-  const r = await lab.nixBuild([lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", String(N), "--argstr", "sleep", "1", "-j", String(N)], 600_000);
+  const args = [lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", String(N), "--argstr", "sleep", "1", "-j", String(N)];
+  const r = await lab.nixBuild(args, 600_000);
   const seconds = (Date.now() - t0) / 1000;
   if (r.code !== 0 || process.env.NSH_TEST_DEBUG) console.log(r.stderr.slice(-6000));
   expect(r.code).toBe(0);

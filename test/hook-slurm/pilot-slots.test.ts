@@ -31,7 +31,8 @@ afterAll(async () => {
 test(`${N} builds, 2 jobs of ${K} slots at most: at most 2 jobs, builds overlap in a job, all outputs right`, async () => {
   const s = salt();
   const t0 = Date.now();
-  const r = await lab.nixBuild([lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", String(N), "-j", String(N)], 600_000);
+  const args = [lab.nix.expr("slots"), "--argstr", "salt", s, "--arg", "n", String(N), "-j", String(N)];
+  const r = await lab.nixBuild(args, 600_000);
   const seconds = (Date.now() - t0) / 1000;
   if (r.code !== 0 || process.env.NSH_TEST_DEBUG) console.log(r.stderr.slice(-6000));
   expect(r.code).toBe(0);
@@ -42,7 +43,7 @@ test(`${N} builds, 2 jobs of ${K} slots at most: at most 2 jobs, builds overlap 
   const recs = jobsOf(lab, s);
   const jobs = new Set(recs.map((j) => j.jobId).filter((x): x is string => !!x));
   const pairs = overlappingInJob(recs);
-  console.log(`${N} builds (K = ${K}) in ${seconds.toFixed(1)} s in ${jobs.size} Slurm jobs; ${pairs} overlapping pairs in one job`);
+  console.log(`${N} builds (K = ${K}) in ${seconds.toFixed(1)} s in ${jobs.size} Slurm jobs; ${pairs} overlapping in a job`);
   if (process.env.NSH_TEST_DEBUG) for (const j of recs) console.log(JSON.stringify(j));
   expect(jobs.size).toBeGreaterThan(0);
   expect(jobs.size).toBeLessThanOrEqual(2);
