@@ -21,7 +21,9 @@
 //     never told it the job); the slot's agent sees its hook gone and leaves (killing that build's
 //     nix-store), its row is forgotten as its hook is dead; the sibling builds go on;
 //   - a slot never taken leaves after pilot-idle-time; a job near its time limit is not offered
-//     again, and its agents leave when idle (it is not cancelled: siblings may be building).
+//     again, and its agents leave when idle (it is not cancelled: siblings may be building); a job
+//     whose limit holds only about one build (Nix's timeout) is not shared at all: it stays the
+//     submitting build's own job, ended as without slots.
 //   - a hook killed while its K-slot job is still pending: its reaper cancels it (no sibling yet).
 // While its own job is pending, a build takes a slot of its shape that is idle (jobs of K times one
 // build's CPUs may not all fit at once) and cancels its own job, still unshared; only once it is
@@ -232,13 +234,16 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
     async share(job) {
       if (slots <= 1 || slot === undefined) return;
       try {
-        // From here on other builds may run in the job: the reaper must not cancel it with this hook.
-        await run.reaper.done();
-        run.sharedJob = true;
         const st = await run.scheduler.status(job.id).catch(() => undefined);
         const endsAt = pilotEndsAt(st?.startTime ?? null, st?.timeLimitMinutes);
         const limitMs = st?.timeLimitMinutes ? st.timeLimitMinutes * 60_000 : null;
         sharedLimits = { endsAt, limitMs };
+        // A job whose limit holds only about one build (Nix's timeout) offers no other slot (they leave when
+        // idle): it stays this build's own job.
+        if (!pilotFits(sharedLimits, (await shape).needMs, Date.now(), TIME_LIMIT_MARGIN_MS)) return;
+        // From here on other builds may run in the job: the reaper must not cancel it with this hook.
+        await run.reaper.done();
+        run.sharedJob = true;
         // The other slots' agents have waited since the job started: their idle time counts from then.
         const started = st?.startTime ? Math.min(st.startTime * 1000, Date.now()) : Date.now();
         const idleUntil = pilotIdleUntil(started, idleSec, IDLE_MARGIN_MS);
