@@ -10,6 +10,10 @@ import { jobsOf } from "./scenarios.ts";
 let lab: PbsHookLab;
 beforeAll(async () => {
   lab = await startPbsHookLab("pbs-cli", "pilot-slots-pbs-cli");
+  // A fresh node store made by two Nix processes at once can fail (Nix 2.8's race creating its
+  // profiles link): one build first, as a real node's store exists already.
+  const warm = await lab.nixBuild([lab.nix.expr("wide"), "--argstr", "salt", `warm${salt()}`, "--arg", "n", "1"]);
+  expect(warm.code).toBe(0);
   lab.writeConf("pilot-idle-time = 15\npilot-max-jobs = 1\npilot-builds-per-job = 2");
 }, 60 * 60_000);
 afterAll(async () => {
