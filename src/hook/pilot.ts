@@ -225,7 +225,8 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
         void ownLocal?.then((c) => c.close(), () => {});
         ctx.log(INFO, `nsh: a slot of job ${taken.id} took the build; cancelling its own pending job ${id}`);
         const warn = (e: Error) => ctx.log(1, `nsh: warning: ${e.message}`);
-        if (mine !== undefined) await withDb((db) => dropPilot(db, mine)).catch(warn);
+        // Its row stays (busy, held by this hook, forgotten once the hook has exited): still counted against
+        // pilot-max-jobs, so another build does not submit a job that would only pend in its place.
         await run.scheduler.cancel(id).catch(warn);
         return { taken };
       }
