@@ -69,7 +69,11 @@ export function parseAgentArgs(argv: readonly string[]): AgentOptions {
 }
 
 /** The agent's command line, as the job script runs it (shell-quoted by the caller). */
-export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage"> & { systemFeatures?: string[]; pilotIdleSec?: number }): string[] {
+export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixBinDir" | "collectGarbage"> & {
+  systemFeatures?: string[];
+  pilotIdleSec?: number;
+  firstContactSec?: number;
+}): string[] {
   return [
     "__agent",
     o.jobDir,
@@ -78,5 +82,6 @@ export function agentArgs(o: Pick<AgentOptions, "jobDir" | "remoteStore" | "nixB
     ...(o.collectGarbage ? ["--collect-garbage"] : []),
     ...(o.systemFeatures?.length ? ["--system-features", o.systemFeatures.join(" ")] : []),
     ...(o.pilotIdleSec ? ["--pilot-idle", String(o.pilotIdleSec)] : []),
+    ...(o.firstContactSec ? ["--first-contact-timeout", String(o.firstContactSec)] : []),
   ];
 }

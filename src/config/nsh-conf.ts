@@ -194,6 +194,12 @@ export const NSH_SETTINGS = {
       "with pilot-idle-time: pilot jobs of one shape at most on this machine; a build finding none idle at " +
       "the cap waits for one instead of submitting (0: no cap, a build submits when none is idle)",
   },
+  "pilot-builds-per-job": {
+    kind: "int", default: 1,
+    doc:
+      "with pilot-idle-time: builds one pilot job runs at once; the job asks for this many times one build's " +
+      "CPUs (and memory) and runs as many agents, each an idle slot for a build of its shape (1: one at a time)",
+  },
 } as const satisfies Record<string, Spec>;
 
 type Settings = typeof NSH_SETTINGS;

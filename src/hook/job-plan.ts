@@ -7,6 +7,7 @@ import type { JobSpec, JsonObject } from "../schedulers/scheduler.ts";
 import { shellQuote } from "../remote/ssh.ts";
 import { jobTimeLimitMinutes } from "./job-end.ts";
 import { allowList, refusalMessage, refusedKeys } from "./derivation-params.ts";
+import { scaleForSlots, slotDir, slotsScript } from "./pilot-slots.ts";
 
 export class DerivationAttrError extends Error {}
 
@@ -47,6 +48,8 @@ export interface JobPlanInput {
   systemFeatures?: string[];
   /** pilot-idle-time: the agent stays this many seconds for further builds (0: off) */
   pilotIdleSec?: number;
+  /** pilot-builds-per-job: slots (agents) in the job, each for one build at a time (pilot-slots.ts) */
+  pilotSlots?: number;
 }
 
 /** job-environment words → a map; a word without '=' is an error naming it. */
@@ -108,11 +111,18 @@ export const jobOutputFile = (jobDir: string) => `${jobDir}.out`;
 
 export function jobSpec(p: JobPlanInput): JobSpec {
   const dir = jobDir(p.stateDir, p.key);
-  const args = agentArgs({ jobDir: dir, remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined, collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures, pilotIdleSec: p.pilotIdleSec });
+  const slots = p.pilotSlots && p.pilotSlots > 1 ? p.pilotSlots : 1;
+  const argsOf = (slot: number) => agentArgs({
+    jobDir: slotDir(dir, slot), remoteStore: p.remoteStore, nixBinDir: p.nixBinDir || undefined,
+    collectGarbage: p.collectGarbage, systemFeatures: p.systemFeatures, pilotIdleSec: p.pilotIdleSec,
+    // A slot no build has taken yet leaves after the idle time, like a slot whose build is over.
+    ...(slot > 0 ? { firstContactSec: p.pilotIdleSec } : {}),
+  });
+  const script = slots === 1 ? jobScript(p.agentPath, argsOf(0)) : slotsScript(p.agentPath, [...Array(slots).keys()].map(argsOf));
   return {
     name: `nsh-${drvName(p.drvPath)}`.slice(0, 200),
     tag: jobTag(p.key),
-    script: jobScript(p.agentPath, args),
+    script,
     // The agent makes its own directory (a hook that knows the agent is in place submits before
     // its ssh check has made it), so the job starts in the parent and Slurm writes beside it.
     workingDirectory: path.posix.dirname(dir),
@@ -129,7 +139,7 @@ export function jobSpec(p: JobPlanInput): JobSpec {
       return minutes === undefined ? {} : { timeLimitMinutes: minutes };
     })(),
     ...(() => {
-      const extra = derivationParams(p.drv, p.drvPath, p.paramsAttr, p.paramsAllow);
+      const extra = scaleForSlots(derivationParams(p.drv, p.drvPath, p.paramsAttr, p.paramsAllow), p.paramsAttr, slots);
       return extra ? { extra } : {};
     })(),
   };

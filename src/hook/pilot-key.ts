@@ -7,7 +7,7 @@ import type { JobSpec } from "../schedulers/scheduler.ts";
 /** The environment variable that only names the build's derivation (informative, not a resource). */
 const PER_BUILD_ENV = ["NSH_JOB_DRV"];
 
-export function pilotResourceKey(endpoint: string, spec: JobSpec, jobDir: string): string {
+export function pilotResourceKey(endpoint: string, spec: JobSpec, jobDir: string, slots = 1): string {
   const unnamed = (s: string | undefined) => s?.split(jobDir).join("<job-dir>");
   const shaping = Object.entries(spec.environment ?? {}).filter(([k]) => !PER_BUILD_ENV.includes(k));
   const environment = Object.fromEntries(shaping.sort());
@@ -20,6 +20,8 @@ export function pilotResourceKey(endpoint: string, spec: JobSpec, jobDir: string
     stderr: unnamed(spec.stderr),
     timeLimitMinutes: spec.timeLimitMinutes ?? null,
     extra: spec.extra ?? null,
+    // pilot-builds-per-job: a job of K slots serves only builds that asked for K (1: as before it existed)
+    ...(slots > 1 ? { slots } : {}),
   };
   return createHash("sha256").update(JSON.stringify(shape)).digest("hex");
 }

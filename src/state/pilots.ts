@@ -74,9 +74,15 @@ export function choosePilot(live: readonly PilotRow[], want: PilotWant, nowMs: n
   const mine = shape.filter((r) => r.busy || (r.job && pilotFits(r.job, want.needMs, nowMs, want.marginMs)));
   const idle = mine.filter((r) => !r.busy).sort((a, b) => a.job!.idleUntil - b.job!.idleUntil);
   if (idle[0]) return { take: idle[0] };
-  if (want.maxJobs <= 0 || mine.length < want.maxJobs) return { submit: true };
-  return { wait: mine.length };
+  const jobs = jobsOfRows(mine);
+  if (want.maxJobs <= 0 || jobs < want.maxJobs) return { submit: true };
+  return { wait: jobs };
 }
+
+/** Pure: how many jobs rows stand for: the slots of one job (pilot-builds-per-job) count once, a row whose job is
+ * still being submitted counts as one. */
+export const jobsOfRows = (rows: readonly PilotRow[]): number =>
+  new Set(rows.map((r) => (r.job ? `job ${r.job.jobId}` : `slot ${r.slot}`))).size;
 
 function ensureTable(db: Database): void {
   db.run(`CREATE TABLE IF NOT EXISTS pilot_jobs (
@@ -107,9 +113,12 @@ const fromRaw = (r: Raw): PilotRow => ({
 
 const aliveHolder = (r: PilotRow) => probeHolder({ pid: r.pid, start_time: r.startTime });
 
-/** One step of a hook looking for a pilot: takes one (busy for this process), reserves a slot to submit, or says wait. */
+/**
+ * One step of a hook looking for a pilot: takes one (busy for this process), reserves a slot to
+ * submit, or says wait. idleOnly: never reserve (a hook whose own job is pending looks for a slot).
+ */
 export function takePilot(
-  s: StateDb, want: PilotWant, nowMs = Date.now(), alive = aliveHolder,
+  s: StateDb, want: PilotWant, nowMs = Date.now(), alive = aliveHolder, idleOnly = false,
 ): Promise<{ take: PilotRow } | { submit: number } | { wait: number }> {
   return s.write("taking a pilot job", (db) => {
     ensureTable(db);
@@ -118,6 +127,7 @@ export function takePilot(
     for (const r of stale) db.run("DELETE FROM pilot_jobs WHERE slot = ?", [r.slot]);
     const choice = choosePilot(rows.filter((r) => !stale.includes(r)), want, nowMs);
     if ("wait" in choice) return choice;
+    if ("submit" in choice && idleOnly) return { wait: 0 };
     if ("take" in choice) {
       const held = [process.pid, selfStart(), choice.take.slot];
       db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", held);
@@ -135,6 +145,23 @@ export function offerPilot(s: StateDb, slot: number, job: PilotJob): Promise<voi
   return s.write("offering an idle pilot job", (db) => {
     ensureTable(db);
     db.run("UPDATE pilot_jobs SET busy = 0, job = ? WHERE slot = ?", [JSON.stringify(job), slot]);
+  });
+}
+
+/**
+ * A job with several slots runs: the submitting build's row (still busy) learns its job, and each
+ * other slot is offered as idle (pilot-builds-per-job), in one transaction.
+ */
+export function shareSlots(s: StateDb, slot: number, own: PilotJob, others: readonly PilotJob[]): Promise<void> {
+  return s.write("offering a pilot job's other slots", (db) => {
+    ensureTable(db);
+    const row = db.query("SELECT endpoint, resource_key FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
+    if (!row) return;
+    db.run("UPDATE pilot_jobs SET job = ? WHERE slot = ?", [JSON.stringify(own), slot]);
+    const insert = "INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)";
+    for (const job of others) {
+      db.run(insert, [row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart()]);
+    }
   });
 }
 

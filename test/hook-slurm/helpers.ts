@@ -16,6 +16,8 @@ export interface JobRec {
   message?: string;
   hookPid: number;
   phases: Record<string, number>;
+  /** epoch ms of the build's steps (uploaded, built, …) */
+  marks?: Record<string, number>;
 }
 
 /** `nsh jobs --all --json` as the hook's user sees it (same nsh.conf, same state dir). */
@@ -126,4 +128,17 @@ export function jobEnded(lab: ClusterLab, id: string, timeoutMs = 10000): Promis
     const st = await jobState(lab, id);
     return st === "" || st === "CANCELLED" || st === "COMPLETED" || st === "FAILED" ? st : undefined;
   }, timeoutMs, 50);
+}
+
+/** Pairs of builds of one job whose build windows (uploaded → built, from their records) overlap in time. */
+export function overlappingInJob(recs: readonly Pick<JobRec, "jobId" | "marks">[]): number {
+  let pairs = 0;
+  for (const [i, a] of recs.entries()) {
+    for (const b of recs.slice(i + 1)) {
+      const [a0, a1, b0, b1] = [a.marks?.uploaded, a.marks?.built, b.marks?.uploaded, b.marks?.built];
+      if (a.jobId !== b.jobId || !a0 || !a1 || !b0 || !b1) continue;
+      if (a0 < b1 && b0 < a1) pairs++;
+    }
+  }
+  return pairs;
 }

@@ -24,10 +24,16 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const run = await openRun(ctx, plan);
   const pilots = pilotJobs(run);
   try {
-    const pilot = await pilots?.take();
-    const { id, agentPath, methodReady } = pilot ?? (await submitJob(run));
-    const node = pilot?.node ?? (await followJob(run, id));
+    let pilot = await pilots?.take();
+    const submitted = pilot ? undefined : await submitJob(run);
+    const followed = submitted && (pilots
+      ? await pilots.followOrTake(submitted.id, () => followJob(run, submitted.id))
+      : { node: await followJob(run, submitted.id) });
+    if (followed && "taken" in followed) pilot = followed.taken;
+    const { id, agentPath, methodReady } = pilot ?? submitted!;
+    const node = pilot?.node ?? (followed as { node: string }).node;
     const session = pilot?.session ?? (await connectAgent(run, id, node, agentPath));
+    if (!pilot) await pilots?.share({ id, node, agentPath });
     await upload(run, session);
     const result = await buildInJob(run, session);
     let status: number;

@@ -8,6 +8,7 @@ import type { JobSpec } from "../../schedulers/scheduler.ts";
 import { ensureStateDir } from "../../state/dir.ts";
 import type { BuildContext } from "../executor.ts";
 import { buildLimits, derivationParams, jobDir, jobSpec } from "../job-plan.ts";
+import { pilotSlots } from "../pilot-slots.ts";
 
 export interface BuildPlan {
   drv: Derivation;
@@ -55,6 +56,7 @@ export function planJob(ctx: BuildContext, plan: BuildPlan, agentPath: string): 
     storeDir: conf["store-dir"],
     systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])],
     pilotIdleSec: conf["pilot-idle-time"],
+    pilotSlots: pilotSlots(conf["pilot-builds-per-job"], conf["pilot-idle-time"]),
   });
 }
 

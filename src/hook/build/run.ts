@@ -48,6 +48,8 @@ export interface BuildRun {
   submitting?: Promise<JobHandle>;
   localReady?: Promise<ServeClient>;
   bulk?: NodeBulk;
+  /** The job serves other builds too (pilot-builds-per-job > 1): never cancel it, only this build's slot ends. */
+  sharedJob?: boolean;
   /** Ends what the run holds (the interrupt listener, the local serve session, the pool). */
   close(): void;
 }

@@ -19,8 +19,9 @@ export async function settleSucceeded(run: BuildRun, s: AgentSession, id: string
   const bye = await finish(run, s);
   run.record.mark("bye");
   run.record.update({ state: "succeeded" });
-  // The agent ends the job by itself once it has said goodbye; otherwise end it here.
-  if (bye) await run.reaper.done();
+  // The agent ends the job by itself once it has said goodbye; otherwise end it here (a shared job: its slot's agent
+  // leaves by itself, ../pilot.ts).
+  if (bye || run.sharedJob) await run.reaper.done();
   else await settleJob(run.scheduler, id, run.reaper);
   run.record.mark("settled");
   run.record.update({});
@@ -35,7 +36,7 @@ export async function settleFailedBuild(run: BuildRun, s: AgentSession, id: stri
   run.ctx.log(ERROR, `nsh: job ${id} on ${node}: ${what}`);
   const bye = await finish(run, s);
   run.record.update({ state: "failed", message: plainText(result.errorMsg) });
-  if (bye) await run.reaper.done();
+  if (bye || run.sharedJob) await run.reaper.done();
   else await settleJob(run.scheduler, id, run.reaper);
   return status;
 }
@@ -64,7 +65,8 @@ export async function settleError(run: BuildRun, e: unknown): Promise<number> {
   }
   record.update({ state: aborted ? "cancelled" : "failed", message, ...(jobId ? { jobId } : {}) });
   let cancelled = false;
-  if (jobId) {
+  if (jobId && run.sharedJob) await reaper.done(); // other builds run in it: only this slot's agent leaves (../pilot.ts)
+  else if (jobId) {
     reaper.job(jobId);
     cancelled = await settleJob(scheduler, jobId, reaper);
     if (!cancelled && !aborted) ctx.log(1, `nsh: warning: could not cancel job ${jobId}; nsh's reaper keeps trying after the hook exits`);
@@ -74,9 +76,11 @@ export async function settleError(run: BuildRun, e: unknown): Promise<number> {
       ? submitMayStillCreate
         ? "the submit was on its way: nsh's reaper cancels its job if one appears"
         : "no job was submitted"
-      : cancelled
-        ? `job ${jobId} cancelled`
-        : `cancelling job ${jobId} failed, nsh's reaper keeps trying`;
+      : run.sharedJob
+        ? `job ${jobId} goes on for its other builds; this build's agent there leaves by itself`
+        : cancelled
+          ? `job ${jobId} cancelled`
+          : `cancelling job ${jobId} failed, nsh's reaper keeps trying`;
     throw new Error(`interrupted; ${what}`);
   }
   // Out of time (the job's limit): a timed-out build to Nix, not just a failed one.
