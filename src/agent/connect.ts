@@ -8,6 +8,7 @@ import { AGENT_SOCKET, parseHello } from "./protocol.ts";
 async function waitForSocket(dir: string, timeoutMs: number): Promise<string> {
   const sock = path.join(dir, AGENT_SOCKET);
   if (fs.existsSync(sock)) return sock;
+  if (timeoutMs <= 0) throw new Error(`no agent socket in ${dir} (its agent has left)`);
   const appeared = Promise.withResolvers<void>();
   const watcher = fs.watch(dir, (_ev, name) => {
     if (name === AGENT_SOCKET && fs.existsSync(sock)) appeared.resolve();
@@ -41,14 +42,15 @@ async function connectSoon(sockPath: string, handlers: Parameters<typeof Bun.con
 }
 
 export async function runAgentConnect(argv: readonly string[]): Promise<number> {
-  const [dir, mode] = argv;
-  if (!dir || !mode || !parseHello(mode)) {
-    process.stderr.write("usage: nsh __agent-connect JOBDIR serve|log\n");
+  const [dir, mode, wait] = argv;
+  const waitSec = wait === undefined ? 60 : Number(wait);
+  if (!dir || !mode || !parseHello(mode) || !(waitSec >= 0)) {
+    process.stderr.write("usage: nsh __agent-connect JOBDIR serve|log [SECONDS-TO-WAIT-FOR-THE-AGENT]\n");
     return 2;
   }
   let sockPath: string;
   try {
-    sockPath = await waitForSocket(dir, 60000);
+    sockPath = await waitForSocket(dir, waitSec * 1000);
   } catch (e) {
     process.stderr.write(`nsh: ${(e as Error).message}\n`);
     return 1;

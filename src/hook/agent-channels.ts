@@ -8,13 +8,19 @@ import type { Destination } from "../remote/destination.ts";
 import { shellQuote, type SshDuplex, type SshPool } from "../remote/ssh.ts";
 
 /** The command that bridges an ssh channel to the agent's socket (it waits for the socket). */
-export const bridgeCommand = (agentPath: string, jobDir: string, mode: AgentMode) => [agentPath, "__agent-connect", jobDir, mode].map(shellQuote).join(" ");
+/** The bridge's command; `socketWaitSec` bounds its wait for the agent's socket (default 60 s; a pilot's: 0). */
+export const bridgeCommand = (agentPath: string, jobDir: string, mode: AgentMode, socketWaitSec?: number) =>
+  [agentPath, "__agent-connect", jobDir, mode, ...(socketWaitSec === undefined ? [] : [String(socketWaitSec)])]
+    .map(shellQuote).join(" ");
 
 /**
  * A channel to the agent. `listening`, when given, resolves once another channel heard the agent:
  * a direct attempt that came too early is then tried once more instead of starting a bridge.
  */
-export async function openAgentChannel(pool: SshPool, node: Destination, agentPath: string, jobDir: string, mode: AgentMode, listening?: Promise<unknown>): Promise<SshDuplex> {
+export async function openAgentChannel(
+  pool: SshPool, node: Destination, agentPath: string, jobDir: string, mode: AgentMode, listening?: Promise<unknown>,
+  socketWaitSec?: number,
+): Promise<SshDuplex> {
   const direct = async () => {
     const d = await pool.connectUnix(node, path.posix.join(jobDir, AGENT_SOCKET));
     // What the bridge would say first: which session this is.
@@ -31,7 +37,7 @@ export async function openAgentChannel(pool: SshPool, node: Destination, agentPa
     } catch {}
   }
   // Not listening yet (or no forwarding): the bridge waits for it. An unreachable node fails here too, saying why.
-  return pool.exec([node], bridgeCommand(agentPath, jobDir, mode));
+  return pool.exec([node], bridgeCommand(agentPath, jobDir, mode, socketWaitSec));
 }
 
 /** Whole lines of a stream, one at a time; undefined at the end. */

@@ -30,11 +30,8 @@
 // connected there: a slot that vanished meanwhile leaves the build following its own job.
 // A vanished slot (its agent left, the job ended) never fails a build that has not started in it:
 // the build looks again or submits, as with one slot.
-import { AGENT_SOCKET } from "../agent/protocol.ts";
 import { importMethod, type ImportMethod } from "../nix/version.ts";
-import { parseDestination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
-import { shellQuote } from "../remote/ssh.ts";
 import { openStateDb, type StateDb } from "../state/db.ts";
 import { dropPilot, offerPilot, type PilotJob, pilotFits, shareSlots, takePilot } from "../state/pilots.ts";
 import { agentPathOnCluster } from "./agent-binary.ts";
@@ -111,13 +108,10 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
     if (slots > 1) run.sharedJob = true;
     else run.reaper.job(job.jobId);
     try {
-      // An ended agent removes its socket: a quick look spares the bridge's wait for one.
-      const socket = shellQuote(`${job.dir}/${AGENT_SOCKET}`);
-      const look = await run.step(run.pool.runCommand(parseDestination(job.node), `test -S ${socket}`));
-      if (look.code !== 0) throw new Error("its agent has left");
       run.localReady = openLocalServe({ env: run.env });
       run.localReady.catch(() => {});
-      const session = await connectAgent(run, job.jobId, job.node, job.agentPath);
+      // An ended agent removes its socket: the node does not wait for one (a gone pilot fails at once).
+      const session = await connectAgent(run, job.jobId, job.node, job.agentPath, 0);
       run.record.update({ jobId: job.jobId, state: "running", node: job.node });
       const methodReady = ctx.importMethod ? Promise.resolve(ctx.importMethod) : run.nixVersion.then(importMethod);
       methodReady.catch(() => {});

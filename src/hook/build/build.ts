@@ -23,6 +23,8 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
   const plan = planBuild(ctx);
   const run = await openRun(ctx, plan);
   const pilots = pilotJobs(run);
+  // Offering a new K-slot job's other slots asks the scheduler and the reaper: not on the build's path.
+  let sharing: Promise<void> | undefined;
   try {
     let pilot = await pilots?.take();
     const submitted = pilot ? undefined : await submitJob(run);
@@ -33,9 +35,10 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     const { id, agentPath, methodReady } = pilot ?? submitted!;
     const node = pilot?.node ?? (followed as { node: string }).node;
     const session = pilot?.session ?? (await connectAgent(run, id, node, agentPath));
-    if (!pilot) await pilots?.share({ id, node, agentPath });
+    if (!pilot) sharing = pilots?.share({ id, node, agentPath });
     await upload(run, session);
     const result = await buildInJob(run, session);
+    await sharing; // settling depends on whether the job is shared
     let status: number;
     if (buildFailed(result)) status = await settleFailedBuild(run, session, id, node, result);
     else {
@@ -45,6 +48,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     await pilots?.offer({ id, node, agentPath, session }, pilot);
     return status;
   } catch (e) {
+    await sharing;
     await pilots?.drop();
     return await settleError(run, e);
   } finally {

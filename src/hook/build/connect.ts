@@ -31,12 +31,19 @@ export interface AgentSession {
   progress: ProgressSink;
 }
 
-export async function connectAgent(run: BuildRun, id: string, node: string, agentPath: string): Promise<AgentSession> {
+/**
+ * `socketWaitSec`: how long the node may wait for the agent's socket to appear (a job just started);
+ * 0 for a pilot, whose agent listens already or has left.
+ */
+export async function connectAgent(
+  run: BuildRun, id: string, node: string, agentPath: string, socketWaitSec?: number,
+): Promise<AgentSession> {
   const { ctx, pool, record, step, plan } = run;
   const { conf, req } = ctx;
   const nodeDest = parseDestination(node);
   const open = (mode: AgentMode, listening?: Promise<void>) =>
-    step(openAgentChannel(pool, nodeDest, agentPath, plan.dir, mode, listening)).catch((e: Error) => failOnNode(e, node));
+    step(openAgentChannel(pool, nodeDest, agentPath, plan.dir, mode, listening, socketWaitSec))
+      .catch((e: Error) => failOnNode(e, node));
   const logOpening = open("log");
   const serving = open("serve", run.heard.promise).then((d) => ServeClient.open(d, storeDirOf(req.drvPath), `job ${id} on ${node}`));
   run.bulk = nodeBulk({
