@@ -18,13 +18,14 @@ const active = (r: JobRecord) => r.state === "pending" || r.state === "running" 
 export const jobsCommand = defineCommand({
   meta: { name: "jobs", description: "List the jobs nsh submitted: state, node and the time of each phase (queue, upload, build, download)." },
   args: { json: { type: "boolean", description: "one JSON object per job" }, all: { type: "boolean", description: "also finished jobs" } },
-  run({ args }) {
+  async run({ args }) {
     const { jobs } = records();
     const shown = jobs
       .filter((r) => args.all || active(r))
       // A job whose hook is gone and that was never marked finished: its reaper cancelled it.
       .map((r) => (active(r) && !isAlive(r.hookPid) ? { ...r, message: r.message ?? "hook gone" } : r));
-    process.stdout.write(args.json ? shown.map((r) => `${JSON.stringify(r)}\n`).join("") : formatJobs(shown));
+    // Written out before nsh exits: process.stdout.write into a pipe keeps only its first 128 KiB then.
+    await Bun.write(Bun.stdout, args.json ? shown.map((r) => `${JSON.stringify(r)}\n`).join("") : formatJobs(shown));
   },
 });
 
