@@ -7,20 +7,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { PbsCliScheduler } from "../../src/schedulers/pbs-cli.ts";
-import { SchedulerError } from "../../src/schedulers/scheduler.ts";
+import { thrown } from "./thrown.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-pbs-cli-missing-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function thrown(p: Promise<unknown>): Promise<SchedulerError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SchedulerError) return e;
-    throw e;
-  }
-  throw new Error("expected a SchedulerError");
-}
 
 test("pbs-bin-dir with only qsub: prepare and submit name qstat, qdel and the directory", async () => {
   const bin = path.join(dir, "only-qsub");

@@ -14,9 +14,10 @@ import * as path from "node:path";
 import { defaultNshConfig } from "../../src/config/nsh-conf.ts";
 import { PBS_TOOLS, PbsCliScheduler, type PbsCliOptions } from "../../src/schedulers/pbs-cli.ts";
 import {
-  isTerminal, type JobSpec, type JobStatus, type JsonObject, SchedulerError,
+  isTerminal, type JobSpec, type JobStatus, type JsonObject,
 } from "../../src/schedulers/scheduler.ts";
 import { startPbsLab, type PbsLab } from "../lab/pbs.ts";
+import { thrown } from "./thrown.ts";
 
 let lab: PbsLab;
 let binDir: string;
@@ -57,15 +58,6 @@ async function waitFor(
   }
 }
 
-async function thrown(p: Promise<unknown>): Promise<SchedulerError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SchedulerError) return e;
-    throw e;
-  }
-  throw new Error("expected a SchedulerError");
-}
 
 /** Ids of the lab's jobs (history included) with this name. */
 async function jobsNamed(name: string): Promise<string[]> {

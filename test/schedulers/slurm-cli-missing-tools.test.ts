@@ -5,21 +5,12 @@ import { afterAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { SchedulerError } from "../../src/schedulers/scheduler.ts";
 import { SlurmCliScheduler } from "../../src/schedulers/slurm-cli.ts";
+import { thrown } from "./thrown.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-slurm-cli-missing-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function thrown(p: Promise<unknown>): Promise<SchedulerError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SchedulerError) return e;
-    throw e;
-  }
-  throw new Error("expected a SchedulerError");
-}
 
 test("slurm-bin-dir without squeue, sacct, scancel: prepare names them and the directory", async () => {
   fs.symlinkSync(Bun.which("sbatch") ?? "/usr/bin/sbatch", path.join(dir, "sbatch"));

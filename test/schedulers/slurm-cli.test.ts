@@ -14,10 +14,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { defaultNshConfig } from "../../src/config/nsh-conf.ts";
-import { isTerminal, type JobSpec, type JobStatus, type JsonObject, SchedulerError } from "../../src/schedulers/scheduler.ts";
+import { isTerminal, type JobSpec, type JobStatus, type JsonObject } from "../../src/schedulers/scheduler.ts";
 import { SLURM_TOOLS, SlurmCliScheduler, type SlurmCliOptions } from "../../src/schedulers/slurm-cli.ts";
 import { startSlurmLab, type SlurmLab } from "../lab/slurm.ts";
 import { waitUntil } from "../lab/proc.ts";
+import { thrown } from "./thrown.ts";
 
 let lab: SlurmLab;
 let binDir: string;
@@ -59,15 +60,6 @@ async function waitFor(
   }
 }
 
-async function thrown(p: Promise<unknown>): Promise<SchedulerError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SchedulerError) return e;
-    throw e;
-  }
-  throw new Error("expected a SchedulerError");
-}
 
 const squeueKnows = async (id: string): Promise<boolean> => (await lab.run(["squeue", "-h", "-t", "all", "-j", id, "-o", "%i"])).stdout.trim() === id;
 

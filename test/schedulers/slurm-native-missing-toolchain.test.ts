@@ -8,8 +8,8 @@ import { afterAll, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { SchedulerError } from "../../src/schedulers/scheduler.ts";
 import { SlurmNativeScheduler } from "../../src/schedulers/slurm-native.ts";
+import { thrown } from "./thrown.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-native-missing-"));
 const conf = path.join(root, "slurm.conf");
@@ -19,19 +19,10 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const job = { name: "never", script: "#!/bin/sh\ntrue\n", workingDirectory: root, environment: {} };
 
-async function failure(p: Promise<unknown>): Promise<SchedulerError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SchedulerError) return e;
-    throw e;
-  }
-  throw new Error("expected a SchedulerError");
-}
 
 test("no slurm/slurm.h in the include dir → the error names it, libslurm-dev, and slurm-cli", async () => {
   const s = new SlurmNativeScheduler({ conf, includeDir: emptyDir, cacheDir: path.join(root, "cache-a") });
-  for (const e of [await failure(s.prepare()), await failure(s.submit(job))]) {
+  for (const e of [await thrown(s.prepare()), await thrown(s.submit(job))]) {
     expect(e.kind).toBe("config");
     expect(e.message).toContain(`slurm/slurm.h`);
     expect(e.message).toContain(emptyDir);
@@ -46,7 +37,7 @@ test("no slurm/slurm.h in the include dir → the error names it, libslurm-dev, 
 test("no C compiler on PATH → the error names the compiler, the PATH, and slurm-cli", async () => {
   const noCc = fs.mkdtempSync(path.join(root, "bin-"));
   const s = new SlurmNativeScheduler({ conf, cacheDir: path.join(root, "cache-b"), env: { PATH: noCc } });
-  const e = await failure(s.prepare());
+  const e = await thrown(s.prepare());
   expect(e.kind).toBe("config");
   expect(e.message).toContain("no C compiler");
   expect(e.message).toContain(noCc);
@@ -56,7 +47,7 @@ test("no C compiler on PATH → the error names the compiler, the PATH, and slur
 
 test("a named compiler that does not exist is named", async () => {
   const s = new SlurmNativeScheduler({ conf, compiler: "/opt/nowhere/gcc-13", cacheDir: path.join(root, "cache-c") });
-  const e = await failure(s.prepare());
+  const e = await thrown(s.prepare());
   expect(e.message).toContain("/opt/nowhere/gcc-13");
   expect(e.message).toContain("slurm-native-cc");
 });
@@ -64,7 +55,7 @@ test("a named compiler that does not exist is named", async () => {
 test("no libslurm.so in slurm-native-lib-dir → the error names libslurm, libslurm-dev, and slurm-cli", async () => {
   const emptyLib = fs.mkdtempSync(path.join(root, "lib-"));
   const s = new SlurmNativeScheduler({ conf, libDir: emptyLib, cacheDir: path.join(root, "cache-d") });
-  const e = await failure(s.prepare());
+  const e = await thrown(s.prepare());
   expect(e.kind).toBe("config");
   expect(e.message).toContain(`libslurm (libslurm.so) is not in ${emptyLib}`);
   expect(e.message).toContain("libslurm-dev");

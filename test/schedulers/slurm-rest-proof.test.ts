@@ -6,10 +6,11 @@
 // is negotiated again at the submit, which then goes through. The polite layer's rate limit (the gate)
 // is paid only when prepare sends a request. Real slurmrestd (the private lab, 22.05 or a version suite).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type JobSpec, SchedulerError } from "../../src/schedulers/scheduler.ts";
+import type { JobSpec } from "../../src/schedulers/scheduler.ts";
 import { SlurmRestScheduler, type SlurmRestOptions } from "../../src/schedulers/slurm-rest.ts";
 import { SUPPORTED_VERSIONS } from "../../src/schedulers/slurm-rest-shapes.ts";
 import { startSlurmLab, type SlurmLab } from "../lab/slurm.ts";
+import { thrown } from "./thrown.ts";
 
 let lab: SlurmLab;
 let token: string;
@@ -67,15 +68,6 @@ const spec = (name: string): JobSpec => ({
   timeLimitMinutes: 5,
 });
 
-async function thrown(p: Promise<unknown>): Promise<SchedulerError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SchedulerError) return e;
-    throw e;
-  }
-  throw new Error("expected a SchedulerError");
-}
 
 test("the hooks after a proving ping ask slurmrestd nothing before their submit", async () => {
   const dir = stateDir();

@@ -8,10 +8,11 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { defaultNshConfig } from "../../src/config/nsh-conf.ts";
-import { isTerminal, type JobSpec, type JobStatus, SchedulerError } from "../../src/schedulers/scheduler.ts";
+import { isTerminal, type JobSpec, type JobStatus } from "../../src/schedulers/scheduler.ts";
 import { jwtToken, SlurmRestScheduler, type SlurmRestOptions } from "../../src/schedulers/slurm-rest.ts";
 import { noVal, SUPPORTED_VERSIONS } from "../../src/schedulers/slurm-rest-shapes.ts";
 import { startSlurmLab, type SlurmLab } from "../lab/slurm.ts";
+import { thrown } from "./thrown.ts";
 
 let lab: SlurmLab;
 let token: string;
@@ -73,15 +74,6 @@ function jobProcesses(name: string): number[] {
   return out;
 }
 
-async function thrown(p: Promise<unknown>): Promise<SchedulerError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof SchedulerError) return e;
-    throw e;
-  }
-  throw new Error("expected a SchedulerError");
-}
 
 const freePort = (): Promise<number> =>
   new Promise((resolve) => {
