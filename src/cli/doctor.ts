@@ -65,7 +65,12 @@ function nixHookFacts(env: Record<string, string | undefined> = process.env): Ni
 }
 
 export const doctorCommand = defineCommand({
-  meta: { name: "doctor", description: "Check nsh.conf, the JWT, slurmrestd and its API version, ssh, the cluster state directory and the remote Nix store; say what to fix." },
+  meta: {
+    name: "doctor",
+    description:
+      "Check nsh.conf, the JWT, slurmrestd and its API version, ssh, the cluster state directory and the remote Nix store; " +
+      "say what to fix.",
+  },
   async run() {
     const checks: Check[] = [];
     const add = (name: string, ok: boolean, detail: string) => {
@@ -73,7 +78,11 @@ export const doctorCommand = defineCommand({
       process.stdout.write(`${ok ? "ok  " : "FAIL"}  ${name}: ${detail}\n`);
     };
     const loaded = loadNshConf();
-    add("nsh.conf", loaded.errors.length === 0, loaded.errors.length ? loaded.errors.map((e) => e.message).join("; ") : `${loaded.files.join(", ") || "no nsh.conf found: defaults"}${loaded.warnings.length ? ` (${loaded.warnings.join("; ")})` : ""}`);
+    const confWarnings = loaded.warnings.length ? ` (${loaded.warnings.join("; ")})` : "";
+    const confDetail = loaded.errors.length
+      ? loaded.errors.map((e) => e.message).join("; ")
+      : `${loaded.files.join(", ") || "no nsh.conf found: defaults"}${confWarnings}`;
+    add("nsh.conf", loaded.errors.length === 0, confDetail);
     const c = loaded.config;
     if (loaded.errors.length === 0) {
       // The hook's own readiness check: while anything is missing it declines every build.
@@ -101,7 +110,8 @@ export const doctorCommand = defineCommand({
       if (!dir) add("slurm-state-dir", false, "not set: set it to a directory on the cluster's shared file system (e.g. ~/.nsh)");
       else {
         const r = await pool.runCommand(login, `mkdir -p ${shellQuote(dir)} && test -w ${shellQuote(dir)} && echo writable`);
-        add("slurm-state-dir", r.stdout.includes("writable"), r.stdout.includes("writable") ? `${dir} on ${login.text}` : `${dir} on ${login.text}: ${r.stderr.trim() || "not writable"}`);
+        const writable = r.stdout.includes("writable");
+        add("slurm-state-dir", writable, writable ? `${dir} on ${login.text}` : `${dir} on ${login.text}: ${r.stderr.trim() || "not writable"}`);
       }
       const storeOpts = { remoteStore: c["remote-store"], nixBinDir: c["remote-nix-bin-dir"] || undefined, storeDir: c["store-dir"] };
       const remote = await openRemoteServe(pool, [login], storeOpts);

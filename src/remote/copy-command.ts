@@ -75,12 +75,18 @@ export async function runCopy(a: CopyArgs): Promise<number> {
   let bulk: Promise<BulkSession | undefined> | undefined;
   try {
     local = await openLocalServe({ store: a.store });
-    const storeOpts = { remoteStore: a.remoteStore ?? c["remote-store"], nixBinDir: a.remoteNixBinDir ?? (c["remote-nix-bin-dir"] || undefined), storeDir: local.storeDir };
+    const storeOpts = {
+      remoteStore: a.remoteStore ?? c["remote-store"],
+      nixBinDir: a.remoteNixBinDir ?? (c["remote-nix-bin-dir"] || undefined),
+      storeDir: local.storeDir,
+    };
     const opened = await openRemoteServe(pool, dests, storeOpts);
     remote = opened.client;
     const storeDir = local.storeDir;
     // Large NARs to the host through OpenSSH (src/remote/openssh.ts), opened on first need.
-    const openBulk = () => (bulk ??= openBulkServe(pool, opened.destination, remoteServeCommand(storeOpts), storeDir, (m) => log.info(m))).then((b) => b?.client);
+    const openBulk = () =>
+      (bulk ??= openBulkServe(pool, opened.destination, remoteServeCommand(storeOpts), storeDir, (m) => log.info(m)))
+        .then((b) => b?.client);
     const [src, dst, cacheKey] = a.to.length ? [local, remote, opened.cacheKey] : [remote, local, undefined];
     const t0 = Date.now();
     const r = await copyClosure(src, { kind: "serve", client: dst, cacheKey }, paths, {
@@ -91,7 +97,11 @@ export async function runCopy(a: CopyArgs): Promise<number> {
       log: (m) => log.info(m),
       readLocalNar: a.to.length ? localNarReader(localStoreUri(a.store, process.env)) : undefined,
     });
-    if (!a.json) log.info(`copied ${r.sent.length} paths (${(r.bytes / 1048576).toFixed(1)} MiB) ${a.to.length ? "to" : "from"} ${opened.destination.text} in ${((Date.now() - t0) / 1000).toFixed(2)} s; ${r.present.length} were there already`);
+    if (!a.json) {
+      const what = `${r.sent.length} paths (${(r.bytes / 1048576).toFixed(1)} MiB)`;
+      const where = `${a.to.length ? "to" : "from"} ${opened.destination.text}`;
+      log.info(`copied ${what} ${where} in ${((Date.now() - t0) / 1000).toFixed(2)} s; ${r.present.length} were there already`);
+    }
     return 0;
   } catch (e) {
     log.error((e as Error).message);

@@ -61,7 +61,10 @@ export async function copyClosure(from: ServeClient, to: CopyDestination, paths:
   const closure = paths.length ? await from.queryClosure(paths) : [];
   const infos = await from.queryPathInfos(closure);
   const missingAtSource = closure.filter((p) => !infos.has(p));
-  if (missingAtSource.length) throw new CopyError(`${from.name}: not valid there: ${missingAtSource.slice(0, 3).join(", ")}${missingAtSource.length > 3 ? ", …" : ""}`);
+  if (missingAtSource.length) {
+    const named = `${missingAtSource.slice(0, 3).join(", ")}${missingAtSource.length > 3 ? ", …" : ""}`;
+    throw new CopyError(`${from.name}: not valid there: ${named}`);
+  }
 
   const key = to.kind === "serve" ? to.cacheKey : undefined;
   const cache = key && deps.cache ? { key, c: deps.cache } : undefined;
@@ -149,7 +152,9 @@ function addInfo(path: string, info: ServePathInfo): AddToStoreNarInfo {
 const TO_SERVE = { noHash: true };
 
 /** Small paths go in pipelined batches (their round trips overlap); large ones one by one. */
-async function sendAll(from: ServeClient, to: CopyDestination & { kind: "serve" }, send: string[], infos: Map<string, ServePathInfo>, deps: CopyDeps): Promise<void> {
+async function sendAll(
+  from: ServeClient, to: CopyDestination & { kind: "serve" }, send: string[], infos: Map<string, ServePathInfo>, deps: CopyDeps,
+): Promise<void> {
   let batch: string[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
@@ -203,7 +208,9 @@ async function sendOne(from: ServeClient, to: CopyDestination & { kind: "serve" 
   }
 }
 
-async function importInto(from: ServeClient, to: CopyDestination & { kind: "import" }, send: string[], infos: Map<string, ServePathInfo>, deps: CopyDeps): Promise<void> {
+async function importInto(
+  from: ServeClient, to: CopyDestination & { kind: "import" }, send: string[], infos: Map<string, ServePathInfo>, deps: CopyDeps,
+): Promise<void> {
   const items: ImportItem[] = send.map((path) => {
     const info = infos.get(path)!;
     return {

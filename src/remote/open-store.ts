@@ -16,10 +16,14 @@ export interface RemoteStoreOptions {
   environment?: Record<string, string>;
 }
 
-export async function openLocalServe(opts: { store?: string; nixBinDir?: string; env?: Record<string, string | undefined>; storeDir?: string } = {}): Promise<ServeClient> {
+export async function openLocalServe(
+  opts: { store?: string; nixBinDir?: string; env?: Record<string, string | undefined>; storeDir?: string } = {},
+): Promise<ServeClient> {
   const prog = opts.nixBinDir ? path.join(opts.nixBinDir, "nix-store") : "nix-store";
   const argv = [prog, "--serve", "--write", ...(opts.store ? ["--store", opts.store] : [])];
-  return ServeClient.open(spawnDuplex(argv, { env: opts.env ?? process.env, describe: opts.store ? `local store ${opts.store}` : "local store" }), opts.storeDir ?? process.env.NIX_STORE_DIR ?? "/nix/store");
+  const describe = opts.store ? `local store ${opts.store}` : "local store";
+  const storeDir = opts.storeDir ?? process.env.NIX_STORE_DIR ?? "/nix/store";
+  return ServeClient.open(spawnDuplex(argv, { env: opts.env ?? process.env, describe }), storeDir);
 }
 
 /**
@@ -79,7 +83,8 @@ export async function openRemoteServe(pool: SshPool, destinations: readonly Dest
     }
   }
   if (destinations.length === 1) throw new SshError(`cannot open the Nix store on ${failures[0]}`, failures);
-  throw new SshError(`cannot open the Nix store on any of ${destinations.length} hosts (each was tried in order):\n${failures.map((f) => `  - ${f}`).join("\n")}`, failures);
+  const listed = failures.map((f) => `  - ${f}`).join("\n");
+  throw new SshError(`cannot open the Nix store on any of ${destinations.length} hosts (each was tried in order):\n${listed}`, failures);
 }
 
 /** Adds the fix to the usual remote failures. */

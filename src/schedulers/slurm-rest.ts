@@ -81,6 +81,7 @@ export class SlurmRestScheduler implements Scheduler {
   private readonly proof: SlurmRestOptions["proof"];
   private negotiation: Promise<Negotiated> | null = null;
   private result: Negotiated | null = null;
+  private provenKey: string | undefined;
 
   constructor(opts: SlurmRestOptions) {
     tokens.set(this, opts.token);
@@ -168,7 +169,7 @@ export class SlurmRestScheduler implements Scheduler {
   }
 
   private proofKey(): string {
-    return proofKeyOf(this.baseUrl, this.user, tokens.get(this)!);
+    return (this.provenKey ??= proofKeyOf(this.baseUrl, this.user, tokens.get(this)!));
   }
 
   /** What an earlier hook proved no longer holds (the API is gone, the token refused): ask again. */

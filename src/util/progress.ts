@@ -65,7 +65,8 @@ export class NixActivitySink implements ProgressSink {
   pathStart(path: string, bytes: number, from: string, to: string): void {
     const id = this.nextId++;
     this.c.perPath.set(path, { done: 0, size: bytes, id });
-    this.emit({ action: "start", id, level: 3, type: ActivityType.copyPath, text: `copying path '${path}' from '${from}' to '${to}'`, parent: this.parent, fields: [path, from, to] });
+    const text = `copying path '${path}' from '${from}' to '${to}'`;
+    this.emit({ action: "start", id, level: 3, type: ActivityType.copyPath, text, parent: this.parent, fields: [path, from, to] });
   }
 
   bytes(path: string, n: number): void {
@@ -85,7 +86,8 @@ export class NixActivitySink implements ProgressSink {
     if (ok) this.c.done.paths++;
     this.emit({ action: "result", id: p.id, type: ResultType.progress, fields: [p.size, p.size, 0, 0] });
     this.emit({ action: "stop", id: p.id });
-    this.emit({ action: "result", id: this.parent, type: ResultType.progress, fields: [this.c.done.paths, this.c.total.paths, this.c.perPath.size, ok ? 0 : 1] });
+    const fields = [this.c.done.paths, this.c.total.paths, this.c.perPath.size, ok ? 0 : 1];
+    this.emit({ action: "result", id: this.parent, type: ResultType.progress, fields });
   }
 
   end(_ok?: boolean): void {
