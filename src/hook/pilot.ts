@@ -31,9 +31,13 @@
 // A vanished slot (its agent left, the job ended) never fails a build that has not started in it:
 // the build looks again or submits, as with one slot.
 import { importMethod, type ImportMethod } from "../nix/version.ts";
+import { parseDestination } from "../remote/destination.ts";
 import { openLocalServe } from "../remote/open-store.ts";
 import { openStateDb, type StateDb } from "../state/db.ts";
-import { dropPilot, offerPilot, type PilotJob, pilotFits, shareSlots, takePilot } from "../state/pilots.ts";
+import { waiterAlarm, type WaiterAlarm } from "../state/pilot-waiters.ts";
+import {
+  dropPilot, leavePilotQueue, offerPilot, type PilotJob, pilotFits, pilotGranted, shareSlots, takePilot,
+} from "../state/pilots.ts";
 import { agentPathOnCluster } from "./agent-binary.ts";
 import { type AgentSession, connectAgent } from "./build/connect.ts";
 import { planJob } from "./build/plan.ts";
@@ -45,8 +49,10 @@ import { pilotSlots, slotDir } from "./pilot-slots.ts";
 const TIME_LIMIT_MARGIN_MS = 60_000;
 /** A pilot is taken only while it is sure to wait this much longer (the hook's ssh, clocks). */
 const IDLE_MARGIN_MS = 5_000;
-/** How often a build waiting at pilot-max-jobs looks again (a state database read, no scheduler request). */
+/** How often a build waiting at pilot-max-jobs looks whether a slot was handed to it, if no wake-up came (a read). */
 const WAIT_STEP_MS = 250;
+/** How often a waiting build looks at all pilots (a write transaction): a job may have ended, a holder died. */
+const RELOOK_MS = 1000;
 
 export interface TakenPilot {
   id: string;
@@ -102,6 +108,7 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
   /** Connects to the pilot's agent; undefined (and the pilot forgotten) when it is gone. */
   async function connectPilot(job: PilotJob): Promise<TakenPilot | undefined> {
     ctx.log(INFO, `nsh: building in idle pilot job ${job.jobId} on ${job.node}`);
+    run.record.mark("pilot-taken");
     plan.dir = job.dir;
     run.jobId = job.jobId;
     // A shared job's other builds must outlive this hook: its reaper is not told of the job.
@@ -145,21 +152,42 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
     async take() {
       const want = await wanted();
       let said = false;
-      for (;;) {
-        const choice = await run.step(withDb((db) => takePilot(db, want)));
-        if ("submit" in choice) {
-          slot = choice.submit;
-          return undefined;
+      const db = openStateDb(plan.localState);
+      let waiter: number | undefined;
+      let alarm: WaiterAlarm | undefined;
+      try {
+        for (;;) {
+          const choice = await run.step(takePilot(db, want, Date.now(), undefined, false, waiter));
+          if ("submit" in choice) {
+            waiter = undefined;
+            slot = choice.submit;
+            return undefined;
+          }
+          if ("take" in choice) {
+            waiter = undefined;
+            slot = choice.take.slot;
+            const taken = await connectPilot(choice.take.job!);
+            if (taken) return taken;
+            continue;
+          }
+          waiter = choice.waiter;
+          // The slot will be on a node of a live pilot: its ssh connection is made while waiting.
+          for (const node of choice.nodes ?? []) run.pool.warm(parseDestination(node));
+          if (!said) ctx.log(INFO, `nsh: waiting for one of ${choice.wait} pilot jobs to be idle (pilot-max-jobs)`);
+          said = true;
+          // Queued: a slot that becomes idle is handed over with a wake-up; a full look (a job may have
+          // ended, a holder died) only every RELOOK_MS.
+          alarm ??= waiterAlarm(plan.localState);
+          const relook = Date.now() + RELOOK_MS;
+          while (Date.now() < relook) {
+            await run.step(alarm.next(WAIT_STEP_MS));
+            if (waiter !== undefined && (await pilotGranted(db, waiter))) break;
+          }
         }
-        if ("take" in choice) {
-          slot = choice.take.slot;
-          const taken = await connectPilot(choice.take.job!);
-          if (taken) return taken;
-          continue;
-        }
-        if (!said) ctx.log(INFO, `nsh: waiting for one of ${choice.wait} pilot jobs to be idle (pilot-max-jobs)`);
-        said = true;
-        await run.step(Bun.sleep(WAIT_STEP_MS));
+      } finally {
+        alarm?.close();
+        if (waiter !== undefined) await leavePilotQueue(db, waiter).catch((e: Error) => ctx.log(1, `nsh: warning: ${e.message}`));
+        db.close();
       }
     },
 
@@ -186,8 +214,9 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
         const builds = (taken?.job.builds ?? 0) + 1;
         const s = slot;
         const idle = { jobId: job.id, node: job.node, dir: plan.dir, agentPath: job.agentPath, endsAt, limitMs, idleUntil, builds };
-        await withDb((db) => offerPilot(db, s, idle));
-        ctx.log(INFO, `nsh: job ${job.id} stays for another build (pilot, up to ${idleSec} s idle)`);
+        const to = await withDb((db) => offerPilot(db, s, idle));
+        const next = to === undefined ? `up to ${idleSec} s idle` : `handed to the waiting hook ${to}`;
+        ctx.log(INFO, `nsh: job ${job.id} stays for another build (pilot, ${next})`);
       } catch (e) {
         ctx.log(1, `nsh: warning: cannot offer job ${job.id} as a pilot: ${(e as Error).message}`);
       }

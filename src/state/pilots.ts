@@ -6,8 +6,10 @@
 // the job (or its agent leaves). The table is created here (CREATE IF NOT EXISTS), not by a
 // migration, so it merges with other schema changes; it only adds.
 import type { Database } from "bun:sqlite";
+import path from "node:path";
 import { probeHolder, selfStart } from "./budget.ts";
 import type { StateDb } from "./db.ts";
+import { addWaiter, dropDeadWaiters, ensureWaiters, grantedTo, grantSlot, removeWaiter, type Waiter, wakeWaiters } from "./pilot-waiters.ts";
 
 export interface PilotJob {
   jobId: string;
@@ -111,23 +113,57 @@ const fromRaw = (r: Raw): PilotRow => ({
   ...(r.job ? { job: JSON.parse(r.job) as PilotJob } : {}),
 });
 
-const aliveHolder = (r: PilotRow) => probeHolder({ pid: r.pid, start_time: r.startTime });
+type Holder = Pick<PilotRow, "pid" | "startTime">;
+const aliveHolder = (r: Holder) => probeHolder({ pid: r.pid, start_time: r.startTime });
+
+/** Hands slot, if idle, to the longest-waiting live build it fits (pilot-waiters.ts). Inside a write transaction. */
+function regrant(db: Database, slot: number, nowMs: number, alive: (r: Holder) => boolean): Waiter | undefined {
+  const raw = db.query("SELECT * FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
+  if (!raw || raw.busy || !raw.job) return undefined;
+  const row = fromRaw(raw);
+  return grantSlot(db, slot, row, (w) => pilotFits(row.job!, w.needMs, nowMs, w.marginMs), alive);
+}
+
+const stateDirOf = (s: StateDb) => path.dirname(s.file);
 
 /**
  * One step of a hook looking for a pilot: takes one (busy for this process), reserves a slot to
  * submit, or says wait. idleOnly: never reserve (a hook whose own job is pending looks for a slot).
+ * A hook told to wait is queued (the `waiter` it passes next time): a slot that becomes idle is
+ * handed to it (pilot-waiters.ts), and its next step takes that slot.
  */
-export function takePilot(
-  s: StateDb, want: PilotWant, nowMs = Date.now(), alive = aliveHolder, idleOnly = false,
-): Promise<{ take: PilotRow } | { submit: number } | { wait: number }> {
-  return s.write("taking a pilot job", (db) => {
+export async function takePilot(
+  s: StateDb, want: PilotWant, nowMs = Date.now(), alive: (r: Holder) => boolean = aliveHolder, idleOnly = false,
+  waiter?: number,
+): Promise<{ take: PilotRow } | { submit: number } | { wait: number; waiter?: number; nodes?: string[] }> {
+  let woke = false;
+  const out = await s.write("taking a pilot job", (db) => {
     ensureTable(db);
+    ensureWaiters(db);
+    woke = false;
+    dropDeadWaiters(db, alive, (slot) => {
+      if (regrant(db, slot, nowMs, alive)) woke = true;
+    });
+    if (waiter !== undefined && grantedTo(db, waiter) !== null) {
+      const slot = removeWaiter(db, waiter);
+      const raw = db.query("SELECT * FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
+      const row = raw ? fromRaw(raw) : undefined;
+      if (row?.busy && row.job && row.pid === process.pid && row.startTime === selfStart()) return { take: row };
+      waiter = undefined; // the slot went away meanwhile: look afresh
+    }
     const rows = (db.query("SELECT * FROM pilot_jobs").all() as Raw[]).map(fromRaw);
     const stale = rows.filter((r) => stalePilot(r, nowMs, alive));
     for (const r of stale) db.run("DELETE FROM pilot_jobs WHERE slot = ?", [r.slot]);
     const choice = choosePilot(rows.filter((r) => !stale.includes(r)), want, nowMs);
-    if ("wait" in choice) return choice;
-    if ("submit" in choice && idleOnly) return { wait: 0 };
+    if ("wait" in choice || ("submit" in choice && idleOnly)) {
+      const jobs = "wait" in choice ? choice.wait : 0;
+      if (idleOnly) return { wait: jobs };
+      const me = { ...want, pid: process.pid, startTime: selfStart() };
+      waiter ??= addWaiter(db, me);
+      const ofShape = rows.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
+      return { wait: jobs, waiter, nodes: [...new Set(ofShape.flatMap((r) => (r.job ? [r.job.node] : [])))] };
+    }
+    if (waiter !== undefined) removeWaiter(db, waiter);
     if ("take" in choice) {
       const held = [process.pid, selfStart(), choice.take.slot];
       db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", held);
@@ -138,31 +174,61 @@ export function takePilot(
       .run(want.endpoint, want.resourceKey, process.pid, selfStart()).lastInsertRowid;
     return { submit: Number(slot) };
   });
+  if (woke) wakeWaiters(stateDirOf(s));
+  return out;
 }
 
-/** The build in slot's job is over and its agent stayed: the job is idle until job.idleUntil. */
-export function offerPilot(s: StateDb, slot: number, job: PilotJob): Promise<void> {
-  return s.write("offering an idle pilot job", (db) => {
+/** Whether waiter `id` has been handed a slot (a read: no write lock). */
+export const pilotGranted = (s: StateDb, id: number): Promise<boolean> =>
+  s.read("looking for a handed pilot slot", (db) => (grantedTo(db, id) ?? null) !== null);
+
+/** A waiter gives up (interrupted): its row goes, and a slot handed to it meanwhile to the next waiter. */
+export async function leavePilotQueue(s: StateDb, id: number): Promise<void> {
+  const woke = await s.write("leaving the pilot queue", (db) => {
     ensureTable(db);
-    db.run("UPDATE pilot_jobs SET busy = 0, job = ? WHERE slot = ?", [JSON.stringify(job), slot]);
+    const slot = removeWaiter(db, id);
+    if (slot === null) return false;
+    db.run("UPDATE pilot_jobs SET busy = 0 WHERE slot = ? AND pid = ?", [slot, process.pid]);
+    return regrant(db, slot, Date.now(), aliveHolder) !== undefined;
   });
+  if (woke) wakeWaiters(stateDirOf(s));
+}
+
+/**
+ * The build in slot's job is over and its agent stayed: the job is idle until job.idleUntil, or handed
+ * at once to a waiting build. Returns the waiter's pid when it was handed on.
+ */
+export async function offerPilot(s: StateDb, slot: number, job: PilotJob): Promise<number | undefined> {
+  const to = await s.write("offering an idle pilot job", (db) => {
+    ensureTable(db);
+    ensureWaiters(db);
+    db.run("UPDATE pilot_jobs SET busy = 0, job = ? WHERE slot = ?", [JSON.stringify(job), slot]);
+    return regrant(db, slot, Date.now(), aliveHolder)?.pid;
+  });
+  if (to !== undefined) wakeWaiters(stateDirOf(s));
+  return to;
 }
 
 /**
  * A job with several slots runs: the submitting build's row (still busy) learns its job, and each
  * other slot is offered as idle (pilot-builds-per-job), in one transaction.
  */
-export function shareSlots(s: StateDb, slot: number, own: PilotJob, others: readonly PilotJob[]): Promise<void> {
-  return s.write("offering a pilot job's other slots", (db) => {
+export async function shareSlots(s: StateDb, slot: number, own: PilotJob, others: readonly PilotJob[]): Promise<void> {
+  const handed = await s.write("offering a pilot job's other slots", (db) => {
     ensureTable(db);
+    ensureWaiters(db);
     const row = db.query("SELECT endpoint, resource_key FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
-    if (!row) return;
+    if (!row) return 0;
     db.run("UPDATE pilot_jobs SET job = ? WHERE slot = ?", [JSON.stringify(own), slot]);
-    const insert = "INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)";
+    const insert = db.query("INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)");
+    let n = 0;
     for (const job of others) {
-      db.run(insert, [row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart()]);
+      const id = Number(insert.run(row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart()).lastInsertRowid);
+      if (regrant(db, id, Date.now(), aliveHolder)) n++;
     }
+    return n;
   });
+  if (handed > 0) wakeWaiters(stateDirOf(s));
 }
 
 /** The slot's job is gone (or never came): forget it, so another hook may submit. */

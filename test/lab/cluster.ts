@@ -75,6 +75,10 @@ export async function startClusterLab(name = "cluster", backend: Backend = testB
   fs.writeFileSync(tokenFile, `${await slurm.token("root", 6 * 3600)}\n`, { mode: 0o600 });
   const clusterState = path.join(nix.root, "cluster-state");
   const nodeStore = `local?root=${path.join(nix.root, "node")}`;
+  // A site's node store exists before any build; a fresh one made by many nix-store --serve at once
+  // can be left with a truncated db/schema (Nix 2.8 writes it in place: "schema is corrupt").
+  const init = await nix.run(["nix-store", "--init", "--store", nodeStore]);
+  if (init.code !== 0) throw new Error(`nix-store --init --store ${nodeStore}: ${init.stderr}`);
   const nshConf = path.join(nix.root, "nsh.conf");
   const writeConf = (extra = "") =>
     fs.writeFileSync(

@@ -2,13 +2,21 @@
 // was idle longest; with none, it may submit while fewer than pilot-max-jobs of its shape live (no
 // cap: always), else it waits. Idle pilots past their idle time, and busy ones whose hook is gone,
 // are forgotten. Through the real database: a pilot is taken whole by one hook (two connections at
-// once: one wins), offering lists it idle again, dropping frees its slot for a submit.
+// once: one wins), offering lists it idle again, dropping frees its slot for a submit. A hook told
+// to wait is queued: a slot offered idle is handed to the longest-waiting live hook of its shape
+// (not to a newcomer), a slot handed to a hook that died goes to the next, and a hook that leaves
+// the queue passes on what it was handed.
 import { afterAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openStateDb } from "../../src/state/db.ts";
-import { choosePilot, dropPilot, listPilots, offerPilot, type PilotJob, type PilotRow, type PilotWant, stalePilot, takePilot } from "../../src/state/pilots.ts";
+import { addWaiter, chooseWaiter, type Waiter } from "../../src/state/pilot-waiters.ts";
+import {
+  choosePilot, dropPilot, leavePilotQueue, listPilots, offerPilot, type PilotJob, type PilotRow, type PilotWant, pilotGranted,
+  stalePilot, takePilot,
+} from "../../src/state/pilots.ts";
+import { readStartTime } from "../../src/sys/proc.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-pilots-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -56,27 +64,95 @@ test.each<[string, PilotRow, boolean, boolean]>([
   ["busy, its hook gone", busy(), false, true],
 ])("stale: %s", (_what, row, alive, stale) => expect(stalePilot(row, now, () => alive)).toBe(stale));
 
-test("through the database: reserve, offer, take once, drop", async () => {
+test("through the database: reserve, wait in the queue, be handed the offered slot, drop", async () => {
   const db = freshDb();
   const w = want({ maxJobs: 1 });
   const first = await takePilot(db, w, now);
   expect("submit" in first).toBe(true);
   const slot = (first as { submit: number }).submit;
-  expect(await takePilot(db, w, now)).toEqual({ wait: 1 });
-  await offerPilot(db, slot, job({ jobId: "42" }));
-  const got = await takePilot(db, w, now);
+  const queued = (await takePilot(db, w, now)) as { wait: number; waiter: number };
+  expect(queued.wait).toBe(1);
+  expect(await pilotGranted(db, queued.waiter)).toBe(false);
+  expect(await offerPilot(db, slot, job({ jobId: "42" }))).toBe(process.pid);
+  expect(await pilotGranted(db, queued.waiter)).toBe(true);
+  // A newcomer does not get the slot handed to the queued hook.
+  const newcomer = (await takePilot(db, w, now)) as { wait: number; waiter: number };
+  expect(newcomer.wait).toBe(1);
+  const got = await takePilot(db, w, now, undefined, false, queued.waiter);
   expect("take" in got && got.take.job?.jobId).toBe("42");
-  expect(await takePilot(db, w, now)).toEqual({ wait: 1 });
+  await leavePilotQueue(db, newcomer.waiter);
   await dropPilot(db, slot);
   expect("submit" in (await takePilot(db, w, now))).toBe(true);
   db.close();
+});
+
+test("an offered slot with nobody waiting stays idle and is taken by the next look", async () => {
+  const db = freshDb();
+  const w = want({ maxJobs: 1 });
+  const slot = ((await takePilot(db, w, now)) as { submit: number }).submit;
+  expect(await offerPilot(db, slot, job({ jobId: "43" }))).toBeUndefined();
+  const got = await takePilot(db, w, now);
+  expect("take" in got && got.take.job?.jobId).toBe("43");
+  db.close();
+});
+
+test("queued hooks are handed slots in the order they came; one that leaves passes its slot on", async () => {
+  const db = freshDb();
+  const w = want({ maxJobs: 1 });
+  const slot = ((await takePilot(db, w, now)) as { submit: number }).submit;
+  const a = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  const b = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  const c = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  await offerPilot(db, slot, job({ jobId: "44" }));
+  expect([await pilotGranted(db, a), await pilotGranted(db, b), await pilotGranted(db, c)]).toEqual([true, false, false]);
+  await leavePilotQueue(db, a);
+  expect([await pilotGranted(db, b), await pilotGranted(db, c)]).toEqual([true, false]);
+  expect(await takePilot(db, w, now, undefined, false, c)).toMatchObject({ wait: 1, waiter: c });
+  const got = await takePilot(db, w, now, undefined, false, b);
+  expect("take" in got && got.take.slot).toBe(slot);
+  db.close();
+});
+
+test("a slot handed to a hook that died goes to the next queued hook", async () => {
+  const db = freshDb();
+  const w = want({ maxJobs: 1 });
+  const slot = ((await takePilot(db, w, now)) as { submit: number }).submit;
+  const doomed = Bun.spawn(["sleep", "60"]);
+  await Bun.sleep(20);
+  const startTime = readStartTime(doomed.pid)!;
+  const dead = await db.write("queueing a hook", (d) => addWaiter(d, { ...w, pid: doomed.pid, startTime }));
+  const mine = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  await offerPilot(db, slot, job({ jobId: "45" }));
+  expect(await pilotGranted(db, dead)).toBe(true);
+  expect(await pilotGranted(db, mine)).toBe(false);
+  doomed.kill(9);
+  await doomed.exited;
+  // The next look (anyone's) finds the dead hook's slot and hands it on; here the next queued hook's own.
+  const took = await takePilot(db, w, now, undefined, false, mine);
+  expect("take" in took && took.take.job?.jobId).toBe("45");
+  db.close();
+});
+
+const waiter = (o: Partial<Waiter>): Waiter => ({
+  id: 1, endpoint: "e", resourceKey: "K", needMs: 0, marginMs: 0, pid: 1, startTime: 1, granted: null, ...o,
+});
+test.each<[string, Waiter[], string | undefined]>([
+  ["nobody", [], undefined],
+  ["the oldest", [waiter({ id: 5 }), waiter({ id: 3 })], "3"],
+  ["not one already handed a slot", [waiter({ id: 3, granted: 9 }), waiter({ id: 5 })], "5"],
+  ["not another shape", [waiter({ id: 3, resourceKey: "L" }), waiter({ id: 5 })], "5"],
+  ["not one whose build does not fit", [waiter({ id: 3, needMs: 99 }), waiter({ id: 5 })], "5"],
+  ["not a dead one", [waiter({ id: 3, pid: 666 }), waiter({ id: 5 })], "5"],
+])("a slot goes to: %s", (_what, ws, out) => {
+  const chosen = chooseWaiter(ws, { endpoint: "e", resourceKey: "K" }, (w) => w.needMs < 50, (w) => w.pid !== 666);
+  expect(chosen ? String(chosen.id) : undefined).toBe(out);
 });
 
 test("a busy pilot whose hook is gone, and an idle one past its idle time, are forgotten", async () => {
   const db = freshDb();
   const w = want({ maxJobs: 1 });
   const r = (await takePilot(db, w, now)) as { submit: number };
-  expect(await takePilot(db, w, now, () => true)).toEqual({ wait: 1 });
+  expect(await takePilot(db, w, now, () => true)).toMatchObject({ wait: 1 });
   expect("submit" in (await takePilot(db, w, now, () => false))).toBe(true);
   expect((await listPilots(db)).map((p) => p.slot)).not.toContain(r.submit);
   const s2 = (await listPilots(db))[0]!.slot;

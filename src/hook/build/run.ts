@@ -1,10 +1,12 @@
 // What the steps of one accepted build share: its plan, the scheduler, the ssh pool, the job's
 // record and reaper, what is known of the job so far, and `step`, which races every wait against
 // SIGTERM (Nix ≥ 2.35, 500 ms before its SIGKILL) so the build is abandoned at once.
+import fs from "node:fs";
 import type { ServeClient } from "../../nix/serve-client.ts";
 import { type NixVersion, parseNixVersion } from "../../nix/version.ts";
 import { SshPool } from "../../remote/ssh.ts";
 import { sshPoolOptions } from "../../remote/ssh-options.ts";
+import { fileMemo } from "../../state/memo.ts";
 import { openPoliteScheduler } from "../../schedulers/polite-open.ts";
 import type { JobHandle, Scheduler } from "../../schedulers/scheduler.ts";
 import type { BuildContext } from "../executor.ts";
@@ -85,7 +87,7 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   else ctx.signal.addEventListener("abort", onAbort, { once: true });
   const heard = Promise.withResolvers<void>();
   heard.promise.catch(() => {});
-  const nixVersion = localNixVersion(env);
+  const nixVersion = localNixVersion(env, plan.localState);
   nixVersion.catch(() => {});
   const run: BuildRun = {
     ctx,
@@ -110,8 +112,36 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   return run;
 }
 
-/** The local Nix's version: how outputs are imported, and the exit status of a failed build. */
-async function localNixVersion(env: Record<string, string | undefined>): Promise<NixVersion> {
-  const p = Bun.spawn(["nix-store", "--version"], { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
-  return parseNixVersion(await new Response(p.stdout).text());
+/** How long a hook trusts the version line a nix-store binary (by path, inode, size and mtime) gave. */
+const VERSION_MEMO_MS = 24 * 3600_000;
+
+/**
+ * The local Nix's version: how outputs are imported, and the exit status of a failed build. Each
+ * hook needs it, and `nix-store --version` costs a process (~20 ms CPU): the answer is kept per binary.
+ */
+export async function localNixVersion(env: Record<string, string | undefined>, stateDir: string): Promise<NixVersion> {
+  const exe = Bun.which("nix-store", { PATH: env.PATH ?? "" });
+  const key = exe ? binaryIdentity(exe) : undefined;
+  const memo = key ? fileMemo<string>(stateDir, "nix-version", VERSION_MEMO_MS) : undefined;
+  const known = key ? memo?.get(key) : undefined;
+  if (known) {
+    try {
+      return parseNixVersion(known);
+    } catch {} // asked again below
+  }
+  const p = Bun.spawn([exe ?? "nix-store", "--version"], { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
+  const line = await new Response(p.stdout).text();
+  const version = parseNixVersion(line);
+  if (key) memo?.set(key, line);
+  return version;
+}
+
+function binaryIdentity(exe: string): string | undefined {
+  try {
+    const real = fs.realpathSync(exe);
+    const st = fs.statSync(real);
+    return `${real} ${st.ino} ${st.size} ${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,0 +1,169 @@
+// Builds waiting for a pilot slot (pilot-max-jobs reached) queue here. A hook that finds no idle
+// slot of its shape registers; whoever makes a slot idle (a build that ended, a job that started
+// with more slots) hands it, in the same transaction, to the longest-waiting live build it fits,
+// and touches the wake file. Waiters sleep on that file (inotify) and look at their own row with
+// a read. Before, each waiter took the write lock four times a second to look: 30 waiters kept the
+// lock busy, and slots stood idle ~40 % of a wide build (bench/README.md, issue 11).
+import type { Database } from "bun:sqlite";
+import fs from "node:fs";
+import path from "node:path";
+
+export const WAKE_FILE = "pilots.wake";
+
+export interface Waiter {
+  id: number;
+  endpoint: string;
+  resourceKey: string;
+  /** the build's requested time (0: none), for pilotFits */
+  needMs: number;
+  marginMs: number;
+  pid: number;
+  startTime: number;
+  /** the slot handed to this waiter (its row is busy for the waiter's process); null while waiting */
+  granted: number | null;
+}
+
+interface Raw {
+  id: number;
+  endpoint: string;
+  resource_key: string;
+  need_ms: number;
+  margin_ms: number;
+  pid: number;
+  start_time: number;
+  granted: number | null;
+}
+
+const fromRaw = (r: Raw): Waiter => ({
+  id: r.id, endpoint: r.endpoint, resourceKey: r.resource_key, needMs: r.need_ms, marginMs: r.margin_ms,
+  pid: r.pid, startTime: r.start_time, granted: r.granted,
+});
+
+export function ensureWaiters(db: Database): void {
+  db.run(`CREATE TABLE IF NOT EXISTS pilot_waiters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    resource_key TEXT NOT NULL,
+    need_ms INTEGER NOT NULL,
+    margin_ms INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    start_time INTEGER NOT NULL,
+    granted INTEGER
+  )`);
+}
+
+/**
+ * Pure: who gets a slot of `shape` that just became idle: the first waiter (oldest id) of that shape
+ * that has no slot yet, is alive and whose build fits what is left of the job's time.
+ */
+export function chooseWaiter(
+  waiters: readonly Waiter[],
+  shape: { endpoint: string; resourceKey: string },
+  fits: (w: Waiter) => boolean,
+  alive: (w: Waiter) => boolean,
+): Waiter | undefined {
+  return [...waiters]
+    .sort((a, b) => a.id - b.id)
+    .find((w) => w.granted === null && w.endpoint === shape.endpoint && w.resourceKey === shape.resourceKey && fits(w) && alive(w));
+}
+
+export function listWaiters(db: Database): Waiter[] {
+  ensureWaiters(db);
+  return (db.query("SELECT * FROM pilot_waiters ORDER BY id").all() as Raw[]).map(fromRaw);
+}
+
+export function addWaiter(db: Database, w: Omit<Waiter, "id" | "granted">): number {
+  ensureWaiters(db);
+  const insert = "INSERT INTO pilot_waiters (endpoint, resource_key, need_ms, margin_ms, pid, start_time, granted) " +
+    "VALUES (?, ?, ?, ?, ?, ?, NULL)";
+  return Number(db.query(insert).run(w.endpoint, w.resourceKey, w.needMs, w.marginMs, w.pid, w.startTime).lastInsertRowid);
+}
+
+/** Hands slot (idle, of shape) to a waiter: its row becomes busy for the waiter's process. Inside a write transaction. */
+export function grantSlot(
+  db: Database,
+  slot: number,
+  shape: { endpoint: string; resourceKey: string },
+  fits: (w: Waiter) => boolean,
+  alive: (w: Waiter) => boolean,
+): Waiter | undefined {
+  const w = chooseWaiter(listWaiters(db), shape, fits, alive);
+  if (!w) return undefined;
+  db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", [w.pid, w.startTime, slot]);
+  db.run("UPDATE pilot_waiters SET granted = ? WHERE id = ?", [slot, w.id]);
+  return w;
+}
+
+/**
+ * Waiters whose hook is gone: a slot handed to one is idle again (and goes to the next waiter through
+ * `regrant`); their rows are removed. Inside a write transaction, before stale pilot rows are judged.
+ */
+export function dropDeadWaiters(db: Database, alive: (w: Waiter) => boolean, regrant: (slot: number) => void): void {
+  for (const w of listWaiters(db)) {
+    if (alive(w)) continue;
+    db.run("DELETE FROM pilot_waiters WHERE id = ?", [w.id]);
+    if (w.granted === null) continue;
+    db.run("UPDATE pilot_jobs SET busy = 0 WHERE slot = ? AND pid = ? AND start_time = ?", [w.granted, w.pid, w.startTime]);
+    regrant(w.granted);
+  }
+}
+
+/** The slot handed to waiter `id` (null: none yet; undefined: no such waiter). A read, no lock. */
+export function grantedTo(db: Database, id: number): number | null | undefined {
+  ensureWaiters(db);
+  const row = db.query("SELECT granted FROM pilot_waiters WHERE id = ?").get(id) as { granted: number | null } | null;
+  return row ? row.granted : undefined;
+}
+
+/** Removes waiter `id`; returns the slot it had been handed, if any. Inside a write transaction. */
+export function removeWaiter(db: Database, id: number): number | null {
+  const granted = grantedTo(db, id) ?? null;
+  db.run("DELETE FROM pilot_waiters WHERE id = ?", [id]);
+  return granted;
+}
+
+/** Wakes the waiters of this state directory (after a commit that handed out slots). Never throws. */
+export function wakeWaiters(stateDir: string): void {
+  try {
+    fs.writeFileSync(path.join(stateDir, WAKE_FILE), String(Date.now() % 10), { mode: 0o600 });
+  } catch {
+    // The waiters also look by the clock.
+  }
+}
+
+export interface WaiterAlarm {
+  /** Resolves when the wake file changes, or after ms. */
+  next(ms: number): Promise<void>;
+  close(): void;
+}
+
+/** Sleeps on the wake file of stateDir (inotify); only the clock if it cannot be watched. */
+export function waiterAlarm(stateDir: string): WaiterAlarm {
+  const file = path.join(stateDir, WAKE_FILE);
+  let ring: (() => void) | undefined;
+  let watcher: fs.FSWatcher | undefined;
+  try {
+    fs.writeFileSync(file, "", { flag: "a", mode: 0o600 });
+    watcher = fs.watch(file, () => ring?.());
+    watcher.on("error", () => {});
+  } catch {
+    watcher = undefined;
+  }
+  return {
+    next(ms) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          ring = undefined;
+          resolve();
+        }
+        ring = done;
+      });
+    },
+    close() {
+      ring?.();
+      watcher?.close();
+    },
+  };
+}
