@@ -225,6 +225,12 @@ export async function runAgent(o: AgentOptions): Promise<number> {
     let child = spare;
     spare = undefined;
     if (!child || child.exitCode !== null || child.signalCode !== null) child = spawnServe();
+    // A pilot's next build finds its nix-store open already (it takes ~40 ms, 300 ms on a busy node).
+    if (pilot) {
+      try {
+        spare = spawnServe();
+      } catch {} // said when a session asks for it
+    }
     for (const chunk of early) child.stdin.write(chunk);
     void (async () => {
       for await (const chunk of child.stdout) await writeAll(s, chunk);

@@ -32,7 +32,6 @@
 // the build looks again or submits, as with one slot.
 import { importMethod, type ImportMethod } from "../nix/version.ts";
 import { parseDestination } from "../remote/destination.ts";
-import { openLocalServe } from "../remote/open-store.ts";
 import { openStateDb, type StateDb } from "../state/db.ts";
 import { waiterAlarm, type WaiterAlarm } from "../state/pilot-waiters.ts";
 import {
@@ -42,6 +41,7 @@ import { agentPathOnCluster } from "./agent-binary.ts";
 import { type AgentSession, connectAgent } from "./build/connect.ts";
 import { planJob } from "./build/plan.ts";
 import { type BuildRun, INFO, Interrupted } from "./build/run.ts";
+import { openLocalSession } from "./build/transfer.ts";
 import { pilotEndsAt, pilotIdleUntil, pilotNeedMs, pilotResourceKey } from "./pilot-key.ts";
 import { pilotSlots, slotDir } from "./pilot-slots.ts";
 
@@ -115,13 +115,13 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
     if (slots > 1) run.sharedJob = true;
     else run.reaper.job(job.jobId);
     try {
-      run.localReady = openLocalServe({ env: run.env });
+      const methodReady = ctx.importMethod ? Promise.resolve(ctx.importMethod) : run.nixVersion.then(importMethod);
+      methodReady.catch(() => {});
+      run.localReady = openLocalSession(run, methodReady);
       run.localReady.catch(() => {});
       // An ended agent removes its socket: the node does not wait for one (a gone pilot fails at once).
       const session = await connectAgent(run, job.jobId, job.node, job.agentPath, 0);
       run.record.update({ jobId: job.jobId, state: "running", node: job.node });
-      const methodReady = ctx.importMethod ? Promise.resolve(ctx.importMethod) : run.nixVersion.then(importMethod);
-      methodReady.catch(() => {});
       return { id: job.jobId, node: job.node, agentPath: job.agentPath, methodReady, session, job };
     } catch (e) {
       if (e instanceof Interrupted) throw e;

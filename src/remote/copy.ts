@@ -26,7 +26,11 @@ export interface ByteBudget {
 export type CopyDestination =
   | { kind: "serve"; client: ServeClient; cacheKey?: string }
   /** The local store while Nix holds the outputs' locks (the build hook's copy-back). */
-  | { kind: "import"; name: string; store: LocalStore; method: ImportMethod; heldLocks: string[]; client: ServeClient };
+  | {
+    kind: "import"; name: string; store: LocalStore; method: ImportMethod; heldLocks: string[]; client: ServeClient;
+    /** held-locks: `client` was opened as the import needs: the NARs go through it (import-local.ts). */
+    clientImports?: boolean;
+  };
 
 export interface CopyDeps {
   progress: ProgressSink;
@@ -236,6 +240,7 @@ async function importInto(
       },
     };
   });
-  await importPaths(items, to.store, to.method, to.heldLocks, { log: deps.log });
+  const session = to.clientImports && to.method === "held-locks" ? to.client : undefined;
+  await importPaths(items, to.store, to.method, to.heldLocks, { log: deps.log, ...(session ? { session } : {}) });
 }
 

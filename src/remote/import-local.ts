@@ -106,14 +106,13 @@ async function addUnderHeldLocks(
   store: LocalStore,
   env: Record<string, string | undefined>,
   heldLocks: string[],
+  session?: ServeClient,
 ): Promise<void> {
-  const argv = [bin(store, "nix-store"), "--serve", "--write"];
-  const duplex = spawnDuplex(argv, {
-    env: { ...env, NIX_HELD_LOCKS: heldLocks.join(" ") },
-    describe: `nix-store --serve --write on ${store.store}`,
-  });
-  const storeName = store.store === "local" ? "local store" : store.store;
-  const client = await ServeClient.open(duplex, path.dirname(items[0]!.path), storeName);
+  const client = session ?? (await ServeClient.open(
+    spawnDuplex(heldLocksServeArgv(store), { env: heldLocksEnv(env, heldLocks), describe: `nix-store --serve --write on ${store.store}` }),
+    path.dirname(items[0]!.path),
+    store.store === "local" ? "local store" : store.store,
+  ));
   try {
     for (const item of items) {
       const info = {
@@ -128,12 +127,21 @@ async function addUnderHeldLocks(
       await client.addToStoreNar(info, (sink) => item.nar(sink, { noHash: true }));
     }
   } finally {
-    await client.close();
+    if (!session) await client.close();
   }
 }
 
+/** The held-locks import's `nix-store --serve --write`: on the local store itself, told the locks Nix holds. */
+export const heldLocksServeArgv = (store: LocalStore): string[] => [bin(store, "nix-store"), "--serve", "--write"];
+export const heldLocksEnv = (env: Record<string, string | undefined>, heldLocks: readonly string[]) =>
+  ({ ...env, NIX_HELD_LOCKS: heldLocks.join(" ") });
+/** The environment of every local command of an import into `store`. */
+export const importEnv = (store: LocalStore) => ({ ...(store.env ?? process.env), NIX_REMOTE: store.store });
+
 export interface ImportOptions {
   log?: (msg: string) => void;
+  /** held-locks: a session opened as heldLocksServeArgv/heldLocksEnv say, used instead of a new one (left open). */
+  session?: ServeClient;
 }
 
 export async function importPaths(
@@ -144,8 +152,8 @@ export async function importPaths(
   opts: ImportOptions = {},
 ): Promise<void> {
   if (items.length === 0) return;
-  const env = { ...(store.env ?? process.env), NIX_REMOTE: store.store };
-  if (method === "held-locks") return addUnderHeldLocks(items, store, env, heldLocks);
+  const env = importEnv(store);
+  if (method === "held-locks") return addUnderHeldLocks(items, store, env, heldLocks, opts.session);
   if (method === "restore-only") return restoreOnly(items, store, env, heldLocks);
   return restoreAndRegister(items, store, env, heldLocks, opts);
 }

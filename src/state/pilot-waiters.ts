@@ -87,7 +87,10 @@ export function grantSlot(
   fits: (w: Waiter) => boolean,
   alive: (w: Waiter) => boolean,
 ): Waiter | undefined {
-  const w = chooseWaiter(listWaiters(db), shape, fits, alive);
+  // Only the candidates in line are probed; a dead one met on the way leaves the queue.
+  const dead = new Set<number>();
+  const w = chooseWaiter(listWaiters(db), shape, fits, (c) => alive(c) || (dead.add(c.id), false));
+  for (const id of dead) db.run("DELETE FROM pilot_waiters WHERE id = ?", [id]);
   if (!w) return undefined;
   db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", [w.pid, w.startTime, slot]);
   db.run("UPDATE pilot_waiters SET granted = ? WHERE id = ?", [slot, w.id]);
@@ -95,14 +98,14 @@ export function grantSlot(
 }
 
 /**
- * Waiters whose hook is gone: a slot handed to one is idle again (and goes to the next waiter through
+ * Waiters handed a slot whose hook is gone: the slot is idle again (and goes to the next waiter through
  * `regrant`); their rows are removed. Inside a write transaction, before stale pilot rows are judged.
+ * Waiters without a slot are probed only when one comes their way (grantSlot).
  */
 export function dropDeadWaiters(db: Database, alive: (w: Waiter) => boolean, regrant: (slot: number) => void): void {
   for (const w of listWaiters(db)) {
-    if (alive(w)) continue;
+    if (w.granted === null || alive(w)) continue;
     db.run("DELETE FROM pilot_waiters WHERE id = ?", [w.id]);
-    if (w.granted === null) continue;
     db.run("UPDATE pilot_jobs SET busy = 0 WHERE slot = ? AND pid = ? AND start_time = ?", [w.granted, w.pid, w.startTime]);
     regrant(w.granted);
   }

@@ -152,15 +152,30 @@ export async function takePilot(
       waiter = undefined; // the slot went away meanwhile: look afresh
     }
     const rows = (db.query("SELECT * FROM pilot_jobs").all() as Raw[]).map(fromRaw);
-    const stale = rows.filter((r) => stalePilot(r, nowMs, alive));
-    for (const r of stale) db.run("DELETE FROM pilot_jobs WHERE slot = ?", [r.slot]);
-    const choice = choosePilot(rows.filter((r) => !stale.includes(r)), want, nowMs);
+    // Idle rows past their time go at once; a busy row's hook is probed (two /proc reads) only when
+    // the answer would be to wait: a dead holder of this shape frees a place under pilot-max-jobs.
+    let live = rows;
+    const forget = (gone: PilotRow[]) => {
+      for (const r of gone) db.run("DELETE FROM pilot_jobs WHERE slot = ?", [r.slot]);
+      live = live.filter((r) => !gone.includes(r));
+    };
+    forget(rows.filter((r) => !r.busy && stalePilot(r, nowMs, alive)));
+    let choice = choosePilot(live, want, nowMs);
+    if ("wait" in choice && !idleOnly) {
+      const ofShape = (r: PilotRow) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey;
+      const dead = live.filter((r) => r.busy && ofShape(r) && stalePilot(r, nowMs, alive));
+      if (dead.length > 0) {
+        forget(dead);
+        choice = choosePilot(live, want, nowMs);
+      }
+    }
+    const rowsLeft = live;
     if ("wait" in choice || ("submit" in choice && idleOnly)) {
       const jobs = "wait" in choice ? choice.wait : 0;
       if (idleOnly) return { wait: jobs };
       const me = { ...want, pid: process.pid, startTime: selfStart() };
       waiter ??= addWaiter(db, me);
-      const ofShape = rows.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
+      const ofShape = rowsLeft.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
       return { wait: jobs, waiter, nodes: [...new Set(ofShape.flatMap((r) => (r.job ? [r.job.node] : [])))] };
     }
     if (waiter !== undefined) removeWaiter(db, waiter);

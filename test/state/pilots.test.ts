@@ -152,8 +152,10 @@ test("a busy pilot whose hook is gone, and an idle one past its idle time, are f
   const db = freshDb();
   const w = want({ maxJobs: 1 });
   const r = (await takePilot(db, w, now)) as { submit: number };
-  expect(await takePilot(db, w, now, () => true)).toMatchObject({ wait: 1 });
+  const queued = (await takePilot(db, w, now, () => true)) as { wait: number; waiter: number };
+  expect(queued.wait).toBe(1);
   expect("submit" in (await takePilot(db, w, now, () => false))).toBe(true);
+  await leavePilotQueue(db, queued.waiter);
   expect((await listPilots(db)).map((p) => p.slot)).not.toContain(r.submit);
   const s2 = (await listPilots(db))[0]!.slot;
   await offerPilot(db, s2, job({ idleUntil: now + 1000 }));

@@ -4,7 +4,7 @@
 // build placed the agent, the job is submitted without waiting for the ssh check.
 import { type ImportMethod, importMethod } from "../../nix/version.ts";
 import { parseDestination } from "../../remote/destination.ts";
-import { openLocalServe } from "../../remote/open-store.ts";
+import { openLocalSession } from "./transfer.ts";
 import { loginHostOf } from "../../schedulers/registry.ts";
 import { prepareScheduler } from "../../schedulers/scheduler.ts";
 import { fileMemo } from "../../state/memo.ts";
@@ -69,10 +69,10 @@ export async function submitJob(run: BuildRun): Promise<Submitted> {
   }
   // The local half starts while the scheduler schedules: a local `nix-store --serve`, and Nix's
   // version (how the outputs are imported). Neither is then on the path once the job runs.
-  run.localReady = openLocalServe({ env: run.env });
-  run.localReady.catch(() => {});
   const methodReady = run.ctx.importMethod ? Promise.resolve(run.ctx.importMethod) : run.nixVersion.then(importMethod);
   methodReady.catch(() => {});
+  run.localReady = openLocalSession(run, methodReady);
+  run.localReady.catch(() => {});
   record.update({ jobId: id, state: "pending" });
   ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
   return { id, agentPath, methodReady };
