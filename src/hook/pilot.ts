@@ -186,7 +186,8 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
         }
       } finally {
         alarm?.close();
-        if (waiter !== undefined) await leavePilotQueue(db, waiter).catch((e: Error) => ctx.log(1, `nsh: warning: ${e.message}`));
+        const warn = (e: Error) => ctx.log(1, `nsh: warning: ${e.message}`);
+        if (waiter !== undefined) await leavePilotQueue(db, waiter).catch(warn);
         db.close();
       }
     },

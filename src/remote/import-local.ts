@@ -108,8 +108,9 @@ async function addUnderHeldLocks(
   heldLocks: string[],
   session?: ServeClient,
 ): Promise<void> {
+  const describe = `nix-store --serve --write on ${store.store}`;
   const client = session ?? (await ServeClient.open(
-    spawnDuplex(heldLocksServeArgv(store), { env: heldLocksEnv(env, heldLocks), describe: `nix-store --serve --write on ${store.store}` }),
+    spawnDuplex(heldLocksServeArgv(store), { env: heldLocksEnv(env, heldLocks), describe }),
     path.dirname(items[0]!.path),
     store.store === "local" ? "local store" : store.store,
   ));

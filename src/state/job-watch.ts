@@ -175,7 +175,8 @@ export class JobWatchTable {
     const { pid, start_time } = me();
     try {
       // Most processes never led: a read (no lock) says so, and only the holder waits for the write lock.
-      const row = this.s.db.query("SELECT pid, start_time FROM broker_leaders WHERE endpoint = ?1").get(this.endpoint) as LeaderRow | null;
+      const holder = "SELECT pid, start_time FROM broker_leaders WHERE endpoint = ?1";
+      const row = this.s.db.query(holder).get(this.endpoint) as LeaderRow | null;
       if (!row || row.pid !== pid || row.start_time !== start_time) return;
       this.s.writeSync("giving up the scheduler broker lease", (db) =>
         db.query("DELETE FROM broker_leaders WHERE endpoint = ?1 AND pid = ?2 AND start_time = ?3").run(this.endpoint, pid, start_time));

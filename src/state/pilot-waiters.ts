@@ -62,9 +62,9 @@ export function chooseWaiter(
   fits: (w: Waiter) => boolean,
   alive: (w: Waiter) => boolean,
 ): Waiter | undefined {
-  return [...waiters]
-    .sort((a, b) => a.id - b.id)
-    .find((w) => w.granted === null && w.endpoint === shape.endpoint && w.resourceKey === shape.resourceKey && fits(w) && alive(w));
+  const inLine = (w: Waiter) =>
+    w.granted === null && w.endpoint === shape.endpoint && w.resourceKey === shape.resourceKey;
+  return [...waiters].sort((a, b) => a.id - b.id).find((w) => inLine(w) && fits(w) && alive(w));
 }
 
 export function listWaiters(db: Database): Waiter[] {
@@ -76,10 +76,11 @@ export function addWaiter(db: Database, w: Omit<Waiter, "id" | "granted">): numb
   ensureWaiters(db);
   const insert = "INSERT INTO pilot_waiters (endpoint, resource_key, need_ms, margin_ms, pid, start_time, granted) " +
     "VALUES (?, ?, ?, ?, ?, ?, NULL)";
-  return Number(db.query(insert).run(w.endpoint, w.resourceKey, w.needMs, w.marginMs, w.pid, w.startTime).lastInsertRowid);
+  const row = db.query(insert).run(w.endpoint, w.resourceKey, w.needMs, w.marginMs, w.pid, w.startTime);
+  return Number(row.lastInsertRowid);
 }
 
-/** Hands slot (idle, of shape) to a waiter: its row becomes busy for the waiter's process. Inside a write transaction. */
+/** Hands slot (idle, of shape) to a waiter: its row becomes busy for the waiter's process. In a write transaction. */
 export function grantSlot(
   db: Database,
   slot: number,
@@ -106,7 +107,8 @@ export function dropDeadWaiters(db: Database, alive: (w: Waiter) => boolean, reg
   for (const w of listWaiters(db)) {
     if (w.granted === null || alive(w)) continue;
     db.run("DELETE FROM pilot_waiters WHERE id = ?", [w.id]);
-    db.run("UPDATE pilot_jobs SET busy = 0 WHERE slot = ? AND pid = ? AND start_time = ?", [w.granted, w.pid, w.startTime]);
+    const release = "UPDATE pilot_jobs SET busy = 0 WHERE slot = ? AND pid = ? AND start_time = ?";
+    db.run(release, [w.granted, w.pid, w.startTime]);
     regrant(w.granted);
   }
 }

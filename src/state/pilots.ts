@@ -9,7 +9,9 @@ import type { Database } from "bun:sqlite";
 import path from "node:path";
 import { probeHolder, selfStart } from "./budget.ts";
 import type { StateDb } from "./db.ts";
-import { addWaiter, dropDeadWaiters, ensureWaiters, grantedTo, grantSlot, removeWaiter, type Waiter, wakeWaiters } from "./pilot-waiters.ts";
+import {
+  addWaiter, dropDeadWaiters, ensureWaiters, grantedTo, grantSlot, removeWaiter, type Waiter, wakeWaiters,
+} from "./pilot-waiters.ts";
 
 export interface PilotJob {
   jobId: string;
@@ -235,10 +237,12 @@ export async function shareSlots(s: StateDb, slot: number, own: PilotJob, others
     const row = db.query("SELECT endpoint, resource_key FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
     if (!row) return 0;
     db.run("UPDATE pilot_jobs SET job = ? WHERE slot = ?", [JSON.stringify(own), slot]);
-    const insert = db.query("INSERT INTO pilot_jobs (endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)");
+    const columns = "(endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)";
+    const insert = db.query(`INSERT INTO pilot_jobs ${columns}`);
     let n = 0;
     for (const job of others) {
-      const id = Number(insert.run(row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart()).lastInsertRowid);
+      const added = insert.run(row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart());
+      const id = Number(added.lastInsertRowid);
       if (regrant(db, id, Date.now(), aliveHolder)) n++;
     }
     return n;

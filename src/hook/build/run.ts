@@ -131,7 +131,8 @@ export async function localNixVersion(env: Record<string, string | undefined>, s
       return parseNixVersion(known);
     } catch {} // asked again below
   }
-  const p = Bun.spawn([exe ?? "nix-store", "--version"], { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
+  const argv = [exe ?? "nix-store", "--version"];
+  const p = Bun.spawn(argv, { env: env as Record<string, string>, stdout: "pipe", stderr: "ignore" });
   const line = await new Response(p.stdout).text();
   const version = parseNixVersion(line);
   if (key) memo?.set(key, line);
