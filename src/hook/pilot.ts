@@ -31,7 +31,6 @@
 // A vanished slot (its agent left, the job ended) never fails a build that has not started in it:
 // the build looks again or submits, as with one slot.
 import { importMethod, type ImportMethod } from "../nix/version.ts";
-import { parseDestination } from "../remote/destination.ts";
 import { openStateDb, type StateDb } from "../state/db.ts";
 import { waiterAlarm, type WaiterAlarm } from "../state/pilot-waiters.ts";
 import {
@@ -171,8 +170,6 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
             continue;
           }
           waiter = choice.waiter;
-          // The slot will be on a node of a live pilot: its ssh connection is made while waiting.
-          for (const node of choice.nodes ?? []) run.pool.warm(parseDestination(node));
           if (!said) ctx.log(INFO, `nsh: waiting for one of ${choice.wait} pilot jobs to be idle (pilot-max-jobs)`);
           said = true;
           // Queued: a slot that becomes idle is handed over with a wake-up; a full look (a job may have

@@ -149,16 +149,6 @@ export class SshPool {
     return { host, keyType: conn.hostKey.type, key: conn.hostKey.blob, configFile: this.opts.configFile };
   }
 
-  /**
-   * Starts connecting to dest ahead of need: a later channel there uses this connection. A failure
-   * is left for that channel to meet (and explain).
-   */
-  warm(dest: Destination): void {
-    try {
-      this.connection(this.resolve(dest)).ready.catch(() => {});
-    } catch {}
-  }
-
   /** Ends every connection (channels on them fail). */
   close(): void {
     this.closed = true;

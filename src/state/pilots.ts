@@ -137,7 +137,7 @@ const stateDirOf = (s: StateDb) => path.dirname(s.file);
 export async function takePilot(
   s: StateDb, want: PilotWant, nowMs = Date.now(), alive: (r: Holder) => boolean = aliveHolder, idleOnly = false,
   waiter?: number,
-): Promise<{ take: PilotRow } | { submit: number } | { wait: number; waiter?: number; nodes?: string[] }> {
+): Promise<{ take: PilotRow } | { submit: number } | { wait: number; waiter?: number }> {
   let woke = false;
   const out = await s.write("taking a pilot job", (db) => {
     ensureTable(db);
@@ -171,14 +171,12 @@ export async function takePilot(
         choice = choosePilot(live, want, nowMs);
       }
     }
-    const rowsLeft = live;
     if ("wait" in choice || ("submit" in choice && idleOnly)) {
       const jobs = "wait" in choice ? choice.wait : 0;
       if (idleOnly) return { wait: jobs };
       const me = { ...want, pid: process.pid, startTime: selfStart() };
       waiter ??= addWaiter(db, me);
-      const ofShape = rowsLeft.filter((r) => r.endpoint === want.endpoint && r.resourceKey === want.resourceKey);
-      return { wait: jobs, waiter, nodes: [...new Set(ofShape.flatMap((r) => (r.job ? [r.job.node] : [])))] };
+      return { wait: jobs, waiter };
     }
     if (waiter !== undefined) removeWaiter(db, waiter);
     if ("take" in choice) {
