@@ -98,15 +98,22 @@ export function grantSlot(
   return w;
 }
 
+/** Waiters without a slot probed per look (the oldest, likeliest gone); the others when a slot comes their way. */
+const PROBED_IN_LINE = 4;
+
 /**
- * Waiters handed a slot whose hook is gone: the slot is idle again (and goes to the next waiter through
- * `regrant`); their rows are removed. Inside a write transaction, before stale pilot rows are judged.
- * Waiters without a slot are probed only when one comes their way (grantSlot).
+ * Waiters whose hook is gone: a slot handed to one is idle again (and goes to the next waiter through
+ * `regrant`); their rows are removed. Probed: all that were handed a slot, and the oldest few in line
+ * (a hook killed while waiting for a shape that gets no more slots leaves no row forever). Inside a
+ * write transaction, before stale pilot rows are judged.
  */
 export function dropDeadWaiters(db: Database, alive: (w: Waiter) => boolean, regrant: (slot: number) => void): void {
+  let inLine = 0;
   for (const w of listWaiters(db)) {
-    if (w.granted === null || alive(w)) continue;
+    if (w.granted === null && inLine++ >= PROBED_IN_LINE) continue;
+    if (alive(w)) continue;
     db.run("DELETE FROM pilot_waiters WHERE id = ?", [w.id]);
+    if (w.granted === null) continue;
     const release = "UPDATE pilot_jobs SET busy = 0 WHERE slot = ? AND pid = ? AND start_time = ?";
     db.run(release, [w.granted, w.pid, w.startTime]);
     regrant(w.granted);

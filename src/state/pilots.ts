@@ -142,16 +142,18 @@ export async function takePilot(
   const out = await s.write("taking a pilot job", (db) => {
     ensureTable(db);
     ensureWaiters(db);
+    // Per attempt: a retried transaction starts again from what is committed.
     woke = false;
+    let queued = waiter;
     dropDeadWaiters(db, alive, (slot) => {
       if (regrant(db, slot, nowMs, alive)) woke = true;
     });
-    if (waiter !== undefined && grantedTo(db, waiter) !== null) {
-      const slot = removeWaiter(db, waiter);
+    if (queued !== undefined && grantedTo(db, queued) !== null) {
+      const slot = removeWaiter(db, queued);
       const raw = db.query("SELECT * FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
       const row = raw ? fromRaw(raw) : undefined;
       if (row?.busy && row.job && row.pid === process.pid && row.startTime === selfStart()) return { take: row };
-      waiter = undefined; // the slot went away meanwhile: look afresh
+      queued = undefined; // the slot went away meanwhile: look afresh
     }
     const rows = (db.query("SELECT * FROM pilot_jobs").all() as Raw[]).map(fromRaw);
     // Idle rows past their time go at once; a busy row's hook is probed (two /proc reads) only when
@@ -175,10 +177,10 @@ export async function takePilot(
       const jobs = "wait" in choice ? choice.wait : 0;
       if (idleOnly) return { wait: jobs };
       const me = { ...want, pid: process.pid, startTime: selfStart() };
-      waiter ??= addWaiter(db, me);
-      return { wait: jobs, waiter };
+      queued ??= addWaiter(db, me);
+      return { wait: jobs, waiter: queued };
     }
-    if (waiter !== undefined) removeWaiter(db, waiter);
+    if (queued !== undefined) removeWaiter(db, queued);
     if ("take" in choice) {
       const held = [process.pid, selfStart(), choice.take.slot];
       db.run("UPDATE pilot_jobs SET busy = 1, pid = ?, start_time = ? WHERE slot = ?", held);

@@ -11,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openStateDb } from "../../src/state/db.ts";
-import { addWaiter, chooseWaiter, type Waiter } from "../../src/state/pilot-waiters.ts";
+import { addWaiter, chooseWaiter, listWaiters, type Waiter } from "../../src/state/pilot-waiters.ts";
 import {
   choosePilot, dropPilot, leavePilotQueue, listPilots, offerPilot, type PilotJob, type PilotRow, type PilotWant, pilotGranted,
   stalePilot, takePilot,
@@ -130,6 +130,23 @@ test("a slot handed to a hook that died goes to the next queued hook", async () 
   // The next look (anyone's) finds the dead hook's slot and hands it on; here the next queued hook's own.
   const took = await takePilot(db, w, now, undefined, false, mine);
   expect("take" in took && took.take.job?.jobId).toBe("45");
+  db.close();
+});
+
+test("a hook killed while waiting leaves the queue at the next look", async () => {
+  const db = freshDb();
+  const w = want({ maxJobs: 1 });
+  await takePilot(db, w, now);
+  const doomed = Bun.spawn(["sleep", "60"]);
+  await Bun.sleep(20);
+  const startTime = readStartTime(doomed.pid)!;
+  const dead = await db.write("queueing a hook", (d) => addWaiter(d, { ...w, pid: doomed.pid, startTime }));
+  doomed.kill(9);
+  await doomed.exited;
+  const mine = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  const ids = (await db.read("listing", (d) => listWaiters(d))).map((x) => x.id);
+  expect(ids).toEqual([mine]);
+  expect(ids).not.toContain(dead);
   db.close();
 });
 
