@@ -62,7 +62,9 @@ function feed(s: Socket<Client>, child: Subprocess<"pipe", "pipe", "pipe">, data
  * one on the job's PATH. Said to the hook first thing, so a cluster without Nix on the compute
  * nodes' PATH is one clear message instead of a serve protocol that never starts.
  */
-export async function nixStoreProblem(nixStore: string, nixBinDir: string | undefined, env: Record<string, string | undefined> = process.env): Promise<string | undefined> {
+export async function nixStoreProblem(
+  nixStore: string, nixBinDir: string | undefined, env: Record<string, string | undefined> = process.env,
+): Promise<string | undefined> {
   return (await checkNixStore(nixStore, nixBinDir, env)).problem;
 }
 
@@ -214,7 +216,9 @@ export async function runAgent(o: AgentOptions): Promise<number> {
     // nsh accepted the build because the cluster offers its features: the node's Nix must agree.
     const features = o.systemFeatures.length ? ["--option", "extra-system-features", o.systemFeatures.join(" ")] : [];
     const noExternal = noExternalBuilders ? ["--option", "external-builders", "[]"] : [];
-    const child = Bun.spawn([nixStore, "--serve", "--write", ...(o.remoteStore ? ["--store", o.remoteStore] : []), ...features, ...noExternal], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv });
+    const store = o.remoteStore ? ["--store", o.remoteStore] : [];
+    const argv = [nixStore, "--serve", "--write", ...store, ...features, ...noExternal];
+    const child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv });
     children.add(child);
     void child.exited.then(() => children.delete(child));
     return child;

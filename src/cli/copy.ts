@@ -8,7 +8,9 @@ export const copyCommand = defineCommand({
   meta: {
     name: "copy",
     description:
-      "Copy store paths and their closures to or from hosts over ssh (Nix's serve protocol), skipping what the other side has. --to/--from take an ssh destination ([user@]host[:port] or a ~/.ssh/config alias); several, given repeatedly or comma-separated, are tried in order.",
+      "Copy store paths and their closures to or from hosts over ssh (Nix's serve protocol), skipping what the " +
+      "other side has. --to/--from take an ssh destination ([user@]host[:port] or a ~/.ssh/config alias); " +
+      "several, given repeatedly or comma-separated, are tried in order.",
   },
   args: {
     to: { type: "string", description: "copy to this host (repeatable, or comma-separated: failover)" },
@@ -18,7 +20,12 @@ export const copyCommand = defineCommand({
     store: { type: "string", description: "the local store (default: Nix's own choice)" },
     json: { type: "boolean", description: "machine-readable progress events on stdout" },
     "ssh-config": { type: "string", description: "ssh client config file to use instead of ~/.ssh/config (like ssh -F)" },
-    "openssh-min-size": { type: "string", description: "NARs this big or bigger go through OpenSSH's ssh when it is installed; 0: always ssh2 (nsh.conf openssh-min-size, default 64M)" },
+    "openssh-min-size": {
+      type: "string",
+      description:
+        "NARs this big or bigger go through OpenSSH's ssh when it is installed; 0: always ssh2 " +
+        "(nsh.conf openssh-min-size, default 64M)",
+    },
   },
   async run({ args }) {
     const paths = (args._ as string[]).filter(Boolean);

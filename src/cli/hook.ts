@@ -16,7 +16,9 @@ export const hookCommand: CommandDef = {
     name: "hook",
     version: VERSION,
     description:
-      "Nix's build hook: builds derivations as scheduler jobs (nsh.conf). Set build-hook = /path/to/nsh in nix.conf; Nix runs it with its verbosity (0-7) as the last argument and speaks the hook protocol on stdin/stderr. Builds nsh does not take go to Nix's own build hook (fallback-build-hook).",
+      "Nix's build hook: builds derivations as scheduler jobs (nsh.conf). Set build-hook = /path/to/nsh in " +
+      "nix.conf; Nix runs it with its verbosity (0-7) as the last argument and speaks the hook protocol on " +
+      "stdin/stderr. Builds nsh does not take go to Nix's own build hook (fallback-build-hook).",
   },
   args: {
     verbosity: { type: "positional", description: "Nix's verbosity, 0 (errors) to 7 (vomit); always the last argument", required: true },
@@ -55,7 +57,8 @@ export async function runHookCli(argv: string[]): Promise<number> {
   }
   const last = argv[argv.length - 1];
   if (!isVerbosity(last)) {
-    process.stderr.write(`nsh hook: expected Nix's verbosity (a number: 0 errors … 7 vomit, more with many -v) as the last argument, got '${last ?? ""}' (see nsh hook --help)\n`);
+    const want = "Nix's verbosity (a number: 0 errors … 7 vomit, more with many -v) as the last argument";
+    process.stderr.write(`nsh hook: expected ${want}, got '${last ?? ""}' (see nsh hook --help)\n`);
     return 2;
   }
   return runHookProcess(argv);

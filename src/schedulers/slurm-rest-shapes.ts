@@ -180,7 +180,8 @@ export function parseSubmitResponse(version: ApiVersion, json: unknown): SubmitR
   if (typeof id === "number" && Number.isInteger(id) && id > 0) {
     // A job id means a job exists: never drop it, report any errors alongside as warnings.
     const msg = isObj(json) ? (json.job_submit_user_msg ?? result.job_submit_user_msg) : undefined;
-    return { ok: true, jobId: String(id), warnings: [...parseWarnings(json), ...errors.map((e) => e.message)], userMessage: typeof msg === "string" && msg !== "" ? msg : null };
+    const warnings = [...parseWarnings(json), ...errors.map((e) => e.message)];
+    return { ok: true, jobId: String(id), warnings, userMessage: typeof msg === "string" && msg !== "" ? msg : null };
   }
   if (errors.length > 0) return { ok: false, message: `Slurm refused the job (${version}): ${formatErrors(errors)}`, errors };
   return { ok: false, message: `Slurm's submit reply (${version}) has no job_id and no error`, errors };
@@ -365,7 +366,8 @@ export function jwtClaims(token: string): { exp?: number; sun?: string } | null 
   if (parts.length !== 3) return null;
   try {
     const claims = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8")) as unknown;
-    return isObj(claims) ? { exp: typeof claims.exp === "number" ? claims.exp : undefined, sun: typeof claims.sun === "string" ? claims.sun : undefined } : null;
+    if (!isObj(claims)) return null;
+    return { exp: typeof claims.exp === "number" ? claims.exp : undefined, sun: typeof claims.sun === "string" ? claims.sun : undefined };
   } catch {
     return null;
   }

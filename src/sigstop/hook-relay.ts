@@ -5,7 +5,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { outputLockPaths, parseDerivation } from "../nix/derivation.ts";
 import { HookChild, acceptBytes, launchedOverCapnp, nixBinDir, writeAll } from "../nix/hook-child.ts";
-import { encodeAccepted, encodeSettings, encodeTry, nixMsg, readAccepted, readSettings, readTry, verbosityFromArgv, type TryRequest } from "../nix/hook-protocol.ts";
+import {
+  encodeAccepted, encodeSettings, encodeTry, nixMsg, readAccepted, readSettings, readTry, verbosityFromArgv, type TryRequest,
+} from "../nix/hook-protocol.ts";
 import { WireReader } from "../nix/wire.ts";
 import { selfCommand } from "../util/self.ts";
 import { sendEvent } from "./notifier.ts";
@@ -15,7 +17,10 @@ const toNix = (bytes: Uint8Array | string) => writeAll(2, bytes);
 
 export async function runHookRelay(rundir: string, argv: string[]): Promise<number> {
   if (launchedOverCapnp()) {
-    process.stderr.write("nix-sigstop: error: this Nix runs its build hook over Cap'n Proto RPC (Lix 2.94 or later), which nix-sigstop does not speak yet; run the command with nix directly\n");
+    process.stderr.write(
+      "nix-sigstop: error: this Nix runs its build hook over Cap'n Proto RPC (Lix 2.94 or later), " +
+        "which nix-sigstop does not speak yet; run the command with nix directly\n",
+    );
     return 1;
   }
   const verbosity = verbosityFromArgv(argv);

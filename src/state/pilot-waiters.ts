@@ -122,7 +122,6 @@ export function dropDeadWaiters(db: Database, alive: (w: Waiter) => boolean, reg
 
 /** The slot handed to waiter `id` (null: none yet; undefined: no such waiter). A read, no lock. */
 export function grantedTo(db: Database, id: number): number | null | undefined {
-  ensureWaiters(db);
   const row = db.query("SELECT granted FROM pilot_waiters WHERE id = ?").get(id) as { granted: number | null } | null;
   return row ? row.granted : undefined;
 }

@@ -49,8 +49,6 @@ export interface BuildRun {
   jobId?: string;
   submitting?: Promise<JobHandle>;
   localReady?: Promise<ServeClient>;
-  /** localReady was opened as the held-locks import needs it (transfer.ts openLocalSession). */
-  localImports?: boolean;
   bulk?: NodeBulk;
   /** The job serves other builds too (pilot-builds-per-job > 1): never cancel it, only this build's slot ends. */
   sharedJob?: boolean;

@@ -48,7 +48,6 @@ const outputPaths = (run: BuildRun): string[] =>
 export function openLocalSession(run: BuildRun, methodReady: Promise<ImportMethod>): Promise<ServeClient> {
   return methodReady.catch(() => undefined).then((method) => {
     if (method !== "held-locks") return openLocalServe({ env: run.env });
-    run.localImports = true;
     return openLocalServe({ env: heldLocksEnv(importEnv(localStoreOf(run)), outputPaths(run)) });
   });
 }
@@ -63,7 +62,8 @@ export async function download(run: BuildRun, s: AgentSession, methodReady: Prom
   record.mark("import-method");
   const into = {
     kind: "import" as const, name: "local store", store: localStoreOf(run), method, heldLocks: outputs, client: s.local,
-    clientImports: run.localImports === true,
+    // s.local came from openLocalSession: under held-locks it is the import's session.
+    clientImports: true,
   };
   await step(copyClosure(s.remote, into, outputs, { progress: s.progress, bulk: run.bulk!.deps("from") }));
   record.mark("imported");
