@@ -30,7 +30,6 @@
 // connected there: a slot that vanished meanwhile leaves the build following its own job.
 // A vanished slot (its agent left, the job ended) never fails a build that has not started in it:
 // the build looks again or submits, as with one slot.
-import { importMethod, type ImportMethod } from "../nix/version.ts";
 import { openStateDb, type StateDb } from "../state/db.ts";
 import { waiterAlarm, type WaiterAlarm } from "../state/pilot-waiters.ts";
 import {
@@ -57,7 +56,6 @@ export interface TakenPilot {
   id: string;
   node: string;
   agentPath: string;
-  methodReady: Promise<ImportMethod>;
   session: AgentSession;
   job: PilotJob;
 }
@@ -114,14 +112,12 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
     if (slots > 1) run.sharedJob = true;
     else run.reaper.job(job.jobId);
     try {
-      const methodReady = ctx.importMethod ? Promise.resolve(ctx.importMethod) : run.nixVersion.then(importMethod);
-      methodReady.catch(() => {});
-      run.localReady = openLocalSession(run, methodReady);
+      run.localReady = openLocalSession(run);
       run.localReady.catch(() => {});
       // An ended agent removes its socket: the node does not wait for one (a gone pilot fails at once).
       const session = await connectAgent(run, job.jobId, job.node, job.agentPath, 0);
       run.record.update({ jobId: job.jobId, state: "running", node: job.node });
-      return { id: job.jobId, node: job.node, agentPath: job.agentPath, methodReady, session, job };
+      return { id: job.jobId, node: job.node, agentPath: job.agentPath, session, job };
     } catch (e) {
       if (e instanceof Interrupted) throw e;
       ctx.log(INFO, `nsh: pilot job ${job.jobId} cannot take the build (${(e as Error).message}); looking again`);

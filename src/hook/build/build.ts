@@ -32,7 +32,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
       ? await pilots.followOrTake(submitted.id, () => followJob(run, submitted.id))
       : { node: await followJob(run, submitted.id) });
     if (followed && "taken" in followed) pilot = followed.taken;
-    const { id, agentPath, methodReady } = pilot ?? submitted!;
+    const { id, agentPath } = pilot ?? submitted!;
     const node = pilot?.node ?? (followed as { node: string }).node;
     const session = pilot?.session ?? (await connectAgent(run, id, node, agentPath));
     if (!pilot) sharing = pilots?.share({ id, node, agentPath });
@@ -42,7 +42,7 @@ export async function runJobBuild(ctx: BuildContext): Promise<number> {
     let status: number;
     if (buildFailed(result)) status = await settleFailedBuild(run, session, id, node, result);
     else {
-      await download(run, session, methodReady);
+      await download(run, session);
       status = await settleSucceeded(run, session, id);
     }
     await pilots?.offer({ id, node, agentPath, session }, pilot);

@@ -3,7 +3,7 @@
 // SIGTERM (Nix ≥ 2.35, 500 ms before its SIGKILL) so the build is abandoned at once.
 import fs from "node:fs";
 import type { ServeClient } from "../../nix/serve-client.ts";
-import { type NixVersion, parseNixVersion } from "../../nix/version.ts";
+import { type ImportMethod, importMethod, type NixVersion, parseNixVersion } from "../../nix/version.ts";
 import { SshPool } from "../../remote/ssh.ts";
 import { sshPoolOptions } from "../../remote/ssh-options.ts";
 import { fileMemo } from "../../state/memo.ts";
@@ -41,6 +41,8 @@ export interface BuildRun {
   readonly reaper: Reaper;
   /** Nix's version (how outputs are imported, which exit status says what), asked while the job starts. */
   readonly nixVersion: Promise<NixVersion>;
+  /** How the outputs come home: the context's, else from Nix's version. */
+  readonly importMethod: Promise<ImportMethod>;
   /** Resolves once the agent said hello: a serve channel that came too early tries again directly. */
   readonly heard: PromiseWithResolvers<void>;
   /** `p`, or Interrupted as soon as SIGTERM comes. */
@@ -89,6 +91,8 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   heard.promise.catch(() => {});
   const nixVersion = localNixVersion(env, plan.localState);
   nixVersion.catch(() => {});
+  const method = ctx.importMethod ? Promise.resolve(ctx.importMethod) : nixVersion.then(importMethod);
+  method.catch(() => {});
   const run: BuildRun = {
     ctx,
     env,
@@ -98,6 +102,7 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
     record,
     reaper,
     nixVersion,
+    importMethod: method,
     heard,
     step: <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted.promise]),
     close() {

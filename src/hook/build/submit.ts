@@ -2,7 +2,6 @@
 // host, the scheduler is prepared (a wrong token or an unreachable scheduler is said at once, not
 // after the agent's upload), and the reaper hears of the submit before it goes out. Once an earlier
 // build placed the agent, the job is submitted without waiting for the ssh check.
-import { type ImportMethod, importMethod } from "../../nix/version.ts";
 import { parseDestination } from "../../remote/destination.ts";
 import { openLocalSession } from "./transfer.ts";
 import { loginHostOf } from "../../schedulers/registry.ts";
@@ -19,8 +18,6 @@ export interface Submitted {
   id: string;
   /** where the agent binary is on the cluster */
   agentPath: string;
-  /** how the outputs will be imported (from Nix's version) */
-  methodReady: Promise<ImportMethod>;
 }
 
 export async function submitJob(run: BuildRun): Promise<Submitted> {
@@ -69,11 +66,9 @@ export async function submitJob(run: BuildRun): Promise<Submitted> {
   }
   // The local half starts while the scheduler schedules: a local `nix-store --serve`, and Nix's
   // version (how the outputs are imported). Neither is then on the path once the job runs.
-  const methodReady = run.ctx.importMethod ? Promise.resolve(run.ctx.importMethod) : run.nixVersion.then(importMethod);
-  methodReady.catch(() => {});
-  run.localReady = openLocalSession(run, methodReady);
+  run.localReady = openLocalSession(run);
   run.localReady.catch(() => {});
   record.update({ jobId: id, state: "pending" });
   ctx.log(INFO, `nsh: submitted job ${id} for ${req.drvPath} (${scheduler.describe()})`);
-  return { id, agentPath, methodReady };
+  return { id, agentPath };
 }

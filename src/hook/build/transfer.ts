@@ -2,7 +2,6 @@
 // where possible, large ones over OpenSSH), the node builds with the log streaming to Nix, and the
 // outputs come home into the local store under Nix's held output locks.
 import { type BuildResult, DEFAULT_BUILD_OPTIONS, basicDerivation } from "../../nix/serve-protocol.ts";
-import type { ImportMethod } from "../../nix/version.ts";
 import type { ServeClient } from "../../nix/serve-client.ts";
 import { copyClosure } from "../../remote/copy.ts";
 import { heldLocksEnv, importEnv } from "../../remote/import-local.ts";
@@ -45,8 +44,8 @@ const outputPaths = (run: BuildRun): string[] =>
  * opened as the held-locks import needs it, and the outputs come home through it: one local
  * nix-store per build instead of two (each ~20 ms of CPU, more to start on a busy machine).
  */
-export function openLocalSession(run: BuildRun, methodReady: Promise<ImportMethod>): Promise<ServeClient> {
-  return methodReady.catch(() => undefined).then((method) => {
+export function openLocalSession(run: BuildRun): Promise<ServeClient> {
+  return run.importMethod.catch(() => undefined).then((method) => {
     if (method !== "held-locks") return openLocalServe({ env: run.env });
     return openLocalServe({ env: heldLocksEnv(importEnv(localStoreOf(run)), outputPaths(run)) });
   });
@@ -54,11 +53,11 @@ export function openLocalSession(run: BuildRun, methodReady: Promise<ImportMetho
 
 const localStoreOf = (run: BuildRun) => ({ store: run.ctx.localStore ?? "local", env: run.env });
 
-export async function download(run: BuildRun, s: AgentSession, methodReady: Promise<ImportMethod>): Promise<void> {
+export async function download(run: BuildRun, s: AgentSession): Promise<void> {
   const { record, step } = run;
   const outputs = outputPaths(run);
   record.mark("built");
-  const method = await step(methodReady);
+  const method = await step(run.importMethod);
   record.mark("import-method");
   const into = {
     kind: "import" as const, name: "local store", store: localStoreOf(run), method, heldLocks: outputs, client: s.local,
