@@ -11,6 +11,9 @@ import * as net from "node:net";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
+import { holdRootNamespace, inRootNamespace, releaseRootNamespaces } from "./mount-ns.ts";
+
+export { holdRootNamespace, mountNamespace, releaseRootNamespaces } from "./mount-ns.ts";
 
 export interface RunOptions {
   env?: Record<string, string>;
@@ -73,51 +76,6 @@ export function registerCleanup(id: string, argv: string[]): void {
 export function unregisterCleanup(id: string): void {
   liveCleanups.delete(id);
   tellWatchdog({ op: "uncleanup", id });
-}
-
-// A lab running from a Debian root (roots.ts) starts each daemon in a private mount namespace, and
-// some of their children carry no marker: Slurm >= 24.11's slurmstepd overwrites its environment.
-// Every process in such a namespace descends from the lab's daemon, so the namespace is a marker
-// too. The namespace is held open (an fd) while it is registered: a freed namespace's inode number
-// is reused at once by the next one made, which may be anyone's. Never the host's namespace.
-const rootNamespaces = new Map<string, Map<string, number>>();
-const hostNamespaces = new Set(["self", "1"].map((p) => mountNamespace(p)).filter((n): n is string => !!n));
-
-/** "mnt:[4026532256]" for a pid, undefined when it is gone or unreadable. */
-export function mountNamespace(pid: number | string): string | undefined {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/ns/mnt`);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Hold pid's mount namespace as part of root's marker; returns the namespace held, or undefined (pid
- * gone, the host's namespace, or not `expected`: pid is no longer the process that was registered).
- */
-export function holdRootNamespace(root: string, pid: number, expected?: string): string | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(`/proc/${pid}/ns/mnt`, "r");
-  } catch {
-    return undefined;
-  }
-  const ns = fs.readlinkSync(`/proc/self/fd/${fd}`); // what we hold, whatever pid has become
-  const held = rootNamespaces.get(root) ?? new Map<string, number>();
-  if (hostNamespaces.has(ns) || held.has(ns) || (expected !== undefined && ns !== expected)) {
-    fs.closeSync(fd);
-    return held.has(ns) ? ns : undefined;
-  }
-  held.set(ns, fd);
-  rootNamespaces.set(root, held);
-  return ns;
-}
-
-/** Let go of root's namespaces (after its processes are gone). */
-export function releaseRootNamespaces(root: string): void {
-  for (const fd of rootNamespaces.get(root)?.values() ?? []) fs.closeSync(fd);
-  rootNamespaces.delete(root);
 }
 
 /** Register the namespace pid runs in (once it is up) as part of root's marker, here and in the watchdog. */
@@ -276,7 +234,7 @@ export function findByMarker(root: string): number[] {
     } catch {
       continue; // gone, or a kernel thread
     }
-    const inNs = (): boolean => rootNamespaces.get(root)?.has(mountNamespace(pid) ?? "") === true;
+    const inNs = (): boolean => inRootNamespace(root, pid);
     if ((envMatches(environ, root) || inNs()) && isAlive(pid)) found.push(pid);
   }
   return found;
