@@ -70,42 +70,49 @@ export interface Reaper {
   done(): Promise<void>;
 }
 
+/**
+ * The build's reaper, started when it is first told something (a build that runs in another build's shared
+ * pilot job never tells it anything: no process for it).
+ */
 export function startReaper(
   conf: NshConfig,
   env: Record<string, string | undefined>,
   record: { stateDir: string; key: string },
   warn: (m: string) => void,
 ): Reaper {
-  let proc: Subprocess<"pipe", "ignore", "ignore">;
-  try {
-    proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
-  } catch (e) {
-    // Build anyway: without a reaper only a killed hook leaves its job to the agent's own timeout.
-    warn(`cannot start the job reaper (${(e as Error).message}); if this build is interrupted, its job ends only when its agent notices`);
-    return { submitting() {}, job() {}, done: async () => {} };
-  }
-  const secrets: Record<string, string> = {};
-  for (const name of schedulerModule(conf["job-scheduler"])?.secretEnv ?? []) {
-    const value = env[name];
-    if (value) secrets[name] = value;
-  }
+  let proc: Subprocess<"pipe", "ignore", "ignore"> | null | undefined;
   let finished = false;
+  const started = (): Subprocess<"pipe", "ignore", "ignore"> | null => {
+    if (proc !== undefined) return proc;
+    try {
+      proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+    } catch (e) {
+      // Build anyway: without a reaper only a killed hook leaves its job to the agent's own timeout.
+      warn(`cannot start the job reaper (${(e as Error).message}); if this build is interrupted, its job ends only when its agent notices`);
+      return (proc = null);
+    }
+    proc.unref();
+    const secrets: Record<string, string> = {};
+    for (const name of schedulerModule(conf["job-scheduler"])?.secretEnv ?? []) {
+      const value = env[name];
+      if (value) secrets[name] = value;
+    }
+    write(proc, JSON.stringify({ conf, env: secrets, record }));
+    return proc;
+  };
   const send = (line: string) => {
     if (finished) return;
-    try {
-      proc.stdin.write(`${line}\n`);
-      void Promise.resolve(proc.stdin.flush()).catch(() => {});
-    } catch {}
+    const p = started();
+    if (p) write(p, line);
   };
-  send(JSON.stringify({ conf, env: secrets, record }));
-  proc.unref();
   return {
     submitting: () => send(JSON.stringify({ submitting: true })),
     job: (id) => send(JSON.stringify({ jobId: id })),
     async done() {
       if (finished) return;
-      send("done");
       finished = true;
+      if (!proc) return; // never started (nothing to stand down), or could not be
+      write(proc, "done");
       try {
         await Promise.resolve(proc.stdin.end()).catch(() => {});
       } catch {}
@@ -113,4 +120,11 @@ export function startReaper(
       await Promise.race([proc.exited, Bun.sleep(1000)]);
     },
   };
+}
+
+function write(proc: Subprocess<"pipe", "ignore", "ignore">, line: string): void {
+  try {
+    proc.stdin.write(`${line}\n`);
+    void Promise.resolve(proc.stdin.flush()).catch(() => {});
+  } catch {}
 }
