@@ -4,9 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import "../sys/no-cpu-features.ts";
-import {
-  Client, OpenSSHAgent, utils, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey,
-} from "ssh2";
+import type { AuthenticationType, Client, ClientChannel, NextAuthHandler, OpenSSHAgent, ParsedKey } from "ssh2";
 import { type Destination, formatDestination, parseDestinations } from "./destination.ts";
 import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
 import {
@@ -14,6 +12,7 @@ import {
   parsePublicKey, preferredHostKeyAlgorithms,
 } from "./known-hosts.ts";
 import { coalesceWrites } from "./write-coalescer.ts";
+import { loadIdentities, publicKeysOf, recordingAgent, type Ssh2 } from "./ssh-identities.ts";
 import { explainConnectError, type SshErr } from "./ssh-errors.ts";
 import { type HostDefaults, loadSshConfig, type ResolvedHost, resolveHost, type SshConfig } from "./ssh-config.ts";
 
@@ -45,6 +44,13 @@ interface Conn extends ChannelConn {
   /** The host key this connection verified (for a second transport to the same host). */
   hostKey?: { type: string; blob: Buffer };
 }
+
+let ssh2: Promise<Ssh2> | undefined;
+/**
+ * ssh2 is loaded by the first connection (~23 ms of CPU per process): a hook whose channels all go through the
+ * machine's ssh relay never loads it.
+ */
+const loadSsh2 = (): Promise<Ssh2> => (ssh2 ??= import("ssh2"));
 
 const hostLabel = (h: ResolvedHost) => {
   const addr = formatDestination({ user: h.user, host: h.hostname, port: h.port });
@@ -152,7 +158,7 @@ export class SshPool {
   /** Ends every connection (channels on them fail). */
   close(): void {
     this.closed = true;
-    for (const list of this.conns.values()) for (const c of list) c.client.end();
+    for (const list of this.conns.values()) for (const c of list) c.client?.end();
     this.conns.clear();
   }
 
@@ -204,11 +210,21 @@ export class SshPool {
 
   private connect(host: ResolvedHost): Conn {
     this.connectionsOpened++;
-    const client = new Client();
     const conn: Conn = {
-      label: hostLabel(host), client, ready: Promise.resolve(),
+      label: hostLabel(host), client: undefined as unknown as Client, ready: Promise.resolve(),
       channels: 0, capacity: Infinity, live: new Set(), dead: false,
     };
+    conn.ready = loadSsh2().then((lib) => {
+      if (this.closed) throw new SshError("the ssh connection pool is closed");
+      return this.handshake(lib, conn, host);
+    });
+    conn.ready.catch(() => {});
+    return conn;
+  }
+
+  private handshake(lib: Ssh2, conn: Conn, host: ResolvedHost): Promise<void> {
+    const client = new lib.Client();
+    conn.client = client;
     const notes: string[] = [];
     const tried: string[] = [];
     let serverMethods: AuthenticationType[] | null = null;
@@ -219,7 +235,7 @@ export class SshPool {
     const known = this.readKnownHosts(host);
     const lookupHost = host.hostKeyAlias ?? host.hostname;
     const lookupPort = host.hostKeyAlias !== undefined ? 22 : host.port;
-    const keys = loadIdentities(host.identityFiles, notes);
+    const keys = loadIdentities(lib, host.identityFiles, notes);
     const agentPath = this.opts.agentSocket === null || host.identityAgent === "none"
       ? undefined
       : this.opts.agentSocket ?? host.identityAgent ?? this.config.local.env.SSH_AUTH_SOCK;
@@ -231,11 +247,11 @@ export class SshPool {
     const only = host.identitiesOnly
       ? [...keys.map((k) => k.key.getPublicSSH()), ...publicKeysOf(host.identityFiles)]
       : undefined;
-    const agent = agentPath && new RecordingAgent(agentPath, only, tried);
+    const agent = agentPath && recordingAgent(lib, agentPath, only, tried);
     if (agent) methods.push({ type: "agent", username: host.user, agent });
     for (const k of keys) methods.push({ type: "publickey", username: host.user, key: k.key, label: k.label });
 
-    conn.ready = new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const fail = (err: SshErr) => {
         if (conn.dead) return;
         conn.dead = true;
@@ -301,8 +317,6 @@ export class SshPool {
       const sock = (client as unknown as { _sock?: { write(d: Uint8Array | string, ...r: unknown[]): boolean } })._sock;
       if (sock) coalesceWrites(sock);
     });
-    conn.ready.catch(() => {});
-    return conn;
   }
 
   private pinsFor(host: ResolvedHost): string[] {
@@ -341,58 +355,4 @@ export class SshPool {
   private warn(message: string): void {
     (this.opts.warn ?? ((m: string) => process.stderr.write(`nsh: warning: ${m}\n`)))(message);
   }
-}
-
-/** Wraps the agent to record (and with IdentitiesOnly, restrict) the keys it offers. */
-class RecordingAgent extends OpenSSHAgent {
-  constructor(socket: string, private readonly only: Buffer[] | undefined, private readonly tried: string[]) {
-    super(socket);
-  }
-  override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
-    super.getIdentities((err, found) => {
-      const keys = (found ?? []) as ParsedKey[]; // OpenSSHAgent hands out parsed keys
-      const allowed = keys.filter((k) => !this.only || this.only.some((o) => o.equals(k.getPublicSSH())));
-      for (const k of allowed) {
-        const comment = k.comment ? ` (${k.comment})` : "";
-        this.tried.push(`agent key ${keyTypeLabel(k.type)} ${fingerprintSha256(k.getPublicSSH())}${comment}`);
-      }
-      cb(err ?? undefined, allowed);
-    });
-  }
-}
-
-function publicKeysOf(files: readonly string[]): Buffer[] {
-  return files.flatMap((f) => {
-    try {
-      return [parsePublicKey(fs.readFileSync(`${f}.pub`, "utf8")).keyBlob];
-    } catch {
-      return [];
-    }
-  });
-}
-
-function loadIdentities(files: readonly string[], notes: string[]): { key: ParsedKey; label: string }[] {
-  const out: { key: ParsedKey; label: string }[] = [];
-  const missing: string[] = [];
-  for (const file of files) {
-    let data: Buffer;
-    try {
-      data = fs.readFileSync(file);
-    } catch (e) {
-      if ((e as SshErr).code === "ENOENT") missing.push(file);
-      else notes.push(`${file} is unreadable (${(e as SshErr).code ?? (e as Error).message})`);
-      continue;
-    }
-    const parsed = utils.parseKey(data);
-    const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey | undefined) : parsed;
-    if (!key || key instanceof Error) {
-      const msg = key instanceof Error ? key.message : "no key";
-      notes.push(/encrypted|passphrase/i.test(msg)
-        ? `${file} is encrypted (nsh cannot ask for a passphrase: load it into ssh-agent)`
-        : `${file} is not a usable private key (${msg})`);
-    } else if (!key.isPrivateKey()) notes.push(`${file} holds no private key`);
-    else out.push({ key, label: `${file} (${keyTypeLabel(key.type)} ${fingerprintSha256(key.getPublicSSH())})` });
-  }
-  if (missing.length > 0) notes.push(`not found: ${missing.join(", ")}`);
-  return out;
 }
