@@ -34,6 +34,11 @@ export interface SshPoolOptions {
   connectTimeout?: HostDefaults;
   /** Channels per connection before another is opened (OpenSSH's MaxSessions default is 10). */
   maxChannelsPerConnection?: number;
+  /**
+   * The machine's ssh relay (ssh-relay.ts): connectUnix tries it first, for a stream over shared
+   * connections; undefined from it means "not available", and the pool connects itself.
+   */
+  relay?: (dest: Destination, socketPath: string) => Promise<SshDuplex | undefined>;
 }
 
 
@@ -99,6 +104,8 @@ export class SshPool {
    * Fails when the socket is not there (yet) or sshd forbids forwarding: callers fall back to a command.
    */
   async connectUnix(dest: Destination, socketPath: string): Promise<SshDuplex> {
+    const relayed = await this.opts.relay?.(dest, socketPath);
+    if (relayed) return relayed;
     const conn = this.connection(this.resolve(dest));
     conn.channels++;
     try {
