@@ -92,3 +92,29 @@ export async function waitFor(what: string, cond: () => boolean, ms = 60_000): P
     await Bun.sleep(100);
   }
 }
+
+/** A private sshd, a scratch directory and the answering socket in it, and their cleanup. */
+export interface RelayLab {
+  configFile: string;
+  logFile: string;
+  dir: string;
+  nodeSocket: string;
+  stop(): Promise<void>;
+}
+
+export async function startRelayLab(replyBytes = 1024): Promise<RelayLab> {
+  const { startSshd } = await import("../lab/sshd.ts");
+  const sshd = await startSshd();
+  const dir = fs.mkdtempSync(path.join(fs.realpathSync("/tmp"), "nsh-relay-"));
+  const nodeSocket = path.join(dir, "node.sock");
+  const server = answerAfterEof(nodeSocket, replyBytes);
+  return {
+    configFile: sshd.configFile, logFile: sshd.logFile, dir, nodeSocket,
+    async stop() {
+      server.close();
+      for (const pid of relayPids(dir)) process.kill(pid, "SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+      await sshd.stop();
+    },
+  };
+}
