@@ -52,7 +52,7 @@ export interface ClientResult {
 export async function runClient(
   configFile: string, stateDir: string, remoteSocket: string, opts: { send?: number; idle?: number; env?: Record<string, string> } = {},
 ): Promise<ClientResult> {
-  const env = {
+  const env: Record<string, string> = {
     ...(process.env as Record<string, string>), RELAY_NSH: NSH, RELAY_IDLE: String(opts.idle ?? 60),
     RELAY_SEND_BYTES: String(opts.send ?? 0), ...opts.env,
   };

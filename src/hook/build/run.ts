@@ -71,7 +71,7 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   const warn = (m: string) => ctx.log(1, `nsh: ${m}`);
   const idle = conf["ssh-relay-idle-time"];
   const relay = idle > 0 ? sshRelay(plan.localState, conf, env, idle, { warn, debug }) : undefined;
-  const pool = new SshPool({ ...sshPoolOptions(conf, { warn }), ...(relay ? { relay } : {}) });
+  const pool = new SshPool(sshPoolOptions(conf, { warn, relay }));
   const record = new JobLog(plan.localState, {
     key: plan.key,
     drv: req.drvPath,
