@@ -32,7 +32,9 @@ export const encodeRelayReply = (r: RelayReply): string =>
     : { v: RELAY_PROTOCOL_VERSION, ok: false, error: r.error, warnings: r.warnings })}\n`;
 
 function parseLine(line: string, what: string): Record<string, unknown> {
-  if (line.length > RELAY_MAX_LINE) throw new RelayProtocolError(`ssh relay ${what}: longer than ${RELAY_MAX_LINE} bytes`);
+  if (line.length > RELAY_MAX_LINE) {
+    throw new RelayProtocolError(`ssh relay ${what}: longer than ${RELAY_MAX_LINE} bytes`);
+  }
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -44,7 +46,8 @@ function parseLine(line: string, what: string): Record<string, unknown> {
   }
   const o = v as Record<string, unknown>;
   if (o.v !== RELAY_PROTOCOL_VERSION) {
-    throw new RelayProtocolError(`ssh relay ${what}: protocol version ${JSON.stringify(o.v)}, expected ${RELAY_PROTOCOL_VERSION}`);
+    const got = JSON.stringify(o.v);
+    throw new RelayProtocolError(`ssh relay ${what}: protocol version ${got}, expected ${RELAY_PROTOCOL_VERSION}`);
   }
   return o;
 }
@@ -69,7 +72,9 @@ export function parseRelayReply(line: string): RelayReply {
     throw new RelayProtocolError("ssh relay reply: 'warnings' must be a list of strings");
   }
   if (o.ok === true) return { ok: true, warnings };
-  if (o.ok === false && typeof o.error === "string" && o.error.length > 0) return { ok: false, error: o.error, warnings };
+  if (o.ok === false && typeof o.error === "string" && o.error.length > 0) {
+    return { ok: false, error: o.error, warnings };
+  }
   throw new RelayProtocolError("ssh relay reply: expected ok true, or ok false with an 'error' message");
 }
 
@@ -96,7 +101,9 @@ export function relayKey(settings: SshSettings, id: RelayIdentity): string {
  * Whether the relay directory may carry channels: ours and closed to others. Otherwise someone else
  * could have put a socket there that answers for the relay and sees every stream.
  */
-export function relayDirProblem(st: { isDirectory: boolean; uid: number; mode: number }, myUid: number): string | undefined {
+export function relayDirProblem(
+  st: { isDirectory: boolean; uid: number; mode: number }, myUid: number,
+): string | undefined {
   if (!st.isDirectory) return "is not a directory";
   if (st.uid !== myUid) return `belongs to uid ${st.uid}, not ${myUid}`;
   if ((st.mode & 0o077) !== 0) return `is accessible to group or others (mode ${(st.mode & 0o777).toString(8)})`;

@@ -27,6 +27,7 @@ const LOCK_WAIT_MS = 2000;
 
 interface Client {
   line: string;
+  decoder: TextDecoder;
   /** Bytes that came with or after the request line, before the channel was open. */
   early: Uint8Array[];
   channel?: SshDuplex;
@@ -140,20 +141,22 @@ export async function runSshRelay(args: string[]): Promise<number> {
     c.out.push(new TextEncoder().encode(encodeRelayReply({ ok: true, warnings: mine })));
     c.outBytes += c.out[0]!.byteLength;
     flushOut(s);
+    c.inBytes = 0;
     for (const b of c.early) toChannel(s, b);
     c.early = [];
+    s.resume();
     if (c.clientEnded) void c.inChain.then(() => c.channel?.end());
     void pump(s);
   };
 
-  const server = Bun.listen<Client>({
+  const listen = () => Bun.listen<Client>({
     unix: socketPath,
     allowHalfOpen: true,
     socket: {
       open(s) {
         s.data = {
-          line: "", early: [], out: [], outBytes: 0, shutdownAfterOut: false, inBytes: 0, inChain: Promise.resolve(),
-          clientEnded: false, closed: false,
+          line: "", decoder: new TextDecoder(), early: [], out: [], outBytes: 0, shutdownAfterOut: false, inBytes: 0,
+          inChain: Promise.resolve(), clientEnded: false, closed: false,
         };
         clients.add(s);
         s.data.timer = setTimeout(() => s.data.line !== "\0" && s.end(), REQUEST_TIMEOUT_MS);
@@ -161,10 +164,13 @@ export async function runSshRelay(args: string[]): Promise<number> {
       data(s, bytes) {
         const c = s.data;
         if (c.channel) return toChannel(s, bytes);
-        if (c.line === "\0") return void c.early.push(new Uint8Array(bytes));
+        if (c.line === "\0") {
+          c.early.push(new Uint8Array(bytes));
+          c.inBytes += bytes.byteLength;
+          return void (c.inBytes > HIGH_WATER && s.pause());
+        }
         const nl = bytes.indexOf(10);
-        const text = new TextDecoder().decode(nl < 0 ? bytes : bytes.subarray(0, nl));
-        c.line += text;
+        c.line += c.decoder.decode(nl < 0 ? bytes : bytes.subarray(0, nl), { stream: nl < 0 });
         if (c.line.length > RELAY_MAX_LINE + 1) {
           s.write(encodeRelayReply({ ok: false, error: `request longer than ${RELAY_MAX_LINE} bytes`, warnings: [] }));
           return void s.end();
@@ -173,7 +179,10 @@ export async function runSshRelay(args: string[]): Promise<number> {
         const line = c.line;
         c.line = "\0"; // the request is in: what follows is the stream's
         clearTimeout(c.timer);
-        if (nl + 1 < bytes.byteLength) c.early.push(new Uint8Array(bytes.subarray(nl + 1)));
+        if (nl + 1 < bytes.byteLength) {
+          c.early.push(new Uint8Array(bytes.subarray(nl + 1)));
+          c.inBytes += bytes.byteLength - nl - 1;
+        }
         void open(s, line);
       },
       drain(s) {
@@ -199,6 +208,13 @@ export async function runSshRelay(args: string[]): Promise<number> {
       error() {},
     },
   });
+  let server: ReturnType<typeof listen>;
+  try {
+    server = listen();
+  } catch {
+    pool.close();
+    return 1;
+  }
   const mine = fs.statSync(socketPath);
   const ours = () => {
     try {

@@ -8,14 +8,14 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Socket } from "bun";
 import type { Destination } from "./destination.ts";
-import { SshError, type SshDuplex } from "./ssh-channel.ts";
+import { type RelayOpen, SshError, type SshDuplex } from "./ssh-channel.ts";
 import type { SshSettings } from "./ssh-options.ts";
 import {
   encodeRelayRequest, MAX_SOCKET_PATH, parseRelayReply, type RelayReply, relayDirProblem, relayKey,
 } from "./ssh-relay-protocol.ts";
 import { selfCommand } from "../util/self.ts";
 
-export type RelayOpen = (dest: Destination, socketPath: string) => Promise<SshDuplex | undefined>;
+export type { RelayOpen };
 
 export interface SshRelayOptions {
   /** The relay's command line (default: this program's `__ssh-relay`); the socket path is appended. */
@@ -208,7 +208,9 @@ class RelayStream {
   }
 
   close(): void {
-    if (!this.closed) this.sock.end();
+    try {
+      this.sock.end();
+    } catch {} // closed already
     this.changed(() => (this.closed = true));
   }
 

@@ -8,7 +8,7 @@ import {
   Client, OpenSSHAgent, utils, type AuthenticationType, type ClientChannel, type NextAuthHandler, type ParsedKey,
 } from "ssh2";
 import { type Destination, formatDestination, parseDestinations } from "./destination.ts";
-import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
+import { type ChannelConn, channelDuplex, type RelayOpen, SshError, type SshDuplex } from "./ssh-channel.ts";
 import {
   checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts,
   parsePublicKey, preferredHostKeyAlgorithms,
@@ -34,13 +34,8 @@ export interface SshPoolOptions {
   connectTimeout?: HostDefaults;
   /** Channels per connection before another is opened (OpenSSH's MaxSessions default is 10). */
   maxChannelsPerConnection?: number;
-  /**
-   * The machine's ssh relay (ssh-relay.ts): connectUnix tries it first, for a stream over shared
-   * connections; undefined from it means "not available", and the pool connects itself.
-   */
-  relay?: (dest: Destination, socketPath: string) => Promise<SshDuplex | undefined>;
+  relay?: RelayOpen; // the machine's ssh relay (ssh-relay.ts): connectUnix asks it first
 }
-
 
 interface Conn extends ChannelConn {
   client: Client;

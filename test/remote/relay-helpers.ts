@@ -50,14 +50,16 @@ export interface ClientResult {
 
 /** One client process (its own pool, like a hook). */
 export async function runClient(
-  configFile: string, stateDir: string, remoteSocket: string, opts: { send?: number; idle?: number; env?: Record<string, string> } = {},
+  configFile: string, stateDir: string, remoteSocket: string,
+  opts: { send?: number; idle?: number; env?: Record<string, string> } = {},
 ): Promise<ClientResult> {
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>), RELAY_NSH: NSH, RELAY_IDLE: String(opts.idle ?? 60),
     RELAY_SEND_BYTES: String(opts.send ?? 0), ...opts.env,
   };
   delete env.SSH_AUTH_SOCK;
-  const p = Bun.spawn([process.execPath, CLIENT, configFile, stateDir, remoteSocket], { env, stdout: "pipe", stderr: "pipe" });
+  const argv = [process.execPath, CLIENT, configFile, stateDir, remoteSocket];
+  const p = Bun.spawn(argv, { env, stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => p.kill("SIGKILL"), 90_000);
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   clearTimeout(timer);

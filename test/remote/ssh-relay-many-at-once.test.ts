@@ -15,7 +15,8 @@ afterAll(async () => {
 
 test("10 clients at once start exactly one relay", async () => {
   const state = path.join(lab.dir, "state");
-  const results = await Promise.all(Array.from({ length: 10 }, () => runClient(lab.configFile, state, lab.nodeSocket, { send: 1000 })));
+  const client = () => runClient(lab.configFile, state, lab.nodeSocket, { send: 1000 });
+  const results = await Promise.all(Array.from({ length: 10 }, client));
   for (const r of results) {
     expect(r.error).toBeUndefined();
     expect(r.backText).toMatch(/^[0-9a-f]{64} 1000\n/);

@@ -34,8 +34,9 @@ test("separate processes share one ssh connection through the relay, and every b
   const sent = new Uint8Array(SEND).map((_, i) => (i * 7 + 3) & 0xff);
   const want = expectedReply(sent, REPLY);
   // The first starts the relay; then three at once.
-  const results = [await runClient(sshd.configFile, state, path.join(dir, "node.sock"), { send: SEND })];
-  results.push(...await Promise.all([1, 2, 3].map(() => runClient(sshd.configFile, state, path.join(dir, "node.sock"), { send: SEND }))));
+  const client = () => runClient(sshd.configFile, state, path.join(dir, "node.sock"), { send: SEND });
+  const results = [await client()];
+  results.push(...await Promise.all([1, 2, 3].map(client)));
   for (const r of results) {
     expect(r.error).toBeUndefined();
     expect(r.viaRelay).toBe(true);
