@@ -38,6 +38,7 @@ export function answerAfterEof(socketPath: string, replyBytes: number): net.Serv
 
 export interface ClientResult {
   ok: boolean;
+  connectMs?: number;
   viaRelay?: boolean;
   sentSha?: string;
   backBytes?: number;
