@@ -4,6 +4,9 @@
 // Settings come on stdin (JSON, then EOF; never argv). One relay per socket: an exclusive flock on
 // SOCKET.lock. Bytes are passed with backpressure both ways and half-closes are passed on (client
 // shutdown → channel EOF; channel EOF → client shutdown), so nothing after a half-close is lost.
+// Bun's sockets need allowHalfOpen on both ends for that (Bun 1.4.5, tried): without it a peer's FIN
+// closes the socket (a write after it returns -1) and end() closes both ways; with it, shutdown()
+// half-closes and bytes written after the peer's FIN arrive.
 // It leaves when no client was connected for its idle time, or soon after SOCKET is removed or
 // replaced. It never prints (stdout and stderr are ignored by whoever starts it).
 import fs from "node:fs";

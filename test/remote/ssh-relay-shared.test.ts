@@ -1,10 +1,12 @@
 // Expected: hooks on one machine share the ssh relay's connection. Several separate processes, each
 // with its own SshPool, open streams to a unix socket on the sshd host through the relay: every
 // stream round-trips intact (4 MiB each way, more than an ssh window, and the server's whole answer
-// comes after the client's half-close), and sshd saw ONE connection for all of them.
+// comes after the client's half-close), and sshd saw ONE connection for all of them. And the other
+// way round: a socket that speaks first and half-closes at once still receives all the client sends.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import type * as net from "node:net";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type SshdLab, startSshd } from "../lab/sshd.ts";
@@ -46,4 +48,32 @@ test("separate processes share one ssh connection through the relay, and every b
   expect(relayPids(dir).length).toBe(1);
   await waitFor("sshd's log", () => acceptedConnections(sshd.logFile) > before);
   expect(acceptedConnections(sshd.logFile) - before).toBe(1);
+}, 240_000);
+
+test("a remote socket that half-closes first still gets everything the client sends after", async () => {
+  const got = Promise.withResolvers<{ sha: string; bytes: number }>();
+  const early = net.createServer({ allowHalfOpen: true }, (c) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    c.end("hello, and that is all from me\n");
+    c.on("data", (b: Buffer) => {
+      hash.update(b);
+      bytes += b.byteLength;
+    });
+    c.on("end", () => got.resolve({ sha: hash.digest("hex"), bytes }));
+    c.on("error", () => {});
+  });
+  const sock = path.join(dir, "early.sock");
+  early.listen(sock);
+  try {
+    const r = await runClient(sshd.configFile, path.join(dir, "state"), sock, { send: SEND });
+    expect(r.error).toBeUndefined();
+    expect(r.viaRelay).toBe(true);
+    expect(r.backText).toBe("hello, and that is all from me\n");
+    const received = await got.promise;
+    expect(received.bytes).toBe(SEND);
+    expect(received.sha).toBe(r.sentSha!);
+  } finally {
+    early.close();
+  }
 }, 240_000);
