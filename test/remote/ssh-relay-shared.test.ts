@@ -66,7 +66,7 @@ test("a remote socket that half-closes first still gets everything the client se
   const sock = path.join(dir, "early.sock");
   early.listen(sock);
   try {
-    const r = await runClient(sshd.configFile, path.join(dir, "state"), sock, { send: SEND });
+    const r = await runClient(sshd.configFile, path.join(dir, "state"), sock, { send: SEND, env: { RELAY_READ_FIRST: "1" } });
     expect(r.error).toBeUndefined();
     expect(r.viaRelay).toBe(true);
     expect(r.backText).toBe("hello, and that is all from me\n");
