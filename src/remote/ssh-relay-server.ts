@@ -57,6 +57,8 @@ export async function runSshRelay(args: string[]): Promise<number> {
   } catch {
     return 2;
   }
+  // One stream's failure must never end the relay, and the relay has nowhere to print.
+  process.on("unhandledRejection", () => {});
   const lockFd = fs.openSync(`${socketPath}.lock`, fs.constants.O_CREAT | fs.constants.O_RDWR, 0o600);
   // A relay that is just leaving may still hold the lock: wait a little before deciding another serves.
   const deadline = Date.now() + LOCK_WAIT_MS;
@@ -148,7 +150,7 @@ export async function runSshRelay(args: string[]): Promise<number> {
     for (const b of c.early) toChannel(s, b);
     c.early = [];
     s.resume();
-    if (c.clientEnded) void c.inChain.then(() => c.channel?.end());
+    if (c.clientEnded) void c.inChain.then(() => c.channel?.end()).catch(() => {});
     void pump(s);
   };
 
@@ -194,7 +196,7 @@ export async function runSshRelay(args: string[]): Promise<number> {
       end(s) {
         const c = s.data;
         c.clientEnded = true;
-        if (c.channel) void c.inChain.then(() => c.channel?.end());
+        if (c.channel) void c.inChain.then(() => c.channel?.end()).catch(() => {});
         else if (c.line !== "\0") s.end();
         if (c.shutdownAfterOut && c.out.length === 0) s.end();
       },
@@ -228,7 +230,7 @@ export async function runSshRelay(args: string[]): Promise<number> {
     }
   };
   // Leave when idle, or when the socket is no longer ours (removed, or another relay's).
-  const idleMs = Math.max(1, order.idleSec) * 1000;
+  const idleMs = (Number(order.idleSec) >= 1 ? Number(order.idleSec) : 1) * 1000;
   for (;;) {
     await Bun.sleep(Math.min(1000, idleMs / 2));
     if (!ours()) break;
