@@ -78,6 +78,11 @@ export function parseRelayReply(line: string): RelayReply {
   throw new RelayProtocolError("ssh relay reply: expected ok true, or ok false with an 'error' message");
 }
 
+/** Only the ssh settings go to the relay: a caller may hand its whole nsh.conf (a JWT in it, perhaps). */
+export const relaySettings = (conf: SshSettings): SshSettings => ({
+  "ssh-config": conf["ssh-config"], trusted: [...conf.trusted], "ssh-connect-timeout": conf["ssh-connect-timeout"],
+});
+
 /** What changes how ssh resolves a destination or authenticates, besides nsh.conf's ssh settings. */
 export interface RelayIdentity {
   uid: number;

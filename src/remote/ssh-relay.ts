@@ -11,7 +11,7 @@ import type { Destination } from "./destination.ts";
 import { type RelayOpen, SshError, type SshDuplex } from "./ssh-channel.ts";
 import type { SshSettings } from "./ssh-options.ts";
 import {
-  encodeRelayRequest, MAX_SOCKET_PATH, parseRelayReply, type RelayReply, relayDirProblem, relayKey,
+  encodeRelayRequest, MAX_SOCKET_PATH, parseRelayReply, type RelayReply, relayDirProblem, relayKey, relaySettings,
 } from "./ssh-relay-protocol.ts";
 import { selfCommand } from "../util/self.ts";
 
@@ -37,6 +37,7 @@ export function sshRelay(
   stateDir: string, settings: SshSettings, env: Record<string, string | undefined>, idleSec: number,
   opts: SshRelayOptions = {},
 ): RelayOpen {
+  settings = relaySettings(settings);
   const command = opts.command ?? [...selfCommand(), "__ssh-relay"];
   const debug = opts.debug ?? (() => {});
   const uid = process.getuid?.() ?? -1;

@@ -1,11 +1,12 @@
 // The ssh relay's words (pure): request and reply lines round-trip; malformed, wrong-version and
 // too-long lines are refused with a message saying what is wrong; the relay's key differs whenever
 // the ssh settings or what changes how ssh resolves (uid, HOME, USER, SSH_AUTH_SOCK, the program)
-// differ, so such hooks never share a relay; and the relay directory must be ours and private.
+// differ, so such hooks never share a relay; only the ssh settings are handed to the relay (never
+// the rest of nsh.conf, a JWT perhaps); and the relay directory must be ours and private.
 import { expect, test } from "bun:test";
 import {
   encodeRelayReply, encodeRelayRequest, parseRelayReply, parseRelayRequest, RELAY_MAX_LINE, RelayProtocolError,
-  relayDirProblem, relayKey,
+  relayDirProblem, relayKey, relaySettings,
 } from "../../src/remote/ssh-relay-protocol.ts";
 
 const strip = (line: string) => line.replace(/\n$/, "");
@@ -86,4 +87,11 @@ test.each([
   [{ isDirectory: false, uid: 1000, mode: 0o120777 }, "is not a directory"],
 ])("relay directory %j: %s", (st, problem) => {
   expect(relayDirProblem(st, 1000)).toBe(problem);
+});
+
+test("only the ssh settings go to the relay, not the rest of nsh.conf", () => {
+  const conf = { ...settings, "ssh-config": "/etc/nsh/ssh_config", "slurm-jwt-token": "header.payload.signature" };
+  const handed = relaySettings(conf);
+  expect(handed).toEqual({ "ssh-config": "/etc/nsh/ssh_config", trusted: [], "ssh-connect-timeout": 15 });
+  expect(JSON.stringify(handed)).not.toContain("payload");
 });
