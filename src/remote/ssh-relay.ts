@@ -42,7 +42,7 @@ export function sshRelay(
   const debug = opts.debug ?? (() => {});
   const uid = process.getuid?.() ?? -1;
   const key = relayKey(settings, {
-    uid, home: env.HOME, user: env.USER ?? env.LOGNAME, authSock: env.SSH_AUTH_SOCK, executable: command.join(" "),
+    uid, home: env.HOME, user: env.USER ?? env.LOGNAME, authSock: env.SSH_AUTH_SOCK, executable: programOf(command),
   });
   const dir = path.join(stateDir, "ssh-relay");
   const sock = path.join(dir, `${key}.sock`);
@@ -112,6 +112,16 @@ export function sshRelay(
     }
     return stream.duplex(label, `unix socket ${socketPath}`);
   };
+}
+
+/** The relay's program and its version on disk: an nsh upgraded in place does not ask the old relay. */
+function programOf(command: readonly string[]): string {
+  try {
+    const st = fs.statSync(command[0]!);
+    return `${command.join(" ")} ${st.size} ${st.mtimeMs}`;
+  } catch {
+    return command.join(" ");
+  }
 }
 
 /** The relay connection: the reply line first, then the stream's bytes. */
