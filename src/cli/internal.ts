@@ -16,4 +16,5 @@ export const internalCommands: Record<string, (args: string[]) => Promise<number
   "__agent-connect": async (args) => (await import("../agent/connect.ts")).runAgentConnect(args),
   "__pbs-client": async () => (await import("../schedulers/pbs-client.ts")).runPbsClient(),
   "__job-reaper": async () => (await import("../hook/reaper.ts")).runReaper(),
+  "__ssh-relay": async (args) => (await import("../remote/ssh-relay-server.ts")).runSshRelay(args),
 };

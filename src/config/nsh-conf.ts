@@ -74,6 +74,12 @@ export const NSH_SETTINGS = {
       "seconds to connect and authenticate over ssh, where the ssh config sets no ConnectTimeout (0: nsh's " +
       "default, 20)",
   },
+  "ssh-relay-idle-time": {
+    kind: "int", default: 60,
+    doc:
+      "seconds the machine's ssh relay stays without clients: hooks share its ssh connections for their " +
+      "channels to a job's agent instead of each connecting (0: off, each hook connects)",
+  },
   "slurm-state-dir": { kind: "string", default: "", doc: "where jobs keep their files on the cluster" },
   "slurm-api-host": { kind: "string", default: "localhost", doc: "slurmrestd host" },
   "slurm-api-port": { kind: "int", default: 6820, doc: "slurmrestd port" },

@@ -4,11 +4,15 @@
 import * as path from "node:path";
 import type { ClientChannel } from "ssh2";
 import { StderrCollector, type Duplex, type ExitStatus } from "../nix/duplex.ts";
+import type { Destination } from "./destination.ts";
 
 export interface SshDuplex extends Duplex {
   /** "alias (user@host:port)", the host the command runs on. */
   readonly host: string;
 }
+
+/** A stream to a unix socket on a host through the machine's ssh relay; undefined: the relay is not available. */
+export type RelayOpen = (dest: Destination, socketPath: string) => Promise<SshDuplex | undefined>;
 
 /** What a channel needs of its connection. */
 export interface ChannelConn {

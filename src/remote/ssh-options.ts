@@ -45,7 +45,7 @@ export function trustedPins(trusted: readonly string[]): (host: Pick<ResolvedHos
  */
 export function sshPoolOptions(
   conf: SshSettings,
-  over: { configFile?: string; warn?: (message: string) => void } = {},
+  over: { configFile?: string; warn?: (message: string) => void; relay?: SshPoolOptions["relay"] } = {},
 ): SshPoolOptions {
   const configFile = over.configFile ?? (conf["ssh-config"] || undefined);
   const seconds = conf["ssh-connect-timeout"];
@@ -55,5 +55,6 @@ export function sshPoolOptions(
     // 0 means nsh's own default, as ConnectTimeout 0 does in the ssh config.
     ...(seconds > 0 ? { connectTimeout: { connectTimeoutMs: seconds * 1000, connectTimeoutFrom: SETTING } } : {}),
     ...(over.warn ? { warn: over.warn } : {}),
+    ...(over.relay ? { relay: over.relay } : {}),
   };
 }

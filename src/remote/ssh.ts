@@ -6,7 +6,7 @@ import * as path from "node:path";
 import "../sys/no-cpu-features.ts";
 import type { AuthenticationType, Client, ClientChannel, NextAuthHandler, OpenSSHAgent, ParsedKey } from "ssh2";
 import { type Destination, formatDestination, parseDestinations } from "./destination.ts";
-import { type ChannelConn, channelDuplex, SshError, type SshDuplex } from "./ssh-channel.ts";
+import { type ChannelConn, channelDuplex, type RelayOpen, SshError, type SshDuplex } from "./ssh-channel.ts";
 import {
   checkHostKey, fingerprintSha256, type KnownHostEntry, keyTypeLabel, keyTypeOfBlob, knownHostsLine, parseKnownHosts,
   parsePublicKey, preferredHostKeyAlgorithms,
@@ -33,8 +33,8 @@ export interface SshPoolOptions {
   connectTimeout?: HostDefaults;
   /** Channels per connection before another is opened (OpenSSH's MaxSessions default is 10). */
   maxChannelsPerConnection?: number;
+  relay?: RelayOpen; // the machine's ssh relay (ssh-relay.ts): connectUnix asks it first
 }
-
 
 interface Conn extends ChannelConn {
   client: Client;
@@ -105,6 +105,8 @@ export class SshPool {
    * Fails when the socket is not there (yet) or sshd forbids forwarding: callers fall back to a command.
    */
   async connectUnix(dest: Destination, socketPath: string): Promise<SshDuplex> {
+    const relayed = await this.opts.relay?.(dest, socketPath);
+    if (relayed) return relayed;
     const conn = this.connection(this.resolve(dest));
     conn.channels++;
     try {

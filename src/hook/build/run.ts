@@ -6,6 +6,7 @@ import type { ServeClient } from "../../nix/serve-client.ts";
 import { type ImportMethod, importMethod, type NixVersion, parseNixVersion } from "../../nix/version.ts";
 import { SshPool } from "../../remote/ssh.ts";
 import { sshPoolOptions } from "../../remote/ssh-options.ts";
+import { sshRelay } from "../../remote/ssh-relay.ts";
 import { fileMemo } from "../../state/memo.ts";
 import { openPoliteScheduler } from "../../schedulers/polite-open.ts";
 import type { JobHandle, Scheduler } from "../../schedulers/scheduler.ts";
@@ -69,7 +70,10 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
   const notice = (line: string) => ctx.log(INFO, `nsh: ${line}`);
   const politeOpts = { log, debug, notice, memoDir: plan.localState, stateDir: plan.localState, signal: ctx.signal };
   const scheduler = await openPoliteScheduler(conf, env, politeOpts);
-  const pool = new SshPool(sshPoolOptions(conf, { warn: (m) => ctx.log(1, `nsh: ${m}`) }));
+  const warn = (m: string) => ctx.log(1, `nsh: ${m}`);
+  const idle = conf["ssh-relay-idle-time"];
+  const relay = idle > 0 ? sshRelay(plan.localState, conf, env, idle, { warn, debug }) : undefined;
+  const pool = new SshPool(sshPoolOptions(conf, { warn, relay }));
   const record = new JobLog(plan.localState, {
     key: plan.key,
     drv: req.drvPath,
