@@ -60,7 +60,10 @@ function schedulerLines(backend: Backend, slurm: SlurmLab, tokenFile: string): s
   ];
 }
 
-export async function startClusterLab(name = "cluster", backend: Backend = testBackend()): Promise<ClusterLab> {
+/** `daemonEnv`: more environment for the nix-daemon, so for the hooks it starts (NSH_DEBUG_LOADED, say). */
+export async function startClusterLab(
+  name = "cluster", backend: Backend = testBackend(), daemonEnv?: Record<string, string>,
+): Promise<ClusterLab> {
   if (!fs.existsSync(NSH_BIN)) throw new Error(`${NSH_BIN} is missing: npm run build first`);
   if (backend === "slurm-native") await ensureLibslurmDev();
   const nix = await startNixLab({ name });
@@ -97,7 +100,7 @@ export async function startClusterLab(name = "cluster", backend: Backend = testB
       ].join("\n"),
     );
   writeConf();
-  await nix.startDaemon({ NSH_CONF: nshConf, NIX_SSHOPTS: `-F ${sshConfig}` });
+  await nix.startDaemon({ ...daemonEnv, NSH_CONF: nshConf, NIX_SSHOPTS: `-F ${sshConfig}` });
   return {
     backend,
     paramsAttr: backend === "slurm-native" ? "slurmNativeConstraints" : "extraSlurmParams",
