@@ -85,10 +85,12 @@ export function startReaper(
   const started = (): Subprocess<"pipe", "ignore", "ignore"> | null => {
     if (proc !== undefined) return proc;
     try {
-      proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+      const stdio = { stdin: "pipe", stdout: "ignore", stderr: "ignore" } as const;
+      proc = Bun.spawn([...selfCommand(), "__job-reaper"], { detached: true, ...stdio });
     } catch (e) {
       // Build anyway: without a reaper only a killed hook leaves its job to the agent's own timeout.
-      warn(`cannot start the job reaper (${(e as Error).message}); if this build is interrupted, its job ends only when its agent notices`);
+      const then = "if this build is interrupted, its job ends only when its agent notices";
+      warn(`cannot start the job reaper (${(e as Error).message}); ${then}`);
       return (proc = null);
     }
     proc.unref();

@@ -35,7 +35,9 @@ export function publicKeysOf(files: readonly string[]): Buffer[] {
   });
 }
 
-export function loadIdentities(lib: Ssh2, files: readonly string[], notes: string[]): { key: ParsedKey; label: string }[] {
+export function loadIdentities(
+  lib: Ssh2, files: readonly string[], notes: string[],
+): { key: ParsedKey; label: string }[] {
   const out: { key: ParsedKey; label: string }[] = [];
   const missing: string[] = [];
   for (const file of files) {

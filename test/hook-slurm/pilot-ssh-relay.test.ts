@@ -16,7 +16,8 @@ let lab: ClusterLab;
 // The hooks append "ssh2" here when they load it (src/sys/no-cpu-features.ts); the relay is not given the variable.
 const traceDir = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-relay-loads-"));
 const trace = path.join(traceDir, "loaded");
-const ssh2Loads = () => (fs.existsSync(trace) ? fs.readFileSync(trace, "utf8").split("\n").filter((l) => l === "ssh2").length : 0);
+const ssh2Loads = () =>
+  fs.existsSync(trace) ? fs.readFileSync(trace, "utf8").split("\n").filter((l) => l === "ssh2").length : 0;
 beforeAll(async () => {
   lab = await startClusterLab("pilot-relay", "slurm", { NSH_DEBUG_LOADED: trace });
 }, 120000);
