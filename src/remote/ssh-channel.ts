@@ -113,7 +113,8 @@ export function channelDuplex(conn: ChannelConn, channel: ClientChannel, command
         if (failure) return failure;
         if (exit?.code === 127) return notFound();
         if (!exit && !closed && !stdinEnded) return undefined;
-        return new SshError(`${describe}: cannot write: ${stdinEnded ? "stdin was closed" : `the command ended${exit ? ` (exit ${exit.code ?? exit.signal})` : ""}`}`);
+        const ended = `the command ended${exit ? ` (exit ${exit.code ?? exit.signal})` : ""}`;
+        return new SshError(`${describe}: cannot write: ${stdinEnded ? "stdin was closed" : ended}`);
       };
       const err = stopped();
       if (err) throw err;

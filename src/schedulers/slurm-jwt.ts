@@ -32,7 +32,7 @@ export function jwtToken(config: Pick<NshConfig, "slurm-jwt-token" | "slurm-jwt-
     if (!token) throw new SchedulerError("config", `slurm-jwt-token-file ${file} is empty`);
     const warnings =
       (mode & 0o044) !== 0
-        ? [`slurm-jwt-token-file ${file} is readable by ${(mode & 0o040 ? ["group"] : []).concat(mode & 0o004 ? ["others"] : []).join(" and ")} (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); chmod 600 it`]
+        ? [`slurm-jwt-token-file ${file} is readable by ${readers(mode)} (mode ${octal(mode)}); chmod 600 it`]
         : [];
     return { token, source: `slurm-jwt-token-file ${file}`, warnings };
   }
@@ -49,3 +49,6 @@ export function safeUserName(): string {
     return process.env.USER ?? "nobody";
   }
 }
+
+const readers = (mode: number) => (mode & 0o040 ? ["group"] : []).concat(mode & 0o004 ? ["others"] : []).join(" and ");
+const octal = (mode: number) => (mode & 0o777).toString(8).padStart(4, "0");

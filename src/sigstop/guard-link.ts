@@ -27,7 +27,8 @@ export class GuardLink {
     // The guard expects the socket at GUARD_LISTEN_FD; Bun's extra stdio entries start at fd 3.
     if (listenFd !== undefined) stdio[GUARD_LISTEN_FD] = listenFd;
     // detached: its own session, so a Ctrl-C or a kill of the wrapper's group leaves it standing.
-    const proc = Bun.spawn([...selfCommand(), "__sigstop-guard", JSON.stringify(config)], { detached: true, stdio }) as unknown as Subprocess<"pipe", "pipe", "inherit">;
+    const argv = [...selfCommand(), "__sigstop-guard", JSON.stringify(config)];
+    const proc = Bun.spawn(argv, { detached: true, stdio }) as unknown as Subprocess<"pipe", "pipe", "inherit">;
     return new GuardLink(proc);
   }
 

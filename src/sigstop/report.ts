@@ -35,7 +35,10 @@ export type ProxyReport =
    * it was stopped: most bytes waiting for nix in one, most of the daemon's send buffer in use and
    * that buffer's size, and how many times the queues were read.
    */
-  | { mode: "direct"; connections: number; peakQueuedBytes: number; peakDaemonSendBytes: number; daemonSendBufferBytes: number; polls: number; peakRssBytes?: number; cpuSeconds?: number };
+  | {
+    mode: "direct"; connections: number; peakQueuedBytes: number; peakDaemonSendBytes: number;
+    daemonSendBufferBytes: number; polls: number; peakRssBytes?: number; cpuSeconds?: number;
+  };
 
 export function formatReport(r: SigstopReport): string {
   const parts = [

@@ -47,7 +47,10 @@ export interface UnixDiagInfo {
   meminfo?: number[];
 }
 
-export type UnixDiagReply = { seq: number; kind: "info"; info: UnixDiagInfo } | { seq: number; kind: "error"; errno: number } | { seq: number; kind: "other"; type: number };
+export type UnixDiagReply =
+  | { seq: number; kind: "info"; info: UnixDiagInfo }
+  | { seq: number; kind: "error"; errno: number }
+  | { seq: number; kind: "other"; type: number };
 
 /** SOCK_DIAG_BY_FAMILY for the unix socket with this inode, any state, the cookie not checked. */
 export function encodeUnixDiagRequest(inode: number, show: number, seq: number): Uint8Array {
