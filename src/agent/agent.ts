@@ -14,6 +14,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { AGENT_LOG, AGENT_SOCKET, parseHello, statusLine, type AgentOptions } from "./protocol.ts";
+import { sendStartNotice } from "./start-notice.ts";
 import { knowsExternalBuilders, parseNixVersion } from "../nix/version.ts";
 
 interface Client {
@@ -211,6 +212,8 @@ export async function runAgent(o: AgentOptions): Promise<number> {
       error() {},
     },
   });
+  // Listening: the hook waiting for this job may come now (it asks the scheduler on this notice).
+  sendStartNotice(process.env);
 
   function spawnServe(): Subprocess<"pipe", "pipe", "pipe"> {
     // nsh accepted the build because the cluster offers its features: the node's Nix must agree.

@@ -74,6 +74,13 @@ export const NSH_SETTINGS = {
       "seconds to connect and authenticate over ssh, where the ssh config sets no ConnectTimeout (0: nsh's " +
       "default, 20)",
   },
+  "start-notice-host": {
+    kind: "string", default: "auto",
+    doc:
+      "the name or address jobs reach this machine by, to tell the waiting hook at once that they started " +
+      "(one TCP connection from the job's node to a port the hook opens while it waits; the hook then asks " +
+      "the scheduler instead of waiting for its next poll); auto: this machine's host name; off: poll only",
+  },
   "ssh-relay-idle-time": {
     kind: "int", default: 60,
     doc:

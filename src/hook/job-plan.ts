@@ -3,6 +3,7 @@
 import path from "node:path";
 import type { Derivation } from "../nix/derivation.ts";
 import { agentArgs } from "../agent/protocol.ts";
+import { START_NOTICE_ENV } from "../agent/start-notice.ts";
 import type { JobSpec, JsonObject } from "../schedulers/scheduler.ts";
 import { shellQuote } from "../remote/ssh.ts";
 import { jobTimeLimitMinutes } from "./job-end.ts";
@@ -50,6 +51,8 @@ export interface JobPlanInput {
   pilotIdleSec?: number;
   /** pilot-builds-per-job: slots (agents) in the job, each for one build at a time (pilot-slots.ts) */
   pilotSlots?: number;
+  /** NSH_START_NOTICE for the agent: where it tells the hook that the job started */
+  startNotice?: string;
 }
 
 /** job-environment words → a map; a word without '=' is an error naming it. */
@@ -131,6 +134,7 @@ export function jobSpec(p: JobPlanInput): JobSpec {
       ...(p.storeDir && p.storeDir !== "/nix/store" ? { NIX_STORE_DIR: p.storeDir } : {}),
       ...parseJobEnvironment(p.environment ?? []),
       NSH_JOB_DRV: p.drvPath,
+      ...(p.startNotice ? { [START_NOTICE_ENV]: p.startNotice } : {}),
     },
     stdout: jobOutputFile(dir),
     stderr: jobOutputFile(dir),

@@ -5,8 +5,9 @@
 // dies (even by SIGKILL) is replaced by the next process that looks: its pid is gone.
 //
 // The tick adapts as build-job's waitUntilRunning does: 100 ms while a job was just submitted or just
-// changed state (a start or an end is likely soon), then 0.5 s, then 2 s for jobs that queue or run long.
-import { nextPollAt, jobPollDelay, type JobWatchTable, type StateUpdate, type WatchRow } from "../state/job-watch.ts";
+// changed state (a start or an end is likely soon), then 0.5 s, then 2 s for jobs that queue or run long;
+// and it stretches while the query budget runs low (pollFloorMs), so ticks stay even instead of stalling.
+import { jobPollDelay, nextPollAt, pollFloorMs, type JobWatchTable, type StateUpdate, type WatchRow } from "../state/job-watch.ts";
 import type { RateLimiter } from "../state/rate-limit.ts";
 import { isTerminal, type JobStatus, type Scheduler, SchedulerError, type SchedulerErrorKind } from "./scheduler.ts";
 
@@ -92,9 +93,10 @@ export class JobBroker {
 
   /**
    * The job's state as the leader saw it; waits for the first one after following. `fresh`: one
-   * seen at or after this call (the next tick), unless the job has ended (it changes no more).
+   * seen at or after this call (the next tick), unless the job has ended (it changes no more);
+   * `now`: that tick comes at once, whatever the pacing (a sign says the state just changed).
    */
-  async status(id: string, o: { fresh?: boolean } = {}): Promise<JobStatus> {
+  async status(id: string, o: { fresh?: boolean; now?: boolean } = {}): Promise<JobStatus> {
     await this.follow([id]);
     const asked = Date.now();
     const deadline = asked + this.o.directAfterMs;
@@ -111,8 +113,9 @@ export class JobBroker {
           const lastAnswer = row.status !== null && row.checked_at !== null ? row.checked_at : -Infinity;
           if (row.error !== null && Date.now() - lastAnswer > this.o.errorAfterMs) throw errorFrom(row.error);
           const seenSince = row.done === 1 || (row.checked_at !== null && row.checked_at >= asked);
-          // A started job is polled seldom: ask the leader for its state now.
-          if (o.fresh && n === 0 && !seenSince && row.state !== null && row.state !== "pending") {
+          // A started job is polled seldom, and `now` says a change is likely: ask the leader for its state now.
+          const seldom = row.state !== null && row.state !== "pending";
+          if (o.fresh && n === 0 && !seenSince && (seldom || o.now)) {
             await this.table.touch([id]);
             this.kick?.();
           }
@@ -182,6 +185,7 @@ export class JobBroker {
     let lastPoll = 0;
     let sweptAt = 0;
     let rows: WatchRow[] = [];
+    let floorMs = 0;
     try {
       while (!this.closed) {
         if (this.localWaiters === 0 && !(await this.table.interest())) return;
@@ -209,16 +213,17 @@ export class JobBroker {
             rows = await this.table.sweep(now);
             sweptAt = now;
           } else rows = await this.table.rows();
-          const due = nextPollAt(rows, lastPoll, Date.now());
+          floorMs = await this.pollFloor();
+          const due = nextPollAt(rows, lastPoll, Date.now(), floorMs);
           if (due !== undefined && due <= Date.now()) {
             lastPoll = Date.now();
-            await this.poll(rows.filter((r) => !r.done));
+            await this.poll(rows.filter((r) => !r.done), floorMs);
             for (const wake of this.waking.splice(0)) wake();
           }
         } finally {
           clearInterval(renewer);
         }
-        const next = nextPollAt(await this.table.rows(), lastPoll, Date.now());
+        const next = nextPollAt(await this.table.rows(), lastPoll, Date.now(), floorMs);
         // Wake at least every 100 ms to see newly followed jobs and queued cancels (a cheap read).
         const pause = Math.max(5, Math.min(100, (next ?? Infinity) - Date.now()));
         await Promise.race([Bun.sleep(pause), new Promise<void>((r) => (this.kick = r))]);
@@ -229,8 +234,19 @@ export class JobBroker {
     }
   }
 
+  /** The pause between polls the query budget affords now (pollFloorMs); 0 without a rate limit. */
+  private async pollFloor(): Promise<number> {
+    const limiter = this.o.limiter;
+    if (!limiter) return 0;
+    try {
+      return pollFloorMs(await limiter.available(), limiter.policy);
+    } catch {
+      return 0; // an unreadable budget: take() says what is wrong
+    }
+  }
+
   /** One statusMany for all, else one status per job that is due. */
-  private async poll(rows: WatchRow[]): Promise<void> {
+  private async poll(rows: WatchRow[], floorMs: number): Promise<void> {
     if (rows.length === 0) return;
     const ids = rows.map((r) => r.job_id);
     const toUpdate = (id: string, st: JobStatus): StateUpdate => ({ id, state: st.state, done: isTerminal(st.state), status: JSON.stringify(st) });
@@ -247,7 +263,7 @@ export class JobBroker {
     }
     const now = Date.now();
     for (const r of rows) {
-      if (r.checked_at !== null && now - r.checked_at < jobPollDelay(r, now)) continue;
+      if (r.checked_at !== null && now - r.checked_at < jobPollDelay(r, now, floorMs)) continue;
       try {
         await this.o.limiter?.take("query");
         this.stats.polls++;

@@ -131,6 +131,7 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
     submit,
     // A state seen since the call: a caller that asks again and again is paced by the broker's ticks.
     status: (id) => broker.status(id, { fresh: true }),
+    statusNow: (id) => broker.status(id, { fresh: true, now: true }),
     cancel: (id) => broker.cancel([id]),
     async statusMany(ids: string[]): Promise<Map<string, JobStatus>> {
       const all = await Promise.all(ids.map(async (id) => [id, await broker.status(id)] as const));

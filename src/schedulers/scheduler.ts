@@ -102,6 +102,11 @@ export interface Scheduler {
    * library): a wrong token or an unreachable scheduler is said before the agent's upload.
    */
   prepare?(gate?: RequestGate): Promise<void>;
+  /**
+   * The job's state asked of the scheduler at once (something says it just changed, e.g. the job's
+   * start notice), where status() would wait for the next of its paced polls.
+   */
+  statusNow?(id: string): Promise<JobStatus>;
   submit(job: JobSpec): Promise<JobHandle>;
   status(id: string): Promise<JobStatus>;
   /** The status of each of `ids` in as few calls as the scheduler allows; a job it forgot is "unknown". */

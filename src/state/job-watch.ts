@@ -53,29 +53,51 @@ export function leaseVerdict(
  * start at once do so within a second), 250 ms until 5 s, 0.5 s until 30 s, then 2 s: a build waits
  * on that start. Running: 5 s, since a build learns its job's end from its agent; a reader that
  * needs a running job's state now touches its row (changed after the last poll), which is polled
- * at once.
+ * at once. `floorMs` (pollFloorMs) stretches the intervals while the query budget runs low; a new
+ * or touched job is still polled at once.
  */
 export function jobPollDelay(
   row: Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "state">,
   now: number,
+  floorMs = 0,
 ): number {
-  if (row.checked_at === null) return 0;
+  // Never polled, or touched since the last poll (a cancel was sent, a reader wants the state now).
+  if (row.checked_at === null || (row.changed_at !== null && row.changed_at > row.checked_at)) return 0;
   const started = row.state !== null && row.state !== "pending";
-  if (started) return row.changed_at !== null && row.changed_at > row.checked_at ? 0 : 5000;
+  if (started) return Math.max(5000, floorMs);
   const age = now - Math.max(row.followed_at, row.changed_at ?? 0);
-  return age < 2000 ? 100 : age < 5000 ? 250 : age < 30_000 ? 500 : 2000;
+  return Math.max(floorMs, age < 2000 ? 100 : age < 5000 ? 250 : age < 30_000 ? 500 : 2000);
 }
+
+/**
+ * Pure: the shortest pause between two polls, given the query tokens spendable now. With half the
+ * burst or more left, none. Below that the pause grows to one token's refill time at KEEP_TOKENS,
+ * so a chain of builds polls as often as the budget refills, evenly, instead of spending it at
+ * 100 ms ticks and then waiting a whole refill (1.2 s at the default rate) while a job may already
+ * run; and a token stays for the poll a job's start notice asks for (statusNow) at any time.
+ */
+export function pollFloorMs(tokens: number, policy: { burst: number; perSecond: number }): number {
+  const half = policy.burst / 2;
+  if (tokens >= half) return 0;
+  const refillMs = 1000 / policy.perSecond;
+  if (half <= KEEP_TOKENS) return Math.round(refillMs);
+  return Math.round(refillMs * (1 - Math.max(0, tokens - KEEP_TOKENS) / (half - KEEP_TOKENS)));
+}
+
+/** Paced polls leave this many tokens: one for a start notice's poll, one being refilled. */
+const KEEP_TOKENS = 2;
 
 /** Pure: when the next poll of all `rows` is due (ms since the epoch), undefined when none needs one. */
 export function nextPollAt(
   rows: readonly Pick<WatchRow, "followed_at" | "changed_at" | "checked_at" | "done" | "state">[],
   lastPollAt: number,
   now: number,
+  floorMs = 0,
 ): number | undefined {
   let due: number | undefined;
   for (const r of rows) {
     if (r.done) continue;
-    const at = r.checked_at === null ? now : lastPollAt + jobPollDelay(r, now);
+    const at = r.checked_at === null ? now : lastPollAt + jobPollDelay(r, now, floorMs);
     due = due === undefined ? at : Math.min(due, at);
   }
   return due;

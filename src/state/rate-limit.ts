@@ -7,6 +7,7 @@
 // would have been refilled. So one write transaction and one sleep per take (no polling), callers
 // are served in the order they asked, and the tokens granted by time t never exceed
 // burst + rate·t, however many processes take at once.
+import type { Database } from "bun:sqlite";
 import type { StateDb } from "./db.ts";
 
 export interface RatePolicy {
@@ -97,6 +98,23 @@ export function borrow(
   return full.tokens - cost >= keep ? { tokens: full.tokens - cost, updatedAt: full.updatedAt } : null;
 }
 
+/**
+ * Pure: the tokens a take could spend now without waiting: its own bucket refilled (a missing one
+ * is full), plus the sibling's surplus above its `keep`. Never negative.
+ */
+export function spendable(
+  own: BucketState | undefined,
+  p: RatePolicy,
+  now: number,
+  sibling?: { bucket: BucketState | undefined; policy: RatePolicy; keep: number },
+): number {
+  const mine = refill(own ?? { tokens: p.burst, updatedAt: now }, now, p).tokens;
+  const lent = sibling
+    ? refill(sibling.bucket ?? { tokens: sibling.policy.burst, updatedAt: now }, now, sibling.policy).tokens - sibling.keep
+    : 0;
+  return Math.max(0, mine) + Math.max(0, lent);
+}
+
 /** Pure: "BURST PER-SECOND" (e.g. "28 1.8"), or "0"/"off" for no limit. */
 export function parseRate(text: string): { ok: true; rate: RatePolicy | null } | { ok: false; error: string } {
   const t = text.trim();
@@ -135,6 +153,13 @@ export interface Sibling {
   keep: number;
 }
 
+function bucketOf(db: Database, key: string): BucketState | undefined {
+  const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(key) as
+    | { tokens: number; updated_at: number }
+    | null;
+  return row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined;
+}
+
 export class RateLimiter {
   /** the longest a take may wait; a longer one fails without reserving (RateLimitWaitTooLong) */
   readonly maxWaitMs: number;
@@ -152,17 +177,22 @@ export class RateLimiter {
   private readonly now: () => number;
   private readonly sibling: Sibling | undefined;
 
+  /** The tokens a take could spend now without waiting (spendable): a read, no lock taken. */
+  async available(): Promise<number> {
+    const rows = await this.s.read("reading the scheduler rate budget", (db) => ({
+      own: bucketOf(db, this.key),
+      sibling: this.sibling ? bucketOf(db, this.sibling.key) : undefined,
+    }));
+    const sib = this.sibling && { bucket: rows.sibling, policy: this.sibling.policy, keep: this.sibling.keep };
+    return spendable(rows.own, this.policy, this.now(), sib);
+  }
+
   /** Waits until a request of `kind` ("submit", "query", "cancel") may go; resolves with the ms waited. */
   async take(kind: string, o: TakeOptions = {}): Promise<number> {
     o.signal?.throwIfAborted();
     const cost = Math.min(o.cost ?? 1, this.policy.burst);
     const r = await this.s.write(`taking a scheduler rate token (${kind})`, (db) => {
-      const get = (key: string): BucketState | undefined => {
-        const row = db.query("SELECT tokens, updated_at FROM rate_buckets WHERE key = ?1").get(key) as
-          | { tokens: number; updated_at: number }
-          | null;
-        return row ? { tokens: row.tokens, updatedAt: row.updated_at } : undefined;
-      };
+      const get = (key: string) => bucketOf(db, key);
       const put = (key: string, b: BucketState) =>
         db.query("INSERT INTO rate_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET tokens = ?2, updated_at = ?3")
           .run(key, b.tokens, b.updatedAt);

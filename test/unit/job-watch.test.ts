@@ -3,7 +3,7 @@
 // when new, every 100 ms while a start or end is likely soon, then every 0.5 s and 2 s; the queue
 // cap lets a submit go below the cap only (0: no cap).
 import { describe, expect, test } from "bun:test";
-import { capDecision, jobPollDelay, leaseVerdict, nextPollAt } from "../../src/state/job-watch.ts";
+import { capDecision, jobPollDelay, leaseVerdict, nextPollAt, pollFloorMs } from "../../src/state/job-watch.ts";
 
 const me = { pid: 10, start_time: 100 };
 const alive = () => true;
@@ -34,7 +34,36 @@ describe("jobPollDelay", () => {
     ["running 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "running" }, 60_000, 5000],
     // touch(): a cancel was sent, or a reader wants the state now.
     ["touched since the last poll", { followed_at: 0, changed_at: 59_950, checked_at: 59_900, state: "running" }, 60_000, 0],
+    // statusNow(): the job's start notice came while it was pending.
+    ["pending, touched since the last poll", { followed_at: 0, changed_at: 59_950, checked_at: 59_900, state: "pending" }, 60_000, 0],
   ] as const)("%s", (_l, row, now, want) => expect(jobPollDelay(row, now)).toBe(want));
+
+  test.each([
+    ["a low budget stretches a young pending job's 100 ms", { followed_at: 0, changed_at: 0, checked_at: 900, state: "pending" }, 600],
+    ["but not a long queue's 2 s", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "pending" }, 2000],
+    ["nor a never polled job", { followed_at: 0, changed_at: null, checked_at: null, state: null }, 0],
+    ["nor a touched one", { followed_at: 0, changed_at: 990, checked_at: 900, state: "pending" }, 0],
+  ] as const)("floor 600 ms: %s", (_l, row, want) => expect(jobPollDelay(row, row.checked_at === 59_000 ? 60_000 : 1000, 600)).toBe(want));
+});
+
+describe("pollFloorMs", () => {
+  const query = { burst: 13, perSecond: 0.81 };
+  test("a small burst: a whole refill as soon as it is below half", () => {
+    expect(pollFloorMs(1.5, { burst: 4, perSecond: 0.5 })).toBe(2000);
+  });
+  test.each([
+    ["a full bucket", 13, 0],
+    ["half of it", 6.5, 0],
+    ["halfway between 2 and half the burst: half a refill", 4.25, 617],
+    ["2 left (one kept for a start notice's poll): a whole refill (1 / 0.81 s)", 2, 1235],
+    ["empty: a whole refill", 0, 1235],
+    ["in debt: no longer than empty", -4, 1235],
+  ] as const)("%s", (_l, tokens, want) => expect(pollFloorMs(tokens, query)).toBe(want));
+
+  test("a chain of builds spends the budget evenly: the floor rises as tokens fall", () => {
+    const floors = [6, 5, 4, 3, 2].map((t) => pollFloorMs(t, query));
+    for (let i = 1; i < floors.length; i++) expect(floors[i]!).toBeGreaterThan(floors[i - 1]!);
+  });
 });
 
 describe("nextPollAt", () => {
@@ -43,7 +72,7 @@ describe("nextPollAt", () => {
   test("nothing to poll: undefined", () => expect(nextPollAt([row({ done: 1 })], 0, 100)).toBeUndefined());
   test("a new job: now", () => expect(nextPollAt([row({ checked_at: 59_000 }), row({ checked_at: null })], 59_000, 60_000)).toBe(60_000));
   test("the most urgent job sets the tick", () => {
-    expect(nextPollAt([row({}), row({ changed_at: 59_000 })], 59_950, 60_000)).toBe(60_050);
+    expect(nextPollAt([row({}), row({ changed_at: 59_000, checked_at: 59_000 })], 59_950, 60_000)).toBe(60_050);
   });
 });
 

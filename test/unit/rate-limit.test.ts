@@ -4,7 +4,7 @@
 // The site's rate is split into a submit and a query bucket that sum to it, and a take may use the
 // other bucket's surplus above its keep instead of waiting.
 import { describe, expect, test } from "bun:test";
-import { borrow, DEFAULT_RATE, parseRate, refill, reserve, splitRate } from "../../src/state/rate-limit.ts";
+import { borrow, DEFAULT_RATE, parseRate, refill, reserve, spendable, splitRate } from "../../src/state/rate-limit.ts";
 
 const P = { burst: 30, perSecond: 2 };
 
@@ -107,4 +107,18 @@ describe("borrow: a take from the sibling bucket's surplus", () => {
     const r = borrow(sibling, now, 1, p, keep);
     expect(r === null ? null : r.tokens).toBe(left);
   });
+});
+
+describe("spendable: what a take could use now without waiting (the broker paces its polls by it)", () => {
+  const own = { burst: 13, perSecond: 1 };
+  const sib = { policy: { burst: 15, perSecond: 1 }, keep: 7.5 };
+  test.each([
+    ["buckets never used are full: all of its own and the sibling's half", undefined, undefined, 0, 20.5],
+    ["refilled up to now", { tokens: 2, updatedAt: 0 }, { tokens: 0, updatedAt: 0 }, 3000, 5],
+    ["plus the sibling's surplus above its keep", { tokens: 2, updatedAt: 0 }, { tokens: 10, updatedAt: 0 }, 0, 4.5],
+    ["a bucket in debt counts as empty", { tokens: -3, updatedAt: 0 }, { tokens: 7, updatedAt: 0 }, 0, 0],
+  ] as const)("%s", (_l, mine, sibling, now, want) => {
+    expect(spendable(mine, own, now, { bucket: sibling, ...sib })).toBeCloseTo(want, 6);
+  });
+  test("without a sibling: its own tokens only", () => expect(spendable({ tokens: 4, updatedAt: 0 }, own, 0)).toBe(4));
 });

@@ -10,7 +10,7 @@ import { type BuildRun, INFO, Interrupted, JobFailure } from "./run.ts";
 /** Waits until job `id` runs; its node. */
 export async function followJob(run: BuildRun, id: string): Promise<string> {
   const { ctx, record } = run;
-  const node = await run.step(waitUntilRunning(run, id));
+  const node = await run.step(waitUntilRunning(run, id)).finally(() => run.startNotice?.close());
   record.mark("running");
   record.phaseDone("queue");
   record.update({ state: "running", node });
@@ -18,11 +18,17 @@ export async function followJob(run: BuildRun, id: string): Promise<string> {
   return node;
 }
 
-async function waitUntilRunning({ scheduler: s, ctx }: BuildRun, id: string): Promise<string> {
+async function waitUntilRunning({ scheduler: s, ctx, record, startNotice }: BuildRun, id: string): Promise<string> {
   const maxQueueWaitSec = ctx.conf["max-queue-wait"];
   const t0 = Date.now();
   let said = "";
   let never: { reason: string; since: number } | undefined;
+  // The job's agent says when it starts (start-notice-host): then the scheduler is asked at once,
+  // not at the next poll, and the status() waiting for that poll returns with its answer.
+  let notice = startNotice?.arrived.then(() => {
+    record.mark("start-noticed");
+    void s.statusNow?.(id).catch(() => {});
+  });
   for (;;) {
     if (ctx.signal.aborted) throw new Interrupted(`job ${id} cancelled: the build was interrupted`);
     const st = await s.status(id);
@@ -31,9 +37,9 @@ async function waitUntilRunning({ scheduler: s, ctx }: BuildRun, id: string): Pr
       if (node) return node;
     }
     if (isTerminal(st.state)) throw new Error(`job ${id} ended (${describeEnd(st)}) before nsh could build in it`);
-    const now = `${st.state}${st.reason && st.reason !== "None" ? ` (${st.reason})` : ""}`;
-    if (now !== said) ctx.log(INFO, `nsh: job ${id} ${now}`);
-    said = now;
+    const state = `${st.state}${st.reason && st.reason !== "None" ? ` (${st.reason})` : ""}`;
+    if (state !== said) ctx.log(INFO, `nsh: job ${id} ${state}`);
+    said = state;
     never = neverSince(never, st.state === "pending", st.reason, Date.now());
     const neverForMs = never ? Date.now() - never.since : 0;
     const verdict = queueVerdict({ jobId: id, reason: st.reason, waitedMs: Date.now() - t0, neverForMs, maxQueueWaitSec });
@@ -42,7 +48,8 @@ async function waitUntilRunning({ scheduler: s, ctx }: BuildRun, id: string): Pr
     // status call costs slurmrestd a few ms; doubling steps cost up to 0.8 s of idle allocation
     // per build in the benchmark), then back off to every 2 s for jobs that queue for long.
     const waited = Date.now() - t0;
-    await Bun.sleep(waited < 5000 ? 100 : waited < 30000 ? 500 : 2000);
+    const pause = Bun.sleep(waited < 5000 ? 100 : waited < 30000 ? 500 : 2000);
+    await Promise.race(notice ? [pause, notice.then(() => (notice = undefined))] : [pause]);
   }
 }
 

@@ -38,7 +38,7 @@ export function planBuild(ctx: BuildContext): BuildPlan {
 }
 
 /** The job to submit, once the agent's place on the cluster is known. */
-export function planJob(ctx: BuildContext, plan: BuildPlan, agentPath: string): JobSpec {
+export function planJob(ctx: BuildContext, plan: BuildPlan, agentPath: string, startNotice?: string): JobSpec {
   const { conf, req } = ctx;
   return jobSpec({
     drvPath: req.drvPath,
@@ -57,6 +57,7 @@ export function planJob(ctx: BuildContext, plan: BuildPlan, agentPath: string): 
     systemFeatures: [...new Set([...conf["system-features"], ...conf["mandatory-system-features"]])],
     pilotIdleSec: conf["pilot-idle-time"],
     pilotSlots: pilotSlots(conf["pilot-builds-per-job"], conf["pilot-idle-time"]),
+    ...(startNotice ? { startNotice } : {}),
   });
 }
 

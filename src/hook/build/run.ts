@@ -15,6 +15,7 @@ import { JobLog } from "../job-record.ts";
 import type { NodeBulk } from "../node-bulk.ts";
 import { type Reaper, startReaper } from "../reaper.ts";
 import type { BuildPlan } from "./plan.ts";
+import type { StartListener } from "./start-listener.ts";
 
 export const INFO = 3;
 export const ERROR = 0;
@@ -53,6 +54,8 @@ export interface BuildRun {
   submitting?: Promise<JobHandle>;
   localReady?: Promise<ServeClient>;
   bulk?: NodeBulk;
+  /** Where the job's agent says it started, while the hook waits for that (start-notice-host). */
+  startNotice?: StartListener;
   /** The job serves other builds too (pilot-builds-per-job > 1): never cancel it, only this build's slot ends. */
   sharedJob?: boolean;
   /** Ends what the run holds (the interrupt listener, the local serve session, the pool). */
@@ -111,6 +114,7 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
     step: <T>(p: Promise<T>): Promise<T> => Promise.race([p, interrupted.promise]),
     close() {
       heard.reject(new Error("the agent never said hello"));
+      run.startNotice?.close();
       ctx.signal.removeEventListener("abort", onAbort);
       void run.localReady?.then((c) => c.close(), () => {});
       void run.bulk?.close();

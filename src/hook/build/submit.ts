@@ -9,6 +9,7 @@ import { prepareScheduler } from "../../schedulers/scheduler.ts";
 import { fileMemo } from "../../state/memo.ts";
 import { agentPathOnCluster, ensureAgent } from "../agent-binary.ts";
 import { planJob } from "./plan.ts";
+import { listenForStart } from "./start-listener.ts";
 import { type BuildRun, INFO } from "./run.ts";
 
 /** How long a hook trusts that an earlier one placed the agent binary (it is checked on every build anyway). */
@@ -38,7 +39,10 @@ export async function submitJob(run: BuildRun): Promise<Submitted> {
     placedMemo.set(memoKey, agentPath);
     record.mark("agent-placed");
   }
-  const spec = planJob(ctx, plan, agentPath);
+  // Opened before the submit: the job may start (and say so) before the submit's answer comes.
+  const noticeHost = conf["start-notice-host"];
+  if (noticeHost !== "off") run.startNotice ??= listenForStart(noticeHost);
+  const spec = planJob(ctx, plan, agentPath, run.startNotice?.target);
   const submit = async () => {
     reaper.submitting();
     run.submitting = scheduler.submit(spec);
