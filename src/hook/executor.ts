@@ -35,6 +35,8 @@ export interface BuildContext {
   signal: AbortSignal;
   /** How the outputs come home when not by the local Nix's version (an external builder: restore-only). */
   importMethod?: ImportMethod;
+  /** When the hook answered `# accept` (epoch ms): Nix starts its next hook only after that answer. */
+  acceptedAt?: number;
   /** The local store the outputs go to (default "local"; `local?real=…` when its files live elsewhere). */
   localStore?: string;
 }

@@ -48,9 +48,9 @@ const TIME_LIMIT_MARGIN_MS = 60_000;
 /** A pilot is taken only while it is sure to wait this much longer (the hook's ssh, clocks). */
 const IDLE_MARGIN_MS = 5_000;
 /** How often a build waiting at pilot-max-jobs looks whether a slot was handed to it, if no wake-up came (a read). */
-const WAIT_STEP_MS = 250;
+const WAIT_STEP_MS = 1000;
 /** How often a waiting build looks at all pilots (a write transaction): a job may have ended, a holder died. */
-const RELOOK_MS = 1000;
+const RELOOK_MS = 2000;
 
 export interface TakenPilot {
   id: string;
@@ -168,13 +168,17 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
           waiter = choice.waiter;
           if (!said) ctx.log(INFO, `nsh: waiting for one of ${choice.wait} pilot jobs to be idle (pilot-max-jobs)`);
           said = true;
-          // Queued: a slot that becomes idle is handed over with a wake-up; a full look (a job may have
-          // ended, a holder died) only every RELOOK_MS.
-          alarm ??= waiterAlarm(plan.localState);
+          // Queued: a slot that becomes idle is handed over with a wake-up of this waiter alone; a full
+          // look (a job may have ended, a holder died) only every RELOOK_MS. The first read after the
+          // alarm is set catches a slot handed over before it was.
+          const queued = waiter!;
+          if (alarm?.id !== queued) {
+            alarm?.close();
+            alarm = waiterAlarm(plan.localState, queued);
+          }
           const relook = Date.now() + RELOOK_MS;
-          while (Date.now() < relook) {
-            await run.step(alarm.next(WAIT_STEP_MS));
-            if (waiter !== undefined && (await pilotGranted(db, waiter))) break;
+          while (Date.now() < relook && !(await pilotGranted(db, queued))) {
+            await run.step(alarm.next(Math.min(WAIT_STEP_MS, relook - Date.now())));
           }
         }
       } finally {

@@ -189,6 +189,7 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
       await fallback.close();
       const machine = machineName(conf);
       io.toNix(`# accept\n${machine}\n`); // one write: Nix reads the machine line right after the reply
+      const acceptedAt = Date.now();
       // Nix waits for each new hook's answer before it starts the next build: those answers are the
       // wide graph's critical path, this build's copies and waits are not.
       lowerPriority(conf["hook-niceness"]);
@@ -197,7 +198,9 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
       phase = "building";
       try {
         const settings = allSettings();
-        const ctx = { req, inputs, wantedOutputs, settings, conf, machine, verbosity, signal: terminate, env, hookLog: log };
+        const ctx = {
+          req, inputs, wantedOutputs, settings, conf, machine, verbosity, signal: terminate, env, hookLog: log, acceptedAt,
+        };
         return await executor({ ...ctx, log: (level, msg) => log.msg(level as Level, msg), buildLog: (line) => log.buildLine(line) });
       } catch (e) {
         log.error(`building '${req.drvPath}' on '${machine}' failed: ${(e as Error).message}`);

@@ -1,14 +1,18 @@
 // Builds waiting for a pilot slot (pilot-max-jobs reached) queue here. A hook that finds no idle
 // slot of its shape registers; whoever makes a slot idle (a build that ended, a job that started
 // with more slots) hands it, in the same transaction, to the longest-waiting live build it fits,
-// and touches the wake file. Waiters sleep on that file (inotify) and look at their own row with
-// a read. Before, each waiter took the write lock four times a second to look: 30 waiters kept the
-// lock busy, and slots stood idle ~40 % of a wide build (bench/README.md, issue 11).
+// and touches that waiter's wake file. Each waiter sleeps on its own file (inotify) and looks at
+// its own row with a read. Before, each waiter took the write lock four times a second to look: 30
+// waiters kept the lock busy, and slots stood idle ~40 % of a wide build (bench/README.md, issue 11);
+// then one wake file for all woke every waiter at every hand-over (~10 ms of CPU per waiting second).
 import type { Database } from "bun:sqlite";
 import fs from "node:fs";
 import path from "node:path";
 
-export const WAKE_FILE = "pilots.wake";
+/** The directory of the waiters' wake files (one per waiter, named by its id). */
+export const WAKE_DIR = "pilot-wake";
+/** A wake file this old belongs to a waiter that was killed: the next waiter removes it. */
+const STALE_WAKE_MS = 3600_000;
 
 export interface Waiter {
   id: number;
@@ -133,34 +137,41 @@ export function removeWaiter(db: Database, id: number): number | null {
   return granted;
 }
 
-/** Wakes the waiters of this state directory (after a commit that handed out slots). Never throws. */
-export function wakeWaiters(stateDir: string): void {
-  try {
-    fs.writeFileSync(path.join(stateDir, WAKE_FILE), String(Date.now() % 10), { mode: 0o600 });
-  } catch {
-    // The waiters also look by the clock.
+/** Wakes these waiters (after a commit that handed them slots). Never throws. */
+export function wakeWaiters(stateDir: string, ids: readonly number[]): void {
+  for (const id of ids) {
+    try {
+      // r+: only a file its waiter made (one gone has removed it); the waiters also look by the clock.
+      fs.writeFileSync(path.join(stateDir, WAKE_DIR, String(id)), "1", { flag: "r+" });
+    } catch {}
   }
 }
 
 export interface WaiterAlarm {
+  /** the waiter it wakes */
+  readonly id: number;
   /** Resolves when the wake file changes, or after ms. */
   next(ms: number): Promise<void>;
   close(): void;
 }
 
-/** Sleeps on the wake file of stateDir (inotify); only the clock if it cannot be watched. */
-export function waiterAlarm(stateDir: string): WaiterAlarm {
-  const file = path.join(stateDir, WAKE_FILE);
+/** Sleeps on waiter id's own wake file in stateDir (inotify); only the clock if it cannot be watched. */
+export function waiterAlarm(stateDir: string, id: number): WaiterAlarm {
+  const dir = path.join(stateDir, WAKE_DIR);
+  const file = path.join(dir, String(id));
   let ring: (() => void) | undefined;
   let watcher: fs.FSWatcher | undefined;
   try {
-    fs.writeFileSync(file, "", { flag: "a", mode: 0o600 });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    sweepStaleWakeFiles(dir, Date.now());
+    fs.writeFileSync(file, "", { mode: 0o600 });
     watcher = fs.watch(file, () => ring?.());
     watcher.on("error", () => {});
   } catch {
     watcher = undefined;
   }
   return {
+    id,
     next(ms) {
       return new Promise<void>((resolve) => {
         const timer = setTimeout(done, ms);
@@ -175,6 +186,19 @@ export function waiterAlarm(stateDir: string): WaiterAlarm {
     close() {
       ring?.();
       watcher?.close();
+      try {
+        fs.unlinkSync(file);
+      } catch {}
     },
   };
+}
+
+/** Removes the wake files of waiters killed long ago (a hook SIGKILLed while it waited leaves one). */
+function sweepStaleWakeFiles(dir: string, now: number): void {
+  for (const name of fs.readdirSync(dir)) {
+    try {
+      const f = path.join(dir, name);
+      if (now - fs.statSync(f).mtimeMs > STALE_WAKE_MS) fs.unlinkSync(f);
+    } catch {}
+  }
 }

@@ -138,15 +138,16 @@ export async function takePilot(
   s: StateDb, want: PilotWant, nowMs = Date.now(), alive: (r: Holder) => boolean = aliveHolder, idleOnly = false,
   waiter?: number,
 ): Promise<{ take: PilotRow } | { submit: number } | { wait: number; waiter?: number }> {
-  let woke = false;
+  let woke: number[] = [];
   const out = await s.write("taking a pilot job", (db) => {
     ensureTable(db);
     ensureWaiters(db);
     // Per attempt: a retried transaction starts again from what is committed.
-    woke = false;
+    woke = [];
     let queued = waiter;
     dropDeadWaiters(db, alive, (slot) => {
-      if (regrant(db, slot, nowMs, alive)) woke = true;
+      const to = regrant(db, slot, nowMs, alive);
+      if (to) woke.push(to.id);
     });
     if (queued !== undefined && grantedTo(db, queued) !== null) {
       const slot = removeWaiter(db, queued);
@@ -191,7 +192,7 @@ export async function takePilot(
       .run(want.endpoint, want.resourceKey, process.pid, selfStart()).lastInsertRowid;
     return { submit: Number(slot) };
   });
-  if (woke) wakeWaiters(stateDirOf(s));
+  wakeWaiters(stateDirOf(s), woke);
   return out;
 }
 
@@ -204,11 +205,11 @@ export async function leavePilotQueue(s: StateDb, id: number): Promise<void> {
   const woke = await s.write("leaving the pilot queue", (db) => {
     ensureTable(db);
     const slot = removeWaiter(db, id);
-    if (slot === null) return false;
+    if (slot === null) return undefined;
     db.run("UPDATE pilot_jobs SET busy = 0 WHERE slot = ? AND pid = ?", [slot, process.pid]);
-    return regrant(db, slot, Date.now(), aliveHolder) !== undefined;
+    return regrant(db, slot, Date.now(), aliveHolder);
   });
-  if (woke) wakeWaiters(stateDirOf(s));
+  if (woke) wakeWaiters(stateDirOf(s), [woke.id]);
 }
 
 /**
@@ -220,10 +221,10 @@ export async function offerPilot(s: StateDb, slot: number, job: PilotJob): Promi
     ensureTable(db);
     ensureWaiters(db);
     db.run("UPDATE pilot_jobs SET busy = 0, job = ? WHERE slot = ?", [JSON.stringify(job), slot]);
-    return regrant(db, slot, Date.now(), aliveHolder)?.pid;
+    return regrant(db, slot, Date.now(), aliveHolder);
   });
-  if (to !== undefined) wakeWaiters(stateDirOf(s));
-  return to;
+  if (to) wakeWaiters(stateDirOf(s), [to.id]);
+  return to?.pid;
 }
 
 /**
@@ -235,19 +236,19 @@ export async function shareSlots(s: StateDb, slot: number, own: PilotJob, others
     ensureTable(db);
     ensureWaiters(db);
     const row = db.query("SELECT endpoint, resource_key FROM pilot_jobs WHERE slot = ?").get(slot) as Raw | null;
-    if (!row) return 0;
+    if (!row) return [];
     db.run("UPDATE pilot_jobs SET job = ? WHERE slot = ?", [JSON.stringify(own), slot]);
     const columns = "(endpoint, resource_key, job, busy, pid, start_time) VALUES (?, ?, ?, 0, ?, ?)";
     const insert = db.query(`INSERT INTO pilot_jobs ${columns}`);
-    let n = 0;
+    const to: number[] = [];
     for (const job of others) {
       const added = insert.run(row.endpoint, row.resource_key, JSON.stringify(job), process.pid, selfStart());
-      const id = Number(added.lastInsertRowid);
-      if (regrant(db, id, Date.now(), aliveHolder)) n++;
+      const w = regrant(db, Number(added.lastInsertRowid), Date.now(), aliveHolder);
+      if (w) to.push(w.id);
     }
-    return n;
+    return to;
   });
-  if (handed > 0) wakeWaiters(stateDirOf(s));
+  wakeWaiters(stateDirOf(s), handed);
 }
 
 /** The slot's job is gone (or never came): forget it, so another hook may submit. */

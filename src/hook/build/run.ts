@@ -84,7 +84,7 @@ export async function openRun(ctx: BuildContext, plan: BuildPlan): Promise<Build
     state: "submitting",
     submittedAt: Date.now(),
     phases: {},
-    marks: { hook: Math.round(performance.timeOrigin) },
+    marks: { hook: Math.round(performance.timeOrigin), ...(ctx.acceptedAt ? { accepted: ctx.acceptedAt } : {}) },
     hookPid: process.pid,
   });
   const reaper = startReaper(conf, env, { stateDir: plan.localState, key: plan.key }, (m) => ctx.log(1, `nsh: warning: ${m}`));
