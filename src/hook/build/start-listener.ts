@@ -17,12 +17,24 @@ export interface StartListener {
 
 const MAX_LINE = 200;
 
+/** Pure: why start-notice-host cannot be told to a job (undefined: it can). */
+export function badNoticeHost(host: string): string | undefined {
+  if (/^[A-Za-z0-9.:%_-]+$/.test(host)) return undefined;
+  return `nsh.conf: start-notice-host '${host}' is not a host name or address; jobs' starts are learned by polling only`;
+}
+
 /**
  * Listens on all addresses at a free port; `host` is the name the job is told to reach this
- * machine by ("auto": this machine's host name). Undefined when no port could be opened: the
- * hook then learns the start by polling, as without the notice.
+ * machine by ("auto": this machine's host name). Undefined when no port could be opened or the
+ * name is not one (warned): the hook then learns the start by polling, as without the notice.
  */
-export function listenForStart(host: string): StartListener | undefined {
+export function listenForStart(host: string, warn: (msg: string) => void): StartListener | undefined {
+  const name = host === "auto" ? os.hostname() : host;
+  const bad = badNoticeHost(name);
+  if (bad) {
+    warn(bad);
+    return undefined;
+  }
   const token = randomBytes(16).toString("hex");
   const arrived = Promise.withResolvers<void>();
   let listener: TCPSocketListener<{ got: string }> | undefined;
@@ -51,7 +63,6 @@ export function listenForStart(host: string): StartListener | undefined {
   } catch {
     return undefined;
   }
-  const name = host === "auto" ? os.hostname() : host;
   const open = listener;
   return {
     target: formatNoticeTarget({ token, host: name, port: open.port }),

@@ -41,7 +41,7 @@ export async function submitJob(run: BuildRun): Promise<Submitted> {
   }
   // Opened before the submit: the job may start (and say so) before the submit's answer comes.
   const noticeHost = conf["start-notice-host"];
-  if (noticeHost !== "off") run.startNotice ??= listenForStart(noticeHost);
+  if (noticeHost !== "off") run.startNotice ??= listenForStart(noticeHost, (m) => ctx.log(1, `nsh: warning: ${m}`));
   const spec = planJob(ctx, plan, agentPath, run.startNotice?.target);
   const submit = async () => {
     reaper.submitting();
