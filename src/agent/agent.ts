@@ -16,6 +16,7 @@ import path from "node:path";
 import { AGENT_LOG, AGENT_SOCKET, parseHello, statusLine, type AgentOptions } from "./protocol.ts";
 import { sendStartNotice } from "./start-notice.ts";
 import { knowsExternalBuilders, parseNixVersion } from "../nix/version.ts";
+import { fileIdentity, fileMemo, type Memo } from "../state/memo.ts";
 
 interface Client {
   mode?: "serve" | "log";
@@ -69,11 +70,27 @@ export async function nixStoreProblem(
   return (await checkNixStore(nixStore, nixBinDir, env)).problem;
 }
 
-/** nixStoreProblem's check, with the `--version` line nix-store answered when it works. */
+/** How long agents trust the version line a nix-store binary gave (it is the same file). */
+const NIX_VERSION_MEMO_MS = 24 * 3600_000;
+
+/** The cluster state directory's `jobs` directory above a job's (or a slot's) directory; undefined if none. */
+export function jobsDirOf(jobDir: string): string | undefined {
+  for (let d = path.dirname(jobDir); d !== path.dirname(d); d = path.dirname(d)) {
+    if (path.basename(d) === "jobs") return d;
+  }
+  return undefined;
+}
+
+/**
+ * nixStoreProblem's check, with the `--version` line nix-store answered when it works. With a memo,
+ * a binary (by path, inode, size, mtime) that answered before is not run again: on a busy node the
+ * run takes ~0.5 s, and each slot's agent of each job waits for it before its hello.
+ */
 export async function checkNixStore(
   nixStore: string,
   nixBinDir: string | undefined,
   env: Record<string, string | undefined> = process.env,
+  memo?: Memo<string>,
 ): Promise<{ problem?: string; version?: string }> {
   const node = os.hostname();
   const fix = "set remote-nix-bin-dir in nsh.conf to the directory that holds nix-store on the cluster (a shared Nix installation)";
@@ -90,13 +107,20 @@ export async function checkNixStore(
     exe = Bun.which("nix-store", { PATH: env.PATH ?? "" });
     if (!exe) return { problem: `nix-store is not on the job's PATH on node ${node} (PATH=${env.PATH ?? ""}): ${fix}` };
   }
+  const key = memo && fileIdentity(exe);
+  const known = key ? memo?.get(key) : undefined;
+  if (known !== undefined) return { version: known };
   try {
     // Not spawnSync: the agent listens (and the hook connects) meanwhile.
     const r = Bun.spawn([exe, "--version"], { stdout: "pipe", stderr: "pipe" });
     const [exitCode, stdout, stderr] = await Promise.all([
       r.exited, new Response(r.stdout).text(), new Response(r.stderr).text(),
     ]);
-    if (exitCode === 0) return { version: stdout.trim().split("\n")[0] ?? "" };
+    if (exitCode === 0) {
+      const version = stdout.trim().split("\n")[0] ?? "";
+      if (key) memo?.set(key, version);
+      return { version };
+    }
     const why = stderr.trim().split("\n").pop() ?? "";
     return { problem: `${exe} --version failed on node ${node} (exit ${exitCode}${why ? `: ${why}` : ""}): ${fix}` };
   } catch (e) {
@@ -126,7 +150,10 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   // The check runs while the agent already listens; clients wait for its verdict. Then one
   // `nix-store --serve` starts (its store takes ~40 ms to open) before the hook connects over ssh;
   // its options depend on the version the check saw.
-  const checked: Promise<{ problem?: string; version?: string }> = checkNixStore(nixStore, o.nixBinDir)
+  const memoDir = jobsDirOf(o.jobDir);
+  const memo = memoDir ? fileMemo<string>(memoDir, "nix-version", NIX_VERSION_MEMO_MS) : undefined;
+  const checked: Promise<{ problem?: string; version?: string }> =
+    checkNixStore(nixStore, o.nixBinDir, process.env, memo)
     .catch((e: Error) => ({ problem: `cannot check ${nixStore}: ${e.message}` }));
   let problem: string | undefined;
   let noExternalBuilders = false;

@@ -199,7 +199,8 @@ export async function runHook(opts: RunHookOptions): Promise<number> {
       try {
         const settings = allSettings();
         const ctx = {
-          req, inputs, wantedOutputs, settings, conf, machine, verbosity, signal: terminate, env, hookLog: log, acceptedAt,
+          req, inputs, wantedOutputs, settings, conf, machine, verbosity, signal: terminate, env, hookLog: log,
+          acceptedAt,
         };
         return await executor({ ...ctx, log: (level, msg) => log.msg(level as Level, msg), buildLog: (line) => log.buildLine(line) });
       } catch (e) {

@@ -7,7 +7,9 @@
 // The tick adapts as build-job's waitUntilRunning does: 100 ms while a job was just submitted or just
 // changed state (a start or an end is likely soon), then 0.5 s, then 2 s for jobs that queue or run long;
 // and it stretches while the query budget runs low (pollFloorMs), so ticks stay even instead of stalling.
-import { jobPollDelay, nextPollAt, pollFloorMs, type JobWatchTable, type StateUpdate, type WatchRow } from "../state/job-watch.ts";
+import {
+  jobPollDelay, nextPollAt, pollFloorMs, type JobWatchTable, type StateUpdate, type WatchRow,
+} from "../state/job-watch.ts";
 import type { RateLimiter } from "../state/rate-limit.ts";
 import { isTerminal, type JobStatus, type Scheduler, SchedulerError, type SchedulerErrorKind } from "./scheduler.ts";
 
@@ -93,10 +95,9 @@ export class JobBroker {
 
   /**
    * The job's state as the leader saw it; waits for the first one after following. `fresh`: one
-   * seen at or after this call (the next tick), unless the job has ended (it changes no more);
-   * `now`: that tick comes at once, whatever the pacing (a sign says the state just changed).
+   * seen at or after this call (the next tick), unless the job has ended (it changes no more).
    */
-  async status(id: string, o: { fresh?: boolean; now?: boolean } = {}): Promise<JobStatus> {
+  async status(id: string, o: { fresh?: boolean } = {}): Promise<JobStatus> {
     await this.follow([id]);
     const asked = Date.now();
     const deadline = asked + this.o.directAfterMs;
@@ -113,9 +114,8 @@ export class JobBroker {
           const lastAnswer = row.status !== null && row.checked_at !== null ? row.checked_at : -Infinity;
           if (row.error !== null && Date.now() - lastAnswer > this.o.errorAfterMs) throw errorFrom(row.error);
           const seenSince = row.done === 1 || (row.checked_at !== null && row.checked_at >= asked);
-          // A started job is polled seldom, and `now` says a change is likely: ask the leader for its state now.
-          const seldom = row.state !== null && row.state !== "pending";
-          if (o.fresh && n === 0 && !seenSince && (seldom || o.now)) {
+          // A started job is polled seldom: ask the leader for its state now.
+          if (o.fresh && n === 0 && !seenSince && row.state !== null && row.state !== "pending") {
             await this.table.touch([id]);
             this.kick?.();
           }

@@ -13,6 +13,17 @@ export interface Memo<T> {
 
 type Entries<T> = Record<string, { value: T; at: number }>;
 
+/** A file's identity for memos of what running it said: its real path, inode, size and mtime. */
+export function fileIdentity(file: string): string | undefined {
+  try {
+    const real = fs.realpathSync(file);
+    const st = fs.statSync(real);
+    return `${real} ${st.ino} ${st.size} ${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export function fileMemo<T>(dir: string, name: string, lifetimeMs: number, now: () => number = Date.now): Memo<T> {
   const file = path.join(dir, `${name}.json`);
   const read = (): Entries<T> => {

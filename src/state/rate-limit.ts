@@ -108,10 +108,9 @@ export function spendable(
   now: number,
   sibling?: { bucket: BucketState | undefined; policy: RatePolicy; keep: number },
 ): number {
-  const mine = refill(own ?? { tokens: p.burst, updatedAt: now }, now, p).tokens;
-  const lent = sibling
-    ? refill(sibling.bucket ?? { tokens: sibling.policy.burst, updatedAt: now }, now, sibling.policy).tokens - sibling.keep
-    : 0;
+  const full = (b: BucketState | undefined, q: RatePolicy) => refill(b ?? { tokens: q.burst, updatedAt: now }, now, q).tokens;
+  const mine = full(own, p);
+  const lent = sibling ? full(sibling.bucket, sibling.policy) - sibling.keep : 0;
   return Math.max(0, mine) + Math.max(0, lent);
 }
 

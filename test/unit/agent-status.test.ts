@@ -29,3 +29,31 @@ test("the agent says why the job cannot run nix-store", async () => {
   // /bin/false exists and is executable, but is no nix-store.
   expect(await nixStoreProblem("/bin/false", "/bin")).toMatch(/^\/bin\/false --version failed on node \S+ \(exit 1\)/);
 });
+
+test("with a memo, the agent runs a nix-store it knows (same file) only once; a changed one again", async () => {
+  const { checkNixStore, jobsDirOf } = await import("../../src/agent/agent.ts");
+  const { fileMemo } = await import("../../src/state/memo.ts");
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nsh-agent-memo-"));
+  try {
+    const exe = path.join(dir, "nix-store");
+    const runs = path.join(dir, "runs");
+    const script = (v: string) => `#!/bin/sh\necho run >> ${runs}\necho "nix-store (Nix) ${v}"\n`;
+    fs.writeFileSync(exe, script("2.8.0"), { mode: 0o755 });
+    const memo = fileMemo<string>(dir, "nix-version", 60_000);
+    const count = () => fs.readFileSync(runs, "utf8").split("\n").filter(Boolean).length;
+    expect(await checkNixStore(exe, dir, process.env, memo)).toEqual({ version: "nix-store (Nix) 2.8.0" });
+    expect(await checkNixStore(exe, dir, process.env, memo)).toEqual({ version: "nix-store (Nix) 2.8.0" });
+    expect(count()).toBe(1);
+    fs.writeFileSync(exe, script("2.34.1"), { mode: 0o755 }); // another binary at the same path
+    expect(await checkNixStore(exe, dir, process.env, memo)).toEqual({ version: "nix-store (Nix) 2.34.1" });
+    expect(count()).toBe(2);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  expect(jobsDirOf("/c/state/jobs/k1")).toBe("/c/state/jobs");
+  expect(jobsDirOf("/c/state/jobs/k1/s3")).toBe("/c/state/jobs");
+  expect(jobsDirOf("/elsewhere/k1")).toBeUndefined();
+});

@@ -34,7 +34,7 @@ describe("jobPollDelay", () => {
     ["running 1 min", { followed_at: 0, changed_at: 0, checked_at: 59_000, state: "running" }, 60_000, 5000],
     // touch(): a cancel was sent, or a reader wants the state now.
     ["touched since the last poll", { followed_at: 0, changed_at: 59_950, checked_at: 59_900, state: "running" }, 60_000, 0],
-    // statusNow(): the job's start notice came while it was pending.
+    // A cancel was sent to a job still pending.
     ["pending, touched since the last poll", { followed_at: 0, changed_at: 59_950, checked_at: 59_900, state: "pending" }, 60_000, 0],
   ] as const)("%s", (_l, row, now, want) => expect(jobPollDelay(row, now)).toBe(want));
 

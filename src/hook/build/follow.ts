@@ -23,15 +23,22 @@ async function waitUntilRunning({ scheduler: s, ctx, record, startNotice }: Buil
   const t0 = Date.now();
   let said = "";
   let never: { reason: string; since: number } | undefined;
-  // The job's agent says when it starts (start-notice-host): then the scheduler is asked at once,
-  // not at the next poll, and the status() waiting for that poll returns with its answer.
-  let notice = startNotice?.arrived.then(() => {
+  // The job's agent says when it starts (start-notice-host): then the scheduler is asked at once
+  // (one request), and its answer is taken if it comes before the next poll's.
+  let notice: Promise<JobStatus | undefined> | undefined = startNotice?.arrived.then(() => {
     record.mark("start-noticed");
-    void s.statusNow?.(id).catch(() => {});
+    return s.statusNow?.(id).catch(() => undefined);
   });
   for (;;) {
     if (ctx.signal.aborted) throw new Interrupted(`job ${id} cancelled: the build was interrupted`);
-    const st = await s.status(id);
+    const polled = s.status(id);
+    let st: JobStatus;
+    if (notice) {
+      polled.catch(() => {}); // awaited below when the notice's answer is not taken
+      const got = await Promise.race([polled.then((x) => ({ x })), notice.then((x) => ({ x, noticed: true }))]);
+      if ("noticed" in got) notice = undefined; // asked once
+      st = got.x ?? (await polled); // a notice whose request failed: the poll's answer
+    } else st = await polled;
     if (st.state === "running" || st.state === "completing") {
       const node = st.nodes ? firstHost(st.nodes) : undefined;
       if (node) return node;
@@ -49,7 +56,7 @@ async function waitUntilRunning({ scheduler: s, ctx, record, startNotice }: Buil
     // per build in the benchmark), then back off to every 2 s for jobs that queue for long.
     const waited = Date.now() - t0;
     const pause = Bun.sleep(waited < 5000 ? 100 : waited < 30000 ? 500 : 2000);
-    await Promise.race(notice ? [pause, notice.then(() => (notice = undefined))] : [pause]);
+    await (notice ? Promise.race([pause, notice]) : pause);
   }
 }
 

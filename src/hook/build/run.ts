@@ -7,7 +7,7 @@ import { type ImportMethod, importMethod, type NixVersion, parseNixVersion } fro
 import { SshPool } from "../../remote/ssh.ts";
 import { sshPoolOptions } from "../../remote/ssh-options.ts";
 import { sshRelay } from "../../remote/ssh-relay.ts";
-import { fileMemo } from "../../state/memo.ts";
+import { fileIdentity, fileMemo } from "../../state/memo.ts";
 import { openPoliteScheduler } from "../../schedulers/polite-open.ts";
 import type { JobHandle, Scheduler } from "../../schedulers/scheduler.ts";
 import type { BuildContext } from "../executor.ts";
@@ -134,7 +134,7 @@ const VERSION_MEMO_MS = 24 * 3600_000;
  */
 export async function localNixVersion(env: Record<string, string | undefined>, stateDir: string): Promise<NixVersion> {
   const exe = Bun.which("nix-store", { PATH: env.PATH ?? "" });
-  const key = exe ? binaryIdentity(exe) : undefined;
+  const key = exe ? fileIdentity(exe) : undefined;
   const memo = key ? fileMemo<string>(stateDir, "nix-version", VERSION_MEMO_MS) : undefined;
   const known = key ? memo?.get(key) : undefined;
   if (known) {
@@ -148,14 +148,4 @@ export async function localNixVersion(env: Record<string, string | undefined>, s
   const version = parseNixVersion(line);
   if (key) memo?.set(key, line);
   return version;
-}
-
-function binaryIdentity(exe: string): string | undefined {
-  try {
-    const real = fs.realpathSync(exe);
-    const st = fs.statSync(real);
-    return `${real} ${st.ino} ${st.size} ${st.mtimeMs}`;
-  } catch {
-    return undefined;
-  }
 }

@@ -20,7 +20,8 @@ const MAX_LINE = 200;
 /** Pure: why start-notice-host cannot be told to a job (undefined: it can). */
 export function badNoticeHost(host: string): string | undefined {
   if (/^[A-Za-z0-9.:%_-]+$/.test(host)) return undefined;
-  return `nsh.conf: start-notice-host '${host}' is not a host name or address; jobs' starts are learned by polling only`;
+  return `nsh.conf: start-notice-host '${host}' is not a host name or address; ` +
+    "jobs' starts are learned by polling only";
 }
 
 /**
