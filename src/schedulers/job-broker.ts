@@ -8,7 +8,7 @@
 // changed state (a start or an end is likely soon), then 0.5 s, then 2 s for jobs that queue or run long;
 // and it stretches while the query budget runs low (pollFloorMs), so ticks stay even instead of stalling.
 import {
-  jobPollDelay, nextPollAt, pollFloorMs, type JobWatchTable, type StateUpdate, type WatchRow,
+  jobPollDelay, nextPollAt, pollFloorMs, pollMaySpend, type JobWatchTable, type StateUpdate, type WatchRow,
 } from "../state/job-watch.ts";
 import type { RateLimiter } from "../state/rate-limit.ts";
 import { isTerminal, type JobStatus, type Scheduler, SchedulerError, type SchedulerErrorKind } from "./scheduler.ts";
@@ -95,9 +95,10 @@ export class JobBroker {
 
   /**
    * The job's state as the leader saw it; waits for the first one after following. `fresh`: one
-   * seen at or after this call (the next tick), unless the job has ended (it changes no more).
+   * seen at or after this call (the next tick), unless the job has ended (it changes no more);
+   * `now`: that tick comes at once, whatever the pacing (a sign says the state just changed).
    */
-  async status(id: string, o: { fresh?: boolean } = {}): Promise<JobStatus> {
+  async status(id: string, o: { fresh?: boolean; now?: boolean } = {}): Promise<JobStatus> {
     await this.follow([id]);
     const asked = Date.now();
     const deadline = asked + this.o.directAfterMs;
@@ -114,8 +115,9 @@ export class JobBroker {
           const lastAnswer = row.status !== null && row.checked_at !== null ? row.checked_at : -Infinity;
           if (row.error !== null && Date.now() - lastAnswer > this.o.errorAfterMs) throw errorFrom(row.error);
           const seenSince = row.done === 1 || (row.checked_at !== null && row.checked_at >= asked);
-          // A started job is polled seldom: ask the leader for its state now.
-          if (o.fresh && n === 0 && !seenSince && row.state !== null && row.state !== "pending") {
+          // A started job is polled seldom, and `now` says a change is likely: ask the leader for its state now.
+          const seldom = row.state !== null && row.state !== "pending";
+          if (o.fresh && n === 0 && !seenSince && (seldom || o.now)) {
             await this.table.touch([id]);
             this.kick?.();
           }
@@ -213,9 +215,10 @@ export class JobBroker {
             rows = await this.table.sweep(now);
             sweptAt = now;
           } else rows = await this.table.rows();
-          floorMs = await this.pollFloor();
+          const tokens = await this.spendableTokens();
+          floorMs = this.o.limiter ? pollFloorMs(tokens, this.o.limiter.policy) : 0;
           const due = nextPollAt(rows, lastPoll, Date.now(), floorMs);
-          if (due !== undefined && due <= Date.now()) {
+          if (due !== undefined && due <= Date.now() && pollMaySpend(rows, tokens, this.o.limiter?.policy.burst)) {
             lastPoll = Date.now();
             await this.poll(rows.filter((r) => !r.done), floorMs);
             for (const wake of this.waking.splice(0)) wake();
@@ -234,14 +237,12 @@ export class JobBroker {
     }
   }
 
-  /** The pause between polls the query budget affords now (pollFloorMs); 0 without a rate limit. */
-  private async pollFloor(): Promise<number> {
-    const limiter = this.o.limiter;
-    if (!limiter) return 0;
+  /** The query tokens spendable now (Infinity without a rate limit, or when the budget cannot be read: take() says why). */
+  private async spendableTokens(): Promise<number> {
     try {
-      return pollFloorMs(await limiter.available(), limiter.policy);
+      return this.o.limiter ? await this.o.limiter.available() : Infinity;
     } catch {
-      return 0; // an unreadable budget: take() says what is wrong
+      return Infinity;
     }
   }
 
@@ -254,8 +255,11 @@ export class JobBroker {
       try {
         await this.o.limiter?.take("query");
         this.stats.polls++;
+        // Stamped with when it was asked: a reader wanting a state from after its question (a
+        // start notice's) must not get one a query already under way found before.
+        const askedAt = Date.now();
         const got = await this.inner.statusMany(ids);
-        await this.table.record([...got].filter(([id]) => ids.includes(id)).map(([id, st]) => toUpdate(id, st)));
+        await this.table.record([...got].filter(([id]) => ids.includes(id)).map(([id, st]) => toUpdate(id, st)), askedAt);
       } catch (e) {
         await this.table.recordError(ids, errorJson(e));
       }
@@ -267,7 +271,8 @@ export class JobBroker {
       try {
         await this.o.limiter?.take("query");
         this.stats.polls++;
-        await this.table.record([toUpdate(r.job_id, await this.inner.status(r.job_id))]);
+        const askedAt = Date.now();
+        await this.table.record([toUpdate(r.job_id, await this.inner.status(r.job_id))], askedAt);
       } catch (e) {
         await this.table.recordError([r.job_id], errorJson(e));
       }

@@ -74,7 +74,7 @@ export function jobPollDelay(
  * burst or more left, none. Below that the pause grows to one token's refill time at KEEP_TOKENS,
  * so a chain of builds polls as often as the budget refills, evenly, instead of spending it at
  * 100 ms ticks and then waiting a whole refill (1.2 s at the default rate) while a job may already
- * run; and a token stays for the poll a job's start notice asks for (statusNow) at any time.
+ * run; with pollMaySpend a token stays for the poll a job's start notice asks for (statusNow).
  */
 export function pollFloorMs(tokens: number, policy: { burst: number; perSecond: number }): number {
   const half = policy.burst / 2;
@@ -84,8 +84,23 @@ export function pollFloorMs(tokens: number, policy: { burst: number; perSecond: 
   return Math.round(refillMs * (1 - Math.max(0, tokens - KEEP_TOKENS) / (half - KEEP_TOKENS)));
 }
 
-/** Paced polls leave this many tokens: one for a start notice's poll, one being refilled. */
-const KEEP_TOKENS = 2;
+/** Paced polls go only with this many tokens spendable, so one is left for a start notice's poll. */
+export const KEEP_TOKENS = 2;
+
+/**
+ * Pure: may the leader's poll that is due spend a token now? Always for a job never polled or
+ * touched since (a reader waits on it now); a paced poll only while KEEP_TOKENS are spendable (a
+ * bucket smaller than that: while it is full).
+ */
+export function pollMaySpend(
+  rows: readonly Pick<WatchRow, "changed_at" | "checked_at" | "done">[],
+  tokens: number,
+  burst = Infinity,
+): boolean {
+  const touched = (r: Pick<WatchRow, "changed_at" | "checked_at">) => r.changed_at !== null && r.checked_at !== null && r.changed_at > r.checked_at;
+  const urgent = rows.some((r) => !r.done && (r.checked_at === null || touched(r)));
+  return urgent || tokens >= Math.min(KEEP_TOKENS, burst);
+}
 
 /** Pure: when the next poll of all `rows` is due (ms since the epoch), undefined when none needs one. */
 export function nextPollAt(

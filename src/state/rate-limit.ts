@@ -99,8 +99,8 @@ export function borrow(
 }
 
 /**
- * Pure: the tokens a take could spend now without waiting: its own bucket refilled (a missing one
- * is full), plus the sibling's surplus above its `keep`. Never negative.
+ * Pure: the whole tokens takes could spend now without waiting: its own bucket refilled (a missing
+ * one is full), plus the sibling's surplus above its `keep`. Never negative.
  */
 export function spendable(
   own: BucketState | undefined,
@@ -111,7 +111,8 @@ export function spendable(
   const full = (b: BucketState | undefined, q: RatePolicy) => refill(b ?? { tokens: q.burst, updatedAt: now }, now, q).tokens;
   const mine = full(own, p);
   const lent = sibling ? full(sibling.bucket, sibling.policy) - sibling.keep : 0;
-  return Math.max(0, mine) + Math.max(0, lent);
+  // Whole tokens: a take with half a token left waits, and a loan needs a whole one above `keep`.
+  return Math.floor(Math.max(0, mine)) + Math.floor(Math.max(0, lent));
 }
 
 /** Pure: "BURST PER-SECOND" (e.g. "28 1.8"), or "0"/"off" for no limit. */

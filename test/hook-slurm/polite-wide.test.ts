@@ -1,6 +1,7 @@
 // Expected: a wide build (20 derivations, -j 20, 20 hooks at once) through the REST backend asks
 // slurmrestd for job states in batches: one GET /jobs per broker tick for all of this machine's
-// jobs, never a GET per job, so far fewer status requests than one per build per tick; and all
+// jobs, so far fewer status requests than one per build per tick; a GET of one job only for a job's
+// start notice that the broker's leader did not answer within 150 ms, at most one per build; and all
 // requests that reach slurmctld together (submits, queries, cancels, pings) stay within the default scheduler-rate
 // (28 at once, 1.8/s, below Slurm's own per-user limit of 30 and 2/s). Every build succeeds.
 // A hook whose token an earlier hook's ping proved a moment ago sends no ping of its own.
@@ -41,8 +42,9 @@ test("20 builds at once: status requests batched, all requests within the rate b
     expect(counts.submit).toBe(20);
     // The warm-up build's ping proved the token: the 20 hooks after it spend no request on pings.
     expect(counts.ping).toBe(0);
-    // Batched: no per-job status request; the lists are far fewer than one per build per 100 ms tick.
-    expect(counts["status-one"]).toBe(0);
+    // Batched: the lists are far fewer than one per build per 100 ms tick; a per-job request only for
+    // a start notice the broker did not answer at once, at most one per build.
+    expect(counts["status-one"]).toBeLessThanOrEqual(20);
     expect(counts["status-list"]).toBeLessThan(20 * seconds);
     // One token of slack: a request may reach the proxy a moment after its token was taken.
     const budgeted = proxy.seen.filter((x) => x.kind !== "other").map((x) => x.at);

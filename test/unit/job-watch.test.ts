@@ -3,7 +3,7 @@
 // when new, every 100 ms while a start or end is likely soon, then every 0.5 s and 2 s; the queue
 // cap lets a submit go below the cap only (0: no cap).
 import { describe, expect, test } from "bun:test";
-import { capDecision, jobPollDelay, leaseVerdict, nextPollAt, pollFloorMs } from "../../src/state/job-watch.ts";
+import { capDecision, jobPollDelay, leaseVerdict, nextPollAt, pollFloorMs, pollMaySpend } from "../../src/state/job-watch.ts";
 
 const me = { pid: 10, start_time: 100 };
 const alive = () => true;
@@ -84,4 +84,17 @@ describe("capDecision", () => {
     [3, 3, "wait"],
     [4, 3, "wait"],
   ] as const)("%i queued, cap %i: %s", (queued, cap, want) => expect(capDecision(queued, cap)).toBe(want));
+});
+
+describe("pollMaySpend: a paced poll leaves a token for a start notice's", () => {
+  const row = (o: Partial<{ changed_at: number | null; checked_at: number | null; done: number }>) =>
+    ({ changed_at: 0, checked_at: 100, done: 0, ...o });
+  test.each([
+    ["two tokens: a paced poll may go", [row({})], 2, Infinity, true],
+    ["fewer: it waits for the refill", [row({})], 1.9, Infinity, false],
+    ["a job never polled goes anyway", [row({}), row({ checked_at: null })], 0.5, Infinity, true],
+    ["a touched job goes anyway", [row({ changed_at: 150 })], 0.5, Infinity, true],
+    ["a touched job that is done does not count", [row({ changed_at: 150, done: 1 })], 0.5, Infinity, false],
+    ["a bucket of one: a poll goes when it is full", [row({})], 1, 1, true],
+  ] as const)("%s", (_l, rows, tokens, burst, want) => expect(pollMaySpend(rows, tokens, burst)).toBe(want));
 });

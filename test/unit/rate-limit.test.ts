@@ -113,9 +113,10 @@ describe("spendable: what a take could use now without waiting (the broker paces
   const own = { burst: 13, perSecond: 1 };
   const sib = { policy: { burst: 15, perSecond: 1 }, keep: 7.5 };
   test.each([
-    ["buckets never used are full: all of its own and the sibling's half", undefined, undefined, 0, 20.5],
+    ["buckets never used are full: all of its own and the sibling's whole tokens above its keep", undefined, undefined, 0, 20],
     ["refilled up to now", { tokens: 2, updatedAt: 0 }, { tokens: 0, updatedAt: 0 }, 3000, 5],
-    ["plus the sibling's surplus above its keep", { tokens: 2, updatedAt: 0 }, { tokens: 10, updatedAt: 0 }, 0, 4.5],
+    ["plus the sibling's whole tokens above its keep", { tokens: 2, updatedAt: 0 }, { tokens: 10, updatedAt: 0 }, 0, 4],
+    ["half a token is none", { tokens: 1.5, updatedAt: 0 }, { tokens: 8, updatedAt: 0 }, 0, 1],
     ["a bucket in debt counts as empty", { tokens: -3, updatedAt: 0 }, { tokens: 7, updatedAt: 0 }, 0, 0],
   ] as const)("%s", (_l, mine, sibling, now, want) => {
     expect(spendable(mine, own, now, { bucket: sibling, ...sib })).toBeCloseTo(want, 6);
