@@ -76,7 +76,9 @@ export function jsonObjectAttr(drv: Derivation, drvPath: string, attr: string): 
   } catch (e) {
     throw new DerivationAttrError(`${drvPath}: attribute ${attr} is not valid JSON (${(e as Error).message}): ${text.slice(0, 80)}`);
   }
-  if (!v || typeof v !== "object" || Array.isArray(v)) throw new DerivationAttrError(`${drvPath}: attribute ${attr} must be a JSON object, got ${text.slice(0, 80)}`);
+  if (!v || typeof v !== "object" || Array.isArray(v)) {
+    throw new DerivationAttrError(`${drvPath}: attribute ${attr} must be a JSON object, got ${text.slice(0, 80)}`);
+  }
   return v as JsonObject;
 }
 

@@ -106,8 +106,10 @@ const either = <A, B>(a: Promise<A>, b: Promise<B>) =>
     b.then(resolve, reject);
   });
 
-const describe = (req: TryRequest) =>
-  `'${req.drvPath}' (system ${req.system}${req.requiredFeatures.length ? `, features ${req.requiredFeatures.join(" ")}` : ""}${req.amWilling ? "" : ", no local slot"})`;
+const describe = (req: TryRequest) => {
+  const features = req.requiredFeatures.length ? `, features ${req.requiredFeatures.join(" ")}` : "";
+  return `'${req.drvPath}' (system ${req.system}${features}${req.amWilling ? "" : ", no local slot"})`;
+};
 
 export async function runHook(opts: RunHookOptions): Promise<number> {
   // Object.assign, not a spread: object spread runs a JS-implemented builtin (first use ~0.1 ms of CPU).

@@ -98,7 +98,8 @@ function decodeSha256Digest(digest: string, original: string): Uint8Array {
     }
     default:
       throw new HashError(
-        `hash '${original}' has a digest of length ${digest.length}; SHA-256 needs ${SHA256_BASE16_LENGTH} (base16), ${SHA256_NIX32_LENGTH} (nix32) or ${SHA256_BASE64_LENGTH} (base64)`,
+        `hash '${original}' has a digest of length ${digest.length}; SHA-256 needs ${SHA256_BASE16_LENGTH} (base16), ` +
+          `${SHA256_NIX32_LENGTH} (nix32) or ${SHA256_BASE64_LENGTH} (base64)`,
       );
   }
 }

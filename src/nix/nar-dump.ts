@@ -23,7 +23,11 @@ export const narTokens = {
   open: () => encodeString("("),
   close: () => encodeString(")"),
   regular: (executable: boolean, size: number) =>
-    concatAll([encodeString("type"), encodeString("regular"), ...(executable ? [encodeString("executable"), encodeString("")] : []), encodeString("contents"), encodeU64(size)]),
+    concatAll([
+      encodeString("type"), encodeString("regular"),
+      ...(executable ? [encodeString("executable"), encodeString("")] : []),
+      encodeString("contents"), encodeU64(size),
+    ]),
   symlink: (target: Uint8Array) => concatAll([encodeString("type"), encodeString("symlink"), encodeString("target"), encodeString(target)]),
   directory: () => concatAll([encodeString("type"), encodeString("directory")]),
   entry: (name: Uint8Array) => concatAll([encodeString("entry"), encodeString("("), encodeString("name"), encodeString(name), encodeString("node")]),

@@ -71,7 +71,9 @@ export interface BulkSession {
  * A second serve session to `dest` through OpenSSH (named `label` in progress lines), or undefined (with the reason given to `log`)
  * when `ssh` is missing or cannot get in on its own (a key only ssh2 could use, a changed host key).
  */
-export async function openBulkServe(pool: SshPool, dest: Destination, command: string, storeDir: string, log: (m: string) => void, label?: string): Promise<BulkSession | undefined> {
+export async function openBulkServe(
+  pool: SshPool, dest: Destination, command: string, storeDir: string, log: (m: string) => void, label?: string,
+): Promise<BulkSession | undefined> {
   const ssh = Bun.which("ssh");
   if (!ssh) return void log("bulk transfers stay on ssh2: OpenSSH's ssh is not installed");
   let dir: string | undefined;
