@@ -11,13 +11,17 @@ bash scripts/setup.sh || exit 1
 ./node_modules/.bin/tsc --noEmit -p . || { echo "typecheck failed"; exit 1; }
 bun=./node_modules/.bin/bun
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+failed=$(mktemp)
+trap 'rm -f "$out" "$failed"' EXIT
 count() { grep -Eo "^ *[0-9]+ $1" "$2" | tail -1 | grep -Eo '[0-9]+' || echo 0; }
 
 "$bun" test --timeout 120000 "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 pass=$(count pass "$out")
 fail=$(count fail "$out")
+# Each failure with its file; bun's own summary after "N tests failed:" repeats them without one.
+awk '/^[0-9]+ tests? failed:$/ {exit} /^test\/.*:$/ {file = $0} /^\(fail\)/ {print "bookworm: " file " " $0}' \
+  "$out" >>"$failed"
 echo "bookworm: ${pass} passed, ${fail} failed"
 
 suites=(${NSH_TEST_SUITES-trixie sid})
@@ -40,10 +44,12 @@ if [ ${#suites[@]} -gt 0 ] && [ $# -eq 0 ]; then
     for f in "${files[@]}"; do
       echo "== $suite: $f"
       NSH_LAB_SUITE=$suite "$bun" test --timeout 120000 "$f" 2>&1 | tee "$out"
-      [ "${PIPESTATUS[0]}" -eq 0 ] || { status=1; echo "FAILED on $suite: $f"; }
+      [ "${PIPESTATUS[0]}" -eq 0 ] || { status=1; echo "FAILED on $suite: $f"; echo "$suite: $f failed" >>"$failed"; }
       pass=$((pass + $(count pass "$out"))) fail=$((fail + $(count fail "$out")))
     done
   done
 fi
+# The failures again at the very end, where a truncated CI log still shows them.
+[ ! -s "$failed" ] || { echo "failed tests:"; cat "$failed"; }
 echo "tests: ${pass} passed, ${fail} failed"
 exit "$status"
