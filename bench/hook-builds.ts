@@ -51,6 +51,20 @@ export interface BuildCasesResult {
 export const recordsOf = (records: readonly JobRec[], s: string): JobRec[] =>
   records.filter((j) => j.drv.includes(`-${s}.drv`));
 
+/** `nsh jobs --json` output; a line that does not parse is reported and skipped, not the end of a 15-minute run. */
+export function parseJobLines(out: string, exitCode: number | null): JobRec[] {
+  const lines = out.split("\n").filter((l) => l.trim());
+  const records: JobRec[] = [];
+  for (const [i, l] of lines.entries()) {
+    try {
+      records.push(JSON.parse(l) as JobRec);
+    } catch (e) {
+      process.stderr.write(`nsh jobs --json (exit ${exitCode}), line ${i + 1} of ${lines.length} skipped: ${e}: ${l.slice(0, 200)}\n`);
+    }
+  }
+  return records;
+}
+
 export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesResult> {
   const { lab, nsh, widthOf, jobsOf, timeoutMs } = o;
   const env = lab.nix.env;
@@ -192,7 +206,7 @@ export async function runBuildCases(o: BuildCasesOptions): Promise<BuildCasesRes
 
   // Slurm jobs per run: the distinct job ids in nsh's records of the run's derivations.
   const jobsOut = Bun.spawnSync([nsh, "jobs", "--all", "--json"], { env: { ...env, NSH_CONF: lab.nshConf } });
-  const records = jobsOut.stdout.toString().trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as JobRec);
+  const records = parseJobLines(jobsOut.stdout.toString(), jobsOut.exitCode);
   for (const r of builds.filter((b) => isNsh(b.variant))) {
     r.jobs = new Set(recordsOf(records, r.salt).flatMap((j) => (j.jobId ? [j.jobId] : []))).size;
   }
