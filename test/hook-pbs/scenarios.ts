@@ -107,8 +107,14 @@ export function cliScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
     const build = lab().nixBuild([lab().nix.expr("pbs-job"), "--argstr", "salt", s, "--argstr", "sleep", "60"]);
     const id = await jobIn(lab(), s, "R");
     expect(id).toBeDefined();
-    // `nsh jobs` (active jobs, as a table) shows the build's job running.
-    const listed = (await lab().nsh(["jobs"])).stdout.split("\n").find((l) => l.includes(id!));
+    // `nsh jobs` (active jobs, as a table) shows the build's job running: once its hook has heard so
+    // (the job's start notice, or the next poll), not necessarily the moment qstat says R.
+    const t0 = Date.now();
+    const listed = await until(async () => {
+      const line = (await lab().nsh(["jobs"])).stdout.split("\n").find((l) => l.includes(id!));
+      return line?.includes("running") ? line : undefined;
+    }, 10_000, 100);
+    console.log(`${kind}: nsh jobs showed the job running ${Date.now() - t0} ms after qstat did; marks ${JSON.stringify((await jobsOf(lab(), s))[0])}`);
     expect(listed).toContain("running");
     const r = await lab().nsh(["cancel", id!]);
     expect(r.stdout).toContain(`cancelled job ${id}`);
