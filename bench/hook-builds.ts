@@ -59,7 +59,8 @@ export function parseJobLines(out: string, exitCode: number | null): JobRec[] {
     try {
       records.push(JSON.parse(l) as JobRec);
     } catch (e) {
-      process.stderr.write(`nsh jobs --json (exit ${exitCode}), line ${i + 1} of ${lines.length} skipped: ${e}: ${l.slice(0, 200)}\n`);
+      const where = `nsh jobs --json (exit ${exitCode}), line ${i + 1} of ${lines.length}`;
+      process.stderr.write(`${where} skipped: ${e}: ${l.slice(0, 200)}\n`);
     }
   }
   return records;

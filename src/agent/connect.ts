@@ -15,7 +15,8 @@ async function waitForSocket(dir: string, timeoutMs: number): Promise<string> {
   });
   // It may have appeared between the first look and the watch.
   if (fs.existsSync(sock)) appeared.resolve();
-  const timer = setTimeout(() => appeared.reject(new Error(`no agent socket in ${dir} after ${timeoutMs / 1000} s (did the job start nsh's agent?)`)), timeoutMs);
+  const missing = () => new Error(`no agent socket in ${dir} after ${timeoutMs / 1000} s (did the job start nsh's agent?)`);
+  const timer = setTimeout(() => appeared.reject(missing()), timeoutMs);
   try {
     await appeared.promise;
     return sock;
@@ -29,7 +30,9 @@ async function waitForSocket(dir: string, timeoutMs: number): Promise<string> {
  * Connects to the agent's socket. The file appears when the agent binds it, a moment before it
  * listens: a refusal right then is retried for a short while.
  */
-async function connectSoon(sockPath: string, handlers: Parameters<typeof Bun.connect>[0]["socket"], withinMs = 5000): ReturnType<typeof Bun.connect> {
+async function connectSoon(
+  sockPath: string, handlers: Parameters<typeof Bun.connect>[0]["socket"], withinMs = 5000,
+): ReturnType<typeof Bun.connect> {
   const end = Date.now() + withinMs;
   for (;;) {
     try {

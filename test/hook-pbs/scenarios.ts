@@ -7,7 +7,7 @@ import { hasStackTrace, salt, until } from "../hook-slurm/helpers.ts";
 import { NSH_BIN } from "../lab/cluster.ts";
 import { type PbsHookLab, type PbsKind, startPbsHookLab } from "./lab.ts";
 
-interface JobRec { drv: string; jobId?: string; state: string; message?: string }
+interface JobRec { drv: string; jobId?: string; state: string; message?: string; marks?: Record<string, number> }
 
 export async function jobsOf(lab: PbsHookLab, s: string): Promise<JobRec[]> {
   const r = await lab.nsh(["jobs", "--all", "--json"]);
@@ -114,7 +114,9 @@ export function cliScenarios(kind: PbsKind, lab: () => PbsHookLab): void {
       const line = (await lab().nsh(["jobs"])).stdout.split("\n").find((l) => l.includes(id!));
       return line?.includes("running") ? line : undefined;
     }, 10_000, 100);
-    console.log(`${kind}: nsh jobs showed the job running ${Date.now() - t0} ms after qstat did; marks ${JSON.stringify((await jobsOf(lab(), s))[0])}`);
+    const marks = (await jobsOf(lab(), s))[0]?.marks;
+    const lag = Date.now() - t0;
+    console.log(`${kind}: nsh jobs showed the job running ${lag} ms after qstat did; marks ${JSON.stringify(marks)}`);
     expect(listed).toContain("running");
     const r = await lab().nsh(["cancel", id!]);
     expect(r.stdout).toContain(`cancelled job ${id}`);
