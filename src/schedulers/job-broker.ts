@@ -56,6 +56,8 @@ export class JobBroker {
   private waking: (() => void)[] = [];
   /** ends the leader loop's pause early: this process followed a job or queued a cancel */
   private kick: (() => void) | null = null;
+  /** poked while the loop was busy: its next pause is skipped, so the poke is not lost */
+  private poked = false;
   private readonly o: Required<Omit<BrokerOptions, "limiter">> & { limiter?: RateLimiter };
   /** scheduler calls this process made as leader (diagnostics, tests) */
   readonly stats = { polls: 0, cancelCalls: 0, ticksLed: 0 };
@@ -84,7 +86,7 @@ export class JobBroker {
     if (fresh.length > 0) await this.table.follow(fresh);
     for (const id of fresh) this.followed.add(id);
     this.ensureLoop();
-    if (fresh.length > 0) this.kick?.();
+    if (fresh.length > 0) this.poke();
   }
 
   /** No longer interested: the leader stops asking about them. */
@@ -102,6 +104,8 @@ export class JobBroker {
     await this.follow([id]);
     const asked = Date.now();
     const deadline = asked + this.o.directAfterMs;
+    // Set once the row is touched: only a poll that saw the touch (asked after it) answers.
+    let mark: number | undefined;
     this.localWaiters++;
     try {
       for (let n = 0; ; n++) {
@@ -114,13 +118,15 @@ export class JobBroker {
           // One failed poll fails nobody's build while the last state is recent: the next tick retries.
           const lastAnswer = row.status !== null && row.checked_at !== null ? row.checked_at : -Infinity;
           if (row.error !== null && Date.now() - lastAnswer > this.o.errorAfterMs) throw errorFrom(row.error);
-          const seenSince = row.done === 1 || (row.checked_at !== null && row.checked_at >= asked);
-          // A started job is polled seldom, and `now` says a change is likely: ask the leader for its state now.
+          const since = (at: number) => row.done === 1 || (row.checked_at !== null && row.checked_at >= at);
+          // A started job is polled seldom, and `now` says a change is likely (one a poll in this
+          // very millisecond may have missed): ask the leader for a state from after this question.
           const seldom = row.state !== null && row.state !== "pending";
-          if (o.fresh && n === 0 && !seenSince && (seldom || o.now)) {
-            await this.table.touch([id]);
-            this.kick?.();
+          if (o.fresh && mark === undefined && row.done !== 1 && (o.now || (seldom && !since(asked)))) {
+            mark = (await this.table.touch([id])).get(id);
+            this.poke();
           }
+          const seenSince = since(mark ?? asked);
           if (row.status !== null && (!o.fresh || seenSince)) return JSON.parse(row.status) as JobStatus;
         }
         if (Date.now() > deadline) {
@@ -141,7 +147,7 @@ export class JobBroker {
   async cancel(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.table.requestCancel(ids);
-    this.kick?.();
+    this.poke();
     this.localWaiters++;
     const deadline = Date.now() + this.o.cancelDirectAfterMs;
     try {
@@ -169,6 +175,12 @@ export class JobBroker {
   close(): void {
     this.closed = true;
     this.table.resign();
+  }
+
+  /** Something for the leader to see now (a followed job, a touched row, a queued cancel). */
+  private poke(): void {
+    this.poked = true;
+    this.kick?.();
   }
 
   private ensureLoop(): void {
@@ -229,8 +241,9 @@ export class JobBroker {
         const next = nextPollAt(await this.table.rows(), lastPoll, Date.now(), floorMs);
         // Wake at least every 100 ms to see newly followed jobs and queued cancels (a cheap read).
         const pause = Math.max(5, Math.min(100, (next ?? Infinity) - Date.now()));
-        await Promise.race([Bun.sleep(pause), new Promise<void>((r) => (this.kick = r))]);
+        if (!this.poked) await Promise.race([Bun.sleep(pause), new Promise<void>((r) => (this.kick = r))]);
         this.kick = null;
+        this.poked = false;
       }
     } finally {
       if (leading) this.table.resign();
@@ -250,7 +263,9 @@ export class JobBroker {
   private async poll(rows: WatchRow[], floorMs: number): Promise<void> {
     if (rows.length === 0) return;
     const ids = rows.map((r) => r.job_id);
-    const toUpdate = (id: string, st: JobStatus): StateUpdate => ({ id, state: st.state, done: isTerminal(st.state), status: JSON.stringify(st) });
+    const seen = new Map(rows.map((r) => [r.job_id, r.changed_at]));
+    const toUpdate = (id: string, st: JobStatus): StateUpdate =>
+      ({ id, state: st.state, done: isTerminal(st.state), status: JSON.stringify(st), seenChangedAt: seen.get(id) ?? null });
     if (this.inner.statusMany) {
       try {
         await this.o.limiter?.take("query");

@@ -129,6 +129,8 @@ export interface StateUpdate {
   done: boolean;
   /** the scheduler's status as JSON */
   status: string;
+  /** the row's changed_at in the rows the poll was made for (read before it was asked) */
+  seenChangedAt?: number | null;
 }
 
 const me = () => ({ pid: process.pid, start_time: selfStart() });
@@ -239,14 +241,19 @@ export class JobWatchTable {
     });
   }
 
-  /** Writes the states a poll found; changed_at moves only when the state word changed. */
-  record(updates: readonly StateUpdate[], now = Date.now()): Promise<void> {
+  /**
+   * Writes the states a poll asked at `askedAt` found; changed_at moves only when the state word
+   * changed. A touch the poll saw (seenChangedAt) counts as answered even when it is marked a
+   * millisecond later than the question; a touch it did not see stays after checked_at, so the
+   * row is polled again.
+   */
+  record(updates: readonly StateUpdate[], askedAt = Date.now()): Promise<void> {
     return this.s.write("recording job states", (db) => {
       const q = db.query(
         `UPDATE job_watch SET changed_at = CASE WHEN state IS ?3 THEN changed_at ELSE ?6 END,
            state = ?3, done = ?4, status = ?5, error = NULL, checked_at = ?6 WHERE endpoint = ?1 AND job_id = ?2`,
       );
-      for (const u of updates) q.run(this.endpoint, u.id, u.state, u.done ? 1 : 0, u.status, now);
+      for (const u of updates) q.run(this.endpoint, u.id, u.state, u.done ? 1 : 0, u.status, Math.max(askedAt, u.seenChangedAt ?? 0));
     });
   }
 
@@ -261,11 +268,23 @@ export class JobWatchTable {
     });
   }
 
-  /** Something happened to these jobs (a cancel was sent): poll them quickly again. */
-  touch(ids: readonly string[], now = Date.now()): Promise<void> {
+  /**
+   * Something happened to these jobs (a cancel was sent, a start notice came): poll them quickly
+   * again. The mark (returned per job) is later than any poll asked before the touch, even one in
+   * the same millisecond: a reader waiting for checked_at >= mark gets a state asked after it.
+   */
+  touch(ids: readonly string[], now = Date.now()): Promise<Map<string, number>> {
     return this.s.write("marking jobs changed", (db) => {
-      const q = db.query("UPDATE job_watch SET changed_at = ?3 WHERE endpoint = ?1 AND job_id = ?2");
-      for (const id of ids) q.run(this.endpoint, id, now);
+      const q = db.query<{ changed_at: number }, [string, string, number]>(
+        `UPDATE job_watch SET changed_at = MAX(?3 + 1, IFNULL(checked_at + 1, 0))
+           WHERE endpoint = ?1 AND job_id = ?2 RETURNING changed_at`,
+      );
+      const marks = new Map<string, number>();
+      for (const id of ids) {
+        const row = q.get(this.endpoint, id, now);
+        if (row) marks.set(id, row.changed_at);
+      }
+      return marks;
     });
   }
 
