@@ -33,7 +33,7 @@
 import { openStateDb, type StateDb } from "../state/db.ts";
 import { waiterAlarm, type WaiterAlarm } from "../state/pilot-waiters.ts";
 import {
-  dropPilot, leavePilotQueue, offerPilot, type PilotJob, pilotFits, pilotGranted, shareSlots, takePilot,
+  dropPilot, leavePilotQueue, offerPilot, type PilotJob, pilotFits, pilotQueuePlace, shareSlots, takePilot,
 } from "../state/pilots.ts";
 import { agentPathOnCluster } from "./agent-binary.ts";
 import { type AgentSession, connectAgent } from "./build/connect.ts";
@@ -51,6 +51,15 @@ const IDLE_MARGIN_MS = 5_000;
 const WAIT_STEP_MS = 1000;
 /** How often a waiting build looks at all pilots (a write transaction): a job may have ended, a holder died. */
 const RELOOK_MS = 2000;
+/**
+ * Only the first few waiters of a shape look at all pilots that often; one further back relooks
+ * every FAR_RELOOK_MS and reads every FAR_WAIT_STEP_MS (a slot handed to it wakes it at once). With
+ * 200 builds waiting, their looks kept the state database's lock and two cores busy, and slots
+ * idle: 4 of 16 busy in the 200-wide benchmark (bench/README.md, session 11).
+ */
+const FRONT_OF_LINE = 4;
+const FAR_RELOOK_MS = 30_000;
+const FAR_WAIT_STEP_MS = 3000;
 
 export interface TakenPilot {
   id: string;
@@ -176,9 +185,15 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
             alarm?.close();
             alarm = waiterAlarm(plan.localState, queued);
           }
-          const relook = Date.now() + RELOOK_MS;
-          while (Date.now() < relook && !(await pilotGranted(db, queued))) {
-            await run.step(alarm.next(Math.min(WAIT_STEP_MS, relook - Date.now())));
+          // Further back in line, look less often; moving up to the front brings the relook forward.
+          const lookedAt = Date.now();
+          for (;;) {
+            const place = await pilotQueuePlace(db, queued);
+            if (!place || place.granted) break;
+            const front = place.ahead < FRONT_OF_LINE;
+            const relook = lookedAt + (front ? RELOOK_MS : FAR_RELOOK_MS);
+            if (Date.now() >= relook) break;
+            await run.step(alarm.next(Math.min(front ? WAIT_STEP_MS : FAR_WAIT_STEP_MS, relook - Date.now())));
           }
         }
       } finally {

@@ -130,6 +130,19 @@ export function grantedTo(db: Database, id: number): number | null | undefined {
   return row ? row.granted : undefined;
 }
 
+/**
+ * Waiter `id`'s place: the slot handed to it (null: none yet), and how many waiters of its shape
+ * without a slot are in line before it. undefined: no such waiter. A read, no lock.
+ */
+export function placeInLine(db: Database, id: number): { granted: number | null; ahead: number } | undefined {
+  const row = db.query(
+    `SELECT w.granted AS granted, (SELECT COUNT(*) FROM pilot_waiters o WHERE o.id < w.id AND o.granted IS NULL
+       AND o.endpoint = w.endpoint AND o.resource_key = w.resource_key) AS ahead
+     FROM pilot_waiters w WHERE w.id = ?`,
+  ).get(id) as { granted: number | null; ahead: number } | null;
+  return row ?? undefined;
+}
+
 /** Removes waiter `id`; returns the slot it had been handed, if any. Inside a write transaction. */
 export function removeWaiter(db: Database, id: number): number | null {
   const granted = grantedTo(db, id) ?? null;

@@ -10,7 +10,7 @@ import path from "node:path";
 import { probeHolder, selfStart } from "./budget.ts";
 import type { StateDb } from "./db.ts";
 import {
-  addWaiter, dropDeadWaiters, ensureWaiters, grantedTo, grantSlot, removeWaiter, type Waiter, wakeWaiters,
+  addWaiter, dropDeadWaiters, ensureWaiters, grantedTo, grantSlot, placeInLine, removeWaiter, type Waiter, wakeWaiters,
 } from "./pilot-waiters.ts";
 
 export interface PilotJob {
@@ -199,6 +199,13 @@ export async function takePilot(
 /** Whether waiter `id` has been handed a slot (a read: no write lock). */
 export const pilotGranted = (s: StateDb, id: number): Promise<boolean> =>
   s.read("looking for a handed pilot slot", (db) => (grantedTo(db, id) ?? null) !== null);
+
+/** Whether waiter `id` has a slot, and how many of its shape wait before it (a read); undefined: not queued. */
+export const pilotQueuePlace = (s: StateDb, id: number): Promise<{ granted: boolean; ahead: number } | undefined> =>
+  s.read("looking at a pilot waiter's place", (db) => {
+    const p = placeInLine(db, id); // the table exists: takePilot queued the waiter
+    return p && { granted: p.granted !== null, ahead: p.ahead };
+  });
 
 /** A waiter gives up (interrupted): its row goes, and a slot handed to it meanwhile to the next waiter. */
 export async function leavePilotQueue(s: StateDb, id: number): Promise<void> {

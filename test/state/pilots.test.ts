@@ -5,7 +5,8 @@
 // once: one wins), offering lists it idle again, dropping frees its slot for a submit. A hook told
 // to wait is queued: a slot offered idle is handed to the longest-waiting live hook of its shape
 // (not to a newcomer), a slot handed to a hook that died goes to the next, and a hook that leaves
-// the queue passes on what it was handed.
+// the queue passes on what it was handed. A waiter's place in line (how often it looks) counts only
+// the waiters of its shape before it that have no slot yet.
 import { afterAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
@@ -14,7 +15,7 @@ import { openStateDb } from "../../src/state/db.ts";
 import { addWaiter, chooseWaiter, listWaiters, type Waiter } from "../../src/state/pilot-waiters.ts";
 import {
   choosePilot, dropPilot, leavePilotQueue, listPilots, offerPilot, type PilotJob, type PilotRow, type PilotWant, pilotGranted,
-  stalePilot, takePilot,
+  pilotQueuePlace, stalePilot, takePilot,
 } from "../../src/state/pilots.ts";
 import { readStartTime } from "../../src/sys/proc.ts";
 
@@ -93,6 +94,27 @@ test("an offered slot with nobody waiting stays idle and is taken by the next lo
   expect(await offerPilot(db, slot, job({ jobId: "43" }))).toBeUndefined();
   const got = await takePilot(db, w, now);
   expect("take" in got && got.take.job?.jobId).toBe("43");
+  db.close();
+});
+
+test("a waiter's place: waiters of its shape before it without a slot", async () => {
+  const db = freshDb();
+  const w = want({ maxJobs: 1 });
+  const slot = ((await takePilot(db, w, now)) as { submit: number }).submit;
+  const a = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  const other = await db.write("t", (d) =>
+    addWaiter(d, { endpoint: "e", resourceKey: "L", needMs: 0, marginMs: 0, pid: process.pid, startTime: readStartTime(process.pid)! }));
+  const b = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  const c = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
+  expect(await pilotQueuePlace(db, a)).toEqual({ granted: false, ahead: 0 });
+  expect(await pilotQueuePlace(db, other)).toEqual({ granted: false, ahead: 0 });
+  expect(await pilotQueuePlace(db, c)).toEqual({ granted: false, ahead: 2 });
+  await offerPilot(db, slot, job({ jobId: "45" }));
+  expect(await pilotQueuePlace(db, a)).toEqual({ granted: true, ahead: 0 });
+  expect(await pilotQueuePlace(db, b)).toEqual({ granted: false, ahead: 0 });
+  expect(await pilotQueuePlace(db, c)).toEqual({ granted: false, ahead: 1 });
+  await leavePilotQueue(db, c);
+  expect(await pilotQueuePlace(db, c)).toBeUndefined();
   db.close();
 });
 
