@@ -144,6 +144,8 @@ export interface TakeOptions {
   /** told once when the take must wait longer than reportAfterMs (1 s) */
   onWait?: (msg: string) => void;
   reportAfterMs?: number;
+  /** this take waits at most this long (0: only a token spendable now); else RateLimitWaitTooLong, nothing taken */
+  maxWaitMs?: number;
 }
 
 /** A bucket whose surplus above `keep` tokens a RateLimiter may take when its own would make it wait. */
@@ -197,8 +199,8 @@ export class RateLimiter {
         db.query("INSERT INTO rate_buckets (key, tokens, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET tokens = ?2, updated_at = ?3")
           .run(key, b.tokens, b.updatedAt);
       const now = this.now();
-      const res = reserve(get(this.key), now, cost, this.policy, this.maxWaitMs);
-      if (res.granted && res.waitMs > 0 && this.sibling) {
+      const res = reserve(get(this.key), now, cost, this.policy, Math.min(o.maxWaitMs ?? Infinity, this.maxWaitMs));
+      if (res.waitMs > 0 && this.sibling) {
         const { key, policy, keep } = this.sibling;
         const lent = borrow(get(key), now, cost, policy, keep);
         if (lent) {
