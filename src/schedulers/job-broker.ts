@@ -264,8 +264,9 @@ export class JobBroker {
     if (rows.length === 0) return;
     const ids = rows.map((r) => r.job_id);
     const seen = new Map(rows.map((r) => [r.job_id, r.changed_at]));
-    const toUpdate = (id: string, st: JobStatus): StateUpdate =>
-      ({ id, state: st.state, done: isTerminal(st.state), status: JSON.stringify(st), seenChangedAt: seen.get(id) ?? null });
+    const toUpdate = (id: string, st: JobStatus): StateUpdate => ({
+      id, state: st.state, done: isTerminal(st.state), status: JSON.stringify(st), seenChangedAt: seen.get(id) ?? null,
+    });
     if (this.inner.statusMany) {
       try {
         await this.o.limiter?.take("query");

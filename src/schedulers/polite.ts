@@ -8,7 +8,9 @@ import type { NshConfig } from "../config/nsh-conf.ts";
 import { jitteredDelay } from "../state/backoff.ts";
 import type { StateDb } from "../state/db.ts";
 import { JobWatchTable } from "../state/job-watch.ts";
-import { parseRate, RateLimiter, RateLimitWaitTooLong, type RatePolicy, sleep, splitRate } from "../state/rate-limit.ts";
+import {
+  parseRate, RateLimiter, RateLimitWaitTooLong, type RatePolicy, sleep, splitRate,
+} from "../state/rate-limit.ts";
 import { type BrokerOptions, JobBroker } from "./job-broker.ts";
 import { classifyRefusal, retryRefusal } from "./refusal.ts";
 import { type JobHandle, type JobSpec, type JobStatus, type Scheduler, SchedulerError } from "./scheduler.ts";

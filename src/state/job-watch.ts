@@ -253,7 +253,9 @@ export class JobWatchTable {
         `UPDATE job_watch SET changed_at = CASE WHEN state IS ?3 THEN changed_at ELSE ?6 END,
            state = ?3, done = ?4, status = ?5, error = NULL, checked_at = ?6 WHERE endpoint = ?1 AND job_id = ?2`,
       );
-      for (const u of updates) q.run(this.endpoint, u.id, u.state, u.done ? 1 : 0, u.status, Math.max(askedAt, u.seenChangedAt ?? 0));
+      for (const u of updates) {
+        q.run(this.endpoint, u.id, u.state, u.done ? 1 : 0, u.status, Math.max(askedAt, u.seenChangedAt ?? 0));
+      }
     });
   }
 

@@ -20,8 +20,10 @@ afterAll(() => {
 
 const status = (id: string, state: JobStatus["state"]): JobStatus =>
   ({ id, state, rawState: [], reason: null, nodes: "n1", exitCode: null, signal: null, startTime: null, endTime: null });
-const update = (id: string, state: JobStatus["state"], seenChangedAt?: number | null) =>
-  ({ id, state, done: false, status: JSON.stringify(status(id, state)), ...(seenChangedAt !== undefined ? { seenChangedAt } : {}) });
+const update = (id: string, state: JobStatus["state"], seenChangedAt?: number | null) => ({
+  id, state, done: false, status: JSON.stringify(status(id, state)),
+  ...(seenChangedAt !== undefined ? { seenChangedAt } : {}),
+});
 
 test("a touch in the poll's millisecond is answered only by a poll that saw it", async () => {
   const table = new JobWatchTable(db, "same-ms");

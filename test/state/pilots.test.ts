@@ -102,8 +102,8 @@ test("a waiter's place: waiters of its shape before it without a slot", async ()
   const w = want({ maxJobs: 1 });
   const slot = ((await takePilot(db, w, now)) as { submit: number }).submit;
   const a = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
-  const other = await db.write("t", (d) =>
-    addWaiter(d, { endpoint: "e", resourceKey: "L", needMs: 0, marginMs: 0, pid: process.pid, startTime: readStartTime(process.pid)! }));
+  const me = { pid: process.pid, startTime: readStartTime(process.pid)! };
+  const other = await db.write("t", (d) => addWaiter(d, { endpoint: "e", resourceKey: "L", needMs: 0, marginMs: 0, ...me }));
   const b = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
   const c = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
   expect(await pilotQueuePlace(db, a)).toEqual({ granted: false, ahead: 0 });
