@@ -15,7 +15,8 @@ async function waitForSocket(dir: string, timeoutMs: number): Promise<string> {
   });
   // It may have appeared between the first look and the watch.
   if (fs.existsSync(sock)) appeared.resolve();
-  const missing = () => new Error(`no agent socket in ${dir} after ${timeoutMs / 1000} s (did the job start nsh's agent?)`);
+  const missing = () =>
+    new Error(`no agent socket in ${dir} after ${timeoutMs / 1000} s (did the job start nsh's agent?)`);
   const timer = setTimeout(() => appeared.reject(missing()), timeoutMs);
   try {
     await appeared.promise;

@@ -31,7 +31,7 @@
 // A vanished slot (its agent left, the job ended) never fails a build that has not started in it:
 // the build looks again or submits, as with one slot.
 import { openStateDb, type StateDb } from "../state/db.ts";
-import { waiterAlarm, type WaiterAlarm } from "../state/pilot-waiters.ts";
+import { waiterAlarm, type WaiterAlarm, waiterPace } from "../state/pilot-waiters.ts";
 import {
   dropPilot, leavePilotQueue, offerPilot, type PilotJob, pilotFits, pilotQueuePlace, shareSlots, takePilot,
 } from "../state/pilots.ts";
@@ -47,19 +47,8 @@ import { pilotSlots, slotDir } from "./pilot-slots.ts";
 const TIME_LIMIT_MARGIN_MS = 60_000;
 /** A pilot is taken only while it is sure to wait this much longer (the hook's ssh, clocks). */
 const IDLE_MARGIN_MS = 5_000;
-/** How often a build waiting at pilot-max-jobs looks whether a slot was handed to it, if no wake-up came (a read). */
+/** How often a build whose own pilot job is pending looks for an idle slot in another job. */
 const WAIT_STEP_MS = 1000;
-/** How often a waiting build looks at all pilots (a write transaction): a job may have ended, a holder died. */
-const RELOOK_MS = 2000;
-/**
- * Only the first few waiters of a shape look at all pilots that often; one further back relooks
- * every FAR_RELOOK_MS and reads every FAR_WAIT_STEP_MS (a slot handed to it wakes it at once). With
- * 200 builds waiting, their looks kept the state database's lock and two cores busy, and slots
- * idle: 4 of 16 busy in the 200-wide benchmark (bench/README.md, session 11).
- */
-const FRONT_OF_LINE = 4;
-const FAR_RELOOK_MS = 30_000;
-const FAR_WAIT_STEP_MS = 3000;
 
 export interface TakenPilot {
   id: string;
@@ -178,22 +167,22 @@ export function pilotJobs(run: BuildRun): PilotJobs | undefined {
           if (!said) ctx.log(INFO, `nsh: waiting for one of ${choice.wait} pilot jobs to be idle (pilot-max-jobs)`);
           said = true;
           // Queued: a slot that becomes idle is handed over with a wake-up of this waiter alone; a full
-          // look (a job may have ended, a holder died) only every RELOOK_MS. The first read after the
-          // alarm is set catches a slot handed over before it was.
+          // look (a job may have ended, a holder died) only at waiterPace's pace. The first read after
+          // the alarm is set catches a slot handed over before it was.
           const queued = waiter!;
           if (alarm?.id !== queued) {
             alarm?.close();
             alarm = waiterAlarm(plan.localState, queued);
           }
-          // Further back in line, look less often; moving up to the front brings the relook forward.
+          // Moving up in line brings the next full look forward.
           const lookedAt = Date.now();
           for (;;) {
             const place = await pilotQueuePlace(db, queued);
             if (!place || place.granted) break;
-            const front = place.ahead < FRONT_OF_LINE;
-            const relook = lookedAt + (front ? RELOOK_MS : FAR_RELOOK_MS);
-            if (Date.now() >= relook) break;
-            await run.step(alarm.next(Math.min(front ? WAIT_STEP_MS : FAR_WAIT_STEP_MS, relook - Date.now())));
+            const pace = waiterPace(place.ahead);
+            const left = lookedAt + pace.relookMs - Date.now();
+            if (left <= 0) break;
+            await run.step(alarm.next(Math.min(pace.readMs, left)));
           }
         }
       } finally {

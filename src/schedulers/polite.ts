@@ -9,7 +9,7 @@ import { jitteredDelay } from "../state/backoff.ts";
 import type { StateDb } from "../state/db.ts";
 import { JobWatchTable } from "../state/job-watch.ts";
 import {
-  parseRate, RateLimiter, RateLimitWaitTooLong, type RatePolicy, sleep, splitRate,
+  parseRate, RateLimiter, RateLimitWaitTooLong, type RatePolicy, sleep, splitRate, type TakeOptions,
 } from "../state/rate-limit.ts";
 import { type BrokerOptions, JobBroker } from "./job-broker.ts";
 import { classifyRefusal, retryRefusal } from "./refusal.ts";
@@ -85,8 +85,8 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
     query: new RateLimiter(o.db, keys.query, budgets.query, { sibling: sibling("submit") }),
   };
   const broker = new JobBroker(inner, table, { ...o.broker, ...(limiters ? { limiter: limiters.query } : {}), log });
-  const take = (kind: "submit" | "query") =>
-    limiters?.[kind].take(kind, { ...(o.signal ? { signal: o.signal } : {}), onWait: log });
+  const take = (kind: "submit" | "query", more: TakeOptions = {}) =>
+    limiters?.[kind].take(kind, { ...(o.signal ? { signal: o.signal } : {}), onWait: log, ...more });
 
   /** Waits for room under the queue cap; the slot's id, to release once the job is followed. */
   async function queueSlot(): Promise<number | undefined> {
@@ -142,7 +142,7 @@ export function politeScheduler(inner: Scheduler, o: PoliteOptions): PoliteSched
     const quick = await Promise.race([viaBroker, sleep(STATUS_NOW_DIRECT_MS, o.signal).then(() => undefined)]);
     if (quick) return quick;
     try {
-      await limiters?.query.take("query", { maxWaitMs: 0, ...(o.signal ? { signal: o.signal } : {}) });
+      await take("query", { maxWaitMs: 0 });
     } catch (e) {
       if (e instanceof RateLimitWaitTooLong) return await viaBroker;
       throw e;

@@ -143,6 +143,17 @@ export function placeInLine(db: Database, id: number): { granted: number | null;
   return row ?? undefined;
 }
 
+/**
+ * Pure: how often a waiter with `ahead` waiters of its shape before it looks. The first few look at all
+ * pilots (a write transaction) every 2 s and at their own row every 1 s; one further back every 30 s
+ * and 3 s, since a slot handed to it wakes it at once. With 200 builds waiting, everyone's looks kept
+ * the state database's lock and two cores busy, and slots idle (bench/README.md, sessions 11 and 12).
+ */
+export function waiterPace(ahead: number): { relookMs: number; readMs: number } {
+  return ahead < FRONT_OF_LINE ? { relookMs: 2000, readMs: 1000 } : { relookMs: 30_000, readMs: 3000 };
+}
+const FRONT_OF_LINE = 4;
+
 /** Removes waiter `id`; returns the slot it had been handed, if any. Inside a write transaction. */
 export function removeWaiter(db: Database, id: number): number | null {
   const granted = grantedTo(db, id) ?? null;

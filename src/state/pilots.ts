@@ -196,10 +196,6 @@ export async function takePilot(
   return out;
 }
 
-/** Whether waiter `id` has been handed a slot (a read: no write lock). */
-export const pilotGranted = (s: StateDb, id: number): Promise<boolean> =>
-  s.read("looking for a handed pilot slot", (db) => (grantedTo(db, id) ?? null) !== null);
-
 /** Whether waiter `id` has a slot, and how many of its shape wait before it (a read); undefined: not queued. */
 export const pilotQueuePlace = (s: StateDb, id: number): Promise<{ granted: boolean; ahead: number } | undefined> =>
   s.read("looking at a pilot waiter's place", (db) => {

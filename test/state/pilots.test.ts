@@ -12,9 +12,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openStateDb } from "../../src/state/db.ts";
-import { addWaiter, chooseWaiter, listWaiters, type Waiter } from "../../src/state/pilot-waiters.ts";
+import { addWaiter, chooseWaiter, listWaiters, type Waiter, waiterPace } from "../../src/state/pilot-waiters.ts";
 import {
-  choosePilot, dropPilot, leavePilotQueue, listPilots, offerPilot, type PilotJob, type PilotRow, type PilotWant, pilotGranted,
+  choosePilot, dropPilot, leavePilotQueue, listPilots, offerPilot, type PilotJob, type PilotRow, type PilotWant,
   pilotQueuePlace, stalePilot, takePilot,
 } from "../../src/state/pilots.ts";
 import { readStartTime } from "../../src/sys/proc.ts";
@@ -73,9 +73,9 @@ test("through the database: reserve, wait in the queue, be handed the offered sl
   const slot = (first as { submit: number }).submit;
   const queued = (await takePilot(db, w, now)) as { wait: number; waiter: number };
   expect(queued.wait).toBe(1);
-  expect(await pilotGranted(db, queued.waiter)).toBe(false);
+  expect((await pilotQueuePlace(db, queued.waiter))?.granted).toBe(false);
   expect(await offerPilot(db, slot, job({ jobId: "42" }))).toBe(process.pid);
-  expect(await pilotGranted(db, queued.waiter)).toBe(true);
+  expect((await pilotQueuePlace(db, queued.waiter))?.granted).toBe(true);
   // A newcomer does not get the slot handed to the queued hook.
   const newcomer = (await takePilot(db, w, now)) as { wait: number; waiter: number };
   expect(newcomer.wait).toBe(1);
@@ -118,6 +118,13 @@ test("a waiter's place: waiters of its shape before it without a slot", async ()
   db.close();
 });
 
+test.each<[string, number, { relookMs: number; readMs: number }]>([
+  ["first in line: a full look every 2 s, its row every 1 s", 0, { relookMs: 2000, readMs: 1000 }],
+  ["fourth in line: the same", 3, { relookMs: 2000, readMs: 1000 }],
+  ["fifth and further: a full look every 30 s, its row every 3 s", 4, { relookMs: 30_000, readMs: 3000 }],
+  ["200th", 199, { relookMs: 30_000, readMs: 3000 }],
+])("waiter pace: %s", (_what, ahead, pace) => expect(waiterPace(ahead)).toEqual(pace));
+
 test("queued hooks are handed slots in the order they came; one that leaves passes its slot on", async () => {
   const db = freshDb();
   const w = want({ maxJobs: 1 });
@@ -126,9 +133,10 @@ test("queued hooks are handed slots in the order they came; one that leaves pass
   const b = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
   const c = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
   await offerPilot(db, slot, job({ jobId: "44" }));
-  expect([await pilotGranted(db, a), await pilotGranted(db, b), await pilotGranted(db, c)]).toEqual([true, false, false]);
+  const granted = async (id: number) => (await pilotQueuePlace(db, id))?.granted;
+  expect([await granted(a), await granted(b), await granted(c)]).toEqual([true, false, false]);
   await leavePilotQueue(db, a);
-  expect([await pilotGranted(db, b), await pilotGranted(db, c)]).toEqual([true, false]);
+  expect([await granted(b), await granted(c)]).toEqual([true, false]);
   expect(await takePilot(db, w, now, undefined, false, c)).toMatchObject({ wait: 1, waiter: c });
   const got = await takePilot(db, w, now, undefined, false, b);
   expect("take" in got && got.take.slot).toBe(slot);
@@ -145,8 +153,8 @@ test("a slot handed to a hook that died goes to the next queued hook", async () 
   const dead = await db.write("queueing a hook", (d) => addWaiter(d, { ...w, pid: doomed.pid, startTime }));
   const mine = ((await takePilot(db, w, now)) as { waiter: number }).waiter;
   await offerPilot(db, slot, job({ jobId: "45" }));
-  expect(await pilotGranted(db, dead)).toBe(true);
-  expect(await pilotGranted(db, mine)).toBe(false);
+  expect((await pilotQueuePlace(db, dead))?.granted).toBe(true);
+  expect((await pilotQueuePlace(db, mine))?.granted).toBe(false);
   doomed.kill(9);
   await doomed.exited;
   // The next look (anyone's) finds the dead hook's slot and hands it on; here the next queued hook's own.
